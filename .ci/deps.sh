@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# deps.sh — check (and, as root with apt, install) the Debian packages locus builds with.
+#   check-build   compiler headers/libs for the main build (sleef, png, openblas, OpenMP)
+#   check-neon    the aarch64 cross toolchain, arm64 SLEEF and qemu-user (for make neon-test)
+#   install       everything above, plus tesseract (OCR, used by experiments)
+# A missing package is installed automatically when running as root with apt-get available; otherwise the
+# script prints the apt command to run and exits 1.
+set -u
+mode=${1:-check-build}
+CC=${CC:-gcc}
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_install() {
+    if ! can_install; then
+        echo "locus: missing Debian packages: $*" >&2
+        echo "locus: run: sudo apt-get install -y $*" >&2
+        exit 1
+    fi
+    echo "locus: installing Debian packages: $*" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq "$@" >/dev/null; } || {
+        echo "locus: apt-get install $* failed" >&2; exit 1; }
+}
+
+have_header() { echo "#include <$1>" | $CC -E -x c - >/dev/null 2>&1; }
+
+check_build() {
+    local miss=()
+    have_header sleef.h || miss+=(libsleef-dev)
+    have_header png.h || miss+=(libpng-dev)
+    have_header cblas.h || miss+=(libopenblas-openmp-dev)
+    case "$CC" in *clang*) echo 'int main(void){return 0;}' | $CC -fopenmp -x c - -o /dev/null >/dev/null 2>&1 || miss+=(libomp-dev) ;; esac
+    [ ${#miss[@]} -eq 0 ] || apt_install "${miss[@]}"
+}
+
+check_neon() {
+    local miss=()
+    command -v aarch64-linux-gnu-gcc >/dev/null || miss+=(gcc-aarch64-linux-gnu)
+    command -v qemu-aarch64 >/dev/null || miss+=(qemu-user)
+    if [ ! -f /usr/include/aarch64-linux-gnu/sleef.h ]; then
+        if can_install && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+            dpkg --add-architecture arm64 && apt-get update -qq >/dev/null 2>&1
+        fi
+        miss+=(libsleef-dev:arm64)
+    fi
+    [ ${#miss[@]} -eq 0 ] || apt_install "${miss[@]}"
+}
+
+case "$mode" in
+check-build) check_build ;;
+check-neon) check_neon ;;
+install) check_build; check_neon; command -v tesseract >/dev/null || apt_install tesseract-ocr libtesseract-dev ;;
+*) echo "usage: deps.sh check-build|check-neon|install" >&2; exit 2 ;;
+esac

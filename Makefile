@@ -1,0 +1,116 @@
+# locus — top-level GNU Makefile.
+#
+#   make              build/locus (CLI) and build/liblocus.a
+#   make test         build and run the test suite (what .ci/run runs)
+#   make bench        benchmarks (report ratios; never fail on timing)
+#   make asan         ASan+UBSan build of the unit tests, run
+#   make neon-test    aarch64 cross build of the kernel tests, run under qemu-user, hashes compared with x86
+#   make fuzz         libFuzzer target for the safetensors parser (clang), run for FUZZ_SECONDS
+#   make deps         check (and, as root with apt, install) the Debian packages
+#
+# Determinism contract: -O2 -ffp-contract=off, no fast-math, no -march=native; ISA flags only on
+# simd/avx2, simd/avx512 and simd/neon sources.  CC=gcc or CC=clang.
+
+ifeq ($(origin CC),default)
+CC = gcc
+endif
+BUILD    ?= build
+OPT      ?= -O2
+CSTD      = -std=c11 -D_GNU_SOURCE
+WARN      = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+FPFLAGS   = -ffp-contract=off -fno-fast-math
+CFLAGS_BASE = $(CSTD) $(OPT) $(FPFLAGS) $(WARN) -fopenmp -g $(EXTRA_CFLAGS)
+SLEEF_INC ?=
+LDLIBS    = -lsleef -lpng -lm -fopenmp $(EXTRA_LDLIBS)
+ARCH     := $(shell $(CC) -dumpmachine | cut -d- -f1)
+
+FLAGS_avx2   = -mavx2 -mfma
+FLAGS_avx512 = -mavx512f -mavx2 -mfma
+FLAGS_neon   =
+
+CORE_SRC = $(wildcard core/*.c)
+SIMD_SRC = simd/dispatch.c simd/gemm.c simd/conv.c simd/attention.c simd/ops.c simd/ref/kernels_scalar.c
+ifeq ($(ARCH),x86_64)
+SIMD_SRC += simd/avx2/kernels_avx2.c simd/avx512/kernels_avx512.c
+endif
+ifeq ($(ARCH),aarch64)
+SIMD_SRC += simd/neon/kernels_neon.c
+endif
+LIB_SRC  = $(CORE_SRC) $(SIMD_SRC) $(wildcard models/*.c) $(filter-out experiments/locus_cli.c,$(wildcard experiments/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
+
+.PHONY: all test unit-test bench asan neon-test fuzz deps clean
+all: $(BUILD)/locus $(BUILD)/liblocus.a
+
+$(BUILD)/.deps-ok:
+	@CC="$(CC)" bash .ci/deps.sh check-build
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/obj/simd/avx2/%.o: simd/avx2/%.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_avx2) -MMD -MP -c $< -o $@
+$(BUILD)/obj/simd/avx512/%.o: simd/avx512/%.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_avx512) -MMD -MP -c $< -o $@
+$(BUILD)/obj/simd/neon/%.o: simd/neon/%.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_neon) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
+
+$(BUILD)/liblocus.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/locus: $(BUILD)/obj/experiments/locus_cli.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+
+# ---- tests ----
+unit-test: $(TEST_BIN) $(BUILD)/locus
+	@bash tests/run_tests.sh $(BUILD)
+
+test: unit-test
+
+# ---- sanitizers ----
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    EXTRA_LDLIBS="-fsanitize=address,undefined" unit-test
+
+# ---- aarch64 / NEON under qemu-user ----
+neon-test:
+	@bash .ci/deps.sh check-neon
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc $(BUILD)-aarch64/test_kernels
+	@bash tests/neon_compare.sh $(BUILD) build-aarch64
+
+# ---- benchmarks ----
+BENCH_LIBS = -lopenblas
+$(BUILD)/bench_gemm: $(BUILD)/obj/benchmarks/bench_gemm.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
+$(BUILD)/bench_kernels: $(BUILD)/obj/benchmarks/bench_kernels.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels
+	@bash benchmarks/run_bench.sh $(BUILD)
+
+# ---- fuzzing (clang + libFuzzer) ----
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build-fuzz
+	clang $(CSTD) -O1 -g $(FPFLAGS) -fsanitize=fuzzer,address,undefined -Icore \
+	    tests/fuzz/fuzz_safetensors.c core/safetensors.c core/json.c core/error.c core/tensor.c -lm -o build-fuzz/fuzz_safetensors
+	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
+	build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus
+
+deps:
+	@bash .ci/deps.sh install
+
+clean:
+	rm -rf build build-asan build-aarch64 build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

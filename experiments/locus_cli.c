@@ -1,0 +1,48 @@
+/* locus_cli.c — the `locus` command-line front end.
+ *
+ *   locus info                 ISA table in use, threads, CPU support, version
+ *   locus version
+ * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/version.h"
+#include "../simd/kernels.h"
+
+static int usage(FILE *f) {
+    fprintf(f,
+            "usage: locus <command> [options]\n"
+            "  info       show the kernel ISA in use (LOCUS_ISA forces one), threads (LOCUS_THREADS) and CPU support\n"
+            "  version    print the version\n");
+    return f == stderr ? 2 : 0;
+}
+
+static int cmd_info(int argc, char **argv) {
+    (void)argc; (void)argv;
+    if (locus_kernels_init() != LOCUS_OK) {
+        fprintf(stderr, "locus: %s\n", locus_errmsg());
+        return 2;
+    }
+    const locus_kernels *k = locus_k();
+    printf("locus %s\n", LOCUS_VERSION);
+    printf("isa: %s (gemm tile %dx%d)\n", k->name, k->mr, k->nr);
+    printf("threads: %d\n", locus_threads());
+    printf("supported:");
+    static const char *names[] = {"scalar", "avx2", "avx512", "neon"};
+    for (int i = 0; i < LOCUS_ISA_COUNT; i++)
+        if (locus_kernels_for((locus_isa)i)) printf(" %s", names[i]);
+    printf("\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage(stderr);
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
+    fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);
+    return 2;
+}

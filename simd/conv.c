@@ -1,0 +1,49 @@
+/* conv.c — 2-D convolution (NCHW, groups = 1) as a GEMM with implicit im2col packing.
+ *
+ * Per image: C[Cout, Ho*Wo] = W[Cout, Cin*kh*kw] . X_col[Cin*kh*kw, Ho*Wo] + bias.  X_col is never built:
+ * the GEMM driver asks for packed panels and pack_im2col gathers them straight from the input, writing 0 for
+ * padding.  The reduction order is (ci, ky, kx), one FMA chain per output.
+ */
+#include "ops.h"
+
+typedef struct {
+    const float *x; /* one image [Cin, H, W] */
+    int H, W, kh, kw, stride, pad, Wo;
+} im2col_ctx;
+
+static void pack_im2col(const void *vctx, int k0, int kc, int j0, int w, int ldbp, float *dst) {
+    const im2col_ctx *c = vctx;
+    const int khw = c->kh * c->kw;
+    for (int k = 0; k < kc; k++) {
+        int kk = k0 + k, ci = kk / khw, r = kk % khw, ky = r / c->kw, kx = r % c->kw;
+        const float *plane = c->x + (size_t)ci * c->H * c->W;
+        float *o = dst + (size_t)k * ldbp;
+        int oy = j0 / c->Wo, ox = j0 % c->Wo;
+        for (int j = 0; j < w; j++) {
+            int iy = oy * c->stride - c->pad + ky, ix = ox * c->stride - c->pad + kx;
+            o[j] = (iy >= 0 && iy < c->H && ix >= 0 && ix < c->W) ? plane[(size_t)iy * c->W + ix] : 0.0f;
+            if (++ox == c->Wo) { ox = 0; oy++; }
+        }
+        for (int j = w; j < ldbp; j++) o[j] = 0.0f;
+    }
+}
+
+void locus_conv2d(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
+                  int kw, int stride, int pad, float *y) {
+    int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * Cin * H * W;
+        locus_gemm_desc d = {0};
+        d.M = Cout; d.N = Ho * Wo; d.K = Cin * kh * kw;
+        d.A = w; d.a_rs = d.K; d.a_cs = 1;
+        d.C = y + (size_t)b * Cout * Ho * Wo; d.ldc = d.N;
+        d.bias = bias; d.bias_kind = bias ? LOCUS_UKR_BIAS_ROW : 0;
+        im2col_ctx ctx = {xb, H, W, kh, kw, stride, pad, Wo};
+        if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
+            d.B = xb; d.b_rs = (ptrdiff_t)H * W; d.b_cs = 1;
+        } else {
+            d.pack_b = pack_im2col; d.pack_ctx = &ctx;
+        }
+        locus_gemm(&d);
+    }
+}

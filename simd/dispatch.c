@@ -1,0 +1,96 @@
+/* dispatch.c — picks the kernel table once (CPUID or LOCUS_ISA) and owns the thread-count setting. */
+#include "kernels.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const locus_kernels *g_active;
+static const char *g_isa_names[LOCUS_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+
+static int cpu_has(locus_isa isa) {
+    switch (isa) {
+    case LOCUS_ISA_SCALAR: return 1;
+#if defined(__x86_64__)
+    case LOCUS_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case LOCUS_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+#if defined(__aarch64__)
+    case LOCUS_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+const locus_kernels *locus_kernels_for(locus_isa isa) {
+    if (!cpu_has(isa)) return NULL;
+    switch (isa) {
+    case LOCUS_ISA_SCALAR: return &locus_kernels_scalar;
+#if defined(__x86_64__)
+    case LOCUS_ISA_AVX2: return &locus_kernels_avx2;
+    case LOCUS_ISA_AVX512: return &locus_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+    case LOCUS_ISA_NEON: return &locus_kernels_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+locus_status locus_kernels_force(locus_isa isa) {
+    const locus_kernels *k = (unsigned)isa < LOCUS_ISA_COUNT ? locus_kernels_for(isa) : NULL;
+    if (!k) return locus_fail(LOCUS_E_UNSUPPORTED, "ISA '%s' is not supported on this CPU/build", (unsigned)isa < LOCUS_ISA_COUNT ? g_isa_names[isa] : "?");
+    __atomic_store_n(&g_active, k, __ATOMIC_RELEASE);
+    return LOCUS_OK;
+}
+
+locus_status locus_kernels_init(void) {
+    if (__atomic_load_n(&g_active, __ATOMIC_ACQUIRE)) return LOCUS_OK;
+    const char *env = getenv("LOCUS_ISA");
+    if (env && *env) {
+        for (int i = 0; i < LOCUS_ISA_COUNT; i++)
+            if (strcmp(env, g_isa_names[i]) == 0) {
+                locus_status st = locus_kernels_force((locus_isa)i);
+                if (st) return locus_fail(st, "LOCUS_ISA=%s: this CPU/build does not support it", env);
+                return LOCUS_OK;
+            }
+        return locus_fail(LOCUS_E_ARG, "LOCUS_ISA=%s: unknown ISA (use scalar, avx2, avx512 or neon)", env);
+    }
+    static const locus_isa pref[] = {LOCUS_ISA_AVX512, LOCUS_ISA_AVX2, LOCUS_ISA_NEON, LOCUS_ISA_SCALAR};
+    for (size_t i = 0; i < sizeof pref / sizeof pref[0]; i++)
+        if (locus_kernels_for(pref[i])) return locus_kernels_force(pref[i]);
+    return LOCUS_OK; /* unreachable: scalar always exists */
+}
+
+const locus_kernels *locus_k(void) {
+    const locus_kernels *k = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE);
+    if (k) return k;
+    if (locus_kernels_init() != LOCUS_OK) {
+        fprintf(stderr, "locus: %s\n", locus_errmsg());
+        exit(2);
+    }
+    return g_active;
+}
+
+const char *locus_isa_name(void) { return locus_k()->name; }
+
+static int g_threads;
+
+void locus_set_threads(int n) {
+    g_threads = n > 0 ? n : 1;
+    omp_set_num_threads(g_threads);
+}
+
+int locus_threads(void) {
+    if (!g_threads) {
+        const char *e = getenv("LOCUS_THREADS");
+        int n = e ? atoi(e) : 0;
+        locus_set_threads(n > 0 ? n : omp_get_max_threads());
+    }
+    return g_threads;
+}

@@ -1,0 +1,150 @@
+/* gemm.c — the blocked, threaded f32 GEMM driver (Goto/BLIS loop nest) over the table's micro-kernel.
+ *
+ * Loops: jc (NC columns) > pc (KC depth) > [pack B block, shared] > tasks over (MC row block x column
+ * range) > [pack A block, per task] > jr (NR panel) > ir (MR panel) > micro-kernel.  K-blocks are carried
+ * through C in memory: the first block starts from 0, later blocks continue the same FMA chain from the value
+ * stored in C (fp32, exact), so the result equals one unblocked chain over k.  Tasks partition C, so the
+ * thread count never changes what any output sees.
+ */
+#include <assert.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/arena.h"
+#include "ops.h"
+
+#define KC 384
+#define MC_TARGET 144
+#define NC 3072
+#define SERIAL_FLOPS 2000000.0 /* below this, threads cost more than they save */
+
+static void pack_a(const locus_gemm_desc *d, int mr, int i0, int mc, int k0, int kc, float *dst) {
+    for (int ip = 0; ip < mc; ip += mr) {
+        int rows = mc - ip < mr ? mc - ip : mr;
+        float *p = dst + (size_t)ip * kc;
+        if (d->a_cs == 1) {
+            for (int r = 0; r < rows; r++) {
+                const float *src = d->A + (ptrdiff_t)(i0 + ip + r) * d->a_rs + k0;
+                for (int k = 0; k < kc; k++) p[(size_t)k * mr + r] = src[k];
+            }
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < rows; r++)
+                    p[(size_t)k * mr + r] = d->A[(ptrdiff_t)(i0 + ip + r) * d->a_rs + (ptrdiff_t)(k0 + k) * d->a_cs];
+        }
+        for (int r = rows; r < mr; r++)
+            for (int k = 0; k < kc; k++) p[(size_t)k * mr + r] = 0.0f;
+    }
+}
+
+static void pack_b_strided(const locus_gemm_desc *d, int k0, int kc, int j0, int w, int ldbp, float *dst) {
+    if (d->b_cs == 1) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = d->B + (ptrdiff_t)(k0 + k) * d->b_rs + j0;
+            float *o = dst + (size_t)k * ldbp;
+            memcpy(o, src, (size_t)w * sizeof(float));
+            for (int j = w; j < ldbp; j++) o[j] = 0.0f;
+        }
+    } else {
+        for (int j = 0; j < w; j++) {
+            const float *src = d->B + (ptrdiff_t)(j0 + j) * d->b_cs + (ptrdiff_t)k0 * d->b_rs;
+            for (int k = 0; k < kc; k++) dst[(size_t)k * ldbp + j] = src[(ptrdiff_t)k * d->b_rs];
+        }
+        for (int k = 0; k < kc; k++)
+            for (int j = w; j < ldbp; j++) dst[(size_t)k * ldbp + j] = 0.0f;
+    }
+}
+
+static void pack_b(const locus_gemm_desc *d, int k0, int kc, int j0, int w, int ldbp, float *dst) {
+    if (d->pack_b) d->pack_b(d->pack_ctx, k0, kc, j0, w, ldbp, dst);
+    else pack_b_strided(d, k0, kc, j0, w, ldbp, dst);
+}
+
+/* K == 0: C = bias (or 0) */
+static void gemm_k0(const locus_gemm_desc *d) {
+    for (int i = 0; i < d->M; i++)
+        for (int j = 0; j < d->N; j++)
+            d->C[(ptrdiff_t)i * d->ldc + j] = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias[j]
+                                              : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias[i] : 0.0f;
+}
+
+static void gemm_run(const locus_gemm_desc *d, int nt) {
+    const locus_kernels *kt = locus_k();
+    const int MR = kt->mr, NR = kt->nr;
+    const int MC = (MC_TARGET / MR) * MR;
+    if (d->M <= 0 || d->N <= 0) return;
+    if (d->K <= 0) { gemm_k0(d); return; }
+    int ncmax = d->N < NC ? d->N : NC;
+    int kcmax = d->K < KC ? d->K : KC;
+    size_t npan_max = (size_t)(ncmax + NR - 1) / NR;
+    float *bbuf = locus_alloc(npan_max * NR * kcmax * sizeof(float));
+    float *abufs = locus_alloc((size_t)nt * MC * kcmax * sizeof(float));
+    assert(bbuf && abufs);
+    int n_ic = (d->M + MC - 1) / MC;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *abuf = abufs + (size_t)omp_get_thread_num() * MC * kcmax;
+        for (int jc = 0; jc < d->N; jc += NC) {
+            int nc = d->N - jc < NC ? d->N - jc : NC;
+            int npan = (nc + NR - 1) / NR;
+            /* split columns into nj parts so that there are enough tasks for the threads */
+            int nj = (2 * nt + n_ic - 1) / n_ic;
+            if (nj > npan) nj = npan;
+            if (nt == 1) nj = 1;
+            for (int pc = 0; pc < d->K; pc += KC) {
+                int kc = d->K - pc < KC ? d->K - pc : KC;
+                unsigned flags = (pc > 0 ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
+#pragma omp for schedule(static)
+                for (int p = 0; p < npan; p++) {
+                    int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+                    pack_b(d, pc, kc, j0, w, w <= NR / 2 ? NR / 2 : NR, bbuf + (size_t)p * NR * kc);
+                }
+#pragma omp for schedule(static)
+                for (int t = 0; t < n_ic * nj; t++) {
+                    int ic = (t / nj) * MC, part = t % nj;
+                    int mc = d->M - ic < MC ? d->M - ic : MC;
+                    int p0 = (int)((long)npan * part / nj), p1 = (int)((long)npan * (part + 1) / nj);
+                    if (p0 == p1) continue;
+                    pack_a(d, MR, ic, mc, pc, kc, abuf);
+                    for (int p = p0; p < p1; p++) {
+                        int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+                        size_t ldbp = w <= NR / 2 ? (size_t)NR / 2 : (size_t)NR;
+                        const float *bp = bbuf + (size_t)p * NR * kc;
+                        for (int ir = 0; ir < mc; ir += MR) {
+                            int m = mc - ir < MR ? mc - ir : MR;
+                            const float *bias = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias + j0
+                                                : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias + ic + ir : NULL;
+                            kt->gemm_ukr((size_t)kc, abuf + (size_t)ir * kc, bp, ldbp,
+                                         d->C + (ptrdiff_t)(ic + ir) * d->ldc + j0, (size_t)d->ldc, m, w, flags, bias);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    locus_free(bbuf);
+    locus_free(abufs);
+}
+
+void locus_gemm(const locus_gemm_desc *d) {
+    double flops = 2.0 * d->M * d->N * (double)d->K;
+    int nt = flops < SERIAL_FLOPS || omp_in_parallel() ? 1 : locus_threads();
+    gemm_run(d, nt);
+}
+
+void locus_gemm_serial(const locus_gemm_desc *d) { gemm_run(d, 1); }
+
+void locus_matmul(int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C, const float *bias) {
+    locus_gemm_desc d = {0};
+    d.M = M; d.N = N; d.K = K;
+    d.A = A; d.a_rs = transA ? 1 : K; d.a_cs = transA ? M : 1;
+    d.B = B; d.b_rs = transB ? 1 : N; d.b_cs = transB ? K : 1;
+    d.C = C; d.ldc = N;
+    d.bias = bias; d.bias_kind = bias ? LOCUS_UKR_BIAS_COL : 0;
+    locus_gemm(&d);
+}
+
+void locus_linear(const float *x, int M, int K, const float *W, const float *b, int N, float *y) {
+    locus_matmul(M, N, K, x, 0, W, 1, y, b);
+}

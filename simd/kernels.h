@@ -1,0 +1,90 @@
+/* kernels.h — the kernel dispatch table (BLIS style): one table per ISA, chosen once at start.
+ *
+ * Every op has a plain-C reference (simd/ref) and AVX2, AVX-512 and NEON versions that produce the SAME BITS
+ * (see simd/kernels_impl.h for the rules that make that true).  locus_kernels_init() picks the best ISA the
+ * CPU supports (CPUID), or the one forced by LOCUS_ISA=scalar|avx2|avx512|neon, and logs the choice;
+ * locus_isa_name() is recorded in every output file.
+ */
+#ifndef LOCUS_KERNELS_H
+#define LOCUS_KERNELS_H
+
+#include <stddef.h>
+
+#include "../core/error.h"
+
+typedef enum { LOCUS_ISA_SCALAR, LOCUS_ISA_AVX2, LOCUS_ISA_AVX512, LOCUS_ISA_NEON, LOCUS_ISA_COUNT } locus_isa;
+
+enum { LOCUS_ACT_NONE, LOCUS_ACT_SILU, LOCUS_ACT_GELU_ERF, LOCUS_ACT_GELU_TANH, LOCUS_ACT_QUICK_GELU };
+enum {
+    LOCUS_BIN_ADD, LOCUS_BIN_SUB, LOCUS_BIN_MUL,
+    LOCUS_BIN_MUL_ACT_GELU_ERF,  /* a * gelu(b), GEGLU */
+    LOCUS_BIN_MUL_ACT_GELU_TANH, /* a * gelu_tanh(b), T5 gated-gelu */
+    LOCUS_BIN_CFG,               /* a + alpha * (b - a) */
+    LOCUS_BIN_AXPY               /* a + alpha * b */
+};
+
+/* Row kernels: single-threaded, contiguous, any length, any alignment. */
+typedef struct {
+    float (*rsum)(const float *x, size_t n);
+    float (*rmax)(const float *x, size_t n);
+    float (*rsumsq_dev)(const float *x, size_t n, float mean);
+    float (*rdot)(const float *x, const float *y, size_t n);
+    void (*softmax)(const float *x, float *y, size_t n, float scale, const float *mask);
+    void (*norm_apply)(const float *x, float *y, size_t n, float mean, float rstd, const float *w, const float *b);
+    void (*rms_apply)(const float *x, float *y, size_t n, float rstd, const float *w);
+    void (*act)(const float *x, float *y, size_t n, int kind);
+    void (*binary)(const float *a, const float *b, float *y, size_t n, int op, float alpha);
+    void (*scale_shift)(const float *x, float *y, size_t n, float s, float t);
+    void (*timestep_embed)(float t, float *out, int dim, int flip, float shift, float scale, float neg_log_max_period);
+} locus_row_kernels;
+
+/* GEMM micro-kernel flags */
+#define LOCUS_UKR_ACCUM 1u    /* continue the chain: start from C instead of 0 */
+#define LOCUS_UKR_BIAS_COL 2u /* after the chain: C[i][j] = acc + bias[j] */
+#define LOCUS_UKR_BIAS_ROW 4u /* after the chain: C[i][j] = acc + bias[i] */
+
+/* C[m x n] = A_panel . B_panel (+ bias): one FMA chain over k = 0..kc-1 per output, in order.
+ *   a: packed, a[k * MR + r] (rows >= m are zero);  b: packed, b[k * ldbp + j] with ldbp = NR, or NR/2 for a
+ *   narrow panel (n <= NR/2);  c: row-major, row stride ldc;  1 <= m <= MR, 1 <= n <= NR. */
+typedef void (*locus_gemm_ukr_fn)(size_t kc, const float *a, const float *b, size_t ldbp, float *c, size_t ldc, int m,
+                                  int n, unsigned flags, const float *bias);
+
+typedef struct {
+    const char *name;
+    locus_isa isa;
+    int mr, nr;
+    locus_gemm_ukr_fn gemm_ukr;
+    const locus_row_kernels *row;
+} locus_kernels;
+
+/* Fill the table (idempotent, thread-safe after the first call returns).  Honors LOCUS_ISA; an unknown or
+ * unsupported forced ISA is an error (LOCUS_E_ARG / LOCUS_E_UNSUPPORTED with a message). */
+locus_status locus_kernels_init(void);
+
+/* The active table (calls locus_kernels_init on first use and aborts with the message if that fails). */
+const locus_kernels *locus_k(void);
+
+/* Name of the active ISA ("avx512", ...). */
+const char *locus_isa_name(void);
+
+/* Table for a specific ISA, or NULL if not compiled in / not supported by this CPU (used by tests). */
+const locus_kernels *locus_kernels_for(locus_isa isa);
+
+/* Force a table (tests, benchmarks).  Returns LOCUS_E_UNSUPPORTED if the CPU lacks it. */
+locus_status locus_kernels_force(locus_isa isa);
+
+/* Threads: LOCUS_THREADS or OMP_NUM_THREADS, else the number of cores; locus_set_threads overrides. */
+void locus_set_threads(int n);
+int locus_threads(void);
+
+/* Per-ISA tables (defined in simd/<isa>/kernels_<isa>.c). */
+extern const locus_kernels locus_kernels_scalar;
+#if defined(__x86_64__)
+extern const locus_kernels locus_kernels_avx2;
+extern const locus_kernels locus_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const locus_kernels locus_kernels_neon;
+#endif
+
+#endif

@@ -1,0 +1,128 @@
+/* ops.c — threaded drivers for normalisation, softmax, activations and elementwise ops (see ops.h).
+ * Threads split rows (or fixed 4096-element chunks); each row/element is computed by one row kernel call,
+ * so the partition never changes results. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "ops.h"
+
+#define CHUNK 4096
+
+static int nthreads_for(double work) {
+    if (omp_in_parallel() || work < 32768.0) return 1;
+    return locus_threads();
+}
+
+void locus_layer_norm(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps) {
+    const locus_row_kernels *rk = locus_k()->row;
+    int nt = nthreads_for((double)rows * n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float mean = rk->rsum(xr, n) / (float)n;
+        float var = rk->rsumsq_dev(xr, n, mean) / (float)n;
+        float rstd = 1.0f / sqrtf(var + eps);
+        rk->norm_apply(xr, y + r * n, n, mean, rstd, w, b);
+    }
+}
+
+void locus_rms_norm(const float *x, float *y, size_t rows, size_t n, const float *w, float eps) {
+    const locus_row_kernels *rk = locus_k()->row;
+    int nt = nthreads_for((double)rows * n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float ms = rk->rsumsq_dev(xr, n, 0.0f) / (float)n;
+        float rstd = 1.0f / sqrtf(ms + eps);
+        rk->rms_apply(xr, y + r * n, n, rstd, w);
+    }
+}
+
+void locus_group_norm(const float *x, float *y, int B, int C, size_t HW, int G, const float *w, const float *b,
+                      float eps, int act) {
+    const locus_row_kernels *rk = locus_k()->row;
+    int cpg = C / G;
+    size_t gsize = (size_t)cpg * HW;
+    int nt = nthreads_for((double)B * C * HW);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (long bg = 0; bg < (long)B * G; bg++) {
+        const float *xg = x + (size_t)bg * gsize;
+        float *yg = y + (size_t)bg * gsize;
+        float mean = rk->rsum(xg, gsize) / (float)gsize;
+        float var = rk->rsumsq_dev(xg, gsize, mean) / (float)gsize;
+        float rstd = 1.0f / sqrtf(var + eps);
+        int g = (int)(bg % G);
+        for (int c = 0; c < cpg; c++) {
+            int ch = g * cpg + c;
+            /* ((x - mean) * rstd) * w + b with scalar w, b: scale_shift on the normalised row */
+            rk->norm_apply(xg + (size_t)c * HW, yg + (size_t)c * HW, HW, mean, rstd, NULL, NULL);
+            rk->scale_shift(yg + (size_t)c * HW, yg + (size_t)c * HW, HW, w ? w[ch] : 1.0f, b ? b[ch] : 0.0f);
+            if (act != LOCUS_ACT_NONE) rk->act(yg + (size_t)c * HW, yg + (size_t)c * HW, HW, act);
+        }
+    }
+}
+
+void locus_softmax(const float *x, float *y, size_t rows, size_t n, float scale) {
+    const locus_row_kernels *rk = locus_k()->row;
+    int nt = nthreads_for((double)rows * n * 8);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) rk->softmax(x + r * n, y + r * n, n, scale, NULL);
+}
+
+void locus_act(const float *x, float *y, size_t n, int kind) {
+    const locus_row_kernels *rk = locus_k()->row;
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    int nt = nthreads_for((double)n * 8);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t c = 0; c < nch; c++) {
+        size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
+        rk->act(x + o, y + o, len, kind);
+    }
+}
+
+void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha) {
+    const locus_row_kernels *rk = locus_k()->row;
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    int nt = nthreads_for((double)n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t c = 0; c < nch; c++) {
+        size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
+        rk->binary(a + o, b + o, y + o, len, op, alpha);
+    }
+}
+
+void locus_scale_shift(const float *x, float *y, size_t n, float s, float t) {
+    const locus_row_kernels *rk = locus_k()->row;
+    size_t nch = (n + CHUNK - 1) / CHUNK;
+    int nt = nthreads_for((double)n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t c = 0; c < nch; c++) {
+        size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
+        rk->scale_shift(x + o, y + o, len, s, t);
+    }
+}
+
+/* pure data movement: no arithmetic, identical on every ISA by construction */
+void locus_upsample_nearest2x(const float *x, float *y, int B, int C, int H, int W) {
+    int nt = nthreads_for((double)B * C * H * W);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (long p = 0; p < (long)B * C; p++) {
+        const float *xp = x + (size_t)p * H * W;
+        float *yp = y + (size_t)p * 4 * H * W;
+        for (int i = 0; i < H; i++) {
+            float *r0 = yp + (size_t)(2 * i) * 2 * W;
+            for (int j = 0; j < W; j++) r0[2 * j] = r0[2 * j + 1] = xp[(size_t)i * W + j];
+            memcpy(r0 + 2 * W, r0, (size_t)2 * W * sizeof(float));
+        }
+    }
+}
+
+void locus_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float downscale_freq_shift,
+                              float scale, float max_period, float *out) {
+    const locus_row_kernels *rk = locus_k()->row;
+    /* torch evaluates -math.log(max_period) in double and rounds it to fp32 when multiplying the fp32 arange */
+    float c = (float)-log((double)max_period);
+    for (int i = 0; i < n; i++)
+        rk->timestep_embed(t[i], out + (size_t)i * dim, dim, flip_sin_to_cos, downscale_freq_shift, scale, c);
+}

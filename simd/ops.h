@@ -1,0 +1,91 @@
+/* ops.h — threaded, deterministic fp32 operators built on the kernel table (kernels.h).
+ *
+ * Work is split across OpenMP threads by OUTPUT: every output element is produced by exactly one thread with
+ * the same sequence of operations whatever the thread count, so results are bit-identical for 1, 2, 3, ...
+ * threads and (through the kernel table's contract) for every ISA.  Shapes follow PyTorch: (B,C,H,W) for
+ * images, (B,T,C) for sequences, Linear weights (out_features, in_features).
+ */
+#ifndef LOCUS_OPS_H
+#define LOCUS_OPS_H
+
+#include <stddef.h>
+
+#include "kernels.h"
+
+/* ---- GEMM ---- */
+
+/* Fills a packed B panel: dst[k * ldbp + j] = B(k0 + k, j0 + j) for k < kc, j < w; zero for w <= j < ldbp. */
+typedef void (*locus_pack_b_fn)(const void *ctx, int k0, int kc, int j0, int w, int ldbp, float *dst);
+
+typedef struct {
+    int M, N, K;
+    const float *A; ptrdiff_t a_rs, a_cs; /* A(i,k) = A[i*a_rs + k*a_cs] */
+    const float *B; ptrdiff_t b_rs, b_cs; /* B(k,j) = B[k*b_rs + j*b_cs] (ignored when pack_b is set) */
+    float *C; ptrdiff_t ldc;              /* C(i,j) = C[i*ldc + j] */
+    const float *bias; unsigned bias_kind; /* 0, LOCUS_UKR_BIAS_COL (bias[j]) or LOCUS_UKR_BIAS_ROW (bias[i]) */
+    locus_pack_b_fn pack_b; const void *pack_ctx;
+} locus_gemm_desc;
+
+/* C = A.B (+ bias), each C(i,j) one FMA chain over k = 0..K-1 in order, then + bias.  Threaded over output
+ * tiles.  locus_gemm_serial runs on the calling thread only (for use inside parallel tasks). */
+void locus_gemm(const locus_gemm_desc *d);
+void locus_gemm_serial(const locus_gemm_desc *d);
+
+/* Row-major convenience: C[M,N] = op(A) . op(B) (+ bias[N]); op = transpose when trans != 0.
+ *   A is [M,K] (or [K,M] when transA), B is [K,N] (or [N,K] when transB). */
+void locus_matmul(int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C, const float *bias);
+
+/* torch.nn.Linear: y[M,N] = x[M,K] . W[N,K]^T + b[N] (b may be NULL). */
+void locus_linear(const float *x, int M, int K, const float *W, const float *b, int N, float *y);
+
+/* ---- convolution (NCHW, groups = 1) ---- */
+
+/* y[B,Cout,Ho,Wo] = conv2d(x[B,Cin,H,W], w[Cout,Cin,kh,kw]) + bias[Cout] (bias may be NULL);
+ * Ho = (H + 2*pad - kh)/stride + 1.  Each output: one FMA chain over (ci, ky, kx) in that order. */
+void locus_conv2d(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
+                  int kw, int stride, int pad, float *y);
+
+/* ---- attention ---- */
+
+typedef struct {
+    int B, H, Tq, Tk, D;                     /* batch, heads, query/key lengths, head dim */
+    const float *q; ptrdiff_t q_bs, q_ts;    /* q(b,t,h,d) = q[b*q_bs + t*q_ts + h*D + d] */
+    const float *k; ptrdiff_t k_bs, k_ts;
+    const float *v; ptrdiff_t v_bs, v_ts;
+    float *o; ptrdiff_t o_bs, o_ts;          /* output, same layout */
+    float scale;                             /* applied to q.k before softmax */
+    const float *mask; ptrdiff_t mask_bs, mask_qs; /* optional additive mask(b,i,j) = mask[b*mask_bs + i*mask_qs + j] */
+    float *probs;                            /* optional: softmax probabilities [B,H,Tq,Tk] are written here */
+} locus_attn_desc;
+
+/* o = softmax(scale * q.k^T + mask) . v per (batch, head), tiled over query blocks and threaded over
+ * batch x heads x query blocks.  Scores: one FMA chain over d; outputs: one FMA chain over keys in order. */
+void locus_attention(const locus_attn_desc *d);
+
+/* ---- normalisation, activations, elementwise ---- */
+
+/* y[r,:] = LayerNorm(x[r,:]) over n elements (biased variance), w/b may be NULL. */
+void locus_layer_norm(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps);
+
+/* y[r,:] = x * 1/sqrt(mean(x^2) + eps) * w   (T5 / SD3 qk-norm), w may be NULL. */
+void locus_rms_norm(const float *x, float *y, size_t rows, size_t n, const float *w, float eps);
+
+/* GroupNorm over x[B,C,HW] with G groups, per-channel affine w/b, then optional activation (LOCUS_ACT_*). */
+void locus_group_norm(const float *x, float *y, int B, int C, size_t HW, int G, const float *w, const float *b,
+                      float eps, int act);
+
+/* y[r,:] = softmax(x[r,:] * scale) */
+void locus_softmax(const float *x, float *y, size_t rows, size_t n, float scale);
+
+void locus_act(const float *x, float *y, size_t n, int kind);
+void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha);
+void locus_scale_shift(const float *x, float *y, size_t n, float s, float t);
+
+/* y[b,c,2H,2W] = nearest 2x upsample of x[b,c,H,W] */
+void locus_upsample_nearest2x(const float *x, float *y, int B, int C, int H, int W);
+
+/* diffusers get_timestep_embedding: out[n, dim] for timesteps t[n]. */
+void locus_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float downscale_freq_shift,
+                              float scale, float max_period, float *out);
+
+#endif
