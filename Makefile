@@ -21,7 +21,8 @@ WARN      = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-f
 FPFLAGS   = -ffp-contract=off -fno-fast-math
 CFLAGS_BASE = $(CSTD) $(OPT) $(FPFLAGS) $(WARN) -fopenmp -g $(EXTRA_CFLAGS)
 SLEEF_INC ?=
-LDLIBS    = -lsleef -lpng -lm -fopenmp $(EXTRA_LDLIBS)
+PNG_LIB  ?= -lpng
+LDLIBS    = -lsleef $(PNG_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
 ARCH     := $(shell $(CC) -dumpmachine | cut -d- -f1)
 
 FLAGS_avx2   = -mavx2 -mfma
@@ -42,7 +43,8 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-.PHONY: all test unit-test bench asan neon-test fuzz deps clean
+.PHONY: all test unit-test bench asan neon-test clang-test fuzz deps clean
+.SECONDARY:
 all: $(BUILD)/locus $(BUILD)/liblocus.a
 
 $(BUILD)/.deps-ok:
@@ -73,10 +75,18 @@ $(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/obj/tests/testutil.o $(BUI
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
 
 # ---- tests ----
+# make test = unit tests + determinism + CLI (this build), the same under ASan+UBSan, and the aarch64/NEON
+# build under qemu-user compared bit for bit with x86.  make unit-test runs only the first part.
 unit-test: $(TEST_BIN) $(BUILD)/locus
 	@bash tests/run_tests.sh $(BUILD)
 
-test: unit-test
+test:
+	@rm -f $(BUILD)/results build-asan/results build-aarch64/results build-clang/results
+	@$(MAKE) --no-print-directory unit-test; \
+	 $(MAKE) --no-print-directory asan; \
+	 $(MAKE) --no-print-directory neon-test; \
+	 $(MAKE) --no-print-directory clang-test; \
+	 bash tests/total.sh $(BUILD) build-asan build-aarch64 build-clang
 
 # ---- sanitizers ----
 asan:
@@ -86,8 +96,18 @@ asan:
 # ---- aarch64 / NEON under qemu-user ----
 neon-test:
 	@bash .ci/deps.sh check-neon
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc $(BUILD)-aarch64/test_kernels
-	@bash tests/neon_compare.sh $(BUILD) build-aarch64
+	@mkdir -p build-aarch64 && touch build-aarch64/.deps-ok
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= build-aarch64/test_kernels
+	$(MAKE) $(BUILD)/test_kernels
+	@bash tests/neon_compare.sh $(BUILD) build-aarch64 | tee build-aarch64/neon.log; \
+	 tail -1 build-aarch64/neon.log | awk '{print "neon", $$2, $$4}' >build-aarch64/results; \
+	 test "$$(awk '{print $$3}' build-aarch64/results)" = 0
+
+# ---- clang: the same bits as gcc ----
+clang-test:
+	$(MAKE) BUILD=build-clang CC=clang build-clang/test_kernels
+	$(MAKE) $(BUILD)/test_kernels $(BUILD)/locus
+	@bash tests/compiler_compare.sh $(BUILD) build-clang
 
 # ---- benchmarks ----
 BENCH_LIBS = -lopenblas
@@ -111,6 +131,6 @@ deps:
 	@bash .ci/deps.sh install
 
 clean:
-	rm -rf build build-asan build-aarch64 build-fuzz
+	rm -rf build build-asan build-aarch64 build-clang build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -38,11 +38,14 @@ check_neon() {
     local miss=()
     command -v aarch64-linux-gnu-gcc >/dev/null || miss+=(gcc-aarch64-linux-gnu)
     command -v qemu-aarch64 >/dev/null || miss+=(qemu-user)
-    if [ ! -f /usr/include/aarch64-linux-gnu/sleef.h ]; then
+    local arm=()
+    [ -f /usr/include/aarch64-linux-gnu/sleef.h ] || arm+=(libsleef-dev:arm64)
+    [ -f /usr/lib/aarch64-linux-gnu/libgomp.so.1 ] || arm+=(libgomp1:arm64)
+    if [ ${#arm[@]} -gt 0 ]; then
         if can_install && ! dpkg --print-foreign-architectures | grep -qx arm64; then
             dpkg --add-architecture arm64 && apt-get update -qq >/dev/null 2>&1
         fi
-        miss+=(libsleef-dev:arm64)
+        miss+=("${arm[@]}")
     fi
     [ ${#miss[@]} -eq 0 ] || apt_install "${miss[@]}"
 }

@@ -1,6 +1,7 @@
 /* locus_cli.c — the `locus` command-line front end.
  *
  *   locus info                 ISA table in use, threads, CPU support, version
+ *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
  * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
  */
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/safetensors.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
 
@@ -15,6 +17,7 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: locus <command> [options]\n"
             "  info       show the kernel ISA in use (LOCUS_ISA forces one), threads (LOCUS_THREADS) and CPU support\n"
+            "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
 }
@@ -37,10 +40,35 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_tensors(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "locus: usage: locus tensors FILE.safetensors|FILE.safetensors.index.json\n");
+        return 2;
+    }
+    locus_st_set set;
+    if (locus_st_set_open(&set, argv[1]) != LOCUS_OK) {
+        fprintf(stderr, "locus: %s\n", locus_errmsg());
+        return 2;
+    }
+    size_t total = 0, params = 0;
+    for (size_t f = 0; f < set.nfiles; f++)
+        for (size_t i = 0; i < set.files[f].count; i++) {
+            const locus_st_tensor *t = &set.files[f].tensors[i];
+            char shp[128];
+            printf("%-60s %-5s %s\n", t->name, locus_dtype_name(t->dtype), locus_shape_str(t->ndim, t->shape, shp, sizeof shp));
+            total++;
+            params += (size_t)locus_st_numel(t);
+        }
+    printf("%zu tensors, %zu elements, %zu file(s)\n", total, params, set.nfiles);
+    locus_st_set_close(&set);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tensors")) return cmd_tensors(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# compiler_compare.sh — the clang build's kernel workload hashes must equal the gcc build's, for every ISA
+# and 1/2 threads.  Usage: compiler_compare.sh GCC_BUILD CLANG_BUILD
+set -u
+g=$1 c=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+LOCUS_ISA=scalar LOCUS_THREADS=1 "$g/test_kernels" --hash | grep -v '^#' >"$tmp/gcc"
+p=0 f=0
+for isa in $("$g/locus" info | sed -n "s/^supported: //p"); do
+  for th in 1 2; do
+    if LOCUS_ISA=$isa LOCUS_THREADS=$th "$c/test_kernels" --hash 2>/dev/null | grep -v '^#' | diff - "$tmp/gcc" >/dev/null; then p=$((p+1))
+    else f=$((f+1)); echo "FAIL clang $isa threads=$th differs from gcc scalar"; fi
+  done
+done
+echo "clang vs gcc: $(wc -l <"$tmp/gcc") workload tensors per run"
+echo "clang clang_compare $p $f" | awk '{print $2, $3, $4}' >"$c/results"
+echo "clang_compare: $p passed, $f failed"
+[ "$f" = 0 ]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# neon_compare.sh — run the aarch64 build of test_kernels under qemu-user (NEON and scalar tables, 1 and 2
+# threads) and require its workload hashes to equal the x86 build's.  Usage: neon_compare.sh X86_BUILD ARM_BUILD
+set -u
+x86=$1 arm=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# the multiarch arm64 libc (libc6:arm64) as sysroot: the cross toolchain's own libc copy hangs in
+# pthread_create under qemu-user 7.2
+QEMU="qemu-aarch64 -L /"
+
+LOCUS_ISA=scalar LOCUS_THREADS=1 "$x86/test_kernels" --hash-small | grep -v '^#' >"$tmp/x86" || { echo "neon: x86 hash run failed"; exit 1; }
+pass=0 fail=0
+for isa in neon scalar; do
+  for th in 1 2; do
+    if ! LOCUS_ISA=$isa LOCUS_THREADS=$th $QEMU "$arm/test_kernels" --hash-small >"$tmp/arm.$isa.$th" 2>"$tmp/err"; then
+      echo "FAIL aarch64 $isa threads=$th: run failed: $(head -3 "$tmp/err")"; fail=$((fail+1)); continue
+    fi
+    head -1 "$tmp/arm.$isa.$th"
+    if diff <(grep -v '^#' "$tmp/arm.$isa.$th") "$tmp/x86" >"$tmp/diff"; then
+      pass=$((pass+1))
+    else
+      echo "FAIL aarch64 $isa threads=$th differs from x86: $(grep -c '^<' "$tmp/diff") of $(wc -l <"$tmp/x86") tensors"; head -5 "$tmp/diff"
+      fail=$((fail+1))
+    fi
+  done
+done
+echo "neon: $(wc -l <"$tmp/x86") workload tensors per run compared with x86 (scalar, 1 thread)"
+echo "neon_compare: $pass passed, $fail failed"
+[ "$fail" = 0 ]
