@@ -36,6 +36,8 @@ typedef struct {
     void (*binary)(const float *a, const float *b, float *y, size_t n, int op, float alpha);
     void (*scale_shift)(const float *x, float *y, size_t n, float s, float t);
     void (*timestep_embed)(float t, float *out, int dim, int flip, float shift, float scale, float neg_log_max_period);
+    /* benchmark helper: `iters` rounds of independent FMA chains; returns the flops done (sink defeats DCE) */
+    double (*fma_burn)(long iters, float *sink);
 } locus_row_kernels;
 
 /* GEMM micro-kernel flags */
@@ -49,10 +51,12 @@ typedef struct {
 typedef void (*locus_gemm_ukr_fn)(size_t kc, const float *a, const float *b, size_t ldbp, float *c, size_t ldc, int m,
                                   int n, unsigned flags, const float *bias);
 
+#define LOCUS_MAX_MR 16
+
 typedef struct {
     const char *name;
     locus_isa isa;
-    int mr, nr;
+    int mr, nr; /* GEMM tile; mr <= LOCUS_MAX_MR */
     locus_gemm_ukr_fn gemm_ukr;
     const locus_row_kernels *row;
 } locus_kernels;

@@ -198,6 +198,20 @@ static void K(timestep_embed)(float t, float *out, int dim, int flip, float shif
     if (dim % 2) out[dim - 1] = 0.0f;
 }
 
+/* V16_BURN_ACC independent accumulators (enough to cover FMA latency x pipes on this ISA) */
+static double K(fma_burn)(long iters, float *sink) {
+    v16 acc[V16_BURN_ACC], x = v16_set1(0.999999f), y = v16_set1(1e-7f);
+    for (int j = 0; j < V16_BURN_ACC; j++) acc[j] = v16_set1((float)j);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+        for (int j = 0; j < V16_BURN_ACC; j++) acc[j] = v16_fma(acc[j], x, y);
+    }
+    v16 s = acc[0];
+    for (int j = 1; j < V16_BURN_ACC; j++) s = v16_add(s, acc[j]);
+    *sink = v16_hsum(s);
+    return 2.0 * 16 * V16_BURN_ACC * (double)iters;
+}
+
 static const locus_row_kernels K(row_kernels) = {
     .rsum = K(rsum),
     .rmax = K(rmax),
@@ -210,4 +224,5 @@ static const locus_row_kernels K(row_kernels) = {
     .binary = K(binary),
     .scale_shift = K(scale_shift),
     .timestep_embed = K(timestep_embed),
+    .fma_burn = K(fma_burn),
 };

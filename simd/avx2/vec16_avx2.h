@@ -8,6 +8,7 @@
 
 #include "../sleef_names.h"
 
+#define V16_BURN_ACC 6
 #define V16_ISA avx2
 typedef struct { __m256 lo, hi; } v16;
 

@@ -8,6 +8,7 @@
 
 #include "../sleef_names.h"
 
+#define V16_BURN_ACC 12
 #define V16_ISA avx512
 typedef __m512 v16;
 

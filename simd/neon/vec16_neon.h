@@ -9,6 +9,7 @@
 
 #include "../sleef_names.h"
 
+#define V16_BURN_ACC 6
 #define V16_ISA neon
 typedef struct { float32x4_t q[4]; } v16;
 

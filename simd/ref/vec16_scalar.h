@@ -12,6 +12,7 @@
 
 #include "../sleef_names.h"
 
+#define V16_BURN_ACC 2
 #define V16_ISA scalar
 typedef struct { float f[16]; } v16;
 
