@@ -58,7 +58,9 @@ int main(int argc, char **argv) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N);
     double best_l = 1e30, best_o = 1e30, spent = 0;
     int runs = 0;
-    while (runs < 3 || (spent < 1.5 && runs < 200)) {
+    /* this VM's second vCPU is shared with other load: a longer window lets the best-of catch quiet moments */
+    double budget = T > 1 ? 4.0 : 1.5;
+    while (runs < 3 || (spent < budget && runs < 400)) {
         double t0 = now();
         locus_matmul(M, N, K, A, 0, B, 0, C1, NULL);
         double t1 = now();

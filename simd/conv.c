@@ -4,6 +4,8 @@
  * the GEMM driver asks for packed panels and pack_im2col gathers them straight from the input, writing 0 for
  * padding.  The reduction order is (ci, ky, kx), one FMA chain per output.
  */
+#include <string.h>
+
 #include "ops.h"
 
 typedef struct {
@@ -18,13 +20,27 @@ static void pack_im2col(const void *vctx, int k0, int kc, int j0, int w, int ldb
         int kk = k0 + k, ci = kk / khw, r = kk % khw, ky = r / c->kw, kx = r % c->kw;
         const float *plane = c->x + (size_t)ci * c->H * c->W;
         float *o = dst + (size_t)k * ldbp;
-        int oy = j0 / c->Wo, ox = j0 % c->Wo;
-        for (int j = 0; j < w; j++) {
-            int iy = oy * c->stride - c->pad + ky, ix = ox * c->stride - c->pad + kx;
-            o[j] = (iy >= 0 && iy < c->H && ix >= 0 && ix < c->W) ? plane[(size_t)iy * c->W + ix] : 0.0f;
-            if (++ox == c->Wo) { ox = 0; oy++; }
+        int oy = j0 / c->Wo, ox = j0 % c->Wo, j = 0;
+        /* one output row segment at a time: a strided (stride 1: contiguous) copy with zeros at borders */
+        while (j < w) {
+            int run = c->Wo - ox < w - j ? c->Wo - ox : w - j;
+            int iy = oy * c->stride - c->pad + ky;
+            if (iy < 0 || iy >= c->H) {
+                for (int t = 0; t < run; t++) o[j + t] = 0.0f;
+            } else {
+                const float *row = plane + (size_t)iy * c->W;
+                int ix = ox * c->stride - c->pad + kx;
+                if (c->stride == 1 && ix >= 0 && ix + run <= c->W) {
+                    memcpy(o + j, row + ix, (size_t)run * sizeof(float));
+                } else {
+                    for (int t = 0; t < run; t++, ix += c->stride) o[j + t] = (ix >= 0 && ix < c->W) ? row[ix] : 0.0f;
+                }
+            }
+            j += run;
+            ox = 0;
+            oy++;
         }
-        for (int j = w; j < ldbp; j++) o[j] = 0.0f;
+        for (j = w; j < ldbp; j++) o[j] = 0.0f;
     }
 }
 

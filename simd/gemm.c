@@ -73,6 +73,29 @@ static void gemm_k0(const locus_gemm_desc *d) {
                                               : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias[i] : 0.0f;
 }
 
+/* packed-B layout: K blocks of KC rows; within block pc (kc rows) panel p (columns p*NR..) at
+ * pc*npad + p*NR*kc, npad = ceil(N/NR)*NR; a panel of width w <= NR/2 is stored with row stride NR/2 */
+static size_t packed_off(int pc, int kc, int p, int N, int NR) {
+    size_t npad = (size_t)(N + NR - 1) / NR * NR;
+    return (size_t)pc * npad + (size_t)p * NR * kc;
+}
+
+size_t locus_gemm_packed_b_floats(int N, int K) {
+    int NR = locus_k()->nr;
+    return (size_t)(N + NR - 1) / NR * NR * (size_t)(K > 0 ? K : 1);
+}
+
+void locus_gemm_pack_b(const locus_gemm_desc *d, float *dst) {
+    const int NR = locus_k()->nr, npan = (d->N + NR - 1) / NR;
+    for (int pc = 0; pc < d->K; pc += KC) {
+        int kc = d->K - pc < KC ? d->K - pc : KC;
+        for (int p = 0; p < npan; p++) {
+            int j0 = p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+            pack_b(d, pc, kc, j0, w, w <= NR / 2 ? NR / 2 : NR, dst + packed_off(pc, kc, p, d->N, NR));
+        }
+    }
+}
+
 static void gemm_run(const locus_gemm_desc *d, int nt) {
     const locus_kernels *kt = locus_k();
     const int MR = kt->mr, NR = kt->nr;
@@ -82,11 +105,14 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int ncmax = d->N < NC ? d->N : NC;
     int kcmax = d->K < KC ? d->K : KC;
     size_t npan_max = (size_t)(ncmax + NR - 1) / NR;
-    float *bbuf = locus_alloc(npan_max * NR * kcmax * sizeof(float));
+    float *bbuf = d->packed_b ? NULL : locus_alloc(npan_max * NR * kcmax * sizeof(float));
     float *abufs = locus_alloc((size_t)nt * MC * kcmax * sizeof(float));
-    assert(bbuf && abufs);
+    assert((bbuf || d->packed_b) && abufs);
     /* row blocks of equal size (a multiple of MR, at most MC), their count a multiple of the thread count
      * when there is enough work, so that static scheduling gives every thread the same amount */
+    /* few column panels: each A block would be used only once or twice, so read A in place instead of
+     * packing it (same FMA order, same bits) when the table has a direct micro-kernel */
+    const int direct = kt->gemm_ukr_direct && d->a_cs == 1 && (d->N + NR - 1) / NR <= 2;
     int n_ic = (d->M + MC - 1) / MC;
     if (nt > 1 && n_ic >= nt) n_ic = (n_ic + nt - 1) / nt * nt;
     int rows_per = ((d->M + n_ic - 1) / n_ic + MR - 1) / MR * MR;
@@ -105,10 +131,12 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
             for (int pc = 0; pc < d->K; pc += KC) {
                 int kc = d->K - pc < KC ? d->K - pc : KC;
                 unsigned flags = (pc > 0 ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
+                if (!d->packed_b) {
 #pragma omp for schedule(static)
-                for (int p = 0; p < npan; p++) {
-                    int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
-                    pack_b(d, pc, kc, j0, w, w <= NR / 2 ? NR / 2 : NR, bbuf + (size_t)p * NR * kc);
+                    for (int p = 0; p < npan; p++) {
+                        int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+                        pack_b(d, pc, kc, j0, w, w <= NR / 2 ? NR / 2 : NR, bbuf + (size_t)p * NR * kc);
+                    }
                 }
 #pragma omp for schedule(static)
                 for (int t = 0; t < n_ic * nj; t++) {
@@ -116,17 +144,25 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
                     int mc = d->M - ic < rows_per ? d->M - ic : rows_per;
                     int p0 = (int)((long)npan * part / nj), p1 = (int)((long)npan * (part + 1) / nj);
                     if (p0 == p1) continue;
-                    pack_a(d, MR, ic, mc, pc, kc, abuf);
+                    if (!direct) pack_a(d, MR, ic, mc, pc, kc, abuf);
                     for (int p = p0; p < p1; p++) {
                         int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
                         size_t ldbp = w <= NR / 2 ? (size_t)NR / 2 : (size_t)NR;
-                        const float *bp = bbuf + (size_t)p * NR * kc;
+                        const float *bp = d->packed_b ? d->packed_b + packed_off(pc, kc, jc / NR + p, d->N, NR)
+                                                      : bbuf + (size_t)p * NR * kc;
                         for (int ir = 0; ir < mc; ir += MR) {
                             int m = mc - ir < MR ? mc - ir : MR;
                             const float *bias = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias + j0
                                                 : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias + ic + ir : NULL;
-                            kt->gemm_ukr((size_t)kc, abuf + (size_t)ir * kc, bp, ldbp,
-                                         d->C + (ptrdiff_t)(ic + ir) * d->ldc + j0, (size_t)d->ldc, m, w, flags, bias);
+                            float *cp = d->C + (ptrdiff_t)(ic + ir) * d->ldc + j0;
+                            if (direct) {
+                                const float *arows[LOCUS_MAX_MR];
+                                for (int r = 0; r < MR; r++)
+                                    arows[r] = d->A + (ptrdiff_t)(ic + ir + (r < m ? r : 0)) * d->a_rs + pc;
+                                kt->gemm_ukr_direct((size_t)kc, arows, bp, ldbp, cp, (size_t)d->ldc, m, w, flags, bias);
+                            } else {
+                                kt->gemm_ukr((size_t)kc, abuf + (size_t)ir * kc, bp, ldbp, cp, (size_t)d->ldc, m, w, flags, bias);
+                            }
                         }
                     }
                 }

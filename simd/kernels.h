@@ -53,11 +53,17 @@ typedef void (*locus_gemm_ukr_fn)(size_t kc, const float *a, const float *b, siz
 
 #define LOCUS_MAX_MR 16
 
+/* Optional variant reading A in place: arows[r] points at row r's element k0 (so A(r, k0+k) = arows[r][k]);
+ * arows[r] for r >= m must be readable for kc elements.  Same results as packing A. */
+typedef void (*locus_gemm_ukr_direct_fn)(size_t kc, const float *const *arows, const float *b, size_t ldbp, float *c,
+                                         size_t ldc, int m, int n, unsigned flags, const float *bias);
+
 typedef struct {
     const char *name;
     locus_isa isa;
     int mr, nr; /* GEMM tile; mr <= LOCUS_MAX_MR */
     locus_gemm_ukr_fn gemm_ukr;
+    locus_gemm_ukr_direct_fn gemm_ukr_direct; /* may be NULL: the driver then packs A */
     const locus_row_kernels *row;
 } locus_kernels;
 

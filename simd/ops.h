@@ -24,12 +24,19 @@ typedef struct {
     float *C; ptrdiff_t ldc;              /* C(i,j) = C[i*ldc + j] */
     const float *bias; unsigned bias_kind; /* 0, LOCUS_UKR_BIAS_COL (bias[j]) or LOCUS_UKR_BIAS_ROW (bias[i]) */
     locus_pack_b_fn pack_b; const void *pack_ctx;
+    const float *packed_b;                /* optional: B already packed by locus_gemm_pack_b (then B/pack_b unused) */
 } locus_gemm_desc;
 
 /* C = A.B (+ bias), each C(i,j) one FMA chain over k = 0..K-1 in order, then + bias.  Threaded over output
  * tiles.  locus_gemm_serial runs on the calling thread only (for use inside parallel tasks). */
 void locus_gemm(const locus_gemm_desc *d);
 void locus_gemm_serial(const locus_gemm_desc *d);
+
+/* Pack all of B (K x N, from d's B strides or pack_b) once, for reuse by many GEMMs with the same B and
+ * d->packed_b set (weights, attention keys/values).  Size in floats from locus_gemm_packed_b_floats; the
+ * layout belongs to the active kernel table (pack again after locus_kernels_force). */
+size_t locus_gemm_packed_b_floats(int N, int K);
+void locus_gemm_pack_b(const locus_gemm_desc *d, float *dst);
 
 /* Row-major convenience: C[M,N] = op(A) . op(B) (+ bias[N]); op = transpose when trans != 0.
  *   A is [M,K] (or [K,M] when transA), B is [K,N] (or [N,K] when transB). */
