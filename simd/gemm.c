@@ -181,6 +181,23 @@ void locus_gemm(const locus_gemm_desc *d) {
 
 void locus_gemm_serial(const locus_gemm_desc *d) { gemm_run(d, 1); }
 
+void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptrdiff_t b_bs, ptrdiff_t c_bs, ptrdiff_t bias_bs) {
+    double flops = 2.0 * d->M * d->N * (double)d->K;
+    int nt = omp_in_parallel() ? 1 : locus_threads();
+    int per_gemm = flops >= 4 * SERIAL_FLOPS && batch < 2 * nt; /* few large GEMMs: thread inside each */
+    int ntb = per_gemm || batch < 2 ? 1 : nt;
+#pragma omp parallel for schedule(static) num_threads(ntb) if (ntb > 1)
+    for (int b = 0; b < batch; b++) {
+        locus_gemm_desc e = *d;
+        e.A = d->A + b * a_bs;
+        if (d->B) e.B = d->B + b * b_bs;
+        e.C = d->C + b * c_bs;
+        if (d->bias) e.bias = d->bias + b * bias_bs;
+        if (ntb > 1) gemm_run(&e, 1);
+        else locus_gemm(&e);
+    }
+}
+
 void locus_matmul(int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C, const float *bias) {
     locus_gemm_desc d = {0};
     d.M = M; d.N = N; d.K = K;

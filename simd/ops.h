@@ -42,6 +42,10 @@ void locus_gemm_pack_b(const locus_gemm_desc *d, float *dst);
  *   A is [M,K] (or [K,M] when transA), B is [K,N] (or [N,K] when transB). */
 void locus_matmul(int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C, const float *bias);
 
+/* Batched: for b < batch, the GEMM of `d` with A, B, C (and bias) advanced by b * {a,b,c,bias}_bs floats.
+ * Many small GEMMs run one per thread; large ones each use all threads.  Same bits either way. */
+void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptrdiff_t b_bs, ptrdiff_t c_bs, ptrdiff_t bias_bs);
+
 /* torch.nn.Linear: y[M,N] = x[M,K] . W[N,K]^T + b[N] (b may be NULL). */
 void locus_linear(const float *x, int M, int K, const float *W, const float *b, int N, float *y);
 

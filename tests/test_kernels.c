@@ -360,6 +360,28 @@ static void check_misc_reference(void) {
     CHECK(ok, "upsample_nearest2x %s", locus_isa_name());
 }
 
+/* batched GEMM: each batch entry equals the corresponding single GEMM bit for bit (both threading modes) */
+static void check_gemm_batched(void) {
+    static const int cases[][4] = {{7, 5, 9, 13}, {3, 200, 150, 300}}; /* batch M N K */
+    for (int c = 0; c < 2; c++) {
+        int nb = cases[c][0], M = cases[c][1], N = cases[c][2], K = cases[c][3];
+        float *A = fbuf((size_t)nb * M * K), *B = fbuf((size_t)nb * N * K), *C = fbuf((size_t)nb * M * N), *C1 = fbuf((size_t)M * N);
+        float *bias = fbuf((size_t)nb * N);
+        t_fill(A, (size_t)nb * M * K, 21, -1, 1); t_fill(B, (size_t)nb * N * K, 22, -1, 1); t_fill(bias, (size_t)nb * N, 23, -1, 1);
+        locus_gemm_desc d = {0};
+        d.M = M; d.N = N; d.K = K; d.A = A; d.a_rs = K; d.a_cs = 1; d.B = B; d.b_rs = 1; d.b_cs = K; /* B^T */
+        d.C = C; d.ldc = N; d.bias = bias; d.bias_kind = LOCUS_UKR_BIAS_COL;
+        locus_gemm_batched(&d, nb, (ptrdiff_t)M * K, (ptrdiff_t)N * K, (ptrdiff_t)M * N, N);
+        size_t bad = 0;
+        for (int b = 0; b < nb; b++) {
+            locus_matmul(M, N, K, A + (size_t)b * M * K, 0, B + (size_t)b * N * K, 1, C1, bias + (size_t)b * N);
+            bad += t_bitdiff(C + (size_t)b * M * N, C1, (size_t)M * N);
+        }
+        CHECK(bad == 0, "gemm_batched %s batch=%d M=%d N=%d K=%d: %zu elements differ from single GEMMs", locus_isa_name(), nb, M, N, K, bad);
+        locus_free(A); locus_free(B); locus_free(C); locus_free(C1); locus_free(bias);
+    }
+}
+
 /* ------------------------------------------------------------------ the deterministic workload (hashes) */
 
 typedef struct { char name[48]; uint64_t h; } hrec;
@@ -471,6 +493,9 @@ int main(int argc, char **argv) {
             locus_set_threads(th);
             if (th == 1) {
                 check_gemm_reference();
+            }
+            check_gemm_batched();
+            if (th == 1) {
                 check_conv_reference();
                 check_attn_reference();
                 check_rows_reference();
