@@ -17,7 +17,7 @@ endif
 BUILD    ?= build
 OPT      ?= -O2
 CSTD      = -std=c11 -D_GNU_SOURCE
-WARN      = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+WARN      = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Wno-format-truncation
 FPFLAGS   = -ffp-contract=off -fno-fast-math
 CFLAGS_BASE = $(CSTD) $(OPT) $(FPFLAGS) $(WARN) -fopenmp -g $(EXTRA_CFLAGS)
 SLEEF_INC ?=
@@ -71,7 +71,7 @@ $(BUILD)/liblocus.a: $(LIB_OBJ)
 $(BUILD)/locus: $(BUILD)/obj/experiments/locus_cli.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/liblocus.a
+$(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/obj/tests/parity.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
 
 # ---- tests ----

@@ -10,7 +10,7 @@
 
 typedef struct {
     const float *x; /* one image [Cin, H, W] */
-    int H, W, kh, kw, stride, pad, Wo;
+    int H, W, kh, kw, stride, pad_t, pad_l, Wo;
 } im2col_ctx;
 
 static void pack_im2col(const void *vctx, int k0, int kc, int j0, int w, int ldbp, float *dst) {
@@ -24,12 +24,12 @@ static void pack_im2col(const void *vctx, int k0, int kc, int j0, int w, int ldb
         /* one output row segment at a time: a strided (stride 1: contiguous) copy with zeros at borders */
         while (j < w) {
             int run = c->Wo - ox < w - j ? c->Wo - ox : w - j;
-            int iy = oy * c->stride - c->pad + ky;
+            int iy = oy * c->stride - c->pad_t + ky;
             if (iy < 0 || iy >= c->H) {
                 for (int t = 0; t < run; t++) o[j + t] = 0.0f;
             } else {
                 const float *row = plane + (size_t)iy * c->W;
-                int ix = ox * c->stride - c->pad + kx;
+                int ix = ox * c->stride - c->pad_l + kx;
                 if (c->stride == 1 && ix >= 0 && ix + run <= c->W) {
                     memcpy(o + j, row + ix, (size_t)run * sizeof(float));
                 } else {
@@ -44,9 +44,8 @@ static void pack_im2col(const void *vctx, int k0, int kc, int j0, int w, int ldb
     }
 }
 
-void locus_conv2d(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
-                  int kw, int stride, int pad, float *y) {
-    int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+void locus_conv2d_ex(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
+                     int kw, int stride, int pad_t, int pad_l, int Ho, int Wo, float *y) {
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * Cin * H * W;
         locus_gemm_desc d = {0};
@@ -54,12 +53,18 @@ void locus_conv2d(const float *x, int B, int Cin, int H, int W, const float *w, 
         d.A = w; d.a_rs = d.K; d.a_cs = 1;
         d.C = y + (size_t)b * Cout * Ho * Wo; d.ldc = d.N;
         d.bias = bias; d.bias_kind = bias ? LOCUS_UKR_BIAS_ROW : 0;
-        im2col_ctx ctx = {xb, H, W, kh, kw, stride, pad, Wo};
-        if (kh == 1 && kw == 1 && stride == 1 && pad == 0) {
+        im2col_ctx ctx = {xb, H, W, kh, kw, stride, pad_t, pad_l, Wo};
+        if (kh == 1 && kw == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W) {
             d.B = xb; d.b_rs = (ptrdiff_t)H * W; d.b_cs = 1;
         } else {
             d.pack_b = pack_im2col; d.pack_ctx = &ctx;
         }
         locus_gemm(&d);
     }
+}
+
+void locus_conv2d(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
+                  int kw, int stride, int pad, float *y) {
+    int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+    locus_conv2d_ex(x, B, Cin, H, W, w, bias, Cout, kh, kw, stride, pad, pad, Ho, Wo, y);
 }

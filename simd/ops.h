@@ -56,6 +56,12 @@ void locus_linear(const float *x, int M, int K, const float *W, const float *b, 
 void locus_conv2d(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
                   int kw, int stride, int pad, float *y);
 
+/* General padding: pad_t/pad_l zeros before the first row/column; the output size Ho x Wo is given, and
+ * reads past the bottom/right edge are zeros (so F.pad(x, (0,1,0,1)) + conv(pad 0) is pad_t = pad_l = 0 with
+ * Ho = (H + 1 - kh)/stride + 1). */
+void locus_conv2d_ex(const float *x, int B, int Cin, int H, int W, const float *w, const float *bias, int Cout, int kh,
+                     int kw, int stride, int pad_t, int pad_l, int Ho, int Wo, float *y);
+
 /* ---- attention ---- */
 
 typedef struct {

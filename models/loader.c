@@ -1,0 +1,171 @@
+/* loader.c — component folder loading with first-error recording (see loader.h). */
+#include "loader.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/arena.h"
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+locus_status locus_loader_open(locus_loader *L, const char *dir) {
+    memset(L, 0, sizeof *L);
+    snprintf(L->dir, sizeof L->dir, "%s", dir);
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return locus_fail(LOCUS_E_IO, "%s: no such folder", dir);
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (!file_exists(p)) return locus_fail(LOCUS_E_NOTFOUND, "%s: missing config.json", dir);
+    locus_status st = locus_json_parse_file(&L->config, p);
+    if (st) return st;
+    if (L->config.root->type != JSON_OBJECT) {
+        locus_json_free(&L->config);
+        return locus_fail(LOCUS_E_FORMAT, "%s: config is not a JSON object", p);
+    }
+    static const char *names[] = {"diffusion_pytorch_model.safetensors", "model.safetensors",
+                                  "diffusion_pytorch_model.safetensors.index.json", "model.safetensors.index.json"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(L->weights_path, sizeof L->weights_path, "%s/%s", dir, names[i]);
+        if (file_exists(L->weights_path)) {
+            st = locus_st_set_open(&L->st, L->weights_path);
+            if (st) locus_json_free(&L->config);
+            return st;
+        }
+    }
+    locus_json_free(&L->config);
+    return locus_fail(LOCUS_E_NOTFOUND, "%s: no weights (diffusion_pytorch_model.safetensors or model.safetensors)", dir);
+}
+
+void locus_loader_close(locus_loader *L) {
+    for (size_t i = 0; i < L->nbufs; i++) locus_free(L->bufs[i]);
+    free(L->bufs);
+    L->bufs = NULL;
+    L->nbufs = L->capbufs = 0;
+    locus_st_set_close(&L->st);
+    locus_json_free(&L->config);
+}
+
+locus_status locus_loader_fail(locus_loader *L, locus_status st, const char *fmt, ...) {
+    if (L->status == LOCUS_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(L->errmsg, sizeof L->errmsg, fmt, ap);
+        va_end(ap);
+        L->status = st;
+    }
+    return st;
+}
+
+locus_status locus_loader_status(locus_loader *L) {
+    if (L->status) locus_fail(L->status, "%s", L->errmsg);
+    return L->status;
+}
+
+static float *vparam(locus_loader *L, int optional, int ndim, const int64_t *dims, const char *fmt, va_list ap) {
+    if (L->status) return NULL;
+    char name[512];
+    vsnprintf(name, sizeof name, fmt, ap);
+    if (optional && !locus_st_set_find(&L->st, name)) return NULL;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= dims[i];
+    float *buf = locus_alloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!buf) { locus_loader_fail(L, LOCUS_E_NOMEM, "%s: out of memory loading '%s'", L->weights_path, name); return NULL; }
+    locus_status st = locus_st_set_load_f32(&L->st, name, ndim, dims, buf);
+    if (st) {
+        locus_free(buf);
+        locus_loader_fail(L, st, "%s", locus_errmsg());
+        return NULL;
+    }
+    if (L->nbufs == L->capbufs) {
+        size_t nc = L->capbufs ? L->capbufs * 2 : 64;
+        float **nb = realloc(L->bufs, nc * sizeof *nb);
+        if (!nb) { locus_free(buf); locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory"); return NULL; }
+        L->bufs = nb;
+        L->capbufs = nc;
+    }
+    L->bufs[L->nbufs++] = buf;
+    L->nparams += (size_t)n;
+    return buf;
+}
+
+float *locus_param(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...) {
+    int64_t dims[4] = {d0, d1, d2, d3};
+    va_list ap;
+    va_start(ap, fmt);
+    float *p = vparam(L, 0, ndim, dims, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+float *locus_param_opt(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...) {
+    int64_t dims[4] = {d0, d1, d2, d3};
+    va_list ap;
+    va_start(ap, fmt);
+    float *p = vparam(L, 1, ndim, dims, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static void type_err(locus_loader *L, const char *key, const char *want) {
+    locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: '%s' should be %s", L->dir, key, want);
+}
+
+int64_t locus_cfg_int(locus_loader *L, const char *key, int64_t def) {
+    int ok = 1;
+    int64_t v = locus_json_int(L->config.root, key, def, &ok);
+    if (!ok) type_err(L, key, "an integer");
+    return v;
+}
+
+double locus_cfg_num(locus_loader *L, const char *key, double def) {
+    int ok = 1;
+    double v = locus_json_num(L->config.root, key, def, &ok);
+    if (!ok) type_err(L, key, "a number");
+    return v;
+}
+
+int locus_cfg_bool(locus_loader *L, const char *key, int def) {
+    int ok = 1;
+    int v = locus_json_bool(L->config.root, key, def, &ok);
+    if (!ok) type_err(L, key, "true or false");
+    return v;
+}
+
+const char *locus_cfg_str(locus_loader *L, const char *key, const char *def) {
+    int ok = 1;
+    const char *v = locus_json_str(L->config.root, key, def, &ok);
+    if (!ok) type_err(L, key, "a string");
+    return v;
+}
+
+int locus_cfg_ints(locus_loader *L, const char *key, int64_t *out, int max, int broadcast_n) {
+    const locus_json *v = locus_json_get(L->config.root, key);
+    if (!v || v->type == JSON_NULL) return 0;
+    if (v->type == JSON_NUMBER && v->is_int) {
+        for (int i = 0; i < broadcast_n && i < max; i++) out[i] = v->i;
+        return broadcast_n < max ? broadcast_n : max;
+    }
+    if (v->type != JSON_ARRAY || (int)v->len > max) { type_err(L, key, "a list of integers"); return 0; }
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->kids[i]->type != JSON_NUMBER || !v->kids[i]->is_int) { type_err(L, key, "a list of integers"); return 0; }
+        out[i] = v->kids[i]->i;
+    }
+    return (int)v->len;
+}
+
+int locus_cfg_strs(locus_loader *L, const char *key, const char **out, int max) {
+    const locus_json *v = locus_json_get(L->config.root, key);
+    if (!v || v->type == JSON_NULL) return 0;
+    if (v->type != JSON_ARRAY || (int)v->len > max) { type_err(L, key, "a list of strings"); return 0; }
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->kids[i]->type != JSON_STRING) { type_err(L, key, "a list of strings"); return 0; }
+        out[i] = v->kids[i]->str;
+    }
+    return (int)v->len;
+}

@@ -1,0 +1,60 @@
+/* loader.h — loading one diffusers/transformers component folder (config.json + safetensors weights).
+ *
+ * A component folder holds config.json and diffusion_pytorch_model.safetensors (diffusers) or
+ * model.safetensors (transformers), or a sharded *.safetensors.index.json.  Weights are converted to fp32
+ * once (F32/F16/BF16) into buffers owned by the loader.  Model loaders call locus_param() for every tensor
+ * with the shape the config implies; the first failure (missing tensor, wrong shape, wrong dtype) is kept
+ * with its message and every later call is a no-op, so a loader checks for errors once at the end.
+ */
+#ifndef LOCUS_LOADER_H
+#define LOCUS_LOADER_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/json.h"
+#include "../core/safetensors.h"
+
+typedef struct {
+    char dir[PATH_MAX];
+    char weights_path[PATH_MAX];
+    locus_json_doc config;
+    locus_st_set st;
+    float **bufs;
+    size_t nbufs, capbufs;
+    size_t nparams;       /* elements loaded */
+    locus_status status;  /* first error */
+    char errmsg[1024];
+} locus_loader;
+
+/* Open `dir` (reads config.json and finds the weights).  Errors name the folder and what is missing. */
+locus_status locus_loader_open(locus_loader *L, const char *dir);
+void locus_loader_close(locus_loader *L); /* frees the fp32 buffers too */
+
+/* Load tensor `name` (printf-style) as fp32 with the given dims (ndim <= 4; unused dims ignored).  Returns
+ * NULL (and records the first error) on failure. */
+float *locus_param(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* Like locus_param but returns NULL without error when the tensor does not exist. */
+float *locus_param_opt(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* Record a config error (first one wins) and return the status. */
+locus_status locus_loader_fail(locus_loader *L, locus_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Finish: returns the first error (message restored into locus_errmsg()) or LOCUS_OK. */
+locus_status locus_loader_status(locus_loader *L);
+
+/* Config getters that record a clear error when a present key has the wrong type. */
+int64_t locus_cfg_int(locus_loader *L, const char *key, int64_t def);
+double locus_cfg_num(locus_loader *L, const char *key, double def);
+int locus_cfg_bool(locus_loader *L, const char *key, int def);
+const char *locus_cfg_str(locus_loader *L, const char *key, const char *def);
+/* Integer list (or a single integer broadcast to n entries); returns the count read (0 if absent). */
+int locus_cfg_ints(locus_loader *L, const char *key, int64_t *out, int max, int broadcast_n);
+/* String list; pointers stay valid while the loader is open. */
+int locus_cfg_strs(locus_loader *L, const char *key, const char **out, int max);
+
+#endif

@@ -1,0 +1,82 @@
+/* nn.h — the diffusers building blocks shared by the UNet and the VAE: Conv2d, Linear, GroupNorm, LayerNorm,
+ * ResnetBlock2D, Attention (classic AttnProcessor), GEGLU FeedForward, BasicTransformerBlock,
+ * Transformer2DModel, Downsample2D, Upsample2D.  Each has a load function (names = diffusers module paths)
+ * and a forward function on fp32 (B,C,H,W) / (B,T,C) buffers.  Forward functions allocate their temporaries
+ * and free them before returning; outputs go to caller buffers.
+ */
+#ifndef LOCUS_NN_H
+#define LOCUS_NN_H
+
+#include <stdint.h>
+
+#include "loader.h"
+
+/* Activation hooks: called with the module path (diffusers naming) and its output; the callee may read or
+ * overwrite the data in place (used by parity tests and, later, patching). */
+typedef struct {
+    void (*fn)(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+    void *ctx;
+} locus_hooks;
+
+void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+
+typedef struct { const float *w, *b; int in, out; } nn_linear;
+typedef struct { const float *w, *b; int cin, cout, k, stride, pad; } nn_conv;
+typedef struct { const float *w, *b; int c, groups; float eps; } nn_gnorm;
+typedef struct { const float *w, *b; int c; float eps; } nn_lnorm;
+
+void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, const char *name);
+void nn_conv_load(locus_loader *L, nn_conv *c, int cin, int cout, int k, int stride, int pad, const char *name);
+void nn_gnorm_load(locus_loader *L, nn_gnorm *g, int c, int groups, float eps, const char *name);
+void nn_lnorm_load(locus_loader *L, nn_lnorm *n, int c, float eps, const char *name);
+
+void nn_linear_fwd(const nn_linear *l, const float *x, int M, float *y);               /* y[M,out] */
+void nn_conv_fwd(const nn_conv *c, const float *x, int B, int H, int W, float *y);      /* same-size or strided */
+void nn_gnorm_fwd(const nn_gnorm *g, const float *x, int B, int HW, float *y, int act);
+
+typedef struct {
+    nn_gnorm norm1, norm2;
+    nn_conv conv1, conv2, shortcut;
+    nn_linear temb;
+    int cin, cout, has_temb, has_shortcut;
+} nn_resnet;
+
+/* temb_dim 0: no time embedding (VAE). */
+void nn_resnet_load(locus_loader *L, nn_resnet *r, int cin, int cout, int temb_dim, int groups, float eps, const char *name);
+/* x[B,cin,H,W] -> y[B,cout,H,W]; temb_act = silu(temb) [B,temb_dim] precomputed by the caller (or NULL). */
+void nn_resnet_fwd(const nn_resnet *r, const float *x, int B, int H, int W, const float *temb_act, float *y);
+
+typedef struct {
+    nn_linear q, k, v, out;
+    int heads, dim_head, inner, query_dim, ctx_dim;
+} nn_attention;
+
+void nn_attention_load(locus_loader *L, nn_attention *a, int query_dim, int ctx_dim, int heads, int dim_head, int qkv_bias,
+                       const char *name);
+/* x[B,T,query_dim] attends to ctx[B,S,ctx_dim] (ctx = x, S = T for self-attention) -> y[B,T,query_dim] */
+void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const float *ctx, int S, float *y,
+                      const locus_hooks *hooks, const char *name);
+
+typedef struct {
+    nn_lnorm n1, n2, n3;
+    nn_attention a1, a2;
+    nn_linear ff_in, ff_out; /* GEGLU: ff_in projects to 2*ff_inner */
+    int dim, ff_inner, only_cross;
+} nn_tblock;
+
+typedef struct {
+    nn_gnorm norm;
+    nn_conv proj_in_c, proj_out_c;
+    nn_linear proj_in_l, proj_out_l;
+    int linear_proj, c, inner, nblocks;
+    nn_tblock *blocks;
+} nn_transformer2d;
+
+void nn_transformer2d_load(locus_loader *L, nn_transformer2d *t, int c, int heads, int dim_head, int layers, int ctx_dim,
+                           int groups, int linear_proj, int only_cross, const char *name);
+void nn_transformer2d_free(nn_transformer2d *t);
+/* x[B,C,H,W] with text ctx[B,S,ctx_dim] -> y[B,C,H,W] (residual included) */
+void nn_transformer2d_fwd(const nn_transformer2d *t, const float *x, int B, int H, int W, const float *ctx, int S,
+                          float *y, const locus_hooks *hooks, const char *name);
+
+#endif

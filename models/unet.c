@@ -1,0 +1,304 @@
+/* unet.c — UNet2DConditionModel load and forward (diffusers v0.31 semantics; see unet.h). */
+#include "unet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/arena.h"
+#include "../simd/ops.h"
+
+static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+
+static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {
+    if (cond) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: %s %s is not supported", L->dir, key, what);
+    return cond;
+}
+
+locus_status locus_unet_load(locus_unet *u, const char *dir) {
+    memset(u, 0, sizeof *u);
+    locus_status st = locus_loader_open(&u->L, dir);
+    if (st) return st;
+    locus_loader *L = &u->L;
+    const char *cls = locus_cfg_str(L, "_class_name", "UNet2DConditionModel");
+    if (strcmp(cls, "UNet2DConditionModel") != 0)
+        locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: _class_name '%s' is not a UNet2DConditionModel", dir, cls);
+    u->in_channels = (int)locus_cfg_int(L, "in_channels", 4);
+    u->out_channels = (int)locus_cfg_int(L, "out_channels", 4);
+    u->sample_size = (int)locus_cfg_int(L, "sample_size", 64);
+    int64_t bo[UNET_MAX_BLOCKS];
+    u->nblocks = locus_cfg_ints(L, "block_out_channels", bo, UNET_MAX_BLOCKS, 0);
+    if (u->nblocks <= 0) locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: block_out_channels missing or empty", dir);
+    for (int i = 0; i < u->nblocks; i++) u->block_out[i] = (int)bo[i];
+    const char *downt[UNET_MAX_BLOCKS], *upt[UNET_MAX_BLOCKS];
+    int nd = locus_cfg_strs(L, "down_block_types", downt, UNET_MAX_BLOCKS), nu = locus_cfg_strs(L, "up_block_types", upt, UNET_MAX_BLOCKS);
+    if (!L->status && (nd != u->nblocks || nu != u->nblocks))
+        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: down_block_types/up_block_types must have %d entries", dir, u->nblocks);
+    int64_t lpb[UNET_MAX_BLOCKS], heads[UNET_MAX_BLOCKS], tlpb[UNET_MAX_BLOCKS], onlyc[UNET_MAX_BLOCKS] = {0};
+    if (locus_cfg_ints(L, "layers_per_block", lpb, UNET_MAX_BLOCKS, u->nblocks) != u->nblocks && !L->status)
+        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: layers_per_block", dir);
+    /* legacy naming: attention_head_dim is the number of heads unless num_attention_heads is given */
+    if (!locus_cfg_ints(L, "num_attention_heads", heads, UNET_MAX_BLOCKS, u->nblocks) &&
+        locus_cfg_ints(L, "attention_head_dim", heads, UNET_MAX_BLOCKS, u->nblocks) != u->nblocks && !L->status)
+        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: attention_head_dim", dir);
+    if (!locus_cfg_ints(L, "transformer_layers_per_block", tlpb, UNET_MAX_BLOCKS, u->nblocks))
+        for (int i = 0; i < u->nblocks; i++) tlpb[i] = 1;
+    const locus_json *oc = locus_json_get(L->config.root, "only_cross_attention");
+    if (oc && oc->type == JSON_BOOL) for (int i = 0; i < u->nblocks; i++) onlyc[i] = (int)oc->num;
+    else if (oc && oc->type == JSON_ARRAY) for (int i = 0; i < u->nblocks && i < (int)oc->len; i++) onlyc[i] = oc->kids[i]->type == JSON_BOOL && oc->kids[i]->num;
+    u->ctx_dim = (int)locus_cfg_int(L, "cross_attention_dim", 1280);
+    u->groups = (int)locus_cfg_int(L, "norm_num_groups", 32);
+    u->eps = (float)locus_cfg_num(L, "norm_eps", 1e-5);
+    u->flip_sin_to_cos = locus_cfg_bool(L, "flip_sin_to_cos", 1);
+    u->freq_shift = (float)locus_cfg_num(L, "freq_shift", 0);
+    int linear_proj = locus_cfg_bool(L, "use_linear_projection", 0);
+    int down_pad = (int)locus_cfg_int(L, "downsample_padding", 1);
+    refuse_if(L, strcmp(locus_cfg_str(L, "act_fn", "silu"), "silu") != 0, "act_fn", "other than silu");
+    refuse_if(L, strcmp(locus_cfg_str(L, "time_embedding_type", "positional"), "positional") != 0, "time_embedding_type", "other than positional");
+    refuse_if(L, strcmp(locus_cfg_str(L, "resnet_time_scale_shift", "default"), "default") != 0, "resnet_time_scale_shift", "other than default");
+    refuse_if(L, locus_cfg_str(L, "class_embed_type", NULL) != NULL, "class_embed_type", "(class embeddings)");
+    refuse_if(L, locus_cfg_str(L, "addition_embed_type", NULL) != NULL, "addition_embed_type", "(SDXL-style added conditioning)");
+    refuse_if(L, locus_cfg_int(L, "conv_in_kernel", 3) != 3 || locus_cfg_int(L, "conv_out_kernel", 3) != 3, "conv_in/out_kernel", "other than 3");
+    refuse_if(L, locus_cfg_bool(L, "dual_cross_attention", 0), "dual_cross_attention", "true");
+    refuse_if(L, locus_cfg_bool(L, "center_input_sample", 0), "center_input_sample", "true");
+    refuse_if(L, locus_cfg_num(L, "resnet_out_scale_factor", 1.0) != 1.0 || locus_cfg_num(L, "mid_block_scale_factor", 1.0) != 1.0,
+              "resnet_out_scale_factor/mid_block_scale_factor", "other than 1");
+    refuse_if(L, locus_json_get(L->config.root, "time_cond_proj_dim") && locus_cfg_int(L, "time_cond_proj_dim", 0) != 0, "time_cond_proj_dim", "(LCM conditioning)");
+    refuse_if(L, locus_cfg_str(L, "encoder_hid_dim_type", NULL) != NULL, "encoder_hid_dim_type", "(projected text)");
+    refuse_if(L, locus_json_get(L->config.root, "cross_attention_dim") && locus_json_get(L->config.root, "cross_attention_dim")->type == JSON_ARRAY,
+              "cross_attention_dim", "as a list");
+    if (L->status) return locus_loader_status(L);
+
+    char n[256];
+    int C0 = u->block_out[0];
+    u->time_dim = C0;
+    u->temb_dim = 4 * C0;
+    nn_linear_load(L, &u->time_1, C0, u->temb_dim, 1, "time_embedding.linear_1");
+    nn_linear_load(L, &u->time_2, u->temb_dim, u->temb_dim, 1, "time_embedding.linear_2");
+    nn_conv_load(L, &u->conv_in, u->in_channels, C0, 3, 1, 1, "conv_in");
+    /* down blocks */
+    int out_ch = C0;
+    for (int i = 0; i < u->nblocks && !L->status; i++) {
+        unet_block *b = &u->down[i];
+        int in_ch = out_ch;
+        out_ch = u->block_out[i];
+        if (!strcmp(downt[i], "CrossAttnDownBlock2D")) b->cross = 1;
+        else if (strcmp(downt[i], "DownBlock2D")) { locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: down block type '%s' is not supported", dir, downt[i]); break; }
+        b->nlayers = (int)lpb[i];
+        b->cin = in_ch; b->cout = out_ch;
+        b->res = calloc((size_t)b->nlayers, sizeof *b->res);
+        if (b->cross) b->attn = calloc((size_t)b->nlayers, sizeof *b->attn);
+        for (int j = 0; j < b->nlayers; j++) {
+            snprintf(n, sizeof n, "down_blocks.%d.resnets.%d", i, j);
+            nn_resnet_load(L, &b->res[j], j == 0 ? in_ch : out_ch, out_ch, u->temb_dim, u->groups, u->eps, n);
+            if (b->cross) {
+                snprintf(n, sizeof n, "down_blocks.%d.attentions.%d", i, j);
+                nn_transformer2d_load(L, &b->attn[j], out_ch, (int)heads[i], out_ch / (int)heads[i], (int)tlpb[i], u->ctx_dim, u->groups,
+                                      linear_proj, (int)onlyc[i], n);
+            }
+        }
+        b->has_sample = i < u->nblocks - 1;
+        if (b->has_sample) {
+            snprintf(n, sizeof n, "down_blocks.%d.downsamplers.0.conv", i);
+            nn_conv_load(L, &b->sample, out_ch, out_ch, 3, 2, down_pad, n);
+        }
+    }
+    /* mid block */
+    int Cl = u->block_out[u->nblocks - 1];
+    const char *midt = locus_cfg_str(L, "mid_block_type", "UNetMidBlock2DCrossAttn");
+    if (strcmp(midt, "UNetMidBlock2DCrossAttn") != 0)
+        locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: mid block type '%s' is not supported", dir, midt);
+    u->mid.cross = 1; u->mid.nlayers = 1; u->mid.cin = u->mid.cout = Cl;
+    u->mid.res = calloc(2, sizeof *u->mid.res);
+    u->mid.attn = calloc(1, sizeof *u->mid.attn);
+    int mid_heads = (int)heads[u->nblocks - 1];
+    if (!L->status) {
+        nn_resnet_load(L, &u->mid.res[0], Cl, Cl, u->temb_dim, u->groups, u->eps, "mid_block.resnets.0");
+        nn_transformer2d_load(L, &u->mid.attn[0], Cl, mid_heads, Cl / mid_heads, (int)tlpb[u->nblocks - 1], u->ctx_dim, u->groups, linear_proj,
+                              locus_cfg_bool(L, "mid_block_only_cross_attention", 0), "mid_block.attentions.0");
+        nn_resnet_load(L, &u->mid.res[1], Cl, Cl, u->temb_dim, u->groups, u->eps, "mid_block.resnets.1");
+    }
+    /* up blocks (reversed channel lists) */
+    int prev_out = Cl;
+    for (int i = 0; i < u->nblocks && !L->status; i++) {
+        unet_block *b = &u->up[i];
+        int ri = u->nblocks - 1 - i;
+        int oc_ = u->block_out[ri], ic_ = u->block_out[ri - 1 >= 0 ? ri - 1 : 0];
+        if (!strcmp(upt[i], "CrossAttnUpBlock2D")) b->cross = 1;
+        else if (strcmp(upt[i], "UpBlock2D")) { locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: up block type '%s' is not supported", dir, upt[i]); break; }
+        b->nlayers = (int)lpb[ri] + 1;
+        b->cin = prev_out; b->cout = oc_;
+        b->res = calloc((size_t)b->nlayers, sizeof *b->res);
+        if (b->cross) b->attn = calloc((size_t)b->nlayers, sizeof *b->attn);
+        for (int j = 0; j < b->nlayers; j++) {
+            int skip = j == b->nlayers - 1 ? ic_ : oc_;
+            int rin = j == 0 ? prev_out : oc_;
+            snprintf(n, sizeof n, "up_blocks.%d.resnets.%d", i, j);
+            nn_resnet_load(L, &b->res[j], rin + skip, oc_, u->temb_dim, u->groups, u->eps, n);
+            if (b->cross) {
+                snprintf(n, sizeof n, "up_blocks.%d.attentions.%d", i, j);
+                nn_transformer2d_load(L, &b->attn[j], oc_, (int)heads[ri], oc_ / (int)heads[ri], (int)tlpb[ri], u->ctx_dim, u->groups,
+                                      linear_proj, (int)onlyc[ri], n);
+            }
+        }
+        b->has_sample = i < u->nblocks - 1;
+        if (b->has_sample) {
+            snprintf(n, sizeof n, "up_blocks.%d.upsamplers.0.conv", i);
+            nn_conv_load(L, &b->sample, oc_, oc_, 3, 1, 1, n);
+        }
+        prev_out = oc_;
+    }
+    nn_gnorm_load(L, &u->norm_out, C0, u->groups, u->eps, "conv_norm_out");
+    nn_conv_load(L, &u->conv_out, C0, u->out_channels, 3, 1, 1, "conv_out");
+    st = locus_loader_status(L);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", locus_errmsg());
+        locus_unet_free(u);
+        return locus_fail(st, "%s", msg);
+    }
+    return LOCUS_OK;
+}
+
+static void free_block(unet_block *b) {
+    if (b->attn) for (int j = 0; j < b->nlayers; j++) nn_transformer2d_free(&b->attn[j]);
+    free(b->attn);
+    free(b->res);
+    b->attn = NULL;
+    b->res = NULL;
+}
+
+void locus_unet_free(locus_unet *u) {
+    for (int i = 0; i < UNET_MAX_BLOCKS; i++) { free_block(&u->down[i]); free_block(&u->up[i]); }
+    free_block(&u->mid);
+    locus_loader_close(&u->L);
+}
+
+size_t locus_unet_params(const locus_unet *u) { return u->L.nparams; }
+
+/* a copy of a (B,C,H,W) activation kept as a skip connection */
+typedef struct { float *x; int c, h, w; } skip_t;
+
+void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
+                        const float *ctx, int S, float *out, const locus_hooks *hooks) {
+    char n[256];
+    int C0 = u->block_out[0];
+    /* time embedding: Timesteps -> linear_1 -> silu -> linear_2; resnets use silu(emb) */
+    float *tp = talloc((size_t)B * u->time_dim), *e1 = talloc((size_t)B * u->temb_dim), *emb = talloc((size_t)B * u->temb_dim);
+    locus_timestep_embedding(timesteps, B, u->time_dim, u->flip_sin_to_cos, u->freq_shift, 1.0f, 10000.0f, tp);
+    locus_hook(hooks, "time_proj", tp, 2, B, u->time_dim, 0, 0);
+    nn_linear_fwd(&u->time_1, tp, B, e1);
+    locus_act(e1, e1, (size_t)B * u->temb_dim, LOCUS_ACT_SILU);
+    nn_linear_fwd(&u->time_2, e1, B, emb);
+    locus_hook(hooks, "time_embedding", emb, 2, B, u->temb_dim, 0, 0);
+    float *temb = e1;
+    locus_act(emb, temb, (size_t)B * u->temb_dim, LOCUS_ACT_SILU);
+
+    skip_t skips[UNET_MAX_BLOCKS * 8];
+    int nskip = 0;
+    float *h = talloc((size_t)B * C0 * H * W);
+    nn_conv_fwd(&u->conv_in, sample, B, H, W, h);
+    locus_hook(hooks, "conv_in", h, 4, B, C0, H, W);
+    int C = C0;
+    skips[nskip++] = (skip_t){h, C, H, W};
+    /* down */
+    for (int i = 0; i < u->nblocks; i++) {
+        const unet_block *b = &u->down[i];
+        int first_skip = nskip;
+        for (int j = 0; j < b->nlayers; j++) {
+            float *y = talloc((size_t)B * b->cout * H * W);
+            nn_resnet_fwd(&b->res[j], h, B, H, W, temb, y);
+            snprintf(n, sizeof n, "down_blocks.%d.resnets.%d", i, j);
+            locus_hook(hooks, n, y, 4, B, b->cout, H, W);
+            C = b->cout;
+            if (b->cross) {
+                float *z = talloc((size_t)B * C * H * W);
+                snprintf(n, sizeof n, "down_blocks.%d.attentions.%d", i, j);
+                nn_transformer2d_fwd(&b->attn[j], y, B, H, W, ctx, S, z, hooks, n);
+                locus_free(y);
+                y = z;
+            }
+            h = y;
+            skips[nskip++] = (skip_t){h, C, H, W};
+        }
+        if (b->has_sample) {
+            int Ho = (H + 2 * b->sample.pad - 3) / 2 + 1, Wo = (W + 2 * b->sample.pad - 3) / 2 + 1;
+            if (b->sample.pad == 0) { Ho = (H + 1 - 3) / 2 + 1; Wo = (W + 1 - 3) / 2 + 1; } /* F.pad (0,1,0,1) */
+            float *y = talloc((size_t)B * C * Ho * Wo);
+            locus_conv2d_ex(h, B, C, H, W, b->sample.w, b->sample.b, C, 3, 3, 2, b->sample.pad, b->sample.pad, Ho, Wo, y);
+            H = Ho; W = Wo;
+            snprintf(n, sizeof n, "down_blocks.%d.downsamplers.0", i);
+            locus_hook(hooks, n, y, 4, B, C, H, W);
+            h = y;
+            skips[nskip++] = (skip_t){h, C, H, W};
+        }
+        snprintf(n, sizeof n, "down_blocks.%d:0", i);
+        locus_hook(hooks, n, h, 4, B, C, H, W);
+        for (int s = first_skip; s < nskip; s++) {
+            snprintf(n, sizeof n, "down_blocks.%d:1:%d", i, s - first_skip);
+            locus_hook(hooks, n, skips[s].x, 4, B, skips[s].c, skips[s].h, skips[s].w);
+        }
+    }
+    /* mid (h is the last skip; do not free it here) */
+    {
+        float *y = talloc((size_t)B * C * H * W), *z = talloc((size_t)B * C * H * W);
+        nn_resnet_fwd(&u->mid.res[0], h, B, H, W, temb, y);
+        locus_hook(hooks, "mid_block.resnets.0", y, 4, B, C, H, W);
+        nn_transformer2d_fwd(&u->mid.attn[0], y, B, H, W, ctx, S, z, hooks, "mid_block.attentions.0");
+        nn_resnet_fwd(&u->mid.res[1], z, B, H, W, temb, y);
+        locus_hook(hooks, "mid_block.resnets.1", y, 4, B, C, H, W);
+        locus_hook(hooks, "mid_block", y, 4, B, C, H, W);
+        locus_free(z);
+        h = y;
+    }
+    /* up */
+    for (int i = 0; i < u->nblocks; i++) {
+        const unet_block *b = &u->up[i];
+        for (int j = 0; j < b->nlayers; j++) {
+            skip_t sk = skips[--nskip];
+            int cin = C + sk.c;
+            float *cat = talloc((size_t)B * cin * H * W);
+            for (int bb = 0; bb < B; bb++) { /* torch.cat([hidden, skip], dim=1) */
+                memcpy(cat + (size_t)bb * cin * H * W, h + (size_t)bb * C * H * W, (size_t)C * H * W * sizeof(float));
+                memcpy(cat + ((size_t)bb * cin + C) * H * W, sk.x + (size_t)bb * sk.c * H * W, (size_t)sk.c * H * W * sizeof(float));
+            }
+            locus_free(sk.x);
+            locus_free(h);
+            C = b->cout;
+            float *y = talloc((size_t)B * C * H * W);
+            nn_resnet_fwd(&b->res[j], cat, B, H, W, temb, y);
+            locus_free(cat);
+            snprintf(n, sizeof n, "up_blocks.%d.resnets.%d", i, j);
+            locus_hook(hooks, n, y, 4, B, C, H, W);
+            if (b->cross) {
+                float *z = talloc((size_t)B * C * H * W);
+                snprintf(n, sizeof n, "up_blocks.%d.attentions.%d", i, j);
+                nn_transformer2d_fwd(&b->attn[j], y, B, H, W, ctx, S, z, hooks, n);
+                locus_free(y);
+                y = z;
+            }
+            h = y;
+        }
+        if (b->has_sample) {
+            float *upx = talloc((size_t)B * C * 4 * H * W), *y = talloc((size_t)B * C * 4 * H * W);
+            locus_upsample_nearest2x(h, upx, B, C, H, W);
+            H *= 2; W *= 2;
+            nn_conv_fwd(&b->sample, upx, B, H, W, y);
+            locus_free(upx);
+            locus_free(h);
+            h = y;
+            snprintf(n, sizeof n, "up_blocks.%d.upsamplers.0", i);
+            locus_hook(hooks, n, h, 4, B, C, H, W);
+        }
+        snprintf(n, sizeof n, "up_blocks.%d", i);
+        locus_hook(hooks, n, h, 4, B, C, H, W);
+    }
+    float *t = talloc((size_t)B * C * H * W);
+    nn_gnorm_fwd(&u->norm_out, h, B, H * W, t, LOCUS_ACT_NONE);
+    locus_hook(hooks, "conv_norm_out", t, 4, B, C, H, W);
+    locus_act(t, t, (size_t)B * C * H * W, LOCUS_ACT_SILU);
+    nn_conv_fwd(&u->conv_out, t, B, H, W, out);
+    locus_hook(hooks, "conv_out", out, 4, B, u->out_channels, H, W);
+    locus_free(t); locus_free(h); locus_free(tp); locus_free(e1); locus_free(emb);
+    while (nskip > 0) locus_free(skips[--nskip].x);
+}

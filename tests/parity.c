@@ -1,0 +1,49 @@
+/* parity.c — golden comparison helpers (see parity.h). */
+#include "parity.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+float *golden_f32(const locus_st_file *g, const char *name, int64_t *n) {
+    const locus_st_tensor *t = locus_st_find(g, name);
+    if (!t) return NULL;
+    *n = locus_st_numel(t);
+    float *p = malloc((size_t)(*n ? *n : 1) * sizeof(float));
+    if (locus_st_to_f32(t, p, *n) != LOCUS_OK) { free(p); return NULL; }
+    return p;
+}
+
+double parity_rel(const locus_st_file *g, const char *name, const float *x, int64_t n) {
+    int64_t gn;
+    float *gv = golden_f32(g, name, &gn);
+    if (!gv || gn != n) { free(gv); return -1; }
+    double md = 0, mr = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)x[i] - gv[i]);
+        if (!(d <= md)) md = d;
+        if (fabs(gv[i]) > mr) mr = fabs(gv[i]);
+    }
+    free(gv);
+    return md / mr;
+}
+
+void parity_hook(void *vctx, const char *name, float *x, int ndim, const int64_t *shape) {
+    parity_ctx *c = vctx;
+    char key[320];
+    snprintf(key, sizeof key, "%s%s", c->prefix, name);
+    const locus_st_tensor *t = locus_st_find(c->golden, key);
+    if (!t) return;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    double r = parity_rel(c->golden, key, x, n);
+    if (r < 0) {
+        c->shape_bad++;
+        fprintf(stderr, "  %s: shape mismatch with golden\n", key);
+        return;
+    }
+    c->matched++;
+    if (c->verbose) printf("  %-70s rel %.2e\n", key, r);
+    if (r > c->worst || r != r) { c->worst = r; snprintf(c->worst_name, sizeof c->worst_name, "%s", key); }
+}

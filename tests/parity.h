@@ -1,0 +1,26 @@
+/* parity.h — comparing locus activations with diffusers goldens (act.<module path> tensors).
+ * A hook looks up "act.<name>" in the golden file and records max|diff| / max|golden| per tensor. */
+#ifndef LOCUS_PARITY_H
+#define LOCUS_PARITY_H
+
+#include "../core/safetensors.h"
+#include "../models/nn.h"
+
+typedef struct {
+    const locus_st_file *golden;
+    const char *prefix;   /* "act." */
+    int matched, shape_bad;
+    double worst;         /* worst relative error */
+    char worst_name[256];
+    int verbose;
+} parity_ctx;
+
+void parity_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+
+/* relative max error of x against golden tensor `name`; -1 if missing/shape mismatch */
+double parity_rel(const locus_st_file *g, const char *name, const float *x, int64_t n);
+
+/* load a golden tensor as fp32 (malloc'ed), NULL if missing */
+float *golden_f32(const locus_st_file *g, const char *name, int64_t *n);
+
+#endif
