@@ -1,6 +1,7 @@
 /* locus_cli.c — the `locus` command-line front end.
  *
- *   locus info                 ISA table in use, threads, CPU support, version
+ *   locus info [--model DIR]   ISA table in use, threads, CPU support, version; with --model: the architecture
+ *   locus generate ...         text -> image (see usage)
  *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
  * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
@@ -12,18 +13,27 @@
 #include "../core/safetensors.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
+#include "generate.h"
 
 static int usage(FILE *f) {
     fprintf(f,
             "usage: locus <command> [options]\n"
-            "  info       show the kernel ISA in use (LOCUS_ISA forces one), threads (LOCUS_THREADS) and CPU support\n"
+            "  info [--model DIR]   kernel ISA in use (LOCUS_ISA forces one), threads (LOCUS_THREADS), CPU support;\n"
+            "             with --model: architecture, parameter counts and weight dtypes of a pipeline folder\n"
+            "  generate --model DIR (--prompt TEXT | --prompt-embeds FILE) -o OUT.png [--negative-prompt TEXT]\n"
+            "           [--seed N] [--steps N] [--guidance F] [--sampler ddim] [--width W --height H] [--noise FILE]\n"
+            "           [--dump FILE] [--threads N]\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
 }
 
 static int cmd_info(int argc, char **argv) {
-    (void)argc; (void)argv;
+    if (argc == 3 && !strcmp(argv[1], "--model")) return locus_cmd_info_model(argv[2]);
+    if (argc != 1) {
+        fprintf(stderr, "locus: usage: locus info [--model DIR]\n");
+        return 2;
+    }
     if (locus_kernels_init() != LOCUS_OK) {
         fprintf(stderr, "locus: %s\n", locus_errmsg());
         return 2;
@@ -69,6 +79,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "tensors")) return cmd_tensors(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return locus_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);

@@ -64,4 +64,52 @@ for m in "$tmp"/*.safetensors; do cli_err "malformed $(basename "$m")" "$(basena
 if "$B/locus" info >/dev/null && "$B/locus" tensors tests/golden/ldm/golden_sample.safetensors | tail -1 | grep -q 'tensors'; then p=$((p+1)); else f=$((f+1)); echo "  FAIL cli: info/tensors on good input"; fi
 record "cli" $p $f
 
+# 4. locus generate: golden parity through the CLI, bit-identical pixels and dumped tensors across ISAs x
+#    threads (the files differ only in the recorded ISA), bad inputs
+p=0 f=0
+G=tests/golden
+mkdir -p "$tmp/ldm" "$tmp/sd"
+"$B/test_sample" --write-inputs $G/ldm/golden_sample.safetensors embeds.a embeds.uncond noise "$tmp/ldm"
+"$B/test_sample" --write-inputs $G/pipelines/sd15-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd"
+gen() { "$B/locus" generate "$@" 2>"$tmp/gen.err"; }
+if gen --model $G/ldm --prompt-embeds "$tmp/ldm/embeds.safetensors" --noise "$tmp/ldm/noise.safetensors" --steps 4 --guidance 3 \
+     -o "$tmp/ldm.png" --dump "$tmp/ldm.st" && "$B/test_sample" --check-dump "$tmp/ldm.st" $G/ldm/golden_sample.safetensors base. 4 | sed 's/^/  /'; then
+  p=$((p+1)); else f=$((f+1)); echo "  FAIL generate ldm parity: $(tail -1 "$tmp/gen.err")"; fi
+sdargs=(--model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --noise "$tmp/sd/noise.safetensors" --steps 4 --guidance 7.5)
+if gen "${sdargs[@]}" -o "$tmp/sd.png" --dump "$tmp/sd.st" && \
+   "$B/test_sample" --check-dump "$tmp/sd.st" $G/pipelines/sd15-tiny.golden/golden_pipeline.safetensors a. 4 | sed 's/^/  /'; then
+  p=$((p+1)); else f=$((f+1)); echo "  FAIL generate sd15-tiny parity: $(tail -1 "$tmp/gen.err")"; fi
+for isa in $isas; do
+  for th in 1 2 3; do
+    if LOCUS_ISA=$isa gen "${sdargs[@]}" --threads $th -o "$tmp/sd.$isa.$th.png" --dump "$tmp/sd.$isa.$th.st" &&
+       "$B/test_sample" --same-output "$tmp/sd.png" "$tmp/sd.$isa.$th.png" "$tmp/sd.st" "$tmp/sd.$isa.$th.st"; then p=$((p+1))
+    else f=$((f+1)); echo "  FAIL generate output differs: isa=$isa threads=$th"; fi
+  done
+done
+# bad inputs: one clear line, non-zero exit, no output file left behind
+bad_gen() { # description, expected substring, args...
+  local what=$1 want=$2; shift 2
+  rm -f "$tmp/bad.png" "$tmp/bad.st"
+  "$B/locus" generate "$@" -o "$tmp/bad.png" --dump "$tmp/bad.st" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ $rc -ne 0 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q -- "$want" "$tmp/err" && [ ! -e "$tmp/bad.png" ] && [ ! -e "$tmp/bad.st" ]; then p=$((p+1))
+  else f=$((f+1)); echo "  FAIL generate bad input: $what (exit $rc): $(head -2 "$tmp/err")"; fi
+}
+bad_gen "missing model folder" "no such model folder" --model /nonexistent --prompt-embeds "$tmp/sd/embeds.safetensors"
+bad_gen "steps out of range" "--steps" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --steps 0
+bad_gen "unknown option" "unknown option" --model $G/pipelines/sd15-tiny --bogus 1
+mkdir -p "$tmp/w24"
+"$B/test_sample" --write-inputs $G/text/clip_l/golden_text_encoder.safetensors output.last_hidden_state output.last_hidden_state output.pooler_output "$tmp/w24"
+bad_gen "embeddings of the wrong shape" "expected \[1,T,32\]" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/w24/embeds.safetensors"
+bad_gen "missing embeddings file" "cannot open" --model $G/pipelines/sd15-tiny --prompt-embeds /nonexistent.safetensors
+bad_gen "noise of the wrong shape" "noise" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --noise "$tmp/ldm/noise.safetensors" --width 64 --height 64
+bad_gen "width not a multiple" "multiples of" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --width 30
+bad_gen "unknown sampler" "sampler" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --sampler heun
+mkdir -p "$tmp/badmodel"; cp -r $G/pipelines/sd15-tiny/* "$tmp/badmodel/"
+sed -i 's/"CrossAttnDownBlock2D"/"SimpleCrossAttnDownBlock2D"/' "$tmp/badmodel/unet/config.json"
+bad_gen "unknown block type" "SimpleCrossAttnDownBlock2D" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
+cp $G/pipelines/sd15-tiny/unet/config.json "$tmp/badmodel/unet/config.json"
+sed -i 's/"cross_attention_dim": 32/"cross_attention_dim": 48/' "$tmp/badmodel/unet/config.json"
+bad_gen "config/weight shape mismatch" "has shape" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
+record "generate" $p $f
+
 exit $overall

@@ -26,7 +26,89 @@ static void on_step(void *vc, int step, int nsteps, const float *unc, const floa
     }
 }
 
-int main(void) {
+/* --write-inputs GOLDEN.safetensors PREFIX DIR: DIR/embeds.safetensors (cond, uncond) and DIR/noise.safetensors
+ * from a golden file's PREFIX{embeds.a|embeds}, ...uncond and noise tensors (names differ per golden file). */
+static int write_inputs(const char *gpath, const char *cond_name, const char *uncond_name, const char *noise_name, const char *dir) {
+    locus_st_file g;
+    if (locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    const locus_st_tensor *c = locus_st_find(&g, cond_name), *u = locus_st_find(&g, uncond_name), *n = locus_st_find(&g, noise_name);
+    if (!c || !u || !n) { fprintf(stderr, "missing golden tensors\n"); return 1; }
+    char p[512];
+    locus_st_writer *w = locus_st_writer_new();
+    locus_st_writer_add(w, "cond", c->dtype, c->ndim, c->shape, c->data);
+    locus_st_writer_add(w, "uncond", u->dtype, u->ndim, u->shape, u->data);
+    snprintf(p, sizeof p, "%s/embeds.safetensors", dir);
+    int bad = locus_st_writer_save(w, p) != LOCUS_OK;
+    locus_st_writer_free(w);
+    w = locus_st_writer_new();
+    locus_st_writer_add(w, "noise", n->dtype, n->ndim, n->shape, n->data);
+    snprintf(p, sizeof p, "%s/noise.safetensors", dir);
+    bad |= locus_st_writer_save(w, p) != LOCUS_OK;
+    locus_st_writer_free(w);
+    locus_st_close(&g);
+    return bad;
+}
+
+/* --check-dump DUMP GOLDEN PREFIX STEPS: a `locus generate --dump` file against the golden run PREFIX */
+static int check_dump(const char *dpath, const char *gpath, const char *prefix, int steps) {
+    locus_st_file d, g;
+    if (locus_st_open(&d, dpath) || locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    double worst = 0;
+    char wn[128] = "";
+    int n = 0;
+    const char *names[4] = {"noise_pred_uncond", "noise_pred_text", "noise_pred", "latent_out"};
+    for (int s = 0; s <= steps; s++)
+        for (int k = 0; k < 4; k++) {
+            char dn[96], gn[128];
+            if (s < steps) snprintf(dn, sizeof dn, "step%d.%s", s, names[k]);
+            else if (k == 0) snprintf(dn, sizeof dn, "final_latent");
+            else if (k == 1) snprintf(dn, sizeof dn, "image");
+            else continue;
+            snprintf(gn, sizeof gn, "%s%s", prefix, dn);
+            const locus_st_tensor *t = locus_st_find(&d, dn);
+            int64_t ne;
+            float *x = t ? golden_f32(&d, dn, &ne) : NULL;
+            double r = x ? parity_rel(&g, gn, x, ne) : -1;
+            free(x);
+            n++;
+            if (r < 0 || r > worst) { worst = r < 0 ? 1e9 : r; snprintf(wn, sizeof wn, "%s", dn); }
+        }
+    printf("dump vs %s%s: %d tensors, worst %.2e (%s)\n", gpath, prefix, n, worst, wn);
+    locus_st_close(&d);
+    locus_st_close(&g);
+    return worst <= 1e-4 ? 0 : 1;
+}
+
+/* --same-output A.png B.png A.st B.st: identical pixels, identical tensors (names, shapes, bits) and identical
+ * metadata except the recorded ISA.  Returns 0 when all hold. */
+#include "../core/png.h"
+static int same_output(const char *pa, const char *pb, const char *da, const char *db) {
+    uint8_t *x = NULL, *y = NULL;
+    int wa, ha, wb, hb, bad = 0;
+    if (locus_png_read_rgb(pa, &x, &wa, &ha) || locus_png_read_rgb(pb, &y, &wb, &hb)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (wa != wb || ha != hb || memcmp(x, y, (size_t)wa * ha * 3)) { fprintf(stderr, "pixels differ\n"); bad = 1; }
+    free(x); free(y);
+    locus_st_file a, b;
+    if (locus_st_open(&a, da) || locus_st_open(&b, db)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (a.count != b.count) bad = 1;
+    for (size_t i = 0; !bad && i < a.count; i++) {
+        const locus_st_tensor *s = &a.tensors[i], *t = &b.tensors[i];
+        if (strcmp(s->name, t->name) || s->nbytes != t->nbytes || memcmp(s->data, t->data, s->nbytes)) { fprintf(stderr, "tensor %s differs\n", s->name); bad = 1; }
+    }
+    const locus_json *ma = locus_json_get(a.header.root, "__metadata__"), *mb = locus_json_get(b.header.root, "__metadata__");
+    for (size_t i = 0; !bad && ma && mb && i < ma->len; i++) {
+        if (!strcmp(ma->kids[i]->key, "isa")) continue;
+        const locus_json *o = locus_json_get(mb, ma->kids[i]->key);
+        if (!o || strcmp(o->str, ma->kids[i]->str)) { fprintf(stderr, "metadata %s differs\n", ma->kids[i]->key); bad = 1; }
+    }
+    locus_st_close(&a); locus_st_close(&b);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 7 && !strcmp(argv[1], "--write-inputs")) return write_inputs(argv[2], argv[3], argv[4], argv[5], argv[6]);
+    if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     char p[512];
     locus_unet u;

@@ -1,0 +1,233 @@
+/* generate.c — `locus generate`: prompt (or embeddings) -> sampled latent -> PNG, with an optional safetensors
+ * dump of every step.  All inputs are validated before any work starts and outputs are written atomically
+ * at the end, so a failed run never leaves a partial file. */
+#include "generate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/arena.h"
+#include "../core/png.h"
+#include "../core/rng.h"
+#include "../core/safetensors.h"
+#include "../core/version.h"
+#include "../models/pipeline.h"
+#include "../simd/kernels.h"
+#include "progress.h"
+
+typedef struct {
+    const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler;
+    long long seed;
+    int steps, width, height, threads;
+    float guidance;
+} gen_args;
+
+static int fail(const char *fmt, const char *a) {
+    fprintf(stderr, "locus generate: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, gen_args *a) {
+    memset(a, 0, sizeof *a);
+    a->seed = 0; a->steps = -1; a->guidance = -1; a->negative = "";
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (i + 1 >= argc) return fail("option %s needs a value", k);
+        const char *v = argv[++i];
+        long long x;
+        if (!strcmp(k, "--model")) a->model = v;
+        else if (!strcmp(k, "--prompt")) a->prompt = v;
+        else if (!strcmp(k, "--negative-prompt")) a->negative = v;
+        else if (!strcmp(k, "-o") || !strcmp(k, "--output")) a->out = v;
+        else if (!strcmp(k, "--noise")) a->noise_file = v;
+        else if (!strcmp(k, "--prompt-embeds")) a->embeds_file = v;
+        else if (!strcmp(k, "--dump")) a->dump_file = v;
+        else if (!strcmp(k, "--sampler")) a->sampler = v;
+        else if (!strcmp(k, "--seed")) { if (!parse_int(v, 0, (1LL << 53), &x)) return fail("--seed %s: expected a non-negative integer", v); a->seed = x; }
+        else if (!strcmp(k, "--steps")) { if (!parse_int(v, 1, 1000, &x)) return fail("--steps %s: expected an integer from 1 to 1000", v); a->steps = (int)x; }
+        else if (!strcmp(k, "--width")) { if (!parse_int(v, 8, 8192, &x)) return fail("--width %s: expected an integer from 8 to 8192", v); a->width = (int)x; }
+        else if (!strcmp(k, "--height")) { if (!parse_int(v, 8, 8192, &x)) return fail("--height %s: expected an integer from 8 to 8192", v); a->height = (int)x; }
+        else if (!strcmp(k, "--threads")) { if (!parse_int(v, 1, 1024, &x)) return fail("--threads %s: expected a positive integer", v); a->threads = (int)x; }
+        else if (!strcmp(k, "--guidance")) {
+            char *end;
+            a->guidance = strtof(v, &end);
+            if (*end || end == v || a->guidance < 0 || a->guidance > 100) return fail("--guidance %s: expected a number from 0 to 100", v);
+        } else return fail("unknown option %s (see 'locus help')", k);
+    }
+    if (!a->model) return fail("%s", "--model DIR is required");
+    if (!a->out) return fail("%s", "-o OUT.png is required");
+    if (!a->prompt && !a->embeds_file) return fail("%s", "give --prompt TEXT or --prompt-embeds FILE");
+    return 0;
+}
+
+/* [1,T,D] tensor from an embeddings file */
+static float *load_embeds(const locus_st_file *f, const char *name, int D, int *T) {
+    const locus_st_tensor *t = locus_st_find(f, name);
+    if (!t) { locus_fail(LOCUS_E_NOTFOUND, "%s: no tensor '%s'", f->path, name); return NULL; }
+    if (t->ndim != 3 || t->shape[0] != 1 || t->shape[2] != D) {
+        char s[128];
+        locus_fail(LOCUS_E_SHAPE, "%s: '%s' has shape %s, expected [1,T,%d]", f->path, name, locus_shape_str(t->ndim, t->shape, s, sizeof s), D);
+        return NULL;
+    }
+    if (*T && t->shape[1] != *T) { locus_fail(LOCUS_E_SHAPE, "%s: cond and uncond have different lengths", f->path); return NULL; }
+    *T = (int)t->shape[1];
+    float *p = locus_alloc((size_t)*T * D * sizeof(float));
+    if (locus_st_to_f32(t, p, (int64_t)*T * D)) { locus_free(p); return NULL; }
+    return p;
+}
+
+typedef struct {
+    locus_st_writer *dump;
+    int C, h, w;
+    locus_progress prog;
+} run_ctx;
+
+static void on_step(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
+    run_ctx *r = vc;
+    if (r->dump) {
+        int64_t shp[4] = {1, r->C, r->h, r->w};
+        char nm[64];
+        if (unc) { snprintf(nm, sizeof nm, "step%d.noise_pred_uncond", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, unc); }
+        snprintf(nm, sizeof nm, "step%d.noise_pred_text", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, cond);
+        snprintf(nm, sizeof nm, "step%d.noise_pred", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, guided);
+        snprintf(nm, sizeof nm, "step%d.latent_out", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, lat);
+    }
+    locus_progress_update(&r->prog, step + 1);
+}
+
+int locus_cmd_generate(int argc, char **argv) {
+    gen_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (locus_kernels_init() != LOCUS_OK) return fail("%s", locus_errmsg());
+    if (a.threads) locus_set_threads(a.threads);
+    if (a.sampler && strcmp(a.sampler, "ddim")) return fail("--sampler %s: only 'ddim' is available so far", a.sampler);
+    locus_pipeline p;
+    if (locus_pipeline_open(&p, a.model) != LOCUS_OK) return fail("%s", locus_errmsg());
+    int ret = 2;
+    float *cond = NULL, *uncond = NULL, *lat = NULL, *img = NULL;
+    uint8_t *pix = NULL;
+    locus_st_writer *dump = NULL;
+    int C = p.unet.in_channels, f = p.vae_factor;
+    int W = a.width ? a.width : p.unet.sample_size * f, H = a.height ? a.height : p.unet.sample_size * f;
+    int mult = f << (p.unet.nblocks - 1);
+    if (W % mult || H % mult) {
+        fprintf(stderr, "locus generate: --width/--height must be multiples of %d for this model (got %dx%d)\n", mult, W, H);
+        goto done;
+    }
+    int h = H / f, w = W / f;
+    size_t n = (size_t)C * h * w;
+    int steps = a.steps > 0 ? a.steps : 50;
+    float guidance = a.guidance >= 0 ? a.guidance : (p.kind == LOCUS_PIPE_LDM ? 1.0f : 7.5f);
+    /* text conditioning */
+    int T = 0;
+    if (a.embeds_file) {
+        locus_st_file ef;
+        if (locus_st_open(&ef, a.embeds_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        cond = load_embeds(&ef, "cond", p.unet.ctx_dim, &T);
+        if (cond && guidance > 1.0f) uncond = load_embeds(&ef, "uncond", p.unet.ctx_dim, &T);
+        locus_st_close(&ef);
+        if (!cond || (guidance > 1.0f && !uncond)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+    } else {
+        fprintf(stderr, "locus generate: prompt strings need the tokenizer, which locus does not have yet; pass --prompt-embeds FILE (tensors cond, uncond)\n");
+        goto done;
+    }
+    /* initial noise */
+    lat = locus_alloc(n * sizeof(float));
+    if (a.noise_file) {
+        locus_st_file nf;
+        if (locus_st_open(&nf, a.noise_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        const locus_st_tensor *t = locus_st_find(&nf, "noise");
+        int ok = t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == C && t->shape[2] == h && t->shape[3] == w &&
+                 locus_st_to_f32(t, lat, (int64_t)n) == LOCUS_OK;
+        if (!ok) fprintf(stderr, "locus generate: %s: needs a tensor 'noise' of shape [1,%d,%d,%d]\n", a.noise_file, C, h, w);
+        locus_st_close(&nf);
+        if (!ok) goto done;
+    } else {
+        locus_randn((uint64_t)a.seed, lat, n);
+    }
+    for (size_t i = 0; i < n; i++) lat[i] = lat[i] * p.sched.init_noise_sigma;
+    if (a.dump_file) dump = locus_st_writer_new();
+    run_ctx rc_ = {dump, C, h, w, {0}};
+    locus_progress_start(&rc_.prog, "generate", steps);
+    locus_step_cb cb = {on_step, &rc_};
+    if (locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, NULL) != LOCUS_OK) {
+        fprintf(stderr, "locus generate: %s\n", locus_errmsg());
+        goto done;
+    }
+    img = locus_alloc((size_t)3 * H * W * sizeof(float));
+    locus_pipeline_decode(&p, lat, h, w, img);
+    locus_progress_end(&rc_.prog);
+    pix = malloc((size_t)3 * H * W);
+    locus_image_to_u8(img, H, W, pix);
+    char seed_s[32], steps_s[16], g_s[32], hash_s[32];
+    snprintf(seed_s, sizeof seed_s, "%lld", a.seed);
+    snprintf(steps_s, sizeof steps_s, "%d", steps);
+    snprintf(g_s, sizeof g_s, "%g", guidance);
+    snprintf(hash_s, sizeof hash_s, "%016llx", p.model_hash);
+    locus_png_text tx[] = {{"prompt", a.prompt ? a.prompt : "(embeddings file)"}, {"negative_prompt", a.negative},
+                           {"seed", a.noise_file ? "(noise file)" : seed_s}, {"steps", steps_s}, {"sampler", "ddim"},
+                           {"guidance", g_s}, {"model_hash", hash_s}, {"isa", locus_isa_name()}, {"locus_version", LOCUS_VERSION}};
+    if (dump) {
+        int64_t ls[4] = {1, C, h, w}, is[4] = {1, 3, H, W};
+        locus_st_writer_add(dump, "final_latent", LOCUS_F32, 4, ls, lat);
+        locus_st_writer_add(dump, "image", LOCUS_F32, 4, is, img);
+        for (size_t i = 0; i < sizeof tx / sizeof *tx; i++) locus_st_writer_add_meta(dump, tx[i].key, tx[i].value);
+        if (locus_st_writer_save(dump, a.dump_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+    }
+    if (locus_png_write(a.out, pix, W, H, 3, tx, (int)(sizeof tx / sizeof *tx))) {
+        fprintf(stderr, "locus generate: %s\n", locus_errmsg());
+        if (a.dump_file) remove(a.dump_file);
+        goto done;
+    }
+    fprintf(stderr, "wrote %s (%dx%d, %d steps, isa %s)\n", a.out, W, H, steps, locus_isa_name());
+    ret = 0;
+done:
+    locus_st_writer_free(dump);
+    locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img);
+    free(pix);
+    locus_pipeline_close(&p);
+    return ret;
+}
+
+int locus_cmd_info_model(const char *dir) {
+    locus_pipeline p;
+    if (locus_pipeline_open(&p, dir) != LOCUS_OK) {
+        fprintf(stderr, "locus info: %s\n", locus_errmsg());
+        return 2;
+    }
+    printf("model: %s (%s)\n", dir, p.class_name);
+    printf("model_hash: %016llx\n", p.model_hash);
+    printf("unet: UNet2DConditionModel, %d blocks, channels", p.unet.nblocks);
+    for (int i = 0; i < p.unet.nblocks; i++) printf(" %d", p.unet.block_out[i]);
+    printf(", cross_attention_dim %d, %zu parameters (%s)\n", p.unet.ctx_dim, p.unet.L.nparams, p.unet.L.weights_path);
+    printf("vae: AutoencoderKL, %d latent channels, factor %d, scaling %g, %zu parameters\n", p.vae.latent_channels, p.vae_factor,
+           p.vae.scaling_factor, p.vae.L.nparams);
+    if (p.has_text)
+        printf("text_encoder: %s, %d layers, width %d, %zu parameters\n", p.text.kind == LOCUS_TEXT_CLIP ? "CLIPTextModel" : "LDMBertModel",
+               p.text.nlayers, p.text.D, p.text.L.nparams);
+    printf("scheduler: %s, %d train steps, spacing %s\n", p.sched.class_name, p.sched.num_train, p.sched.spacing);
+    /* weight dtypes of the UNet file */
+    int cnt[LOCUS_DTYPE_COUNT] = {0};
+    for (size_t f = 0; f < p.unet.L.st.nfiles; f++)
+        for (size_t i = 0; i < p.unet.L.st.files[f].count; i++) cnt[p.unet.L.st.files[f].tensors[i].dtype]++;
+    printf("unet weight dtypes:");
+    for (int d = 0; d < LOCUS_DTYPE_COUNT; d++)
+        if (cnt[d]) printf(" %s x%d", locus_dtype_name((locus_dtype)d), cnt[d]);
+    printf("\n");
+    locus_pipeline_close(&p);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* progress.c — stderr progress line (see progress.h). */
+#include "progress.h"
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void locus_progress_start(locus_progress *p, const char *label, int total) {
+    p->label = label;
+    p->total = total;
+    p->t0 = now();
+    p->tty = isatty(2);
+}
+
+void locus_progress_update(locus_progress *p, int done) {
+    double el = now() - p->t0, per = done > 0 ? el / done : 0, left = per * (p->total - done);
+    char bar[21];
+    int fill = p->total > 0 ? done * 20 / p->total : 20;
+    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '=' : ' ';
+    bar[20] = 0;
+    fprintf(stderr, "%s%s %d/%d [%s] %.2f s/it, %.0f s left%s", p->tty ? "\r" : "", p->label, done, p->total, bar, per, left,
+            p->tty ? "" : "\n");
+    fflush(stderr);
+}
+
+void locus_progress_end(locus_progress *p) {
+    if (p->tty) fprintf(stderr, "\n");
+    fprintf(stderr, "%s: done in %.2f s\n", p->label, now() - p->t0);
+}

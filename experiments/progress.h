@@ -1,0 +1,17 @@
+/* progress.h — a progress line on stderr for long runs: "label  3/20 [=====     ] 1.23 s/it, 21 s left".
+ * Redrawn in place on a terminal; one line per update otherwise (CI logs). */
+#ifndef LOCUS_PROGRESS_H
+#define LOCUS_PROGRESS_H
+
+typedef struct {
+    const char *label;
+    int total;
+    double t0;
+    int tty;
+} locus_progress;
+
+void locus_progress_start(locus_progress *p, const char *label, int total);
+void locus_progress_update(locus_progress *p, int done);
+void locus_progress_end(locus_progress *p);
+
+#endif

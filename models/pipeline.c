@@ -1,0 +1,130 @@
+/* pipeline.c — opening pipeline folders and decoding latents (see pipeline.h). */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/arena.h"
+#include "../core/hash.h"
+#include "../core/json.h"
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* hash a component: config.json bytes and each safetensors header (not the weights: cheap for large models) */
+static unsigned long long hash_component(unsigned long long h, const locus_loader *L) {
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/config.json", L->dir);
+    FILE *f = fopen(p, "rb");
+    if (f) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = locus_fnv1a(h, buf, n);
+        fclose(f);
+    }
+    for (size_t i = 0; i < L->st.nfiles; i++) {
+        const locus_st_file *sf = &L->st.files[i];
+        uint64_t hl = 0;
+        memcpy(&hl, sf->map, 8);
+        h = locus_fnv1a(h, sf->map, 8 + (size_t)hl);
+    }
+    return h;
+}
+
+static const char *pick(const char *dir, const char *a, const char *b, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", dir, a);
+    if (is_dir(out)) return out;
+    if (b) {
+        snprintf(out, n, "%s/%s", dir, b);
+        if (is_dir(out)) return out;
+    }
+    return NULL;
+}
+
+locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
+    if (!is_dir(dir)) return locus_fail(LOCUS_E_IO, "%s: no such model folder", dir);
+    char mi[PATH_MAX + 32];
+    snprintf(mi, sizeof mi, "%s/model_index.json", dir);
+    p->kind = LOCUS_PIPE_SD;
+    snprintf(p->class_name, sizeof p->class_name, "(component folders)");
+    if (is_file(mi)) {
+        locus_json_doc doc;
+        locus_status st = locus_json_parse_file(&doc, mi);
+        if (st) return st;
+        const char *cls = locus_json_str(doc.root, "_class_name", "", NULL);
+        snprintf(p->class_name, sizeof p->class_name, "%s", cls);
+        if (!strcmp(cls, "LDMTextToImagePipeline")) p->kind = LOCUS_PIPE_LDM;
+        else if (strcmp(cls, "StableDiffusionPipeline")) {
+            locus_json_free(&doc);
+            return locus_fail(LOCUS_E_UNSUPPORTED, "%s: pipeline class '%s' is not supported (StableDiffusionPipeline, LDMTextToImagePipeline)", mi, cls);
+        }
+        locus_json_free(&doc);
+    }
+    char c[PATH_MAX + 32];
+    locus_status st;
+    if (!pick(dir, "unet", NULL, c, sizeof c)) return locus_fail(LOCUS_E_NOTFOUND, "%s: no unet/ folder", dir);
+    if ((st = locus_unet_load(&p->unet, c))) return st;
+    if (!pick(dir, "vae", "vqvae", c, sizeof c)) { locus_pipeline_close(p); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ (or vqvae/) folder", dir); }
+    if (strstr(c, "vqvae")) p->kind = LOCUS_PIPE_LDM;
+    if ((st = locus_vae_load(&p->vae, c))) { locus_unet_free(&p->unet); return st; }
+    if (!pick(dir, "scheduler", NULL, c, sizeof c)) { locus_pipeline_close(p); return locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir); }
+    if ((st = locus_scheduler_load(&p->sched, c))) { locus_vae_free(&p->vae); locus_unet_free(&p->unet); return st; }
+    if (pick(dir, "text_encoder", "bert", c, sizeof c)) {
+        if ((st = locus_textenc_load(&p->text, c))) {
+            locus_scheduler_free(&p->sched); locus_vae_free(&p->vae); locus_unet_free(&p->unet);
+            return st;
+        }
+        p->has_text = 1;
+        if (p->text.kind == LOCUS_TEXT_LDMBERT) p->kind = LOCUS_PIPE_LDM;
+        if (p->text.D != p->unet.ctx_dim) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s: text encoder width %d does not match the UNet's cross_attention_dim %d", c, p->text.D, p->unet.ctx_dim);
+            locus_pipeline_close(p);
+            return locus_fail(LOCUS_E_SHAPE, "%s", msg);
+        }
+    }
+    if (p->vae.latent_channels != p->unet.in_channels) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, p->vae.latent_channels, p->unet.in_channels);
+        locus_pipeline_close(p);
+        return locus_fail(LOCUS_E_SHAPE, "%s", msg);
+    }
+    p->vae_factor = 1 << (p->vae.nblocks - 1);
+    unsigned long long h = LOCUS_FNV_INIT;
+    h = hash_component(h, &p->unet.L);
+    h = hash_component(h, &p->vae.L);
+    if (p->has_text) h = hash_component(h, &p->text.L);
+    p->model_hash = h;
+    return LOCUS_OK;
+}
+
+void locus_pipeline_close(locus_pipeline *p) {
+    if (p->has_text) locus_textenc_free(&p->text);
+    p->has_text = 0;
+    locus_scheduler_free(&p->sched);
+    locus_vae_free(&p->vae);
+    locus_unet_free(&p->unet);
+}
+
+void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image) {
+    size_t n = (size_t)p->vae.latent_channels * h * w;
+    float *z = locus_alloc(n * sizeof(float));
+    float sf = p->vae.scaling_factor, inv = (float)(1.0 / (double)sf), shift = p->vae.shift_factor;
+    for (size_t i = 0; i < n; i++) {
+        float v = p->kind == LOCUS_PIPE_LDM ? inv * latent[i] : latent[i] / sf;
+        z[i] = shift != 0.0f ? v + shift : v;
+    }
+    locus_vae_decode(&p->vae, z, 1, h, w, image, NULL);
+    locus_free(z);
+}

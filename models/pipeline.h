@@ -1,0 +1,40 @@
+/* pipeline.h — a text-to-image pipeline folder as users download it.
+ *
+ * Layouts: a diffusers pipeline folder with model_index.json (StableDiffusionPipeline: unet/ vae/
+ * text_encoder/ tokenizer/ scheduler/; LDMTextToImagePipeline: unet/ vqvae/ bert/ tokenizer/ scheduler/), or a
+ * folder holding only component subfolders (unet/, vae/ or vqvae/, text_encoder/ or bert/, scheduler/).
+ * The text encoder is optional when embeddings are supplied (--prompt-embeds).
+ */
+#ifndef LOCUS_PIPELINE_H
+#define LOCUS_PIPELINE_H
+
+#include <limits.h>
+
+#include "sampler.h"
+#include "textenc.h"
+#include "unet.h"
+#include "vae.h"
+
+typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM } locus_pipe_kind;
+
+typedef struct {
+    locus_pipe_kind kind;
+    char dir[PATH_MAX];
+    char class_name[64];
+    locus_unet unet;
+    locus_vae vae;
+    locus_scheduler sched;
+    locus_textenc text;
+    int has_text;
+    int vae_factor; /* pixels per latent */
+    unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
+} locus_pipeline;
+
+locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
+void locus_pipeline_close(locus_pipeline *p);
+
+/* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
+ * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */
+void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image);
+
+#endif
