@@ -142,8 +142,13 @@ int locus_cmd_generate(int argc, char **argv) {
         locus_st_close(&ef);
         if (!cond || (guidance > 1.0f && !uncond)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
     } else {
-        fprintf(stderr, "locus generate: prompt strings need the tokenizer, which locus does not have yet; pass --prompt-embeds FILE (tensors cond, uncond)\n");
-        goto done;
+        cond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
+        uncond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
+        if (locus_pipeline_encode_prompt(&p, a.prompt, cond, &T) ||
+            (guidance > 1.0f && locus_pipeline_encode_prompt(&p, a.negative, uncond, &T))) {
+            fprintf(stderr, "locus generate: %s\n", locus_errmsg());
+            goto done;
+        }
     }
     /* initial noise */
     lat = locus_alloc(n * sizeof(float));

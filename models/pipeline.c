@@ -94,6 +94,17 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
             return locus_fail(LOCUS_E_SHAPE, "%s", msg);
         }
     }
+    char tk[PATH_MAX + 48];
+    snprintf(tk, sizeof tk, "%s/tokenizer/vocab.json", dir);
+    if (p->has_text && p->text.kind == LOCUS_TEXT_CLIP && is_file(tk)) {
+        snprintf(tk, sizeof tk, "%s/tokenizer", dir);
+        if ((st = locus_clip_tok_load(&p->tok, tk))) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", locus_errmsg());
+            locus_pipeline_close(p);
+            return locus_fail(st, "%s", msg);
+        }
+    }
     if (p->vae.latent_channels != p->unet.in_channels) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, p->vae.latent_channels, p->unet.in_channels);
@@ -110,11 +121,26 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
 }
 
 void locus_pipeline_close(locus_pipeline *p) {
+    locus_clip_tok_free(p->tok);
+    p->tok = NULL;
     if (p->has_text) locus_textenc_free(&p->text);
     p->has_text = 0;
     locus_scheduler_free(&p->sched);
     locus_vae_free(&p->vae);
     locus_unet_free(&p->unet);
+}
+
+locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T) {
+    if (!p->has_text || !p->tok)
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need a CLIP tokenizer/ and text_encoder/ (this folder has %s); pass --prompt-embeds FILE",
+                          p->dir, p->has_text ? "an LDMBert encoder, whose BERT tokenizer locus does not have yet" : "no text encoder");
+    int64_t ids[77];
+    int tr = 0, len = p->text.maxpos < 77 ? p->text.maxpos : 77;
+    locus_status st = locus_clip_tok_encode_padded(p->tok, prompt, len, ids, &tr);
+    if (st) return st;
+    if (tr) fprintf(stderr, "locus: warning: prompt longer than %d tokens was truncated\n", len);
+    *T = len;
+    return locus_textenc_forward(&p->text, ids, 1, len, embeds, -1, NULL, NULL, NULL, NULL);
 }
 
 void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image) {

@@ -12,6 +12,7 @@
 
 #include "sampler.h"
 #include "textenc.h"
+#include "tokenizer_clip.h"
 #include "unet.h"
 #include "vae.h"
 
@@ -26,12 +27,17 @@ typedef struct {
     locus_scheduler sched;
     locus_textenc text;
     int has_text;
+    locus_clip_tok *tok; /* NULL when the folder has no CLIP tokenizer */
     int vae_factor; /* pixels per latent */
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
 } locus_pipeline;
 
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
+
+/* Prompt -> [1,77,D] text embeddings (the text encoder's last_hidden_state, as StableDiffusionPipeline
+ * with clip_skip None).  Warns on stderr when the prompt is truncated to 77 tokens. */
+locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T);
 
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
  * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */

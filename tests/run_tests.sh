@@ -79,6 +79,14 @@ sdargs=(--model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetenso
 if gen "${sdargs[@]}" -o "$tmp/sd.png" --dump "$tmp/sd.st" && \
    "$B/test_sample" --check-dump "$tmp/sd.st" $G/pipelines/sd15-tiny.golden/golden_pipeline.safetensors a. 4 | sed 's/^/  /'; then
   p=$((p+1)); else f=$((f+1)); echo "  FAIL generate sd15-tiny parity: $(tail -1 "$tmp/gen.err")"; fi
+# from prompt strings and --seed, as diffusers' StableDiffusionPipeline ran them: tensors within 1e-4, PNG pixels equal
+for run in a:HELLO b:WORLD; do
+  r=${run%%:*} word=${run#*:}
+  if gen --model $G/pipelines/sd15-tiny --prompt "A sign that says \"$word\"." --seed 42 --steps 4 --guidance 7.5 -o "$tmp/p$r.png" --dump "$tmp/p$r.st" &&
+     "$B/test_sample" --check-dump "$tmp/p$r.st" $G/pipelines/sd15-tiny.golden/golden_pipeline.safetensors $r. 4 | sed 's/^/  /' &&
+     "$B/test_sample" --same-pixels "$tmp/p$r.png" $G/pipelines/sd15-tiny.golden/$r.png; then p=$((p+1))
+  else f=$((f+1)); echo "  FAIL generate from prompt $r: $(tail -1 "$tmp/gen.err")"; fi
+done
 for isa in $isas; do
   for th in 1 2 3; do
     if LOCUS_ISA=$isa gen "${sdargs[@]}" --threads $th -o "$tmp/sd.$isa.$th.png" --dump "$tmp/sd.$isa.$th.st" &&
@@ -103,6 +111,8 @@ bad_gen "embeddings of the wrong shape" "expected \[1,T,32\]" --model $G/pipelin
 bad_gen "missing embeddings file" "cannot open" --model $G/pipelines/sd15-tiny --prompt-embeds /nonexistent.safetensors
 bad_gen "noise of the wrong shape" "noise" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --noise "$tmp/ldm/noise.safetensors" --width 64 --height 64
 bad_gen "width not a multiple" "multiples of" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --width 30
+bad_gen "LDM prompt string (no BERT tokenizer)" "BERT tokenizer" --model $G/ldm --prompt "a red fox" --guidance 3
+bad_gen "non-ASCII prompt" "non-ASCII" --model $G/pipelines/sd15-tiny --prompt "caf$(printf '\xc3\xa9')"
 bad_gen "unknown sampler" "sampler" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --sampler heun
 mkdir -p "$tmp/badmodel"; cp -r $G/pipelines/sd15-tiny/* "$tmp/badmodel/"
 sed -i 's/"CrossAttnDownBlock2D"/"SimpleCrossAttnDownBlock2D"/' "$tmp/badmodel/unet/config.json"

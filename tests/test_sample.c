@@ -105,7 +105,18 @@ static int same_output(const char *pa, const char *pb, const char *da, const cha
     return bad;
 }
 
+static int same_pixels(const char *pa, const char *pb) {
+    uint8_t *x = NULL, *y = NULL;
+    int wa, ha, wb, hb;
+    if (locus_png_read_rgb(pa, &x, &wa, &ha) || locus_png_read_rgb(pb, &y, &wb, &hb)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int same = wa == wb && ha == hb && !memcmp(x, y, (size_t)wa * ha * 3);
+    free(x); free(y);
+    if (!same) fprintf(stderr, "%s and %s: pixels differ\n", pa, pb);
+    return !same;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 7 && !strcmp(argv[1], "--write-inputs")) return write_inputs(argv[2], argv[3], argv[4], argv[5], argv[6]);
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
