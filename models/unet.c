@@ -67,7 +67,13 @@ locus_status locus_unet_load(locus_unet *u, const char *dir) {
     refuse_if(L, locus_cfg_str(L, "encoder_hid_dim_type", NULL) != NULL, "encoder_hid_dim_type", "(projected text)");
     refuse_if(L, locus_json_get(L->config.root, "cross_attention_dim") && locus_json_get(L->config.root, "cross_attention_dim")->type == JSON_ARRAY,
               "cross_attention_dim", "as a list");
-    if (L->status) return locus_loader_status(L);
+    if (L->status) {
+        char msg[1024];
+        locus_status st0 = locus_loader_status(L);
+        snprintf(msg, sizeof msg, "%s", locus_errmsg());
+        locus_unet_free(u);
+        return locus_fail(st0, "%s", msg);
+    }
 
     char n[256];
     int C0 = u->block_out[0];

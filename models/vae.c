@@ -79,7 +79,13 @@ locus_status locus_vae_load(locus_vae *v, const char *dir) {
     v->nblocks = locus_cfg_ints(L, "block_out_channels", bo, VAE_MAX_BLOCKS, 0);
     if (v->nblocks <= 0 && !L->status) locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: block_out_channels missing", dir);
     for (int i = 0; i < v->nblocks; i++) v->block_out[i] = (int)bo[i];
-    if (L->status) return locus_loader_status(L);
+    if (L->status) {
+        char msg[1024];
+        locus_status st0 = locus_loader_status(L);
+        snprintf(msg, sizeof msg, "%s", locus_errmsg());
+        locus_vae_free(v);
+        return locus_fail(st0, "%s", msg);
+    }
     int Lc = v->latent_channels, G = v->groups, nb = v->nblocks;
     char n[256];
     /* decoder */
