@@ -115,7 +115,9 @@ $(BUILD)/bench_gemm: $(BUILD)/obj/benchmarks/bench_gemm.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
 $(BUILD)/bench_kernels: $(BUILD)/obj/benchmarks/bench_kernels.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels
+$(BUILD)/bench_models: $(BUILD)/obj/benchmarks/bench_models.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models
 	@bash benchmarks/run_bench.sh $(BUILD)
 
 # ---- fuzzing (clang + libFuzzer) ----

@@ -14,6 +14,7 @@
 #include "../core/version.h"
 #include "../simd/kernels.h"
 #include "generate.h"
+#include "../simd/ops.h"
 
 static int usage(FILE *f) {
     fprintf(f,
@@ -75,6 +76,7 @@ static int cmd_tensors(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    locus_prefer_passive_wait(argv);
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);

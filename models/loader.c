@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include "../core/arena.h"
+#include "../core/rng.h"
+#include <math.h>
 
 static int file_exists(const char *p) {
     struct stat sb;
@@ -42,6 +44,17 @@ locus_status locus_loader_open(locus_loader *L, const char *dir) {
     return locus_fail(LOCUS_E_NOTFOUND, "%s: no weights (diffusion_pytorch_model.safetensors or model.safetensors)", dir);
 }
 
+locus_status locus_loader_open_random(locus_loader *L, const char *config_path, uint64_t seed) {
+    memset(L, 0, sizeof *L);
+    snprintf(L->dir, sizeof L->dir, "%s", config_path);
+    snprintf(L->weights_path, sizeof L->weights_path, "(random weights, seed %llu)", (unsigned long long)seed);
+    locus_status st = locus_json_parse_file(&L->config, config_path);
+    if (st) return st;
+    L->random = 1;
+    L->seed = seed;
+    return LOCUS_OK;
+}
+
 void locus_loader_close(locus_loader *L) {
     for (size_t i = 0; i < L->nbufs; i++) locus_free(L->bufs[i]);
     free(L->bufs);
@@ -71,12 +84,27 @@ static float *vparam(locus_loader *L, int optional, int ndim, const int64_t *dim
     if (L->status) return NULL;
     char name[512];
     vsnprintf(name, sizeof name, fmt, ap);
-    if (optional && !locus_st_set_find(&L->st, name)) return NULL;
+    if (optional && (L->random || !locus_st_set_find(&L->st, name))) return NULL;
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= dims[i];
     float *buf = locus_alloc((size_t)(n ? n : 1) * sizeof(float));
     if (!buf) { locus_loader_fail(L, LOCUS_E_NOMEM, "%s: out of memory loading '%s'", L->weights_path, name); return NULL; }
-    locus_status st = locus_st_set_load_f32(&L->st, name, ndim, dims, buf);
+    locus_status st = LOCUS_OK;
+    if (L->random) {
+        uint64_t s = L->seed;
+        for (const char *c = name; *c; c++) s = (s ^ (unsigned char)*c) * 0x100000001b3ull;
+        size_t nl = strlen(name);
+        if (ndim >= 2) {
+            float a = 1.0f / sqrtf((float)(n / dims[0]));
+            locus_fill_uniform(s, buf, (size_t)n, -a, a);
+        } else if (nl > 7 && !strcmp(name + nl - 7, ".weight")) {
+            locus_fill_uniform(s, buf, (size_t)n, 0.9f, 1.1f);
+        } else {
+            locus_fill_uniform(s, buf, (size_t)n, -0.1f, 0.1f);
+        }
+    } else {
+        st = locus_st_set_load_f32(&L->st, name, ndim, dims, buf);
+    }
     if (st) {
         locus_free(buf);
         locus_loader_fail(L, st, "%s", locus_errmsg());

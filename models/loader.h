@@ -25,8 +25,15 @@ typedef struct {
     size_t nbufs, capbufs;
     size_t nparams;       /* elements loaded */
     locus_status status;  /* first error */
+    int random;           /* random-weight mode */
+    uint64_t seed;
     char errmsg[1024];
 } locus_loader;
+
+/* Random-weight mode for benchmarks: config from `config_path`, every locus_param() returns seeded values
+ * (counter-based, so identical on every machine): >= 2-D tensors U(-1,1)/sqrt(fan_in), 1-D *.weight 1+U(-0.1,0.1),
+ * 1-D *.bias U(-0.1,0.1). */
+locus_status locus_loader_open_random(locus_loader *L, const char *config_path, uint64_t seed);
 
 /* Open `dir` (reads config.json and finds the weights).  Errors name the folder and what is missing. */
 locus_status locus_loader_open(locus_loader *L, const char *dir);

@@ -158,7 +158,7 @@ static void nn_tblock_fwd(const nn_tblock *b, float *h, int B, int T, const floa
     int fi = b->ff_inner;
     float *p = talloc(rows * 2 * fi), *g = talloc(rows * fi);
     nn_linear_fwd(&b->ff_in, t, (int)rows, p);
-    for (size_t r = 0; r < rows; r++) locus_binary(p + r * 2 * fi, p + r * 2 * fi + fi, g + r * fi, fi, LOCUS_BIN_MUL_ACT_GELU_ERF, 0.0f);
+    locus_geglu(p, g, rows, (size_t)fi);
     nn_linear_fwd(&b->ff_out, g, (int)rows, a);
     snprintf(n, sizeof n, "%s.ff", name);
     locus_hook(hooks, n, a, 3, B, T, b->dim, 0);
@@ -189,12 +189,8 @@ void nn_transformer2d_load(locus_loader *L, nn_transformer2d *t, int c, int head
 
 void nn_transformer2d_free(nn_transformer2d *t) { free(t->blocks); t->blocks = NULL; }
 
-/* (B,C,HW) <-> (B,HW,C) */
-static void transpose_bc(const float *x, float *y, int B, int R, int Cc) {
-    for (int b = 0; b < B; b++)
-        for (int r = 0; r < R; r++)
-            for (int c = 0; c < Cc; c++) y[((size_t)b * Cc + c) * R + r] = x[((size_t)b * R + r) * Cc + c];
-}
+/* (B,R,C) -> (B,C,R) */
+static void transpose_bc(const float *x, float *y, int B, int R, int Cc) { locus_transpose(x, y, B, R, Cc); }
 
 void nn_transformer2d_fwd(const nn_transformer2d *t, const float *x, int B, int H, int W, const float *ctx, int S,
                           float *y, const locus_hooks *hooks, const char *name) {

@@ -9,6 +9,7 @@
 #include "../simd/ops.h"
 
 static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {
     if (cond) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: %s %s is not supported", L->dir, key, what);
@@ -19,6 +20,18 @@ locus_status locus_unet_load(locus_unet *u, const char *dir) {
     memset(u, 0, sizeof *u);
     locus_status st = locus_loader_open(&u->L, dir);
     if (st) return st;
+    return locus_unet_load_build(u, dir);
+}
+
+locus_status locus_unet_load_random(locus_unet *u, const char *config_path, uint64_t seed) {
+    memset(u, 0, sizeof *u);
+    locus_status st = locus_loader_open_random(&u->L, config_path, seed);
+    if (st) return st;
+    return locus_unet_load_build(u, config_path);
+}
+
+static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
+    locus_status st;
     locus_loader *L = &u->L;
     const char *cls = locus_cfg_str(L, "_class_name", "UNet2DConditionModel");
     if (strcmp(cls, "UNet2DConditionModel") != 0)

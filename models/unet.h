@@ -42,6 +42,9 @@ typedef struct {
 locus_status locus_unet_load(locus_unet *u, const char *dir);
 void locus_unet_free(locus_unet *u);
 
+/* The same architecture from a config.json file with seeded random weights (benchmarks). */
+locus_status locus_unet_load_random(locus_unet *u, const char *config_path, uint64_t seed);
+
 /* eps (or v) prediction: sample[B,in,H,W], timesteps[B] (float), ctx[B,S,ctx_dim] -> out[B,out,H,W].
  * H and W must be multiples of 2^(nblocks-1).  Hooks (may be NULL) see every module output by its diffusers
  * path (e.g. "down_blocks.0.attentions.0.transformer_blocks.0.attn2"). */

@@ -10,6 +10,7 @@
 #include "../simd/ops.h"
 
 static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+static locus_status locus_vae_load_build(locus_vae *v, const char *dir);
 
 static void mid_load(locus_loader *L, vae_mid *m, int C, int groups, int attn, const char *prefix) {
     char n[256];
@@ -59,6 +60,18 @@ locus_status locus_vae_load(locus_vae *v, const char *dir) {
     memset(v, 0, sizeof *v);
     locus_status st = locus_loader_open(&v->L, dir);
     if (st) return st;
+    return locus_vae_load_build(v, dir);
+}
+
+locus_status locus_vae_load_random(locus_vae *v, const char *config_path, uint64_t seed) {
+    memset(v, 0, sizeof *v);
+    locus_status st = locus_loader_open_random(&v->L, config_path, seed);
+    if (st) return st;
+    return locus_vae_load_build(v, config_path);
+}
+
+static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
+    locus_status st;
     locus_loader *L = &v->L;
     const char *cls = locus_cfg_str(L, "_class_name", "AutoencoderKL");
     if (strcmp(cls, "AutoencoderKL") != 0)

@@ -43,6 +43,9 @@ typedef struct {
 locus_status locus_vae_load(locus_vae *v, const char *dir);
 void locus_vae_free(locus_vae *v);
 
+/* The same architecture from a config.json file with seeded random weights (benchmarks). */
+locus_status locus_vae_load_random(locus_vae *v, const char *config_path, uint64_t seed);
+
 /* z[B,L,h,w] (already divided by scaling_factor and shifted) -> image[B,3,h*f,w*f], f = 2^(nblocks-1) */
 void locus_vae_decode(const locus_vae *v, const float *z, int B, int h, int w, float *image, const locus_hooks *hooks);
 

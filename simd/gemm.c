@@ -7,6 +7,7 @@
  * thread count never changes what any output sees.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,13 +174,21 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     locus_free(abufs);
 }
 
+static _Atomic unsigned long long g_flops;
+
+double locus_gemm_flops(void) { return (double)atomic_load(&g_flops); }
+
 void locus_gemm(const locus_gemm_desc *d) {
     double flops = 2.0 * d->M * d->N * (double)d->K;
     int nt = flops < SERIAL_FLOPS || omp_in_parallel() ? 1 : locus_threads();
+    atomic_fetch_add(&g_flops, (unsigned long long)flops);
     gemm_run(d, nt);
 }
 
-void locus_gemm_serial(const locus_gemm_desc *d) { gemm_run(d, 1); }
+void locus_gemm_serial(const locus_gemm_desc *d) {
+    atomic_fetch_add(&g_flops, (unsigned long long)(2.0 * d->M * d->N * (double)d->K));
+    gemm_run(d, 1);
+}
 
 void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptrdiff_t b_bs, ptrdiff_t c_bs, ptrdiff_t bias_bs) {
     double flops = 2.0 * d->M * d->N * (double)d->K;
@@ -193,7 +202,7 @@ void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptr
         if (d->B) e.B = d->B + b * b_bs;
         e.C = d->C + b * c_bs;
         if (d->bias) e.bias = d->bias + b * bias_bs;
-        if (ntb > 1) gemm_run(&e, 1);
+        if (ntb > 1) locus_gemm_serial(&e);
         else locus_gemm(&e);
     }
 }

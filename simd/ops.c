@@ -3,7 +3,9 @@
  * so the partition never changes results. */
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ops.h"
 
@@ -79,6 +81,37 @@ void locus_act(const float *x, float *y, size_t n, int kind) {
         size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
         rk->act(x + o, y + o, len, kind);
     }
+}
+
+void locus_geglu(const float *x, float *y, size_t rows, size_t half) {
+    const locus_row_kernels *rk = locus_k()->row;
+    int nt = nthreads_for((double)rows * half * 8);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) rk->binary(x + r * 2 * half, x + r * 2 * half + half, y + r * half, half, LOCUS_BIN_MUL_ACT_GELU_ERF, 0.0f);
+}
+
+void locus_transpose(const float *x, float *y, int B, int R, int C) {
+    int nt = nthreads_for((double)B * R * C);
+    enum { TB = 32 };
+    int nbr = (R + TB - 1) / TB;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (long t = 0; t < (long)B * nbr; t++) {
+        int b = (int)(t / nbr), r0 = (int)(t % nbr) * TB, r1 = r0 + TB < R ? r0 + TB : R;
+        const float *xb = x + (size_t)b * R * C;
+        float *yb = y + (size_t)b * R * C;
+        for (int c0 = 0; c0 < C; c0 += TB) {
+            int c1 = c0 + TB < C ? c0 + TB : C;
+            for (int r = r0; r < r1; r++)
+                for (int c = c0; c < c1; c++) yb[(size_t)c * R + r] = xb[(size_t)r * C + c];
+        }
+    }
+}
+
+void locus_prefer_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the default policy */
 }
 
 void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha) {

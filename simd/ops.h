@@ -38,6 +38,9 @@ void locus_gemm_serial(const locus_gemm_desc *d);
 size_t locus_gemm_packed_b_floats(int N, int K);
 void locus_gemm_pack_b(const locus_gemm_desc *d, float *dst);
 
+/* Multiply-adds x 2 done by all GEMMs (and so convolutions and attention) since start: for FLOP/s reports. */
+double locus_gemm_flops(void);
+
 /* Row-major convenience: C[M,N] = op(A) . op(B) (+ bias[N]); op = transpose when trans != 0.
  *   A is [M,K] (or [K,M] when transA), B is [K,N] (or [N,K] when transB). */
 void locus_matmul(int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C, const float *bias);
@@ -95,6 +98,17 @@ void locus_group_norm(const float *x, float *y, int B, int C, size_t HW, int G, 
 void locus_softmax(const float *x, float *y, size_t rows, size_t n, float scale);
 
 void locus_act(const float *x, float *y, size_t n, int kind);
+
+/* GEGLU on rows: y[r, :half] = x[r, :half] * gelu(x[r, half:]) for x[rows, 2*half] */
+void locus_geglu(const float *x, float *y, size_t rows, size_t half);
+
+/* y[b, j, i] = x[b, i, j] for x[B, R, C] (batched 2-D transpose) */
+void locus_transpose(const float *x, float *y, int B, int R, int C);
+
+/* OpenMP threads that wait spin by default, which on SMT siblings slows the thread doing the work.  Call first
+ * thing in main(): unless OMP_WAIT_POLICY is set, re-executes the program with OMP_WAIT_POLICY=passive
+ * (libgomp reads it only at start-up).  Returns only if no re-exec happened. */
+void locus_prefer_passive_wait(char **argv);
 void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha);
 void locus_scale_shift(const float *x, float *y, size_t n, float s, float t);
 
