@@ -114,7 +114,8 @@ int locus_cmd_generate(int argc, char **argv) {
     if (rc) return rc;
     if (locus_kernels_init() != LOCUS_OK) return fail("%s", locus_errmsg());
     if (a.threads) locus_set_threads(a.threads);
-    if (a.sampler && strcmp(a.sampler, "ddim")) return fail("--sampler %s: only 'ddim' is available so far", a.sampler);
+    if (a.sampler && strcmp(a.sampler, "ddim") && strcmp(a.sampler, "euler") && strcmp(a.sampler, "pndm"))
+        return fail("--sampler %s: unknown (ddim, euler, pndm)", a.sampler);
     locus_pipeline p;
     if (locus_pipeline_open(&p, a.model) != LOCUS_OK) return fail("%s", locus_errmsg());
     int ret = 2;
@@ -131,6 +132,9 @@ int locus_cmd_generate(int argc, char **argv) {
     int h = H / f, w = W / f;
     size_t n = (size_t)C * h * w;
     int steps = a.steps > 0 ? a.steps : 50;
+    if (a.sampler) locus_scheduler_override(&p.sched, a.sampler);
+    if (locus_scheduler_set_timesteps(&p.sched, steps)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+    const char *sampler_name = p.sched.kind == LOCUS_SCHED_EULER ? "euler" : p.sched.kind == LOCUS_SCHED_PNDM ? "pndm" : "ddim";
     float guidance = a.guidance >= 0 ? a.guidance : (p.kind == LOCUS_PIPE_LDM ? 1.0f : 7.5f);
     /* text conditioning */
     int T = 0;
@@ -167,7 +171,7 @@ int locus_cmd_generate(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) lat[i] = lat[i] * p.sched.init_noise_sigma;
     if (a.dump_file) dump = locus_st_writer_new();
     run_ctx rc_ = {dump, C, h, w, {0}};
-    locus_progress_start(&rc_.prog, "generate", steps);
+    locus_progress_start(&rc_.prog, "generate", p.sched.nevals);
     locus_step_cb cb = {on_step, &rc_};
     if (locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, NULL) != LOCUS_OK) {
         fprintf(stderr, "locus generate: %s\n", locus_errmsg());
@@ -184,7 +188,7 @@ int locus_cmd_generate(int argc, char **argv) {
     snprintf(g_s, sizeof g_s, "%g", guidance);
     snprintf(hash_s, sizeof hash_s, "%016llx", p.model_hash);
     locus_png_text tx[] = {{"prompt", a.prompt ? a.prompt : "(embeddings file)"}, {"negative_prompt", a.negative},
-                           {"seed", a.noise_file ? "(noise file)" : seed_s}, {"steps", steps_s}, {"sampler", "ddim"},
+                           {"seed", a.noise_file ? "(noise file)" : seed_s}, {"steps", steps_s}, {"sampler", sampler_name},
                            {"guidance", g_s}, {"model_hash", hash_s}, {"isa", locus_isa_name()}, {"locus_version", LOCUS_VERSION}};
     if (dump) {
         int64_t ls[4] = {1, C, h, w}, is[4] = {1, 3, H, W};

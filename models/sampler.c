@@ -27,16 +27,16 @@ locus_status locus_sample_unet(const locus_unet *u, locus_scheduler *s, int step
     } else {
         memcpy(ctx, ctx_cond, (size_t)S * D * sizeof(float));
     }
-    for (int i = 0; i < steps; i++) {
-        float t[2] = {(float)s->timesteps[i], (float)s->timesteps[i]};
-        for (int b = 0; b < B; b++) memcpy(x + b * n, latent, n * sizeof(float));
+    for (int i = 0; i < s->nevals; i++) {
+        float tv = locus_scheduler_timestep(s, i), t[2] = {tv, tv};
+        for (int b = 0; b < B; b++) locus_scheduler_scale_input(s, i, latent, x + b * n, n);
         locus_unet_forward(u, x, B, h, w, t, ctx, S, eps, hooks);
         const float *pe = cfg ? eps + n : eps;
         if (cfg) locus_binary(eps, eps + n, g, n, LOCUS_BIN_CFG, guidance);
         else memcpy(g, pe, n * sizeof(float));
-        locus_scheduler_step(s, i, g, latent, latent, n);
-        if (cb && cb->on_step) cb->on_step(cb->ctx, i, steps, cfg ? eps : NULL, pe, g, latent, n);
+        if ((st = locus_scheduler_step(s, i, g, latent, latent, n))) break;
+        if (cb && cb->on_step) cb->on_step(cb->ctx, i, s->nevals, cfg ? eps : NULL, pe, g, latent, n);
     }
     locus_free(x); locus_free(eps); locus_free(g); locus_free(ctx);
-    return LOCUS_OK;
+    return st;
 }

@@ -1,4 +1,4 @@
-/* scheduler.c — DDIM in diffusers' fp32 arithmetic (see scheduler.h). */
+/* scheduler.c — DDIM, Euler discrete and PNDM (PLMS) in diffusers' fp32 arithmetic (see scheduler.h). */
 #include "scheduler.h"
 
 #include <math.h>
@@ -27,18 +27,30 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     int ok = 1;
     const char *cls = locus_json_str(r, "_class_name", "DDIMScheduler", &ok);
     snprintf(s->class_name, sizeof s->class_name, "%s", cls);
-    if (strcmp(cls, "DDIMScheduler") != 0) {
+    if (!strcmp(cls, "DDIMScheduler")) s->kind = LOCUS_SCHED_DDIM;
+    else if (!strcmp(cls, "EulerDiscreteScheduler")) s->kind = LOCUS_SCHED_EULER;
+    else if (!strcmp(cls, "PNDMScheduler")) s->kind = LOCUS_SCHED_PNDM;
+    else {
         locus_json_free(&doc);
-        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: scheduler '%s' is not supported yet (DDIMScheduler is)", p, cls);
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: scheduler '%s' is not supported (DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler)", p, cls);
     }
-    s->kind = LOCUS_SCHED_DDIM;
+    int karras = locus_json_bool(r, "use_karras_sigmas", 0, &ok) || locus_json_bool(r, "use_exponential_sigmas", 0, &ok) ||
+                 locus_json_bool(r, "use_beta_sigmas", 0, &ok);
+    const char *interp = locus_json_str(r, "interpolation_type", "linear", &ok);
+    const char *tstype = locus_json_str(r, "timestep_type", "discrete", &ok);
+    s->skip_prk = locus_json_bool(r, "skip_prk_steps", 0, &ok);
+    if (karras || strcmp(interp, "linear") || strcmp(tstype, "discrete") || (s->kind == LOCUS_SCHED_PNDM && !s->skip_prk)) {
+        locus_json_free(&doc);
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: karras/exponential/beta sigmas, non-linear interpolation, continuous timesteps and "
+                          "PNDM Runge-Kutta warm-up steps (skip_prk_steps false) are not supported", p);
+    }
     s->num_train = (int)locus_json_int(r, "num_train_timesteps", 1000, &ok);
     float b0 = (float)locus_json_num(r, "beta_start", 0.0001, &ok), b1 = (float)locus_json_num(r, "beta_end", 0.02, &ok);
     const char *bs = locus_json_str(r, "beta_schedule", "linear", &ok);
     const char *pt = locus_json_str(r, "prediction_type", "epsilon", &ok);
     snprintf(s->spacing, sizeof s->spacing, "%s", locus_json_str(r, "timestep_spacing", "leading", &ok));
     s->steps_offset = (int)locus_json_int(r, "steps_offset", 0, &ok);
-    s->clip_sample = locus_json_bool(r, "clip_sample", 1, &ok);
+    s->clip_sample = s->kind == LOCUS_SCHED_DDIM ? locus_json_bool(r, "clip_sample", 1, &ok) : 0;
     s->clip_range = (float)locus_json_num(r, "clip_sample_range", 1.0, &ok);
     int set_one = locus_json_bool(r, "set_alpha_to_one", 1, &ok);
     int thresholding = locus_json_bool(r, "thresholding", 0, &ok), zsnr = locus_json_bool(r, "rescale_betas_zero_snr", 0, &ok);
@@ -82,30 +94,90 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
 void locus_scheduler_free(locus_scheduler *s) {
     free(s->alphas_cumprod);
     s->alphas_cumprod = NULL;
+    for (int i = 0; i < 4; i++) { free(s->ets[i]); s->ets[i] = NULL; }
+    free(s->cur_sample);
+    s->cur_sample = NULL;
 }
 
-locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
-    if (n < 1 || n > s->num_train || n > SCHED_MAX_STEPS)
-        return locus_fail(LOCUS_E_ARG, "--steps %d: must be between 1 and %d", n, s->num_train < SCHED_MAX_STEPS ? s->num_train : SCHED_MAX_STEPS);
-    s->nsteps = n;
+/* the spaced integer timesteps in ascending order (diffusers' _timesteps before reversal), as doubles */
+static locus_status spaced(const locus_scheduler *s, int n, double *t) {
     if (!strcmp(s->spacing, "leading")) {
         int ratio = s->num_train / n;
-        for (int i = 0; i < n; i++) s->timesteps[i] = (int64_t)(n - 1 - i) * ratio + s->steps_offset;
+        for (int i = 0; i < n; i++) t[i] = (double)i * ratio + s->steps_offset;
     } else if (!strcmp(s->spacing, "trailing")) {
         double ratio = (double)s->num_train / n;
-        for (int i = 0; i < n; i++) s->timesteps[i] = (int64_t)nearbyint((double)s->num_train - i * ratio) - 1; /* np.round: half to even */
+        for (int i = 0; i < n; i++) t[n - 1 - i] = nearbyint((double)s->num_train - i * ratio) - 1; /* np.round: half to even */
     } else if (!strcmp(s->spacing, "linspace")) {
-        for (int i = 0; i < n; i++) {
-            double v = n == 1 ? 0 : (double)(s->num_train - 1) * (n - 1 - i) / (n - 1);
-            s->timesteps[i] = (int64_t)nearbyint(v);
-        }
+        for (int i = 0; i < n; i++) t[i] = n == 1 ? 0 : (double)(s->num_train - 1) * i / (n - 1);
     } else {
         return locus_fail(LOCUS_E_UNSUPPORTED, "timestep_spacing '%s' is not supported", s->spacing);
     }
     return LOCUS_OK;
 }
 
-void locus_scheduler_step(const locus_scheduler *s, int i, const float *eps, const float *x, float *prev, size_t n) {
+locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
+    if (n < 1 || n > s->num_train || n > SCHED_MAX_STEPS)
+        return locus_fail(LOCUS_E_ARG, "--steps %d: must be between 1 and %d", n, s->num_train < SCHED_MAX_STEPS ? s->num_train : SCHED_MAX_STEPS);
+    double t[SCHED_MAX_STEPS];
+    locus_status st = spaced(s, n, t);
+    if (st) return st;
+    s->nsteps = n;
+    s->nevals = n;
+    s->nets = s->counter = 0;
+    if (s->kind == LOCUS_SCHED_DDIM) {
+        for (int i = 0; i < n; i++) s->timesteps[i] = (int64_t)nearbyint(t[n - 1 - i]);
+    } else if (s->kind == LOCUS_SCHED_PNDM) {
+        /* plms: [_t[:-1], _t[-2:-1], _t[-1:]] reversed: the second-to-last timestep is evaluated twice */
+        int64_t asc[SCHED_MAX_STEPS + 1];
+        int m = 0;
+        for (int i = 0; i < n - 1; i++) asc[m++] = (int64_t)nearbyint(t[i]);
+        if (n >= 2) asc[m++] = (int64_t)nearbyint(t[n - 2]);
+        asc[m++] = (int64_t)nearbyint(t[n - 1]);
+        for (int i = 0; i < m; i++) s->timesteps[i] = asc[m - 1 - i];
+        s->nevals = m;
+    } else { /* Euler: sigma table in fp32, np.interp at the (fp32) timesteps in float64, trailing 0 */
+        for (int i = 0; i < n; i++) s->timesteps_f[i] = (float)t[n - 1 - i];
+        for (int i = 0; i < n; i++) {
+            double x = s->timesteps_f[i];
+            int lo = (int)floor(x);
+            if (lo < 0) lo = 0;
+            if (lo > s->num_train - 1) lo = s->num_train - 1;
+            int hi = lo + 1 < s->num_train ? lo + 1 : lo;
+            float a0 = s->alphas_cumprod[lo], a1 = s->alphas_cumprod[hi];
+            double s0 = (double)sqrtf((1.0f - a0) / a0), s1 = (double)sqrtf((1.0f - a1) / a1);
+            double v = hi == lo ? s0 : s0 + (x - lo) * (s1 - s0);
+            s->sigmas[i] = (float)v;
+        }
+        s->sigmas[n] = 0.0f;
+        float mx = 0;
+        for (int i = 0; i <= n; i++) if (s->sigmas[i] > mx) mx = s->sigmas[i];
+        s->init_noise_sigma = (!strcmp(s->spacing, "linspace") || !strcmp(s->spacing, "trailing")) ? mx : sqrtf(mx * mx + 1.0f);
+    }
+    return LOCUS_OK;
+}
+
+locus_status locus_scheduler_override(locus_scheduler *s, const char *name) {
+    if (!strcmp(name, "ddim")) { s->kind = LOCUS_SCHED_DDIM; snprintf(s->class_name, sizeof s->class_name, "DDIMScheduler"); }
+    else if (!strcmp(name, "euler")) { s->kind = LOCUS_SCHED_EULER; s->clip_sample = 0; snprintf(s->class_name, sizeof s->class_name, "EulerDiscreteScheduler"); }
+    else if (!strcmp(name, "pndm")) { s->kind = LOCUS_SCHED_PNDM; s->clip_sample = 0; s->skip_prk = 1; snprintf(s->class_name, sizeof s->class_name, "PNDMScheduler"); }
+    else return locus_fail(LOCUS_E_ARG, "--sampler %s: unknown (ddim, euler, pndm)", name);
+    return LOCUS_OK;
+}
+
+float locus_scheduler_timestep(const locus_scheduler *s, int i) {
+    return s->kind == LOCUS_SCHED_EULER ? s->timesteps_f[i] : (float)s->timesteps[i];
+}
+
+void locus_scheduler_scale_input(const locus_scheduler *s, int i, const float *sample, float *out, size_t n) {
+    if (s->kind != LOCUS_SCHED_EULER) {
+        if (out != sample) memcpy(out, sample, n * sizeof(float));
+        return;
+    }
+    float sg = s->sigmas[i], d = sqrtf(sg * sg + 1.0f);
+    for (size_t k = 0; k < n; k++) out[k] = sample[k] / d;
+}
+
+static void ddim_step(const locus_scheduler *s, int i, const float *eps, const float *x, float *prev, size_t n) {
     int64_t t = s->timesteps[i], tp = t - s->num_train / s->nsteps;
     float a_t = s->alphas_cumprod[t];
     float a_prev = tp >= 0 ? s->alphas_cumprod[tp] : s->final_alpha_cumprod;
@@ -124,4 +196,82 @@ void locus_scheduler_step(const locus_scheduler *s, int i, const float *eps, con
         float dir = sdir * e;
         prev[k] = sap * x0 + dir;
     }
+}
+
+static void euler_step(const locus_scheduler *s, int i, const float *mo, const float *x, float *prev, size_t n) {
+    float sg = s->sigmas[i], dt = s->sigmas[i + 1] - sg, s2 = sg * sg + 1.0f, sq = sqrtf(s2);
+    for (size_t k = 0; k < n; k++) {
+        float x0 = s->pred == LOCUS_PRED_EPSILON ? x[k] - sg * mo[k] : mo[k] * (-sg / sq) + x[k] / s2;
+        float der = (x[k] - x0) / sg;
+        prev[k] = x[k] + der * dt;
+    }
+}
+
+/* PNDMScheduler._get_prev_sample */
+static void pndm_prev(const locus_scheduler *s, const float *x, int64_t t, int64_t tp, const float *mo, float *prev, size_t n) {
+    float a_t = s->alphas_cumprod[t], a_p = tp >= 0 ? s->alphas_cumprod[tp] : s->final_alpha_cumprod;
+    float b_t = 1.0f - a_t, b_p = 1.0f - a_p;
+    float sc = sqrtf(a_p / a_t);
+    float denom = a_t * sqrtf(b_p) + sqrtf(a_t * b_t * a_p);
+    float diff = a_p - a_t, sa = sqrtf(a_t), sb = sqrtf(b_t);
+    for (size_t k = 0; k < n; k++) {
+        float m = s->pred == LOCUS_PRED_V ? sa * mo[k] + sb * x[k] : mo[k];
+        prev[k] = sc * x[k] - diff * m / denom;
+    }
+}
+
+static locus_status pndm_step(locus_scheduler *s, const float *mo, const float *x, float *prev, size_t n) {
+    if (s->state_n != n) {
+        for (int i = 0; i < 4; i++) { free(s->ets[i]); s->ets[i] = malloc(n * sizeof(float)); }
+        free(s->cur_sample);
+        s->cur_sample = malloc(n * sizeof(float));
+        s->state_n = n;
+        if (!s->cur_sample || !s->ets[3]) return locus_fail(LOCUS_E_NOMEM, "out of memory in the PNDM scheduler");
+    }
+    int ratio = s->num_train / s->nsteps;
+    int64_t t = s->timesteps[s->counter], tp = t - ratio;
+    if (s->counter != 1) { /* ets = ets[-3:] + [model_output] */
+        if (s->nets == 4) {
+            float *f = s->ets[0];
+            s->ets[0] = s->ets[1]; s->ets[1] = s->ets[2]; s->ets[2] = s->ets[3]; s->ets[3] = f;
+            s->nets = 3;
+        }
+        memcpy(s->ets[s->nets++], mo, n * sizeof(float));
+    } else {
+        tp = t;
+        t = t + ratio;
+    }
+    float *m = malloc(n * sizeof(float)), *xin = malloc(n * sizeof(float));
+    if (!m || !xin) { free(m); free(xin); return locus_fail(LOCUS_E_NOMEM, "out of memory in the PNDM scheduler"); }
+    memcpy(xin, x, n * sizeof(float));
+    const float *e1 = s->ets[s->nets - 1], *e2 = s->nets > 1 ? s->ets[s->nets - 2] : NULL, *e3 = s->nets > 2 ? s->ets[s->nets - 3] : NULL,
+                *e4 = s->nets > 3 ? s->ets[s->nets - 4] : NULL;
+    if (s->nets == 1 && s->counter == 0) {
+        memcpy(m, mo, n * sizeof(float));
+        memcpy(s->cur_sample, x, n * sizeof(float));
+    } else if (s->nets == 1 && s->counter == 1) {
+        for (size_t k = 0; k < n; k++) m[k] = (mo[k] + e1[k]) / 2.0f;
+        memcpy(xin, s->cur_sample, n * sizeof(float));
+    } else if (s->nets == 2) {
+        for (size_t k = 0; k < n; k++) m[k] = (3.0f * e1[k] - e2[k]) / 2.0f;
+    } else if (s->nets == 3) {
+        for (size_t k = 0; k < n; k++) m[k] = (23.0f * e1[k] - 16.0f * e2[k] + 5.0f * e3[k]) / 12.0f;
+    } else {
+        const float c = (float)(1.0 / 24.0);
+        for (size_t k = 0; k < n; k++) m[k] = c * (55.0f * e1[k] - 59.0f * e2[k] + 37.0f * e3[k] - 9.0f * e4[k]);
+    }
+    pndm_prev(s, xin, t, tp, m, prev, n);
+    s->counter++;
+    free(m);
+    free(xin);
+    return LOCUS_OK;
+}
+
+locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *mo, const float *x, float *prev, size_t n) {
+    switch (s->kind) {
+    case LOCUS_SCHED_DDIM: ddim_step(s, i, mo, x, prev, n); return LOCUS_OK;
+    case LOCUS_SCHED_EULER: euler_step(s, i, mo, x, prev, n); return LOCUS_OK;
+    case LOCUS_SCHED_PNDM: return pndm_step(s, mo, x, prev, n);
+    }
+    return LOCUS_OK;
 }

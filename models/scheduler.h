@@ -1,8 +1,10 @@
 /* scheduler.h — diffusion samplers read from scheduler_config.json, reproducing diffusers' arithmetic in fp32.
  *
- * DDIMScheduler (eta 0; leading / trailing / linspace spacing, steps_offset, set_alpha_to_one, clip_sample,
- * epsilon / v_prediction).  Betas: linear or scaled_linear (torch.linspace in fp32), alphas_cumprod as
- * torch.cumprod (double accumulator, fp32 results).  Other scheduler classes are refused with a clear error.
+ * DDIMScheduler (eta 0; leading / trailing / linspace spacing, steps_offset, set_alpha_to_one, clip_sample),
+ * EulerDiscreteScheduler (linear sigma interpolation, s_churn 0) and PNDMScheduler (PLMS with
+ * skip_prk_steps, SD1.x's default), each with epsilon / v_prediction.  Betas: linear or scaled_linear
+ * (torch.linspace in fp32), alphas_cumprod as torch.cumprod (double accumulator, fp32 results).  Other
+ * classes or options (karras sigmas, thresholding, ...) are refused with a clear error.
  */
 #ifndef LOCUS_SCHEDULER_H
 #define LOCUS_SCHEDULER_H
@@ -14,7 +16,7 @@
 
 #define SCHED_MAX_STEPS 1000
 
-typedef enum { LOCUS_SCHED_DDIM } locus_sched_kind;
+typedef enum { LOCUS_SCHED_DDIM, LOCUS_SCHED_EULER, LOCUS_SCHED_PNDM } locus_sched_kind;
 typedef enum { LOCUS_PRED_EPSILON, LOCUS_PRED_V } locus_pred_type;
 
 typedef struct {
@@ -27,19 +29,39 @@ typedef struct {
     float clip_range;
     char spacing[16];
     locus_pred_type pred;
-    int nsteps;
-    int64_t timesteps[SCHED_MAX_STEPS];
+    int skip_prk;
+    int nsteps;                              /* inference steps asked for */
+    int nevals;                              /* model evaluations (PNDM: nsteps + 1) */
+    int64_t timesteps[SCHED_MAX_STEPS + 1];  /* DDIM / PNDM */
+    float timesteps_f[SCHED_MAX_STEPS + 1];  /* Euler (fp32, possibly fractional); the UNet gets these */
+    float sigmas[SCHED_MAX_STEPS + 2];       /* Euler, with a trailing 0 */
     float init_noise_sigma;
+    /* PNDM state */
+    float *ets[4];
+    float *cur_sample;
+    int nets, counter;
+    size_t state_n;
 } locus_scheduler;
 
 /* Read `dir`/scheduler_config.json. */
 locus_status locus_scheduler_load(locus_scheduler *s, const char *dir);
 void locus_scheduler_free(locus_scheduler *s);
 
+/* Use another sampler with the same training schedule (like diffusers' Scheduler.from_config):
+ * "ddim", "euler" or "pndm" (PLMS, skip_prk_steps).  Unknown names are LOCUS_E_ARG. */
+locus_status locus_scheduler_override(locus_scheduler *s, const char *name);
+
 /* set_timesteps(n); errors for n < 1 or n > num_train. */
 locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n);
 
-/* One step i (0-based) of the schedule: prev[n] from the guided model output and the current sample. */
-void locus_scheduler_step(const locus_scheduler *s, int i, const float *model_output, const float *sample, float *prev, size_t n);
+/* Timestep value given to the model at evaluation i. */
+float locus_scheduler_timestep(const locus_scheduler *s, int i);
+
+/* scale_model_input: Euler divides by sqrt(sigma^2 + 1); others copy. */
+void locus_scheduler_scale_input(const locus_scheduler *s, int i, const float *sample, float *out, size_t n);
+
+/* Evaluation i (0-based, i < nevals): prev[n] from the guided model output and the current sample (prev may
+ * alias sample).  PNDM keeps its multistep history inside the scheduler. */
+locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *model_output, const float *sample, float *prev, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_sample.c — the LDM text-to-image loop (DDIM 4 steps, CFG 3.0) against diffusers' golden_sample:
  * every step's noise_pred_uncond / _text / noise_pred / latent_out, the final latent and the decoded image
  * within 1e-4 relative, from the golden embeddings and noise. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,12 +116,60 @@ static int same_pixels(const char *pa, const char *pb) {
     return !same;
 }
 
+/* Euler and PNDM: schedules and identities that follow from diffusers' formulas */
+static void test_schedulers(const char *G) {
+    char p[512];
+    locus_scheduler s;
+    snprintf(p, sizeof p, "%s/pipelines/sd15-tiny/scheduler", G);
+    if (locus_scheduler_load(&s, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    const float *ac = s.alphas_cumprod;
+    /* Euler: sigma_i = sqrt((1-ac)/ac) at the leading timesteps, trailing 0, init sigma sqrt(max^2+1) */
+    locus_scheduler_override(&s, "euler");
+    locus_scheduler_set_timesteps(&s, 4);
+    int ok = s.nevals == 4 && s.timesteps_f[0] == 751.0f && s.timesteps_f[3] == 1.0f && s.sigmas[4] == 0.0f;
+    for (int i = 0; i < 4; i++) ok &= s.sigmas[i] == sqrtf((1.0f - ac[(int)s.timesteps_f[i]]) / ac[(int)s.timesteps_f[i]]);
+    ok &= s.init_noise_sigma == sqrtf(s.sigmas[0] * s.sigmas[0] + 1.0f);
+    CHECK(ok, "euler schedule (sigma0 %g, init %g)", s.sigmas[0], s.init_noise_sigma);
+    /* with eps = x / sigma the predicted x0 is 0, so one step scales x by sigma_next / sigma */
+    float x[3] = {1.0f, -2.0f, 0.5f}, e[3], y[3];
+    for (int k = 0; k < 3; k++) e[k] = x[k] / s.sigmas[1];
+    locus_scheduler_step(&s, 1, e, x, y, 3);
+    double worst = 0;
+    for (int k = 0; k < 3; k++) worst = fmax(worst, fabs(y[k] - x[k] * s.sigmas[2] / s.sigmas[1]));
+    CHECK(worst < 1e-6, "euler step identity (%.2e)", worst);
+    locus_scheduler_scale_input(&s, 0, x, y, 3);
+    CHECK(fabsf(y[1] - x[1] / sqrtf(s.sigmas[0] * s.sigmas[0] + 1.0f)) == 0.0f, "euler scale_model_input");
+    /* PNDM (PLMS): 4 steps evaluate [751, 501, 501, 251, 1]; with a zero model output every update is
+     * x * sqrt(a_prev / a_t), ending at x * sqrt(a_final / a_751) */
+    locus_scheduler_override(&s, "pndm");
+    locus_scheduler_set_timesteps(&s, 4);
+    CHECK(s.nevals == 5 && s.timesteps[0] == 751 && s.timesteps[1] == 501 && s.timesteps[2] == 501 && s.timesteps[3] == 251 && s.timesteps[4] == 1,
+          "pndm timesteps %lld %lld %lld %lld %lld", (long long)s.timesteps[0], (long long)s.timesteps[1], (long long)s.timesteps[2],
+          (long long)s.timesteps[3], (long long)s.timesteps[4]);
+    float z[3] = {0, 0, 0}, lat[3] = {1.0f, -2.0f, 0.5f};
+    for (int i = 0; i < s.nevals; i++) locus_scheduler_step(&s, i, z, lat, lat, 3);
+    double want = sqrt((double)s.final_alpha_cumprod / ac[751]);
+    CHECK(fabs(lat[0] - want) < 1e-5 && fabs(lat[1] + 2 * want) < 1e-5, "pndm zero-output path (%g vs %g)", lat[0], want);
+    /* PLMS multistep: a constant model output c gives the same combination (3c-c)/2 = c etc. as a single c */
+    locus_scheduler s2;
+    locus_scheduler_load(&s2, p);
+    locus_scheduler_override(&s2, "pndm");
+    locus_scheduler_set_timesteps(&s2, 4);
+    float c1[3] = {0.1f, 0.2f, -0.3f}, l2[3] = {1.0f, -2.0f, 0.5f};
+    for (int i = 0; i < s2.nevals; i++) locus_scheduler_step(&s2, i, c1, l2, l2, 3);
+    CHECK(isfinite(l2[0]) && isfinite(l2[1]) && isfinite(l2[2]), "pndm constant-output path finite");
+    CHECK(locus_scheduler_override(&s2, "heun") == LOCUS_E_ARG, "unknown sampler refused");
+    locus_scheduler_free(&s2);
+    locus_scheduler_free(&s);
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 7 && !strcmp(argv[1], "--write-inputs")) return write_inputs(argv[2], argv[3], argv[4], argv[5], argv[6]);
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    test_schedulers(G);
     char p[512];
     locus_unet u;
     locus_vae v;
