@@ -15,10 +15,13 @@
 #include "../core/version.h"
 #include "../models/pipeline.h"
 #include "../simd/kernels.h"
+#include "patch.h"
 #include "progress.h"
 
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler;
+    const char *patch_prompt, *patch_embeds, *patch_layers;
+    int start_step;
     long long seed;
     int steps, width, height, threads;
     float guidance;
@@ -56,6 +59,10 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (!strcmp(k, "--prompt-embeds")) a->embeds_file = v;
         else if (!strcmp(k, "--dump")) a->dump_file = v;
         else if (!strcmp(k, "--sampler")) a->sampler = v;
+        else if (!strcmp(k, "--patch-prompt")) a->patch_prompt = v;
+        else if (!strcmp(k, "--patch-embeds")) a->patch_embeds = v;
+        else if (!strcmp(k, "--patch-layers")) a->patch_layers = v;
+        else if (!strcmp(k, "--start-step")) { if (!parse_int(v, 0, 1000, &x)) return fail("--start-step %s: expected an integer from 0 to 1000", v); a->start_step = (int)x; }
         else if (!strcmp(k, "--seed")) { if (!parse_int(v, 0, (1LL << 53), &x)) return fail("--seed %s: expected a non-negative integer", v); a->seed = x; }
         else if (!strcmp(k, "--steps")) { if (!parse_int(v, 1, 1000, &x)) return fail("--steps %s: expected an integer from 1 to 1000", v); a->steps = (int)x; }
         else if (!strcmp(k, "--width")) { if (!parse_int(v, 8, 8192, &x)) return fail("--width %s: expected an integer from 8 to 8192", v); a->width = (int)x; }
@@ -70,6 +77,8 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if (!a->model) return fail("%s", "--model DIR is required");
     if (!a->out) return fail("%s", "-o OUT.png is required");
     if (!a->prompt && !a->embeds_file) return fail("%s", "give --prompt TEXT or --prompt-embeds FILE");
+    if ((a->patch_prompt || a->patch_embeds) && !a->patch_layers) return fail("%s", "--patch-prompt/--patch-embeds need --patch-layers L1,L2");
+    if (a->patch_layers && !a->patch_prompt && !a->patch_embeds) return fail("%s", "--patch-layers needs --patch-prompt TEXT or --patch-embeds FILE");
     return 0;
 }
 
@@ -119,7 +128,9 @@ int locus_cmd_generate(int argc, char **argv) {
     locus_pipeline p;
     if (locus_pipeline_open(&p, a.model) != LOCUS_OK) return fail("%s", locus_errmsg());
     int ret = 2;
-    float *cond = NULL, *uncond = NULL, *lat = NULL, *img = NULL;
+    float *cond = NULL, *uncond = NULL, *lat = NULL, *img = NULL, *pcond = NULL, *pctx = NULL;
+    locus_injection inj = {0};
+    locus_hooks hooks = {0};
     uint8_t *pix = NULL;
     locus_st_writer *dump = NULL;
     int C = p.unet.in_channels, f = p.vae_factor;
@@ -154,6 +165,31 @@ int locus_cmd_generate(int argc, char **argv) {
             goto done;
         }
     }
+    /* patching: prompt B's embedding for the chosen cross-attention layers (conditional half) */
+    if (a.patch_layers) {
+        if (locus_injection_resolve(&inj, &p.unet, a.patch_layers)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        int TB = T;
+        if (a.patch_embeds) {
+            locus_st_file pf;
+            if (locus_st_open(&pf, a.patch_embeds)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+            pcond = load_embeds(&pf, "cond", p.unet.ctx_dim, &TB);
+            locus_st_close(&pf);
+            if (!pcond) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        } else {
+            pcond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
+            if (locus_pipeline_encode_prompt(&p, a.patch_prompt, pcond, &TB)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        }
+        if (TB != T) { fprintf(stderr, "locus generate: patch embeddings have %d tokens, the prompt's have %d\n", TB, T); goto done; }
+        size_t one = (size_t)T * p.unet.ctx_dim;
+        int cfg = guidance > 1.0f;
+        pctx = locus_alloc((cfg ? 2 : 1) * one * sizeof(float));
+        if (cfg) memcpy(pctx, uncond, one * sizeof(float));
+        memcpy(pctx + (cfg ? one : 0), pcond, one * sizeof(float));
+        inj.ctx = pctx;
+        inj.start_step = a.start_step;
+        hooks.cross_ctx = locus_injection_ctx;
+        hooks.cross_arg = &inj;
+    }
     /* initial noise */
     lat = locus_alloc(n * sizeof(float));
     if (a.noise_file) {
@@ -173,7 +209,7 @@ int locus_cmd_generate(int argc, char **argv) {
     run_ctx rc_ = {dump, C, h, w, {0}};
     locus_progress_start(&rc_.prog, "generate", p.sched.nevals);
     locus_step_cb cb = {on_step, &rc_};
-    if (locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, NULL) != LOCUS_OK) {
+    if (locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, a.patch_layers ? &hooks : NULL) != LOCUS_OK) {
         fprintf(stderr, "locus generate: %s\n", locus_errmsg());
         goto done;
     }
@@ -189,7 +225,9 @@ int locus_cmd_generate(int argc, char **argv) {
     snprintf(hash_s, sizeof hash_s, "%016llx", p.model_hash);
     locus_png_text tx[] = {{"prompt", a.prompt ? a.prompt : "(embeddings file)"}, {"negative_prompt", a.negative},
                            {"seed", a.noise_file ? "(noise file)" : seed_s}, {"steps", steps_s}, {"sampler", sampler_name},
-                           {"guidance", g_s}, {"model_hash", hash_s}, {"isa", locus_isa_name()}, {"locus_version", LOCUS_VERSION}};
+                           {"guidance", g_s}, {"model_hash", hash_s}, {"isa", locus_isa_name()}, {"locus_version", LOCUS_VERSION},
+                           {"patch_layers", a.patch_layers ? a.patch_layers : ""},
+                           {"patch_prompt", a.patch_prompt ? a.patch_prompt : a.patch_embeds ? "(embeddings file)" : ""}};
     if (dump) {
         int64_t ls[4] = {1, C, h, w}, is[4] = {1, 3, H, W};
         locus_st_writer_add(dump, "final_latent", LOCUS_F32, 4, ls, lat);
@@ -206,7 +244,7 @@ int locus_cmd_generate(int argc, char **argv) {
     ret = 0;
 done:
     locus_st_writer_free(dump);
-    locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img);
+    locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img); locus_free(pcond); locus_free(pctx);
     free(pix);
     locus_pipeline_close(&p);
     return ret;

@@ -24,6 +24,8 @@ static int usage(FILE *f) {
             "  generate --model DIR (--prompt TEXT | --prompt-embeds FILE) -o OUT.png [--negative-prompt TEXT]\n"
             "           [--seed N] [--steps N] [--guidance F] [--sampler ddim] [--width W --height H] [--noise FILE]\n"
             "           [--dump FILE] [--threads N]\n"
+            "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K]\n"
+            "             cross-attention injection: the listed attn2 layers (or blocks) take K/V from prompt B\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;

@@ -150,7 +150,12 @@ static void nn_tblock_fwd(const nn_tblock *b, float *h, int B, int T, const floa
     locus_binary(a, h, h, N, LOCUS_BIN_ADD, 0.0f);
     locus_layer_norm(h, t, (size_t)B * T, b->dim, b->n2.w, b->n2.b, b->n2.eps);
     snprintf(n, sizeof n, "%s.attn2", name);
-    nn_attention_fwd(&b->a2, t, B, T, ctx, S, a, hooks, n);
+    const float *c2 = ctx;
+    if (hooks && hooks->cross_ctx) {
+        const float *o = hooks->cross_ctx(hooks->cross_arg, n, hooks->step);
+        if (o) c2 = o;
+    }
+    nn_attention_fwd(&b->a2, t, B, T, c2, S, a, hooks, n);
     locus_binary(a, h, h, N, LOCUS_BIN_ADD, 0.0f);
     locus_layer_norm(h, t, (size_t)B * T, b->dim, b->n3.w, b->n3.b, b->n3.eps);
     /* GEGLU: proj -> (hidden, gate) halves -> hidden * gelu(gate) -> net.2 */

@@ -16,6 +16,12 @@
 typedef struct {
     void (*fn)(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
     void *ctx;
+    /* Cross-attention injection: asked for every cross-attention layer (name = its diffusers path, e.g.
+     * "mid_block.attentions.0.transformer_blocks.0.attn2"); return another text context of the same shape
+     * [B,S,D] to compute that layer's K and V from, or NULL to keep the model's.  `step` is the sampler step. */
+    const float *(*cross_ctx)(void *arg, const char *name, int step);
+    void *cross_arg;
+    int step;
 } locus_hooks;
 
 void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);

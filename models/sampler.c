@@ -30,7 +30,9 @@ locus_status locus_sample_unet(const locus_unet *u, locus_scheduler *s, int step
     for (int i = 0; i < s->nevals; i++) {
         float tv = locus_scheduler_timestep(s, i), t[2] = {tv, tv};
         for (int b = 0; b < B; b++) locus_scheduler_scale_input(s, i, latent, x + b * n, n);
-        locus_unet_forward(u, x, B, h, w, t, ctx, S, eps, hooks);
+        locus_hooks hk = hooks ? *hooks : (locus_hooks){0};
+        hk.step = i;
+        locus_unet_forward(u, x, B, h, w, t, ctx, S, eps, &hk);
         const float *pe = cfg ? eps + n : eps;
         if (cfg) locus_binary(eps, eps + n, g, n, LOCUS_BIN_CFG, guidance);
         else memcpy(g, pe, n * sizeof(float));

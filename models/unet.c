@@ -195,6 +195,23 @@ void locus_unet_free(locus_unet *u) {
 
 size_t locus_unet_params(const locus_unet *u) { return u->L.nparams; }
 
+static int add_block_layers(const unet_block *b, const char *prefix, char (*names)[128], int n, int max) {
+    if (!b->attn) return n;
+    for (int j = 0; j < b->nlayers; j++)
+        for (int k = 0; k < b->attn[j].nblocks; k++)
+            if (n < max) snprintf(names[n++], 128, "%s.attentions.%d.transformer_blocks.%d.attn2", prefix, j, k);
+    return n;
+}
+
+int locus_unet_cross_layers(const locus_unet *u, char (*names)[128], int max) {
+    int n = 0;
+    char pre[64];
+    for (int i = 0; i < u->nblocks; i++) { snprintf(pre, sizeof pre, "down_blocks.%d", i); n = add_block_layers(&u->down[i], pre, names, n, max); }
+    n = add_block_layers(&u->mid, "mid_block", names, n, max);
+    for (int i = 0; i < u->nblocks; i++) { snprintf(pre, sizeof pre, "up_blocks.%d", i); n = add_block_layers(&u->up[i], pre, names, n, max); }
+    return n;
+}
+
 /* a copy of a (B,C,H,W) activation kept as a skip connection */
 typedef struct { float *x; int c, h, w; } skip_t;
 

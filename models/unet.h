@@ -51,6 +51,9 @@ locus_status locus_unet_load_random(locus_unet *u, const char *config_path, uint
 void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
                         const float *ctx, int S, float *out, const locus_hooks *hooks);
 
+/* Names of the cross-attention layers (attn2) in forward order; returns the count (at most max). */
+int locus_unet_cross_layers(const locus_unet *u, char (*names)[128], int max);
+
 /* Parameter count of the denoiser. */
 size_t locus_unet_params(const locus_unet *u);
 

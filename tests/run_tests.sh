@@ -87,6 +87,16 @@ for run in a:HELLO b:WORLD; do
      "$B/test_sample" --same-pixels "$tmp/p$r.png" $G/pipelines/sd15-tiny.golden/$r.png; then p=$((p+1))
   else f=$((f+1)); echo "  FAIL generate from prompt $r: $(tail -1 "$tmp/gen.err")"; fi
 done
+# injection patching through the CLI (golden: ldm patched.*), from prompt strings (sd15-tiny: B's prompt)
+mkdir -p "$tmp/pb"
+"$B/test_sample" --write-inputs $G/ldm/golden_sample.safetensors embeds.b embeds.uncond noise "$tmp/pb"
+if gen --model $G/ldm --prompt-embeds "$tmp/ldm/embeds.safetensors" --noise "$tmp/ldm/noise.safetensors" --steps 4 --guidance 3 \
+     --patch-embeds "$tmp/pb/embeds.safetensors" --patch-layers mid_block.attentions.0.transformer_blocks.0.attn2 -o "$tmp/patched.png" --dump "$tmp/patched.st" &&
+   "$B/test_sample" --check-dump "$tmp/patched.st" $G/ldm/golden_sample.safetensors patched. 4 | sed 's/^/  /'; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL generate --patch-embeds parity: $(tail -1 "$tmp/gen.err")"; fi
+if gen --model $G/pipelines/sd15-tiny --prompt 'A sign that says "HELLO".' --patch-prompt 'A sign that says "WORLD".' --patch-layers up_blocks.1 \
+     --start-step 1 --seed 42 --steps 4 -o "$tmp/pp.png" --dump "$tmp/pp.st" && ! "$B/test_sample" --same-pixels "$tmp/pp.png" "$tmp/pa.png" 2>/dev/null; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL generate --patch-prompt: $(tail -1 "$tmp/gen.err")"; fi
 for isa in $isas; do
   for th in 1 2 3; do
     if LOCUS_ISA=$isa gen "${sdargs[@]}" --threads $th -o "$tmp/sd.$isa.$th.png" --dump "$tmp/sd.$isa.$th.st" &&
@@ -113,6 +123,8 @@ bad_gen "noise of the wrong shape" "noise" --model $G/pipelines/sd15-tiny --prom
 bad_gen "width not a multiple" "multiples of" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --width 30
 bad_gen "LDM prompt string (no BERT tokenizer)" "BERT tokenizer" --model $G/ldm --prompt "a red fox" --guidance 3
 bad_gen "non-ASCII prompt" "non-ASCII" --model $G/pipelines/sd15-tiny --prompt "caf$(printf '\xc3\xa9')"
+bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
+bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
 bad_gen "unknown sampler" "sampler" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --sampler heun
 for smp in euler pndm; do  # the other samplers run end to end and are bit-identical across ISAs
   if gen "${sdargs[@]}" --sampler $smp -o "$tmp/$smp.png" --dump "$tmp/$smp.st" &&

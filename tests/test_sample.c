@@ -8,6 +8,7 @@
 
 #include "../models/sampler.h"
 #include "../models/vae.h"
+#include "../experiments/patch.h"
 #include "../simd/ops.h"
 #include "parity.h"
 #include "testutil.h"
@@ -208,6 +209,32 @@ int main(int argc, char **argv) {
     CHECK(sc.n == 16 && sc.worst <= 1e-4, "every step within 1e-4 (worst %.2e at %s)", sc.worst, sc.wname);
     CHECK(rf >= 0 && rf <= 1e-4, "final latent within 1e-4 (%.2e)", rf);
     CHECK(ri >= 0 && ri <= 1e-4, "decoded image within 1e-4 (%.2e)", ri);
+    /* the paper's injection at mid_block.attentions.0.transformer_blocks.0.attn2: cond half gets prompt B */
+    int64_t nb;
+    float *eb = golden_f32(&g, "embeds.b", &nb), *pctx = malloc(2 * nb * sizeof(float));
+    memcpy(pctx, eu, nb * sizeof(float));
+    memcpy(pctx + nb, eb, nb * sizeof(float));
+    locus_injection inj = {0};
+    CHECK(locus_injection_resolve(&inj, &u, "mid_block.attentions.0") == LOCUS_OK && inj.nlayers == 1, "resolve a block path to its attn2");
+    CHECK(locus_injection_resolve(&inj, &u, "mid_block.attentions.9") == LOCUS_E_ARG, "unknown layer refused: %s", locus_errmsg());
+    locus_injection_resolve(&inj, &u, "mid_block.attentions.0.transformer_blocks.0.attn2");
+    inj.ctx = pctx;
+    locus_hooks ph = {0};
+    ph.cross_ctx = locus_injection_ctx;
+    ph.cross_arg = &inj;
+    step_ctx pc = {&g, "patched", 0, "", 0};
+    locus_step_cb pcb = {on_step, &pc};
+    memcpy(lat, noise, nn * sizeof(float));
+    CHECK(locus_sample_unet(&u, &s, 4, 3.0f, lat, 8, 8, eu, ea, 77, &pcb, &ph) == LOCUS_OK, "patched sample");
+    double prf = parity_rel(&g, "patched.final_latent", lat, nn);
+    for (int64_t i = 0; i < nn; i++) z[i] = inv * lat[i];
+    locus_vae_decode(&v, z, 1, 8, 8, img, NULL);
+    double pri = parity_rel(&g, "patched.image", img, 3 * 16 * 16);
+    printf("ldm injection patching: %d step tensors, worst %.2e (%s); final_latent %.2e; image %.2e\n", pc.n, pc.worst, pc.wname, prf, pri);
+    CHECK(pc.n == 16 && pc.worst <= 1e-4 && prf >= 0 && prf <= 1e-4 && pri >= 0 && pri <= 1e-4, "patched run within 1e-4");
+    /* the patch must change something: the patched image differs from the base image */
+    CHECK(parity_rel(&g, "base.image", img, 3 * 16 * 16) > 1e-3, "patching changes the image");
+    free(eb); free(pctx);
     free(noise); free(ea); free(eu); free(lat); free(z); free(img);
     locus_st_close(&g);
     locus_scheduler_free(&s);
