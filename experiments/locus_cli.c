@@ -14,6 +14,7 @@
 #include "../core/version.h"
 #include "../simd/kernels.h"
 #include "generate.h"
+#include "layers.h"
 #include "../simd/ops.h"
 
 static int usage(FILE *f) {
@@ -26,6 +27,7 @@ static int usage(FILE *f) {
             "           [--dump FILE] [--threads N]\n"
             "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K]\n"
             "             cross-attention injection: the listed attn2 layers (or blocks) take K/V from prompt B\n"
+            "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
@@ -84,6 +86,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "tensors")) return cmd_tensors(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return locus_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);

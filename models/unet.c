@@ -203,6 +203,29 @@ static int add_block_layers(const unet_block *b, const char *prefix, char (*name
     return n;
 }
 
+static int add_attn(const unet_block *b, const char *prefix, locus_attn_layer *out, int n, int max) {
+    if (!b->attn) return n;
+    for (int j = 0; j < b->nlayers; j++)
+        for (int k = 0; k < b->attn[j].nblocks; k++)
+            for (int which = 1; which <= 2; which++)
+                if (n < max) {
+                    snprintf(out[n].name, sizeof out[n].name, "%s.attentions.%d.transformer_blocks.%d.attn%d", prefix, j, k, which);
+                    out[n].cross = which == 2;
+                    out[n].a = which == 1 ? &b->attn[j].blocks[k].a1 : &b->attn[j].blocks[k].a2;
+                    n++;
+                }
+    return n;
+}
+
+int locus_unet_attn_layers(const locus_unet *u, locus_attn_layer *out, int max) {
+    int n = 0;
+    char pre[64];
+    for (int i = 0; i < u->nblocks; i++) { snprintf(pre, sizeof pre, "down_blocks.%d", i); n = add_attn(&u->down[i], pre, out, n, max); }
+    n = add_attn(&u->mid, "mid_block", out, n, max);
+    for (int i = 0; i < u->nblocks; i++) { snprintf(pre, sizeof pre, "up_blocks.%d", i); n = add_attn(&u->up[i], pre, out, n, max); }
+    return n;
+}
+
 int locus_unet_cross_layers(const locus_unet *u, char (*names)[128], int max) {
     int n = 0;
     char pre[64];

@@ -54,6 +54,14 @@ void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, 
 /* Names of the cross-attention layers (attn2) in forward order; returns the count (at most max). */
 int locus_unet_cross_layers(const locus_unet *u, char (*names)[128], int max);
 
+/* Every attention layer in forward order (attn1, attn2 of each transformer block; down, mid, up). */
+typedef struct {
+    char name[128];
+    int cross;             /* attn2 (keys/values from text) */
+    const nn_attention *a;
+} locus_attn_layer;
+int locus_unet_attn_layers(const locus_unet *u, locus_attn_layer *out, int max);
+
 /* Parameter count of the denoiser. */
 size_t locus_unet_params(const locus_unet *u);
 

@@ -140,4 +140,18 @@ sed -i 's/"cross_attention_dim": 32/"cross_attention_dim": 48/' "$tmp/badmodel/u
 bad_gen "config/weight shape mismatch" "has shape" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
 record "generate" $p $f
 
+# 5. locus layers: the text parameters it reports equal the to_k/to_v tensors counted from the weight files
+p=0 f=0
+for m in $G/ldm $G/pipelines/sd15-tiny; do
+  want=$("$B/locus" tensors $m/unet/diffusion_pytorch_model.safetensors | awk '$1 ~ /attn2\.to_[kv]\./ { gsub(/[\[\]]/, "", $3); n = split($3, d, ","); s = 1; for (i = 1; i <= n; i++) s *= d[i]; t += s } END { print t + 0 }')
+  got=$("$B/locus" layers --model $m | tail -1 | sed -E 's/.*layers: ([0-9]+) of.*/\1/')
+  total=$("$B/locus" tensors $m/unet/diffusion_pytorch_model.safetensors | tail -1 | awk '{print $3}')
+  gt=$("$B/locus" layers --model $m | tail -1 | sed -E 's/.* of ([0-9]+) denoiser.*/\1/')
+  nj=$("$B/locus" layers --model $m --json | grep -c '"kind": "cross"')
+  nx=$("$B/locus" tensors $m/unet/diffusion_pytorch_model.safetensors | grep -c 'attn2\.to_k\.weight')
+  if [ "$want" = "$got" ] && [ "$total" = "$gt" ] && [ "$nj" = "$nx" ] && [ "$want" -gt 0 ]; then p=$((p+1)); echo "  $m: $nj cross-attention layers, $got text parameters of $gt"
+  else f=$((f+1)); echo "  FAIL layers $m: text $got vs $want, total $gt vs $total, cross $nj vs $nx"; fi
+done
+record "layers" $p $f
+
 exit $overall
