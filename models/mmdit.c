@@ -202,18 +202,29 @@ static void block_fwd(const locus_mmdit *m, const mmdit_block *b, int i, float *
     locus_hook(hooks, n, nc, 3, B, S, D, 0);
     /* joint attention over [image tokens | context tokens] */
     float *q = talloc((size_t)B * J * D), *k = talloc((size_t)B * J * D), *v = talloc((size_t)B * J * D), *o = talloc((size_t)B * J * D);
+    float *kc = talloc((size_t)B * S * D), *vc = talloc((size_t)B * S * D);
     for (int bb = 0; bb < B; bb++) {
         size_t oi = (size_t)bb * J * D, oc = oi + (size_t)N * D;
         nn_linear_fwd(&b->q, nh + (size_t)bb * N * D, N, q + oi);
         nn_linear_fwd(&b->k, nh + (size_t)bb * N * D, N, k + oi);
         nn_linear_fwd(&b->v, nh + (size_t)bb * N * D, N, v + oi);
         nn_linear_fwd(&b->aq, nc + (size_t)bb * S * D, S, q + oc);
-        nn_linear_fwd(&b->ak, nc + (size_t)bb * S * D, S, k + oc);
-        nn_linear_fwd(&b->av, nc + (size_t)bb * S * D, S, v + oc);
+        nn_linear_fwd(&b->ak, nc + (size_t)bb * S * D, S, kc + (size_t)bb * S * D);
+        nn_linear_fwd(&b->av, nc + (size_t)bb * S * D, S, vc + (size_t)bb * S * D);
         qk_rms(q + oi, N * H, hd, b->nq);
         qk_rms(k + oi, N * H, hd, b->nk);
         qk_rms(q + oc, S * H, hd, b->naq);
-        qk_rms(k + oc, S * H, hd, b->nak);
+        qk_rms(kc + (size_t)bb * S * D, S * H, hd, b->nak);
+    }
+    /* the text-stream K and V as attention uses them: hook points for caching and the paper's K/V patching
+     * (K is named by the module that produced it: norm_added_k when the block has qk-norm) */
+    snprintf(n, sizeof n, b->nak ? "transformer_blocks.%d.attn.norm_added_k" : "transformer_blocks.%d.attn.add_k_proj", i);
+    locus_hook(hooks, n, kc, 3, B, S, D, 0);
+    snprintf(n, sizeof n, "transformer_blocks.%d.attn.add_v_proj", i);
+    locus_hook(hooks, n, vc, 3, B, S, D, 0);
+    for (int bb = 0; bb < B; bb++) {
+        memcpy(k + (size_t)bb * J * D + (size_t)N * D, kc + (size_t)bb * S * D, (size_t)S * D * sizeof(float));
+        memcpy(v + (size_t)bb * J * D + (size_t)N * D, vc + (size_t)bb * S * D, (size_t)S * D * sizeof(float));
     }
     locus_attn_desc d = {B, H, J, J, hd, q, (ptrdiff_t)J * D, D, k, (ptrdiff_t)J * D, D, v, (ptrdiff_t)J * D, D, o, (ptrdiff_t)J * D, D,
                          1.0f / sqrtf((float)hd), NULL, 0, 0, NULL};
@@ -265,7 +276,7 @@ static void block_fwd(const locus_mmdit *m, const mmdit_block *b, int i, float *
     snprintf(n, sizeof n, "transformer_blocks.%d:1", i);
     locus_hook(hooks, n, h, 3, B, N, D, 0);
     locus_free(e1); locus_free(e2); locus_free(nh); locus_free(nc); locus_free(nh2);
-    locus_free(q); locus_free(k); locus_free(v); locus_free(o); locus_free(ao); locus_free(co);
+    locus_free(q); locus_free(k); locus_free(v); locus_free(o); locus_free(ao); locus_free(co); locus_free(kc); locus_free(vc);
 }
 
 void locus_mmdit_forward(const locus_mmdit *m, const float *x, int B, int H, int W, const float *timesteps, const float *ctx, int S,

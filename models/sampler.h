@@ -8,6 +8,7 @@
 #define LOCUS_SAMPLER_H
 
 #include "scheduler.h"
+#include "mmdit.h"
 #include "unet.h"
 
 typedef struct {
@@ -21,5 +22,10 @@ typedef struct {
 locus_status locus_sample_unet(const locus_unet *u, locus_scheduler *s, int steps, float guidance, float *latent, int h,
                                int w, const float *ctx_uncond, const float *ctx_cond, int S, const locus_step_cb *cb,
                                const locus_hooks *hooks);
+
+/* The same loop for an MMDiT (SD3): contexts [1,S,joint_dim] and pooled [1,pooled_dim] per half. */
+locus_status locus_sample_mmdit(const locus_mmdit *m, locus_scheduler *s, int steps, float guidance, float *latent, int h, int w,
+                                const float *ctx_uncond, const float *ctx_cond, int S, const float *pooled_uncond,
+                                const float *pooled_cond, const locus_step_cb *cb, const locus_hooks *hooks);
 
 #endif

@@ -30,6 +30,7 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     if (!strcmp(cls, "DDIMScheduler")) s->kind = LOCUS_SCHED_DDIM;
     else if (!strcmp(cls, "EulerDiscreteScheduler")) s->kind = LOCUS_SCHED_EULER;
     else if (!strcmp(cls, "PNDMScheduler")) s->kind = LOCUS_SCHED_PNDM;
+    else if (!strcmp(cls, "FlowMatchEulerDiscreteScheduler")) s->kind = LOCUS_SCHED_FLOW;
     else {
         locus_json_free(&doc);
         return locus_fail(LOCUS_E_UNSUPPORTED, "%s: scheduler '%s' is not supported (DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler)", p, cls);
@@ -62,6 +63,15 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     if (thresholding || zsnr || (tb && tb->type != JSON_NULL)) {
         locus_json_free(&doc);
         return locus_fail(LOCUS_E_UNSUPPORTED, "%s: thresholding / rescale_betas_zero_snr / trained_betas are not supported", p);
+    }
+    if (s->kind == LOCUS_SCHED_FLOW) {
+        s->shift = (float)locus_json_num(r, "shift", 1.0, &ok);
+        int dyn = locus_json_bool(r, "use_dynamic_shifting", 0, &ok);
+        locus_json_free(&doc);
+        if (!ok || s->num_train < 1) return locus_fail(LOCUS_E_FORMAT, "%s: bad value types", p);
+        if (dyn) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: use_dynamic_shifting is not supported yet", p);
+        s->init_noise_sigma = 1.0f;
+        return LOCUS_OK;
     }
     if (!strcmp(pt, "epsilon")) s->pred = LOCUS_PRED_EPSILON;
     else if (!strcmp(pt, "v_prediction")) s->pred = LOCUS_PRED_V;
@@ -115,9 +125,34 @@ static locus_status spaced(const locus_scheduler *s, int n, double *t) {
     return LOCUS_OK;
 }
 
+/* FlowMatchEulerDiscreteScheduler.set_timesteps with a static shift */
+static void flow_set(locus_scheduler *s, int n) {
+    float N = (float)s->num_train, sh = s->shift;
+    /* __init__: sigmas = t/N for t = N..1 (fp32), shifted in fp32; sigma_max/min are its ends */
+    float smax = 1.0f, smin = 1.0f / N;
+    smax = sh * smax / (1.0f + (sh - 1.0f) * smax);
+    smin = sh * smin / (1.0f + (sh - 1.0f) * smin);
+    double t0 = (double)(smax * N), t1 = (double)(smin * N);
+    for (int i = 0; i < n; i++) {
+        double t = n == 1 ? t0 : t0 + (t1 - t0) * i / (n - 1); /* np.linspace */
+        if (n > 1 && i == n - 1) t = t1;
+        double sg = t / s->num_train;
+        sg = (double)sh * sg / (1.0 + ((double)sh - 1.0) * sg);
+        s->sigmas[i] = (float)sg;
+        s->timesteps_f[i] = s->sigmas[i] * N;
+    }
+    s->sigmas[n] = 0.0f;
+    s->init_noise_sigma = 1.0f;
+}
+
 locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
     if (n < 1 || n > s->num_train || n > SCHED_MAX_STEPS)
         return locus_fail(LOCUS_E_ARG, "--steps %d: must be between 1 and %d", n, s->num_train < SCHED_MAX_STEPS ? s->num_train : SCHED_MAX_STEPS);
+    if (s->kind == LOCUS_SCHED_FLOW) {
+        s->nsteps = s->nevals = n;
+        flow_set(s, n);
+        return LOCUS_OK;
+    }
     double t[SCHED_MAX_STEPS];
     locus_status st = spaced(s, n, t);
     if (st) return st;
@@ -157,6 +192,9 @@ locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
 }
 
 locus_status locus_scheduler_override(locus_scheduler *s, const char *name) {
+    if (s->kind == LOCUS_SCHED_FLOW && strcmp(name, "flow"))
+        return locus_fail(LOCUS_E_ARG, "--sampler %s: this model is trained for flow matching (use the folder's scheduler)", name);
+    if (!strcmp(name, "flow")) return s->kind == LOCUS_SCHED_FLOW ? LOCUS_OK : locus_fail(LOCUS_E_ARG, "--sampler flow: this model is not a flow-matching model");
     if (!strcmp(name, "ddim")) { s->kind = LOCUS_SCHED_DDIM; snprintf(s->class_name, sizeof s->class_name, "DDIMScheduler"); }
     else if (!strcmp(name, "euler")) { s->kind = LOCUS_SCHED_EULER; s->clip_sample = 0; snprintf(s->class_name, sizeof s->class_name, "EulerDiscreteScheduler"); }
     else if (!strcmp(name, "pndm")) { s->kind = LOCUS_SCHED_PNDM; s->clip_sample = 0; s->skip_prk = 1; snprintf(s->class_name, sizeof s->class_name, "PNDMScheduler"); }
@@ -165,7 +203,7 @@ locus_status locus_scheduler_override(locus_scheduler *s, const char *name) {
 }
 
 float locus_scheduler_timestep(const locus_scheduler *s, int i) {
-    return s->kind == LOCUS_SCHED_EULER ? s->timesteps_f[i] : (float)s->timesteps[i];
+    return s->kind == LOCUS_SCHED_EULER || s->kind == LOCUS_SCHED_FLOW ? s->timesteps_f[i] : (float)s->timesteps[i];
 }
 
 void locus_scheduler_scale_input(const locus_scheduler *s, int i, const float *sample, float *out, size_t n) {
@@ -272,6 +310,11 @@ locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *mo, co
     case LOCUS_SCHED_DDIM: ddim_step(s, i, mo, x, prev, n); return LOCUS_OK;
     case LOCUS_SCHED_EULER: euler_step(s, i, mo, x, prev, n); return LOCUS_OK;
     case LOCUS_SCHED_PNDM: return pndm_step(s, mo, x, prev, n);
+    case LOCUS_SCHED_FLOW: { /* prev = sample + (sigma_next - sigma) * model_output */
+        float dt = s->sigmas[i + 1] - s->sigmas[i];
+        for (size_t k = 0; k < n; k++) prev[k] = x[k] + dt * mo[k];
+        return LOCUS_OK;
+    }
     }
     return LOCUS_OK;
 }

@@ -2,7 +2,8 @@
  *
  * DDIMScheduler (eta 0; leading / trailing / linspace spacing, steps_offset, set_alpha_to_one, clip_sample),
  * EulerDiscreteScheduler (linear sigma interpolation, s_churn 0) and PNDMScheduler (PLMS with
- * skip_prk_steps, SD1.x's default), each with epsilon / v_prediction.  Betas: linear or scaled_linear
+ * skip_prk_steps, SD1.x's default), each with epsilon / v_prediction, and FlowMatchEulerDiscreteScheduler
+ * (SD3: shifted sigmas, static shift; dynamic shifting is refused).  Betas: linear or scaled_linear
  * (torch.linspace in fp32), alphas_cumprod as torch.cumprod (double accumulator, fp32 results).  Other
  * classes or options (karras sigmas, thresholding, ...) are refused with a clear error.
  */
@@ -16,7 +17,7 @@
 
 #define SCHED_MAX_STEPS 1000
 
-typedef enum { LOCUS_SCHED_DDIM, LOCUS_SCHED_EULER, LOCUS_SCHED_PNDM } locus_sched_kind;
+typedef enum { LOCUS_SCHED_DDIM, LOCUS_SCHED_EULER, LOCUS_SCHED_PNDM, LOCUS_SCHED_FLOW } locus_sched_kind;
 typedef enum { LOCUS_PRED_EPSILON, LOCUS_PRED_V } locus_pred_type;
 
 typedef struct {
@@ -30,6 +31,7 @@ typedef struct {
     char spacing[16];
     locus_pred_type pred;
     int skip_prk;
+    float shift;          /* flow matching */
     int nsteps;                              /* inference steps asked for */
     int nevals;                              /* model evaluations (PNDM: nsteps + 1) */
     int64_t timesteps[SCHED_MAX_STEPS + 1];  /* DDIM / PNDM */

@@ -24,7 +24,7 @@ for t in "$B"/test_*; do
   rc=$?
   grep -v '^FAIL' "$tmp/$name.out" | grep -v ': [0-9]* passed, [0-9]* failed$' | sed 's/^/  /' | tail -5
   grep '^FAIL' "$tmp/$name.out" | head -20
-  line=$(grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed$' "$tmp/$name.out" | tail -1)
+  line=$(grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed$' "$tmp/$name.out" | tail -1)
   p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
   [ -n "$line" ] || { p=0; f=1; echo "  $name printed no summary (exit $rc)"; tail -5 "$tmp/$name.out"; }
   [ $rc = 0 ] || [ "$f" != 0 ] || f=1

@@ -1,0 +1,172 @@
+/* test_sd3.c — SD3 / SD3.5 sampling against diffusers: the SD3 VAE decoder (golden_vae), the flow-matching
+ * schedule, the 4-step CFG run (golden_sample base.*), and the paper's MM-DiT text-K/V patching
+ * (golden_sample_kvpatch: prompt-B cache of transformer_blocks.1's add_k_proj/add_v_proj at every step, the
+ * patched prompt-A run with the conditional half patched, and with both halves), all within 1e-4 relative. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../models/sampler.h"
+#include "../models/vae.h"
+#include "parity.h"
+#include "testutil.h"
+
+#define MAXSTEP 8
+
+typedef struct { const locus_st_file *g; const char *run; double worst; char wname[128]; int n; } step_ctx;
+
+static void on_step(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
+    step_ctx *c = vc;
+    const char *names[4] = {"noise_pred_uncond", "noise_pred_text", "noise_pred", "latent_out"};
+    const float *ptr[4] = {unc, cond, guided, lat};
+    for (int k = 0; k < 4; k++) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.step%d.%s", c->run, step, names[k]);
+        double r = parity_rel(c->g, key, ptr[k], (int64_t)n);
+        c->n++;
+        if (r < 0 || r > c->worst) { c->worst = r < 0 ? 1e9 : r; snprintf(c->wname, sizeof c->wname, "%s", key); }
+    }
+}
+
+/* K/V cache and patch of one block's text stream, per step */
+typedef struct {
+    const char *kname, *vname;
+    float *k[MAXSTEP], *v[MAXSTEP]; /* cached [B,S,D] */
+    size_t sz;
+    int mode; /* 0 record, 1 patch cond half, 2 patch both halves */
+    int nk;   /* add_k_proj calls so far in this run = the current step (one forward per step) */
+} kv_ctx;
+
+static void kv_hook(void *vc, const char *name, float *x, int ndim, const int64_t *shape) {
+    kv_ctx *c = vc;
+    int isk = !strcmp(name, c->kname), isv = !strcmp(name, c->vname);
+    if (!isk && !isv) return;
+    int step = isk ? c->nk++ : c->nk - 1;
+    if (step < 0 || step >= MAXSTEP) return;
+    size_t n = (size_t)shape[0] * shape[1] * shape[2], half = n / 2;
+    float **slot = isk ? &c->k[step] : &c->v[step];
+    if (c->mode == 0) {
+        if (!*slot) *slot = malloc(n * sizeof(float));
+        memcpy(*slot, x, n * sizeof(float));
+        c->sz = n;
+    } else if (*slot) {
+        if (c->mode == 2) memcpy(x, *slot, n * sizeof(float));
+        else memcpy(x + half, *slot + half, half * sizeof(float)); /* row 1 = conditional */
+    }
+}
+
+
+static void run_model(const char *G, const char *name) {
+    char p[512];
+    locus_mmdit m;
+    locus_vae v;
+    locus_scheduler s;
+    snprintf(p, sizeof p, "%s/%s/transformer", G, name);
+    if (locus_mmdit_load(&m, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    snprintf(p, sizeof p, "%s/sd3/vae", G);
+    if (locus_vae_load(&v, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    snprintf(p, sizeof p, "%s/%s/scheduler", G, name);
+    if (locus_scheduler_load(&s, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_st_file g, gk;
+    snprintf(p, sizeof p, "%s/%s/golden_sample.safetensors", G, name);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    snprintf(p, sizeof p, "%s/%s/golden_sample_kvpatch.safetensors", G, name);
+    if (locus_st_open(&gk, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    int64_t nn, ne, np_;
+    float *noise = golden_f32(&g, "noise", &nn), *ea = golden_f32(&g, "embeds.a", &ne), *eu = golden_f32(&g, "embeds.uncond", &ne),
+          *eb = golden_f32(&g, "embeds.b", &ne), *pa = golden_f32(&g, "pooled.a", &np_), *pu = golden_f32(&g, "pooled.uncond", &np_),
+          *pb = golden_f32(&g, "pooled.b", &np_);
+    int S = (int)locus_st_find(&g, "embeds.a")->shape[1];
+    /* schedule */
+    locus_scheduler_set_timesteps(&s, 4);
+    double rt = parity_rel(&g, "timesteps", s.timesteps_f, 4), rs = parity_rel(&g, "sigmas", s.sigmas, 5);
+    CHECK(rt >= 0 && rt <= 1e-6 && rs >= 0 && rs <= 1e-6, "%s flow-match timesteps/sigmas (%.2e %.2e)", name, rt, rs);
+    float *lat = malloc(nn * 4), *img = malloc(3 * 16 * 16 * 4), *z = malloc(nn * 4);
+    /* base run */
+    step_ctx sc = {&g, "base", 0, "", 0};
+    locus_step_cb cb = {on_step, &sc};
+    memcpy(lat, noise, nn * 4);
+    CHECK(locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, ea, S, pu, pa, &cb, NULL) == LOCUS_OK, "%s sample", name);
+    double rf = parity_rel(&g, "base.final_latent", lat, nn);
+    for (int64_t i = 0; i < nn; i++) z[i] = lat[i] / v.scaling_factor + v.shift_factor;
+    locus_vae_decode(&v, z, 1, 8, 8, img, NULL);
+    double ri = parity_rel(&g, "base.image", img, 3 * 16 * 16);
+    printf("%s sampling: %d step tensors, worst %.2e (%s); final_latent %.2e; image %.2e\n", name, sc.n, sc.worst, sc.wname, rf, ri);
+    CHECK(sc.n == 16 && sc.worst <= 1e-4 && rf >= 0 && rf <= 1e-4 && ri >= 0 && ri <= 1e-4, "%s base run within 1e-4", name);
+    /* K/V patching: (1) prompt-B run caching block 1's text K/V at every step */
+    const char *ksite = m.qk_norm ? "norm_added_k" : "add_k_proj";
+    char kname[96];
+    snprintf(kname, sizeof kname, "transformer_blocks.1.attn.%s", ksite);
+    kv_ctx kv = {kname, "transformer_blocks.1.attn.add_v_proj", {0}, {0}, 0, 0, 0};
+    locus_hooks hk = {kv_hook, &kv, NULL, NULL, 0};
+    step_ctx sb = {&gk, "source_b", 0, "", 0};
+    locus_step_cb cbb = {on_step, &sb};
+    memcpy(lat, noise, nn * 4);
+    locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, eb, S, pu, pb, &cbb, &hk);
+    double rc = 0;
+    for (int st = 0; st < 4; st++) {
+        char kn[64];
+        snprintf(kn, sizeof kn, "cache_b.step%d.%s", st, ksite);
+        double a = parity_rel(&gk, kn, kv.k[st], (int64_t)kv.sz);
+        snprintf(kn, sizeof kn, "cache_b.step%d.add_v_proj", st);
+        double b = parity_rel(&gk, kn, kv.v[st], (int64_t)kv.sz);
+        rc = fmax(rc, (a < 0 || b < 0) ? 1e9 : fmax(a, b));
+    }
+    printf("%s kv cache: prompt-B run worst %.2e (%s), cached K/V worst %.2e\n", name, sb.worst, sb.wname, rc);
+    CHECK(sb.worst <= 1e-4 && rc <= 1e-4, "%s prompt-B run and its K/V cache within 1e-4", name);
+    /* (2) prompt A with block 1's text K/V from the cache: conditional half, then both halves */
+    for (int mode = 1; mode <= 2; mode++) {
+        const char *run = mode == 1 ? "kvpatch" : "kvpatch_both";
+        kv.mode = mode;
+        kv.nk = 0;
+        step_ctx pc = {&gk, run, 0, "", 0};
+        locus_step_cb pcb = {on_step, &pc};
+        memcpy(lat, noise, nn * 4);
+        locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, ea, S, pu, pa, &pcb, &hk);
+        char key[64];
+        snprintf(key, sizeof key, "%s.final_latent", run);
+        double pf = parity_rel(&gk, key, lat, nn);
+        for (int64_t i = 0; i < nn; i++) z[i] = lat[i] / v.scaling_factor + v.shift_factor;
+        locus_vae_decode(&v, z, 1, 8, 8, img, NULL);
+        snprintf(key, sizeof key, "%s.image", run);
+        double pi = parity_rel(&gk, key, img, 3 * 16 * 16);
+        printf("%s %s: %d step tensors, worst %.2e (%s); final_latent %.2e; image %.2e\n", name, run, pc.n, pc.worst, pc.wname, pf, pi);
+        CHECK(pc.n == 16 && pc.worst <= 1e-4 && pf >= 0 && pf <= 1e-4 && pi >= 0 && pi <= 1e-4, "%s %s within 1e-4", name, run);
+    }
+    for (int st = 0; st < MAXSTEP; st++) { free(kv.k[st]); free(kv.v[st]); }
+    free(noise); free(ea); free(eu); free(eb); free(pa); free(pu); free(pb); free(lat); free(img); free(z);
+    locus_st_close(&g); locus_st_close(&gk);
+    locus_scheduler_free(&s); locus_vae_free(&v); locus_mmdit_free(&m);
+}
+
+static void test_vae3(const char *G) {
+    char p[512];
+    locus_vae v;
+    snprintf(p, sizeof p, "%s/sd3/vae", G);
+    if (locus_vae_load(&v, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/sd3/golden_vae.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    int64_t nl;
+    float *lat = golden_f32(&g, "input.latent", &nl), *img = malloc(3 * 16 * 16 * 4);
+    parity_ctx pc = {&g, "act.", 0, 0, 0, "", 0};
+    locus_hooks hooks = {parity_hook, &pc};
+    locus_vae_decode(&v, lat, 1, 8, 8, img, &hooks);
+    double r = parity_rel(&g, "output.decoded", img, 3 * 16 * 16);
+    int nact = 0;
+    for (size_t i = 0; i < g.count; i++) nact += !strncmp(g.tensors[i].name, "act.", 4);
+    printf("sd3 vae: %d of %d act tensors, worst %.2e (%s); decoded %.2e\n", pc.matched, nact, pc.worst, pc.worst_name, r);
+    CHECK(pc.matched == nact && pc.worst <= 1e-4 && r >= 0 && r <= 1e-4, "sd3 vae decode within 1e-4");
+    free(lat); free(img);
+    locus_st_close(&g);
+    locus_vae_free(&v);
+}
+
+int main(void) {
+    const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    test_vae3(G);
+    run_model(G, "sd3");
+    run_model(G, "sd35");
+    return t_finish("test_sd3");
+}
