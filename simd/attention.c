@@ -52,7 +52,7 @@ void locus_attention(const locus_attn_desc *d) {
         g.C = s; g.ldc = d->Tk;
         locus_gemm_serial(&g);
         for (int i = 0; i < rows; i++) {
-            const float *mask = d->mask ? d->mask + b * d->mask_bs + (ptrdiff_t)(i0 + i) * d->mask_qs : NULL;
+            const float *mask = d->mask ? d->mask + b * d->mask_bs + (ptrdiff_t)h * d->mask_hs + (ptrdiff_t)(i0 + i) * d->mask_qs : NULL;
             kt->row->softmax(s + (size_t)i * d->Tk, s + (size_t)i * d->Tk, (size_t)d->Tk, d->scale, mask);
         }
         locus_gemm_desc o = {0};

@@ -76,6 +76,7 @@ typedef struct {
     float scale;                             /* applied to q.k before softmax */
     const float *mask; ptrdiff_t mask_bs, mask_qs; /* optional additive mask(b,i,j) = mask[b*mask_bs + i*mask_qs + j] */
     float *probs;                            /* optional: softmax probabilities [B,H,Tq,Tk] are written here */
+    ptrdiff_t mask_hs;                       /* per-head mask stride: mask(b,h,i,j) adds h*mask_hs (T5 position bias) */
 } locus_attn_desc;
 
 /* o = softmax(scale * q.k^T + mask) . v per (batch, head), tiled over query blocks and threaded over
