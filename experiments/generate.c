@@ -23,7 +23,7 @@ typedef struct {
     const char *patch_prompt, *patch_embeds, *patch_layers;
     int start_step;
     long long seed;
-    int steps, width, height, threads;
+    int steps, width, height, threads, max_seq;
     float guidance;
 } gen_args;
 
@@ -67,6 +67,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (!strcmp(k, "--steps")) { if (!parse_int(v, 1, 1000, &x)) return fail("--steps %s: expected an integer from 1 to 1000", v); a->steps = (int)x; }
         else if (!strcmp(k, "--width")) { if (!parse_int(v, 8, 8192, &x)) return fail("--width %s: expected an integer from 8 to 8192", v); a->width = (int)x; }
         else if (!strcmp(k, "--height")) { if (!parse_int(v, 8, 8192, &x)) return fail("--height %s: expected an integer from 8 to 8192", v); a->height = (int)x; }
+        else if (!strcmp(k, "--max-sequence-length")) { if (!parse_int(v, 1, 512, &x)) return fail("--max-sequence-length %s: expected an integer from 1 to 512", v); a->max_seq = (int)x; }
         else if (!strcmp(k, "--threads")) { if (!parse_int(v, 1, 1024, &x)) return fail("--threads %s: expected a positive integer", v); a->threads = (int)x; }
         else if (!strcmp(k, "--guidance")) {
             char *end;
@@ -80,6 +81,20 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if ((a->patch_prompt || a->patch_embeds) && !a->patch_layers) return fail("%s", "--patch-prompt/--patch-embeds need --patch-layers L1,L2");
     if (a->patch_layers && !a->patch_prompt && !a->patch_embeds) return fail("%s", "--patch-layers needs --patch-prompt TEXT or --patch-embeds FILE");
     return 0;
+}
+
+/* [1,D] pooled tensor from an embeddings file */
+static float *load_pooled(const locus_st_file *f, const char *name, int D) {
+    const locus_st_tensor *t = locus_st_find(f, name);
+    if (!t) { locus_fail(LOCUS_E_NOTFOUND, "%s: no tensor '%s' (SD3 needs cond_pooled and uncond_pooled)", f->path, name); return NULL; }
+    if (t->ndim != 2 || t->shape[0] != 1 || t->shape[1] != D) {
+        char s[128];
+        locus_fail(LOCUS_E_SHAPE, "%s: '%s' has shape %s, expected [1,%d]", f->path, name, locus_shape_str(t->ndim, t->shape, s, sizeof s), D);
+        return NULL;
+    }
+    float *p = locus_alloc((size_t)D * sizeof(float));
+    if (locus_st_to_f32(t, p, D)) { locus_free(p); return NULL; }
+    return p;
 }
 
 /* [1,T,D] tensor from an embeddings file */
@@ -123,19 +138,23 @@ int locus_cmd_generate(int argc, char **argv) {
     if (rc) return rc;
     if (locus_kernels_init() != LOCUS_OK) return fail("%s", locus_errmsg());
     if (a.threads) locus_set_threads(a.threads);
-    if (a.sampler && strcmp(a.sampler, "ddim") && strcmp(a.sampler, "euler") && strcmp(a.sampler, "pndm"))
-        return fail("--sampler %s: unknown (ddim, euler, pndm)", a.sampler);
+    if (a.sampler && strcmp(a.sampler, "ddim") && strcmp(a.sampler, "euler") && strcmp(a.sampler, "pndm") && strcmp(a.sampler, "flow"))
+        return fail("--sampler %s: unknown (ddim, euler, pndm, flow)", a.sampler);
     locus_pipeline p;
     if (locus_pipeline_open(&p, a.model) != LOCUS_OK) return fail("%s", locus_errmsg());
     int ret = 2;
-    float *cond = NULL, *uncond = NULL, *lat = NULL, *img = NULL, *pcond = NULL, *pctx = NULL;
+    float *cond = NULL, *uncond = NULL, *lat = NULL, *img = NULL, *pcond = NULL, *pctx = NULL, *cpool = NULL, *upool = NULL;
     locus_injection inj = {0};
     locus_hooks hooks = {0};
     uint8_t *pix = NULL;
     locus_st_writer *dump = NULL;
-    int C = p.unet.in_channels, f = p.vae_factor;
-    int W = a.width ? a.width : p.unet.sample_size * f, H = a.height ? a.height : p.unet.sample_size * f;
-    int mult = f << (p.unet.nblocks - 1);
+    int sd3 = p.kind == LOCUS_PIPE_SD3;
+    int C = locus_pipeline_latent_channels(&p), f = p.vae_factor;
+    int ss = sd3 ? p.mmdit.sample_size : p.unet.sample_size;
+    int W = a.width ? a.width : ss * f, H = a.height ? a.height : ss * f;
+    int mult = sd3 ? f * p.mmdit.patch : f << (p.unet.nblocks - 1);
+    int cdim = sd3 ? p.mmdit.joint_dim : p.unet.ctx_dim;
+    if (sd3 && a.patch_layers) { fprintf(stderr, "locus generate: K/V patching of SD3 from the command line is not available yet\n"); goto done; }
     if (W % mult || H % mult) {
         fprintf(stderr, "locus generate: --width/--height must be multiples of %d for this model (got %dx%d)\n", mult, W, H);
         goto done;
@@ -143,19 +162,36 @@ int locus_cmd_generate(int argc, char **argv) {
     int h = H / f, w = W / f;
     size_t n = (size_t)C * h * w;
     int steps = a.steps > 0 ? a.steps : 50;
-    if (a.sampler) locus_scheduler_override(&p.sched, a.sampler);
+    if (a.sampler && locus_scheduler_override(&p.sched, a.sampler)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
     if (locus_scheduler_set_timesteps(&p.sched, steps)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
-    const char *sampler_name = p.sched.kind == LOCUS_SCHED_EULER ? "euler" : p.sched.kind == LOCUS_SCHED_PNDM ? "pndm" : "ddim";
-    float guidance = a.guidance >= 0 ? a.guidance : (p.kind == LOCUS_PIPE_LDM ? 1.0f : 7.5f);
+    const char *sampler_name = p.sched.kind == LOCUS_SCHED_EULER ? "euler" : p.sched.kind == LOCUS_SCHED_PNDM ? "pndm"
+                               : p.sched.kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
+    float guidance = a.guidance >= 0 ? a.guidance : (p.kind == LOCUS_PIPE_LDM ? 1.0f : sd3 ? 7.0f : 7.5f);
+    int max_seq = a.max_seq ? a.max_seq : 256;
     /* text conditioning */
     int T = 0;
     if (a.embeds_file) {
         locus_st_file ef;
         if (locus_st_open(&ef, a.embeds_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
-        cond = load_embeds(&ef, "cond", p.unet.ctx_dim, &T);
-        if (cond && guidance > 1.0f) uncond = load_embeds(&ef, "uncond", p.unet.ctx_dim, &T);
+        cond = load_embeds(&ef, "cond", cdim, &T);
+        if (cond && guidance > 1.0f) uncond = load_embeds(&ef, "uncond", cdim, &T);
+        int okp = 1;
+        if (sd3 && cond && (guidance <= 1.0f || uncond)) {
+            cpool = load_pooled(&ef, "cond_pooled", p.mmdit.pooled_dim);
+            if (cpool && guidance > 1.0f) upool = load_pooled(&ef, "uncond_pooled", p.mmdit.pooled_dim);
+            okp = cpool && (guidance <= 1.0f || upool);
+        }
         locus_st_close(&ef);
-        if (!cond || (guidance > 1.0f && !uncond)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        if (!cond || (guidance > 1.0f && !uncond) || !okp) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+    } else if (sd3) {
+        size_t ne = (size_t)(77 + max_seq) * cdim;
+        cond = locus_alloc(ne * sizeof(float)); uncond = locus_alloc(ne * sizeof(float));
+        cpool = locus_alloc((size_t)p.mmdit.pooled_dim * sizeof(float)); upool = locus_alloc((size_t)p.mmdit.pooled_dim * sizeof(float));
+        if (locus_pipeline_encode_prompt_sd3(&p, a.prompt, max_seq, cond, cpool, &T) ||
+            (guidance > 1.0f && locus_pipeline_encode_prompt_sd3(&p, a.negative, max_seq, uncond, upool, &T))) {
+            fprintf(stderr, "locus generate: %s\n", locus_errmsg());
+            goto done;
+        }
     } else {
         cond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
         uncond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
@@ -209,7 +245,9 @@ int locus_cmd_generate(int argc, char **argv) {
     run_ctx rc_ = {dump, C, h, w, {0}};
     locus_progress_start(&rc_.prog, "generate", p.sched.nevals);
     locus_step_cb cb = {on_step, &rc_};
-    if (locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, a.patch_layers ? &hooks : NULL) != LOCUS_OK) {
+    locus_status sst = sd3 ? locus_sample_mmdit(&p.mmdit, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, upool, cpool, &cb, NULL)
+                           : locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, a.patch_layers ? &hooks : NULL);
+    if (sst != LOCUS_OK) {
         fprintf(stderr, "locus generate: %s\n", locus_errmsg());
         goto done;
     }
@@ -244,7 +282,7 @@ int locus_cmd_generate(int argc, char **argv) {
     ret = 0;
 done:
     locus_st_writer_free(dump);
-    locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img); locus_free(pcond); locus_free(pctx);
+    locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img); locus_free(pcond); locus_free(pctx); locus_free(cpool); locus_free(upool);
     free(pix);
     locus_pipeline_close(&p);
     return ret;
@@ -258,6 +296,19 @@ int locus_cmd_info_model(const char *dir) {
     }
     printf("model: %s (%s)\n", dir, p.class_name);
     printf("model_hash: %016llx\n", p.model_hash);
+    if (p.kind == LOCUS_PIPE_SD3) {
+        const locus_mmdit *m = &p.mmdit;
+        printf("transformer: SD3Transformer2DModel, %d joint blocks, %d heads x %d, patch %d, joint_attention_dim %d, qk_norm %s, %zu parameters\n",
+               m->nlayers, m->heads, m->head_dim, m->patch, m->joint_dim, m->qk_norm ? "rms_norm" : "none", m->L.nparams);
+        printf("vae: AutoencoderKL, %d latent channels, factor %d, scaling %g, shift %g, %zu parameters\n", p.vae.latent_channels, p.vae_factor,
+               p.vae.scaling_factor, p.vae.shift_factor, p.vae.L.nparams);
+        if (p.has_text) printf("text_encoder: CLIPTextModelWithProjection, %d layers, width %d, %zu parameters\n", p.text.nlayers, p.text.D, p.text.L.nparams);
+        if (p.has_text2) printf("text_encoder_2: CLIPTextModelWithProjection, %d layers, width %d, %zu parameters\n", p.text2.nlayers, p.text2.D, p.text2.L.nparams);
+        if (p.has_t5) printf("text_encoder_3: T5EncoderModel, %d blocks, width %d, %zu parameters\n", p.t5.nlayers, p.t5.D, p.t5.L.nparams);
+        printf("scheduler: %s, shift %g\n", p.sched.class_name, p.sched.shift);
+        locus_pipeline_close(&p);
+        return 0;
+    }
     printf("unet: UNet2DConditionModel, %d blocks, channels", p.unet.nblocks);
     for (int i = 0; i < p.unet.nblocks; i++) printf(" %d", p.unet.block_out[i]);
     printf(", cross_attention_dim %d, %zu parameters (%s)\n", p.unet.ctx_dim, p.unet.L.nparams, p.unet.L.weights_path);

@@ -50,6 +50,88 @@ static const char *pick(const char *dir, const char *a, const char *b, char *out
     return NULL;
 }
 
+static locus_status open_sd3(locus_pipeline *p, const char *dir) {
+    char c[PATH_MAX + 32];
+    locus_status st;
+    snprintf(c, sizeof c, "%s/transformer", dir);
+    if ((st = locus_mmdit_load(&p->mmdit, c))) return st;
+    if (!pick(dir, "vae", NULL, c, sizeof c)) { locus_mmdit_free(&p->mmdit); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ folder", dir); }
+    if ((st = locus_vae_load(&p->vae, c))) { locus_mmdit_free(&p->mmdit); return st; }
+    if (!pick(dir, "scheduler", NULL, c, sizeof c) || (st = locus_scheduler_load(&p->sched, c))) {
+        if (!st) st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", locus_errmsg());
+        locus_vae_free(&p->vae); locus_mmdit_free(&p->mmdit);
+        return locus_fail(st, "%s", msg);
+    }
+    char msg[1024];
+    if (pick(dir, "text_encoder", NULL, c, sizeof c)) {
+        if ((st = locus_textenc_load(&p->text, c))) goto fail;
+        p->has_text = 1;
+    }
+    if (pick(dir, "text_encoder_2", NULL, c, sizeof c)) {
+        if ((st = locus_textenc_load(&p->text2, c))) goto fail;
+        p->has_text2 = 1;
+    }
+    if (pick(dir, "text_encoder_3", NULL, c, sizeof c)) {
+        if ((st = locus_t5_load(&p->t5, c))) goto fail;
+        p->has_t5 = 1;
+    }
+    snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
+    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) goto fail; }
+    snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
+    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); if ((st = locus_clip_tok_load(&p->tok2, c))) goto fail; }
+    if (p->vae.latent_channels != p->mmdit.in_channels) {
+        st = locus_fail(LOCUS_E_SHAPE, "%s: VAE latent_channels %d does not match the transformer's in_channels %d", dir, p->vae.latent_channels,
+                        p->mmdit.in_channels);
+        goto fail;
+    }
+    p->vae_factor = 1 << (p->vae.nblocks - 1);
+    unsigned long long h = LOCUS_FNV_INIT;
+    h = hash_component(h, &p->mmdit.L);
+    h = hash_component(h, &p->vae.L);
+    if (p->has_text) h = hash_component(h, &p->text.L);
+    if (p->has_text2) h = hash_component(h, &p->text2.L);
+    if (p->has_t5) h = hash_component(h, &p->t5.L);
+    p->model_hash = h;
+    return LOCUS_OK;
+fail:
+    snprintf(msg, sizeof msg, "%s", locus_errmsg());
+    locus_pipeline_close(p);
+    return locus_fail(st, "%s", msg);
+}
+
+int locus_pipeline_latent_channels(const locus_pipeline *p) { return p->kind == LOCUS_PIPE_SD3 ? p->mmdit.in_channels : p->unet.in_channels; }
+
+locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T) {
+    if (!p->has_text || !p->has_text2 || !p->tok || !p->tok2)
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need tokenizer/, tokenizer_2/, text_encoder/ and text_encoder_2/; pass --prompt-embeds FILE", p->dir);
+    if (p->has_t5)
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need the T5 SentencePiece tokenizer (tokenizer_3), which locus does not have yet; pass --prompt-embeds FILE", p->dir);
+    int J = p->mmdit.joint_dim, D1 = p->text.D, D2 = p->text2.D;
+    if (D1 + D2 > J) return locus_fail(LOCUS_E_SHAPE, "%s: CLIP widths %d + %d exceed the joint width %d", p->dir, D1, D2, J);
+    int64_t ids1[77], ids2[77];
+    int tr1 = 0, tr2 = 0;
+    locus_status st = locus_clip_tok_encode_padded(p->tok, prompt, 77, ids1, &tr1);
+    if (!st) st = locus_clip_tok_encode_padded(p->tok2, prompt, 77, ids2, &tr2);
+    if (st) return st;
+    if (tr1) fprintf(stderr, "locus: warning: prompt longer than 77 CLIP tokens was truncated\n");
+    float *h1 = locus_alloc((size_t)77 * D1 * 4), *h2 = locus_alloc((size_t)77 * D2 * 4);
+    st = locus_textenc_forward(&p->text, ids1, 1, 77, NULL, p->text.nlayers - 1, h1, NULL, pooled, NULL);
+    if (!st) st = locus_textenc_forward(&p->text2, ids2, 1, 77, NULL, p->text2.nlayers - 1, h2, NULL, pooled + p->text.proj_dim, NULL);
+    if (!st) {
+        memset(embeds, 0, (size_t)(77 + max_seq) * J * sizeof(float));
+        for (int i = 0; i < 77; i++) {
+            memcpy(embeds + (size_t)i * J, h1 + (size_t)i * D1, (size_t)D1 * 4);
+            memcpy(embeds + (size_t)i * J + D1, h2 + (size_t)i * D2, (size_t)D2 * 4);
+        }
+        *T = 77 + max_seq;
+    }
+    locus_free(h1);
+    locus_free(h2);
+    return st;
+}
+
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
     memset(p, 0, sizeof *p);
     snprintf(p->dir, sizeof p->dir, "%s", dir);
@@ -65,6 +147,7 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
         const char *cls = locus_json_str(doc.root, "_class_name", "", NULL);
         snprintf(p->class_name, sizeof p->class_name, "%s", cls);
         if (!strcmp(cls, "LDMTextToImagePipeline")) p->kind = LOCUS_PIPE_LDM;
+        else if (!strcmp(cls, "StableDiffusion3Pipeline")) p->kind = LOCUS_PIPE_SD3;
         else if (strcmp(cls, "StableDiffusionPipeline")) {
             locus_json_free(&doc);
             return locus_fail(LOCUS_E_UNSUPPORTED, "%s: pipeline class '%s' is not supported (StableDiffusionPipeline, LDMTextToImagePipeline)", mi, cls);
@@ -73,6 +156,10 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
     }
     char c[PATH_MAX + 32];
     locus_status st;
+    if (p->kind == LOCUS_PIPE_SD3 || (!is_file(mi) && pick(dir, "transformer", NULL, c, sizeof c))) {
+        p->kind = LOCUS_PIPE_SD3;
+        return open_sd3(p, dir);
+    }
     if (!pick(dir, "unet", NULL, c, sizeof c)) return locus_fail(LOCUS_E_NOTFOUND, "%s: no unet/ folder", dir);
     if ((st = locus_unet_load(&p->unet, c))) return st;
     if (!pick(dir, "vae", "vqvae", c, sizeof c)) { locus_pipeline_close(p); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ (or vqvae/) folder", dir); }
@@ -122,12 +209,16 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
 
 void locus_pipeline_close(locus_pipeline *p) {
     locus_clip_tok_free(p->tok);
-    p->tok = NULL;
+    locus_clip_tok_free(p->tok2);
+    p->tok = p->tok2 = NULL;
     if (p->has_text) locus_textenc_free(&p->text);
-    p->has_text = 0;
+    if (p->has_text2) locus_textenc_free(&p->text2);
+    if (p->has_t5) locus_t5_free(&p->t5);
+    p->has_text = p->has_text2 = p->has_t5 = 0;
     locus_scheduler_free(&p->sched);
     locus_vae_free(&p->vae);
-    locus_unet_free(&p->unet);
+    if (p->kind == LOCUS_PIPE_SD3) locus_mmdit_free(&p->mmdit);
+    else locus_unet_free(&p->unet);
 }
 
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T) {

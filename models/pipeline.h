@@ -11,18 +11,25 @@
 #include <limits.h>
 
 #include "sampler.h"
+#include "t5.h"
 #include "textenc.h"
 #include "tokenizer_clip.h"
 #include "unet.h"
 #include "vae.h"
 
-typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM } locus_pipe_kind;
+typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM, LOCUS_PIPE_SD3 } locus_pipe_kind;
 
 typedef struct {
     locus_pipe_kind kind;
     char dir[PATH_MAX];
     char class_name[64];
-    locus_unet unet;
+    locus_unet unet;     /* SD / LDM */
+    locus_mmdit mmdit;   /* SD3: transformer/ */
+    locus_textenc text2; /* SD3: text_encoder_2 (OpenCLIP-G) */
+    int has_text2;
+    locus_t5 t5;         /* SD3: text_encoder_3 (optional, as in diffusers) */
+    int has_t5;
+    locus_clip_tok *tok2;
     locus_vae vae;
     locus_scheduler sched;
     locus_textenc text;
@@ -38,6 +45,15 @@ void locus_pipeline_close(locus_pipeline *p);
 /* Prompt -> [1,77,D] text embeddings (the text encoder's last_hidden_state, as StableDiffusionPipeline
  * with clip_skip None).  Warns on stderr when the prompt is truncated to 77 tokens. */
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T);
+
+/* SD3 prompt embeddings as StableDiffusion3Pipeline.encode_prompt builds them (clip_skip None): CLIP-L and
+ * CLIP-G penultimate hidden states concatenated on features and zero-padded to the joint width, followed on
+ * the token axis by T5's last hidden state (zeros when the folder has no text_encoder_3) of max_seq tokens;
+ * pooled = both text projections concatenated.  embeds holds (77 + max_seq) x joint_dim floats. */
+locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T);
+
+/* in_channels / latent size of the denoiser */
+int locus_pipeline_latent_channels(const locus_pipeline *p);
 
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
  * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */

@@ -87,6 +87,19 @@ for run in a:HELLO b:WORLD; do
      "$B/test_sample" --same-pixels "$tmp/p$r.png" $G/pipelines/sd15-tiny.golden/$r.png; then p=$((p+1))
   else f=$((f+1)); echo "  FAIL generate from prompt $r: $(tail -1 "$tmp/gen.err")"; fi
 done
+# SD3 pipeline folder through the CLI (embeddings and noise of diffusers' run a): tensors and PNG pixels
+mkdir -p "$tmp/sd3"
+"$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3" a.pooled a.pooled_uncond
+sd3args=(--model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3/embeds.safetensors" --noise "$tmp/sd3/noise.safetensors" --steps 4 --guidance 7)
+if gen "${sd3args[@]}" -o "$tmp/sd3a.png" --dump "$tmp/sd3a.st" &&
+   "$B/test_sample" --check-dump "$tmp/sd3a.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a. 4 | sed 's/^/  /' &&
+   "$B/test_sample" --same-pixels "$tmp/sd3a.png" $G/pipelines/sd3-tiny.golden/a.png; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL generate sd3-tiny: $(tail -1 "$tmp/gen.err")"; fi
+for isa in $isas; do
+  if LOCUS_ISA=$isa gen "${sd3args[@]}" --threads 3 -o "$tmp/sd3.$isa.png" --dump "$tmp/sd3.$isa.st" &&
+     "$B/test_sample" --same-output "$tmp/sd3a.png" "$tmp/sd3.$isa.png" "$tmp/sd3a.st" "$tmp/sd3.$isa.st"; then p=$((p+1))
+  else f=$((f+1)); echo "  FAIL generate sd3 output differs: isa=$isa"; fi
+done
 # injection patching through the CLI (golden: ldm patched.*), from prompt strings (sd15-tiny: B's prompt)
 mkdir -p "$tmp/pb"
 "$B/test_sample" --write-inputs $G/ldm/golden_sample.safetensors embeds.b embeds.uncond noise "$tmp/pb"
@@ -125,6 +138,11 @@ bad_gen "LDM prompt string (no BERT tokenizer)" "BERT tokenizer" --model $G/ldm 
 bad_gen "non-ASCII prompt" "non-ASCII" --model $G/pipelines/sd15-tiny --prompt "caf$(printf '\xc3\xa9')"
 bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
 bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
+bad_gen "SD3 prompt string (no T5 tokenizer yet)" "SentencePiece" --model $G/pipelines/sd3-tiny --prompt "a fox"
+mkdir -p "$tmp/sd3np"
+"$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3np"
+bad_gen "SD3 embeddings without pooled" "cond_pooled" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3np/embeds.safetensors"
+bad_gen "DDIM on a flow model" "flow matching" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3/embeds.safetensors" --sampler ddim
 bad_gen "unknown sampler" "sampler" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --sampler heun
 for smp in euler pndm; do  # the other samplers run end to end and are bit-identical across ISAs
   if gen "${sdargs[@]}" --sampler $smp -o "$tmp/$smp.png" --dump "$tmp/$smp.st" &&

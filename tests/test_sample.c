@@ -30,7 +30,13 @@ static void on_step(void *vc, int step, int nsteps, const float *unc, const floa
 
 /* --write-inputs GOLDEN.safetensors PREFIX DIR: DIR/embeds.safetensors (cond, uncond) and DIR/noise.safetensors
  * from a golden file's PREFIX{embeds.a|embeds}, ...uncond and noise tensors (names differ per golden file). */
+static int write_inputs_ex(const char *gpath, const char *cond_name, const char *uncond_name, const char *noise_name, const char *dir,
+                           const char *cpool, const char *upool);
 static int write_inputs(const char *gpath, const char *cond_name, const char *uncond_name, const char *noise_name, const char *dir) {
+    return write_inputs_ex(gpath, cond_name, uncond_name, noise_name, dir, NULL, NULL);
+}
+static int write_inputs_ex(const char *gpath, const char *cond_name, const char *uncond_name, const char *noise_name, const char *dir,
+                           const char *cpool, const char *upool) {
     locus_st_file g;
     if (locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
     const locus_st_tensor *c = locus_st_find(&g, cond_name), *u = locus_st_find(&g, uncond_name), *n = locus_st_find(&g, noise_name);
@@ -39,6 +45,12 @@ static int write_inputs(const char *gpath, const char *cond_name, const char *un
     locus_st_writer *w = locus_st_writer_new();
     locus_st_writer_add(w, "cond", c->dtype, c->ndim, c->shape, c->data);
     locus_st_writer_add(w, "uncond", u->dtype, u->ndim, u->shape, u->data);
+    if (cpool && upool) {
+        const locus_st_tensor *cp = locus_st_find(&g, cpool), *up = locus_st_find(&g, upool);
+        if (!cp || !up) { fprintf(stderr, "missing pooled tensors\n"); return 1; }
+        locus_st_writer_add(w, "cond_pooled", cp->dtype, cp->ndim, cp->shape, cp->data);
+        locus_st_writer_add(w, "uncond_pooled", up->dtype, up->ndim, up->shape, up->data);
+    }
     snprintf(p, sizeof p, "%s/embeds.safetensors", dir);
     int bad = locus_st_writer_save(w, p) != LOCUS_OK;
     locus_st_writer_free(w);
@@ -168,6 +180,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 7 && !strcmp(argv[1], "--write-inputs")) return write_inputs(argv[2], argv[3], argv[4], argv[5], argv[6]);
+    if (argc == 9 && !strcmp(argv[1], "--write-inputs")) return write_inputs_ex(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]);
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_schedulers(G);
