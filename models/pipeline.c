@@ -81,6 +81,12 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
     if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) goto fail; }
     snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
     if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); if ((st = locus_clip_tok_load(&p->tok2, c))) goto fail; }
+    snprintf(c, sizeof c, "%s/tokenizer_3/spiece.model", dir);
+    if (is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
+    if (p->has_t5 && p->t5.D != p->mmdit.joint_dim) {
+        st = locus_fail(LOCUS_E_SHAPE, "%s: T5 width %d does not match the transformer's joint_attention_dim %d", dir, p->t5.D, p->mmdit.joint_dim);
+        goto fail;
+    }
     if (p->vae.latent_channels != p->mmdit.in_channels) {
         st = locus_fail(LOCUS_E_SHAPE, "%s: VAE latent_channels %d does not match the transformer's in_channels %d", dir, p->vae.latent_channels,
                         p->mmdit.in_channels);
@@ -106,8 +112,8 @@ int locus_pipeline_latent_channels(const locus_pipeline *p) { return p->kind == 
 locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T) {
     if (!p->has_text || !p->has_text2 || !p->tok || !p->tok2)
         return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need tokenizer/, tokenizer_2/, text_encoder/ and text_encoder_2/; pass --prompt-embeds FILE", p->dir);
-    if (p->has_t5)
-        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need the T5 SentencePiece tokenizer (tokenizer_3), which locus does not have yet; pass --prompt-embeds FILE", p->dir);
+    if (p->has_t5 && !p->tok3)
+        return locus_fail(LOCUS_E_NOTFOUND, "%s: text_encoder_3 needs tokenizer_3/spiece.model; pass --prompt-embeds FILE", p->dir);
     int J = p->mmdit.joint_dim, D1 = p->text.D, D2 = p->text2.D;
     if (D1 + D2 > J) return locus_fail(LOCUS_E_SHAPE, "%s: CLIP widths %d + %d exceed the joint width %d", p->dir, D1, D2, J);
     int64_t ids1[77], ids2[77];
@@ -126,6 +132,14 @@ locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const cha
             memcpy(embeds + (size_t)i * J + D1, h2 + (size_t)i * D2, (size_t)D2 * 4);
         }
         *T = 77 + max_seq;
+    }
+    if (!st && p->has_t5) { /* T5 last_hidden_state of the unmasked ids, padded with 0 to max_seq */
+        int64_t *ids3 = malloc(sizeof(int64_t) * max_seq);
+        int tr3 = 0;
+        st = locus_sp_tok_encode_padded(p->tok3, prompt, max_seq, ids3, &tr3);
+        if (!st && tr3) fprintf(stderr, "locus: warning: prompt longer than %d T5 tokens was truncated\n", max_seq);
+        if (!st) st = locus_t5_forward(&p->t5, ids3, 1, max_seq, NULL, embeds + (size_t)77 * J, -1, NULL, NULL);
+        free(ids3);
     }
     locus_free(h1);
     locus_free(h2);
@@ -210,7 +224,9 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
 void locus_pipeline_close(locus_pipeline *p) {
     locus_clip_tok_free(p->tok);
     locus_clip_tok_free(p->tok2);
+    locus_sp_tok_free(p->tok3);
     p->tok = p->tok2 = NULL;
+    p->tok3 = NULL;
     if (p->has_text) locus_textenc_free(&p->text);
     if (p->has_text2) locus_textenc_free(&p->text2);
     if (p->has_t5) locus_t5_free(&p->t5);

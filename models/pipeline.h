@@ -14,6 +14,7 @@
 #include "t5.h"
 #include "textenc.h"
 #include "tokenizer_clip.h"
+#include "tokenizer_sp.h"
 #include "unet.h"
 #include "vae.h"
 
@@ -30,6 +31,7 @@ typedef struct {
     locus_t5 t5;         /* SD3: text_encoder_3 (optional, as in diffusers) */
     int has_t5;
     locus_clip_tok *tok2;
+    locus_sp_tok *tok3;  /* SD3: tokenizer_3/spiece.model */
     locus_vae vae;
     locus_scheduler sched;
     locus_textenc text;

@@ -95,6 +95,15 @@ if gen "${sd3args[@]}" -o "$tmp/sd3a.png" --dump "$tmp/sd3a.st" &&
    "$B/test_sample" --check-dump "$tmp/sd3a.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a. 4 | sed 's/^/  /' &&
    "$B/test_sample" --same-pixels "$tmp/sd3a.png" $G/pipelines/sd3-tiny.golden/a.png; then p=$((p+1))
 else f=$((f+1)); echo "  FAIL generate sd3-tiny: $(tail -1 "$tmp/gen.err")"; fi
+# SD3 from prompt strings (CLIP-L + OpenCLIP-G + T5, max_sequence_length 32) and seed 42, as diffusers ran them
+for run in a:HELLO b:WORLD; do
+  r=${run%%:*} word=${run#*:}
+  if gen --model $G/pipelines/sd3-tiny --prompt "A sign that says \"$word\"." --seed 42 --steps 4 --guidance 7 --max-sequence-length 32 \
+       -o "$tmp/s3$r.png" --dump "$tmp/s3$r.st" &&
+     "$B/test_sample" --check-dump "$tmp/s3$r.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors $r. 4 | sed 's/^/  /' &&
+     "$B/test_sample" --same-pixels "$tmp/s3$r.png" $G/pipelines/sd3-tiny.golden/$r.png; then p=$((p+1))
+  else f=$((f+1)); echo "  FAIL generate sd3 from prompt $r: $(tail -1 "$tmp/gen.err")"; fi
+done
 for isa in $isas; do
   if LOCUS_ISA=$isa gen "${sd3args[@]}" --threads 3 -o "$tmp/sd3.$isa.png" --dump "$tmp/sd3.$isa.st" &&
      "$B/test_sample" --same-output "$tmp/sd3a.png" "$tmp/sd3.$isa.png" "$tmp/sd3a.st" "$tmp/sd3.$isa.st"; then p=$((p+1))
@@ -138,7 +147,7 @@ bad_gen "LDM prompt string (no BERT tokenizer)" "BERT tokenizer" --model $G/ldm 
 bad_gen "non-ASCII prompt" "non-ASCII" --model $G/pipelines/sd15-tiny --prompt "caf$(printf '\xc3\xa9')"
 bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
 bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
-bad_gen "SD3 prompt string (no T5 tokenizer yet)" "SentencePiece" --model $G/pipelines/sd3-tiny --prompt "a fox"
+bad_gen "SD3 non-ASCII prompt" "ASCII" --model $G/pipelines/sd3-tiny --prompt "caf$(printf '\xc3\xa9')" --max-sequence-length 32
 mkdir -p "$tmp/sd3np"
 "$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3np"
 bad_gen "SD3 embeddings without pooled" "cond_pooled" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3np/embeds.safetensors"

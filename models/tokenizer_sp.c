@@ -1,0 +1,231 @@
+/* tokenizer_sp.c — SentencePiece unigram encoding from spiece.model (see tokenizer_sp.h). */
+#include "tokenizer_sp.h"
+
+#include <errno.h>
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { char *s; size_t n; float score; int type; } sp_piece;
+
+struct locus_sp_tok {
+    sp_piece *pieces;
+    int npieces;
+    int *table; /* open-addressing hash of piece index */
+    size_t cap;
+    int unk, eos, pad, maxlen;
+    float min_score;
+    int add_dummy_prefix, remove_extra_ws;
+};
+
+static uint64_t fnv(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+static int lookup(const locus_sp_tok *t, const char *s, size_t n) {
+    size_t i = fnv(s, n) & (t->cap - 1);
+    while (t->table[i] >= 0) {
+        const sp_piece *p = &t->pieces[t->table[i]];
+        if (p->n == n && !memcmp(p->s, s, n)) return t->table[i];
+        i = (i + 1) & (t->cap - 1);
+    }
+    return -1;
+}
+
+/* protobuf reading */
+typedef struct { const unsigned char *p, *end; int bad; } pb;
+static uint64_t pb_varint(pb *b) {
+    uint64_t v = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        if (b->p >= b->end) { b->bad = 1; return 0; }
+        unsigned char c = *b->p++;
+        v |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) return v;
+    }
+    b->bad = 1;
+    return 0;
+}
+static void pb_skip(pb *b, int wt) {
+    if (wt == 0) pb_varint(b);
+    else if (wt == 1) b->p += 8;
+    else if (wt == 5) b->p += 4;
+    else if (wt == 2) { uint64_t n = pb_varint(b); if (n > (uint64_t)(b->end - b->p)) b->bad = 1; else b->p += n; }
+    else b->bad = 1;
+    if (b->p > b->end) b->bad = 1;
+}
+
+locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return locus_fail(LOCUS_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(sz > 0 ? (size_t)sz : 1);
+    if (!buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz) { fclose(f); free(buf); return locus_fail(LOCUS_E_IO, "%s: read error", path); }
+    fclose(f);
+    locus_sp_tok *t = calloc(1, sizeof *t);
+    t->unk = 0; t->eos = -1; t->pad = -1;
+    t->add_dummy_prefix = 1; t->remove_extra_ws = 1;
+    int cap = 0, model_type = 1;
+    pb b = {buf, buf + sz, 0};
+    while (b.p < b.end && !b.bad) {
+        uint64_t key = pb_varint(&b);
+        int field = (int)(key >> 3), wt = (int)(key & 7);
+        if (wt != 2) { pb_skip(&b, wt); continue; }
+        uint64_t n = pb_varint(&b);
+        if (n > (uint64_t)(b.end - b.p)) { b.bad = 1; break; }
+        pb m = {b.p, b.p + n, 0};
+        b.p += n;
+        if (field == 1) { /* SentencePiece */
+            sp_piece pc = {NULL, 0, 0.0f, 1};
+            while (m.p < m.end && !m.bad) {
+                uint64_t k2 = pb_varint(&m);
+                int f2 = (int)(k2 >> 3), w2 = (int)(k2 & 7);
+                if (f2 == 1 && w2 == 2) {
+                    uint64_t l = pb_varint(&m);
+                    if (l > (uint64_t)(m.end - m.p)) { m.bad = 1; break; }
+                    pc.s = malloc(l + 1); memcpy(pc.s, m.p, l); pc.s[l] = 0; pc.n = l; m.p += l;
+                } else if (f2 == 2 && w2 == 5) {
+                    if (m.end - m.p < 4) { m.bad = 1; break; }
+                    memcpy(&pc.score, m.p, 4); m.p += 4;
+                } else if (f2 == 3 && w2 == 0) pc.type = (int)pb_varint(&m);
+                else pb_skip(&m, w2);
+            }
+            if (m.bad || !pc.s) { free(pc.s); b.bad = 1; break; }
+            if (t->npieces == cap) { cap = cap ? cap * 2 : 1024; t->pieces = realloc(t->pieces, (size_t)cap * sizeof *t->pieces); }
+            t->pieces[t->npieces++] = pc;
+        } else if (field == 2) { /* TrainerSpec */
+            while (m.p < m.end && !m.bad) {
+                uint64_t k2 = pb_varint(&m);
+                int f2 = (int)(k2 >> 3), w2 = (int)(k2 & 7);
+                if (w2 != 0) { pb_skip(&m, w2); continue; }
+                int64_t v = (int64_t)pb_varint(&m);
+                if (f2 == 3) model_type = (int)v;
+                else if (f2 == 40) t->unk = (int)v;
+                else if (f2 == 42) t->eos = (int)v;
+                else if (f2 == 43) t->pad = (int)v;
+            }
+        } else if (field == 3) { /* NormalizerSpec */
+            while (m.p < m.end && !m.bad) {
+                uint64_t k2 = pb_varint(&m);
+                int f2 = (int)(k2 >> 3), w2 = (int)(k2 & 7);
+                if (w2 != 0) { pb_skip(&m, w2); continue; }
+                uint64_t v = pb_varint(&m);
+                if (f2 == 3) t->add_dummy_prefix = (int)v;
+                else if (f2 == 4) t->remove_extra_ws = (int)v;
+            }
+        }
+    }
+    free(buf);
+    if (b.bad || t->npieces == 0) { locus_sp_tok_free(t); return locus_fail(LOCUS_E_FORMAT, "%s: not a SentencePiece model", path); }
+    if (model_type != 1) { locus_sp_tok_free(t); return locus_fail(LOCUS_E_UNSUPPORTED, "%s: SentencePiece model type %d is not unigram", path, model_type); }
+    /* T5's spiece.model leaves eos/pad at their defaults (eos 2? no: T5 sets them explicitly); fall back by name */
+    for (int i = 0; i < t->npieces; i++) {
+        if (t->eos < 0 && !strcmp(t->pieces[i].s, "</s>")) t->eos = i;
+        if (t->pad < 0 && !strcmp(t->pieces[i].s, "<pad>")) t->pad = i;
+    }
+    if (t->eos < 0) t->eos = 2;
+    if (t->pad < 0) t->pad = 0;
+    t->cap = 16;
+    while (t->cap < (size_t)t->npieces * 2 + 16) t->cap *= 2;
+    t->table = malloc(t->cap * sizeof(int));
+    for (size_t i = 0; i < t->cap; i++) t->table[i] = -1;
+    t->min_score = FLT_MAX;
+    for (int i = 0; i < t->npieces; i++) {
+        const sp_piece *p = &t->pieces[i];
+        if (p->type != 1 && p->type != 4) continue; /* NORMAL, USER_DEFINED are matchable */
+        if (p->type == 1 && p->score < t->min_score) t->min_score = p->score;
+        if ((int)p->n > t->maxlen) t->maxlen = (int)p->n;
+        size_t h = fnv(p->s, p->n) & (t->cap - 1);
+        while (t->table[h] >= 0) h = (h + 1) & (t->cap - 1);
+        t->table[h] = i;
+    }
+    *out = t;
+    return LOCUS_OK;
+}
+
+void locus_sp_tok_free(locus_sp_tok *t) {
+    if (!t) return;
+    for (int i = 0; i < t->npieces; i++) free(t->pieces[i].s);
+    free(t->pieces);
+    free(t->table);
+    free(t);
+}
+
+static int utf8_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4; }
+
+locus_status locus_sp_tok_encode(const locus_sp_tok *t, const char *text, int64_t *out, int max, int *count) {
+    size_t L = strlen(text);
+    for (size_t i = 0; i < L; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c > 0x7e)
+            return locus_fail(LOCUS_E_UNSUPPORTED, "prompt has characters outside printable ASCII, which the T5 tokenizer here does not handle yet");
+    }
+    /* normalise: collapse/strip spaces, dummy prefix, spaces -> U+2581 (3 bytes) */
+    char *s = malloc(3 * L + 8);
+    size_t n = 0;
+    int pending = t->add_dummy_prefix;
+    size_t i = 0;
+    if (t->remove_extra_ws) while (i < L && text[i] == ' ') i++;
+    for (; i < L; i++) {
+        if (text[i] == ' ') {
+            if (!t->remove_extra_ws) { memcpy(s + n, "\xe2\x96\x81", 3); n += 3; }
+            else pending = 1;
+            continue;
+        }
+        if (pending) { memcpy(s + n, "\xe2\x96\x81", 3); n += 3; pending = 0; }
+        s[n++] = text[i];
+    }
+    if (n == 0) { free(s); if (max < 1) return locus_fail(LOCUS_E_ARG, "token buffer too small"); out[0] = t->eos; *count = 1; return LOCUS_OK; }
+    /* Viterbi over byte positions at character boundaries */
+    float *best = malloc((n + 1) * sizeof(float));
+    int *from = malloc((n + 1) * sizeof(int)), *pid = malloc((n + 1) * sizeof(int));
+    for (size_t k = 0; k <= n; k++) { best[k] = -FLT_MAX; from[k] = -1; pid[k] = -1; }
+    best[0] = 0;
+    const float unk_score = t->min_score - 10.0f;
+    for (size_t b = 0; b < n; b = b + utf8_len((unsigned char)s[b])) {
+        if (best[b] == -FLT_MAX) continue;
+        int single = 0, clen = utf8_len((unsigned char)s[b]);
+        for (size_t e = b + 1; e <= n && (int)(e - b) <= t->maxlen; e++) {
+            if (e < n && (((unsigned char)s[e]) & 0xc0) == 0x80) continue; /* not a character boundary */
+            int id = lookup(t, s + b, e - b);
+            if (id < 0) continue;
+            if ((int)(e - b) == clen) single = 1;
+            float sc = best[b] + (t->pieces[id].type == 4 ? 0.0f : t->pieces[id].score);
+            if (sc > best[e]) { best[e] = sc; from[e] = (int)b; pid[e] = id; }
+        }
+        if (!single) {
+            size_t e = b + clen;
+            float sc = best[b] + unk_score;
+            if (sc > best[e]) { best[e] = sc; from[e] = (int)b; pid[e] = t->unk; }
+        }
+    }
+    int cnt = 0;
+    for (int e = (int)n; e > 0; e = from[e]) cnt++;
+    locus_status st = LOCUS_OK;
+    if (cnt + 1 > max) st = locus_fail(LOCUS_E_ARG, "prompt too long for the token buffer");
+    else {
+        int k = cnt;
+        for (int e = (int)n; e > 0; e = from[e]) out[--k] = pid[e];
+        out[cnt] = t->eos;
+        *count = cnt + 1;
+    }
+    free(s); free(best); free(from); free(pid);
+    return st;
+}
+
+locus_status locus_sp_tok_encode_padded(const locus_sp_tok *t, const char *text, int len, int64_t *out, int *truncated) {
+    int cap = (int)strlen(text) + 8, n = 0;
+    int64_t *ids = malloc(sizeof(int64_t) * cap);
+    locus_status st = locus_sp_tok_encode(t, text, ids, cap, &n);
+    if (st) { free(ids); return st; }
+    *truncated = n > len;
+    if (n > len) { n = len; ids[len - 1] = t->eos; }
+    for (int i = 0; i < len; i++) out[i] = i < n ? ids[i] : t->pad;
+    free(ids);
+    return LOCUS_OK;
+}
