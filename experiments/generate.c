@@ -21,7 +21,7 @@
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler;
     const char *patch_prompt, *patch_embeds, *patch_layers;
-    int start_step;
+    int start_step, patch_both;
     long long seed;
     int steps, width, height, threads, max_seq;
     float guidance;
@@ -62,6 +62,11 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (!strcmp(k, "--patch-prompt")) a->patch_prompt = v;
         else if (!strcmp(k, "--patch-embeds")) a->patch_embeds = v;
         else if (!strcmp(k, "--patch-layers")) a->patch_layers = v;
+        else if (!strcmp(k, "--patch-halves")) {
+            if (!strcmp(v, "cond")) a->patch_both = 0;
+            else if (!strcmp(v, "both")) a->patch_both = 1;
+            else return fail("--patch-halves %s: expected cond or both", v);
+        }
         else if (!strcmp(k, "--start-step")) { if (!parse_int(v, 0, 1000, &x)) return fail("--start-step %s: expected an integer from 0 to 1000", v); a->start_step = (int)x; }
         else if (!strcmp(k, "--seed")) { if (!parse_int(v, 0, (1LL << 53), &x)) return fail("--seed %s: expected a non-negative integer", v); a->seed = x; }
         else if (!strcmp(k, "--steps")) { if (!parse_int(v, 1, 1000, &x)) return fail("--steps %s: expected an integer from 1 to 1000", v); a->steps = (int)x; }
@@ -154,7 +159,8 @@ int locus_cmd_generate(int argc, char **argv) {
     int W = a.width ? a.width : ss * f, H = a.height ? a.height : ss * f;
     int mult = sd3 ? f * p.mmdit.patch : f << (p.unet.nblocks - 1);
     int cdim = sd3 ? p.mmdit.joint_dim : p.unet.ctx_dim;
-    if (sd3 && a.patch_layers) { fprintf(stderr, "locus generate: K/V patching of SD3 from the command line is not available yet\n"); goto done; }
+    locus_kvpatch kvp = {0};
+    float *bcond = NULL, *buncond = NULL, *bcpool = NULL, *bupool = NULL;
     if (W % mult || H % mult) {
         fprintf(stderr, "locus generate: --width/--height must be multiples of %d for this model (got %dx%d)\n", mult, W, H);
         goto done;
@@ -201,8 +207,27 @@ int locus_cmd_generate(int argc, char **argv) {
             goto done;
         }
     }
+    /* SD3 K/V patching: prompt B's embeddings (its negative = A's) */
+    if (a.patch_layers && sd3) {
+        if (locus_kvpatch_init(&kvp, &p.mmdit, a.patch_layers)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        kvp.start_step = a.start_step;
+        int TB = 0;
+        if (a.patch_embeds) {
+            locus_st_file pf;
+            if (locus_st_open(&pf, a.patch_embeds)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+            bcond = load_embeds(&pf, "cond", cdim, &TB);
+            bcpool = bcond ? load_pooled(&pf, "cond_pooled", p.mmdit.pooled_dim) : NULL;
+            locus_st_close(&pf);
+            if (!bcond || !bcpool) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        } else {
+            bcond = locus_alloc((size_t)(77 + max_seq) * cdim * sizeof(float));
+            bcpool = locus_alloc((size_t)p.mmdit.pooled_dim * sizeof(float));
+            if (locus_pipeline_encode_prompt_sd3(&p, a.patch_prompt, max_seq, bcond, bcpool, &TB)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        }
+        if (TB != T) { fprintf(stderr, "locus generate: patch embeddings have %d tokens, the prompt's have %d\n", TB, T); goto done; }
+    }
     /* patching: prompt B's embedding for the chosen cross-attention layers (conditional half) */
-    if (a.patch_layers) {
+    if (a.patch_layers && !sd3) {
         if (locus_injection_resolve(&inj, &p.unet, a.patch_layers)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
         int TB = T;
         if (a.patch_embeds) {
@@ -245,8 +270,20 @@ int locus_cmd_generate(int argc, char **argv) {
     run_ctx rc_ = {dump, C, h, w, {0}};
     locus_progress_start(&rc_.prog, "generate", p.sched.nevals);
     locus_step_cb cb = {on_step, &rc_};
-    locus_status sst = sd3 ? locus_sample_mmdit(&p.mmdit, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, upool, cpool, &cb, NULL)
-                           : locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, a.patch_layers ? &hooks : NULL);
+    locus_status sst = LOCUS_OK;
+    locus_hooks kvh = {locus_kvpatch_hook, &kvp, NULL, NULL, 0};
+    if (sd3 && a.patch_layers) { /* pass 1: prompt B's own run from the same noise, caching the chosen blocks' K/V */
+        float *blat = locus_alloc(n * sizeof(float));
+        memcpy(blat, lat, n * sizeof(float));
+        locus_kvpatch_begin(&kvp, 0);
+        fprintf(stderr, "generate: caching prompt B's text K/V (%d block%s)\n", kvp.nblocks, kvp.nblocks > 1 ? "s" : "");
+        sst = locus_sample_mmdit(&p.mmdit, &p.sched, steps, guidance, blat, h, w, uncond, bcond, T, upool, bcpool, NULL, &kvh);
+        locus_free(blat);
+        locus_kvpatch_begin(&kvp, a.patch_both ? 2 : 1);
+    }
+    if (!sst)
+        sst = sd3 ? locus_sample_mmdit(&p.mmdit, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, upool, cpool, &cb, a.patch_layers ? &kvh : NULL)
+                  : locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, a.patch_layers ? &hooks : NULL);
     if (sst != LOCUS_OK) {
         fprintf(stderr, "locus generate: %s\n", locus_errmsg());
         goto done;
@@ -283,6 +320,8 @@ int locus_cmd_generate(int argc, char **argv) {
 done:
     locus_st_writer_free(dump);
     locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img); locus_free(pcond); locus_free(pctx); locus_free(cpool); locus_free(upool);
+    locus_free(bcond); locus_free(buncond); locus_free(bcpool); locus_free(bupool);
+    locus_kvpatch_free(&kvp);
     free(pix);
     locus_pipeline_close(&p);
     return ret;

@@ -26,8 +26,9 @@ static int usage(FILE *f) {
             "           [--seed N] [--steps N] [--guidance F] [--sampler ddim] [--width W --height H] [--noise FILE]\n"
             "           [--dump FILE] [--threads N] [--max-sequence-length N (SD3 T5 tokens, default 256)]\n"
             "           SD3: --prompt-embeds holds cond, uncond [1,T,joint] and cond_pooled, uncond_pooled [1,P]\n"
-            "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K]\n"
-            "             cross-attention injection: the listed attn2 layers (or blocks) take K/V from prompt B\n"
+            "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K] [--patch-halves cond|both]\n"
+            "             UNet: the listed attn2 layers (or blocks) take K/V from prompt B's text embedding;\n"
+            "             SD3: the listed joint blocks (transformer_blocks.N) take the text K/V cached from prompt B's run\n"
             "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");

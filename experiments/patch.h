@@ -27,3 +27,31 @@ locus_status locus_injection_resolve(locus_injection *inj, const locus_unet *u, 
 const float *locus_injection_ctx(void *arg, const char *name, int step);
 
 #endif
+
+/* The paper's K/V patching for MM-DiT joint attention: a full CFG run with prompt B records, at every step,
+ * the text-stream K and V of the chosen joint blocks (add_k_proj / add_v_proj outputs, after qk-norm when
+ * the block has it); the run with prompt A then uses B's K and V of the same step in those blocks only —
+ * conditional half by default, both halves with `both` (what the authors' code literally does). */
+#include "../models/mmdit.h"
+
+#define LOCUS_MAX_KV_BLOCKS 64
+#define LOCUS_MAX_KV_STEPS 1001
+
+typedef struct {
+    int nblocks;
+    int blocks[LOCUS_MAX_KV_BLOCKS];
+    char kname[LOCUS_MAX_KV_BLOCKS][96], vname[LOCUS_MAX_KV_BLOCKS][96];
+    float **k, **v;    /* [block * LOCUS_MAX_KV_STEPS + step] -> [B,S,D] */
+    int kcalls[LOCUS_MAX_KV_BLOCKS];
+    size_t n;          /* floats per cached tensor */
+    int mode;          /* 0 record, 1 patch the conditional half, 2 patch both halves */
+    int start_step;
+} locus_kvpatch;
+
+/* Resolve "transformer_blocks.N[.attn][,...]"; errors name an entry that is not a joint block. */
+locus_status locus_kvpatch_init(locus_kvpatch *kv, const locus_mmdit *m, const char *spec);
+void locus_kvpatch_free(locus_kvpatch *kv);
+/* Start a run: mode 0 records, 1/2 patch.  Resets the step counters. */
+void locus_kvpatch_begin(locus_kvpatch *kv, int mode);
+/* locus_hooks.fn callback (ctx = locus_kvpatch*). */
+void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);

@@ -104,6 +104,12 @@ for run in a:HELLO b:WORLD; do
      "$B/test_sample" --same-pixels "$tmp/s3$r.png" $G/pipelines/sd3-tiny.golden/$r.png; then p=$((p+1))
   else f=$((f+1)); echo "  FAIL generate sd3 from prompt $r: $(tail -1 "$tmp/gen.err")"; fi
 done
+# the paper's MM-DiT text-K/V patching from prompt strings: block 1 takes prompt B's cached K/V (cond half)
+if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "HELLO".' --patch-prompt 'A sign that says "WORLD".' --patch-layers transformer_blocks.1 \
+     --seed 42 --steps 4 --guidance 7 --max-sequence-length 32 -o "$tmp/kv.png" --dump "$tmp/kv.st" &&
+   "$B/test_sample" --check-dump "$tmp/kv.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors kvpatch. 4 | sed 's/^/  /' &&
+   "$B/test_sample" --same-pixels "$tmp/kv.png" $G/pipelines/sd3-tiny.golden/kvpatch.png; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL generate sd3 K/V patching: $(tail -1 "$tmp/gen.err")"; fi
 for isa in $isas; do
   if LOCUS_ISA=$isa gen "${sd3args[@]}" --threads 3 -o "$tmp/sd3.$isa.png" --dump "$tmp/sd3.$isa.st" &&
      "$B/test_sample" --same-output "$tmp/sd3a.png" "$tmp/sd3.$isa.png" "$tmp/sd3a.st" "$tmp/sd3.$isa.st"; then p=$((p+1))
@@ -147,6 +153,7 @@ bad_gen "LDM prompt string (no BERT tokenizer)" "BERT tokenizer" --model $G/ldm 
 bad_gen "non-ASCII prompt" "non-ASCII" --model $G/pipelines/sd15-tiny --prompt "caf$(printf '\xc3\xa9')"
 bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
 bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
+bad_gen "SD3 patch block out of range" "not a joint block" --model $G/pipelines/sd3-tiny --prompt a --patch-prompt b --patch-layers transformer_blocks.9 --max-sequence-length 32
 bad_gen "SD3 non-ASCII prompt" "ASCII" --model $G/pipelines/sd3-tiny --prompt "caf$(printf '\xc3\xa9')" --max-sequence-length 32
 mkdir -p "$tmp/sd3np"
 "$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3np"
