@@ -2,7 +2,9 @@
  *
  *   bench_models THREADS
  * SD1.5 UNet (benchmarks/configs/sd15-unet.json) on one classifier-free-guidance pair: batch 2, 32x32
- * latents (256x256 images), 77 text tokens; and the SD1.5 VAE decoding one 32x32 latent to 256x256.
+ * latents (256x256 images), 77 text tokens; the SD1.5 VAE decoding one 32x32 latent to 256x256; and the
+ * SD3-medium MMDiT (benchmarks/configs/sd3-medium-transformer.json) on a CFG pair: batch 2, 32x32 latents,
+ * 154 context tokens.
  * Prints the best of two timed runs and GFLOP/s (GEMM/conv/attention multiply-adds counted by locus).
  * Reports only; never fails on timing.
  */
@@ -12,6 +14,7 @@
 
 #include "../core/arena.h"
 #include "../core/rng.h"
+#include "../models/mmdit.h"
 #include "../models/unet.h"
 #include "../models/vae.h"
 #include "../simd/ops.h"
@@ -67,5 +70,25 @@ int main(int argc, char **argv) {
     printf("vae_sd15_decode 256x256 threads=%d isa=%s seconds=%.2f gflop=%.0f gflops=%.1f\n", T, locus_isa_name(), best, flops * 1e-9, flops / best * 1e-9);
     locus_free(z); locus_free(img);
     locus_vae_free(&v);
+
+    locus_mmdit m;
+    t0 = now();
+    if (locus_mmdit_load_random(&m, "benchmarks/configs/sd3-medium-transformer.json", 3)) { fprintf(stderr, "bench_models: %s\n", locus_errmsg()); return 2; }
+    fprintf(stderr, "  (sd3-medium transformer: %zu parameters, random init %.1f s)\n", m.L.nparams, now() - t0);
+    int S3 = 154;
+    float *x3 = locus_alloc((size_t)2 * 16 * 32 * 32 * 4), *c3 = locus_alloc((size_t)2 * S3 * m.joint_dim * 4), *p3 = locus_alloc((size_t)2 * m.pooled_dim * 4),
+          *o3 = locus_alloc((size_t)2 * 16 * 32 * 32 * 4);
+    locus_randn(10, x3, (size_t)2 * 16 * 32 * 32);
+    locus_fill_uniform(11, c3, (size_t)2 * S3 * m.joint_dim, -1, 1);
+    locus_fill_uniform(12, p3, (size_t)2 * m.pooled_dim, -1, 1);
+    float t3[2] = {1000.0f, 1000.0f};
+    double f0 = locus_gemm_flops(), a = now();
+    locus_mmdit_forward(&m, x3, 2, 32, 32, t3, c3, S3, p3, o3, NULL);
+    double dt = now() - a;
+    flops = locus_gemm_flops() - f0;
+    printf("mmdit_sd3_medium batch=2 latent=32x32 tokens=154 threads=%d isa=%s seconds=%.2f gflop=%.0f gflops=%.1f\n", T, locus_isa_name(), dt,
+           flops * 1e-9, flops / dt * 1e-9);
+    locus_free(x3); locus_free(c3); locus_free(p3); locus_free(o3);
+    locus_mmdit_free(&m);
     return 0;
 }

@@ -10,7 +10,8 @@ for t in 1 2; do
   for s in $shapes; do "$B/bench_gemm" ${s//,/ } $t 2>/dev/null || echo "bench_gemm $s $t failed"; done
 done
 for t in 1 2; do "$B/bench_kernels" $t || echo "bench_kernels $t failed"; done
-# SD1.5-sized UNet (one CFG pair at 256x256) and VAE decode, random weights; reference on this machine:
-# PyTorch CPU + OpenBLAS SkylakeX 1.82 s, stable-diffusion.cpp 3.42 s for the UNet pair
+# SD1.5-sized UNet (one CFG pair at 256x256), VAE decode and SD3-medium MMDiT (CFG pair, 154 tokens), random
+# weights; reference on this machine: UNet pair PyTorch CPU + OpenBLAS SkylakeX 1.82 s, stable-diffusion.cpp
+# 3.42 s; SD3-medium pair 3.81 s / 8.3 s
 for t in 1 2; do "$B/bench_models" $t || echo "bench_models $t failed"; done
 exit 0

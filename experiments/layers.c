@@ -21,6 +21,39 @@ int locus_cmd_layers(int argc, char **argv) {
     if (!model) { fprintf(stderr, "locus layers: --model DIR is required\n"); return 2; }
     locus_pipeline p;
     if (locus_pipeline_open(&p, model)) { fprintf(stderr, "locus layers: %s\n", locus_errmsg()); return 2; }
+    if (p.kind == LOCUS_PIPE_SD3) {
+        /* joint attention: the text stream's K and V come from add_k_proj / add_v_proj (the paper's patched sites) */
+        const locus_mmdit *m = &p.mmdit;
+        size_t total = m->L.nparams, text = 0;
+        if (json) printf("{\"model\": \"%s\", \"denoiser_params\": %zu, \"layers\": [\n", model, total);
+        else printf("%-5s %-6s %-40s %6s %12s %9s\n", "index", "kind", "layer", "heads", "text_params", "share");
+        int idx = 0, nl = 0;
+        for (int i = 0; i < m->nlayers; i++) nl += 1 + m->blocks[i].dual;
+        for (int i = 0; i < m->nlayers; i++) {
+            const mmdit_block *b = &m->blocks[i];
+            size_t tp = lin_params(&b->ak) + lin_params(&b->av);
+            text += tp;
+            char nm[96];
+            snprintf(nm, sizeof nm, "transformer_blocks.%d.attn", i);
+            double share = 100.0 * (double)tp / (double)total;
+            if (json) printf("  {\"index\": %d, \"kind\": \"joint\", \"name\": \"%s\", \"heads\": %d, \"text_params\": %zu, \"share_percent\": %.6f}%s\n",
+                             idx, nm, m->heads, tp, share, idx + 1 < nl ? "," : "");
+            else printf("%-5d %-6s %-40s %6d %12zu %8.4f%%\n", idx, "joint", nm, m->heads, tp, share);
+            idx++;
+            if (b->dual) {
+                snprintf(nm, sizeof nm, "transformer_blocks.%d.attn2", i);
+                if (json) printf("  {\"index\": %d, \"kind\": \"self\", \"name\": \"%s\", \"heads\": %d, \"text_params\": 0, \"share_percent\": 0}%s\n", idx, nm,
+                                 m->heads, idx + 1 < nl ? "," : "");
+                else printf("%-5d %-6s %-40s %6d %12d %8.4f%%\n", idx, "self", nm, m->heads, 0, 0.0);
+                idx++;
+            }
+        }
+        if (json) printf("], \"text_params_total\": %zu, \"text_share_percent\": %.6f}\n", text, 100.0 * (double)text / (double)total);
+        else printf("%d attention layers (%d joint); add_k_proj/add_v_proj of all joint layers: %zu of %zu denoiser parameters (%.4f%%)\n", idx, m->nlayers,
+                    text, total, 100.0 * (double)text / (double)total);
+        locus_pipeline_close(&p);
+        return 0;
+    }
     static locus_attn_layer L[1024];
     int n = locus_unet_attn_layers(&p.unet, L, 1024);
     size_t total = locus_unet_params(&p.unet), text = 0;

@@ -186,6 +186,13 @@ for m in $G/ldm $G/pipelines/sd15-tiny; do
   if [ "$want" = "$got" ] && [ "$total" = "$gt" ] && [ "$nj" = "$nx" ] && [ "$want" -gt 0 ]; then p=$((p+1)); echo "  $m: $nj cross-attention layers, $got text parameters of $gt"
   else f=$((f+1)); echo "  FAIL layers $m: text $got vs $want, total $gt vs $total, cross $nj vs $nx"; fi
 done
+m=$G/pipelines/sd3-tiny
+want=$("$B/locus" tensors $m/transformer/diffusion_pytorch_model.safetensors | awk '$1 ~ /attn\.add_[kv]_proj\./ { gsub(/[\[\]]/, "", $3); n = split($3, d, ","); s = 1; for (i = 1; i <= n; i++) s *= d[i]; t += s } END { print t + 0 }')
+got=$("$B/locus" layers --model $m | tail -1 | sed -E 's/.*layers: ([0-9]+) of.*/\1/')
+total=$("$B/locus" tensors $m/transformer/diffusion_pytorch_model.safetensors | tail -1 | awk '{print $3}')
+gt=$("$B/locus" layers --model $m | tail -1 | sed -E 's/.* of ([0-9]+) denoiser.*/\1/')
+if [ "$want" = "$got" ] && [ "$total" = "$gt" ] && [ "$want" -gt 0 ]; then p=$((p+1)); echo "  $m: $got text parameters of $gt"
+else f=$((f+1)); echo "  FAIL layers $m: text $got vs $want, total $gt vs $total"; fi
 record "layers" $p $f
 
 exit $overall
