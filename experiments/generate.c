@@ -23,7 +23,7 @@ typedef struct {
     const char *patch_prompt, *patch_embeds, *patch_layers;
     int start_step, patch_both;
     long long seed;
-    int steps, width, height, threads, max_seq;
+    int steps, width, height, threads, max_seq, clip_skip;
     float guidance;
 } gen_args;
 
@@ -72,6 +72,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (!strcmp(k, "--steps")) { if (!parse_int(v, 1, 1000, &x)) return fail("--steps %s: expected an integer from 1 to 1000", v); a->steps = (int)x; }
         else if (!strcmp(k, "--width")) { if (!parse_int(v, 8, 8192, &x)) return fail("--width %s: expected an integer from 8 to 8192", v); a->width = (int)x; }
         else if (!strcmp(k, "--height")) { if (!parse_int(v, 8, 8192, &x)) return fail("--height %s: expected an integer from 8 to 8192", v); a->height = (int)x; }
+        else if (!strcmp(k, "--clip-skip")) { if (!parse_int(v, 0, 64, &x)) return fail("--clip-skip %s: expected a small non-negative integer", v); a->clip_skip = (int)x; }
         else if (!strcmp(k, "--max-sequence-length")) { if (!parse_int(v, 1, 512, &x)) return fail("--max-sequence-length %s: expected an integer from 1 to 512", v); a->max_seq = (int)x; }
         else if (!strcmp(k, "--threads")) { if (!parse_int(v, 1, 1024, &x)) return fail("--threads %s: expected a positive integer", v); a->threads = (int)x; }
         else if (!strcmp(k, "--guidance")) {
@@ -174,6 +175,7 @@ int locus_cmd_generate(int argc, char **argv) {
                                : p.sched.kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
     float guidance = a.guidance >= 0 ? a.guidance : (p.kind == LOCUS_PIPE_LDM ? 1.0f : sd3 ? 7.0f : 7.5f);
     int max_seq = a.max_seq ? a.max_seq : 256;
+    locus_pipeline_clip_skip = a.clip_skip;
     /* text conditioning */
     int T = 0;
     if (a.embeds_file) {

@@ -25,6 +25,7 @@ static int usage(FILE *f) {
             "  generate --model DIR (--prompt TEXT | --prompt-embeds FILE) -o OUT.png [--negative-prompt TEXT]\n"
             "           [--seed N] [--steps N] [--guidance F] [--sampler ddim] [--width W --height H] [--noise FILE]\n"
             "           [--dump FILE] [--threads N] [--max-sequence-length N (SD3 T5 tokens, default 256)]\n"
+            "           [--clip-skip K (SD1.x/SD2: final LN of the K-th last CLIP layer's input; 0 = last layer)]\n"
             "           SD3: --prompt-embeds holds cond, uncond [1,T,joint] and cond_pooled, uncond_pooled [1,P]\n"
             "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K] [--patch-halves cond|both]\n"
             "             UNet: the listed attn2 layers (or blocks) take K/V from prompt B's text embedding;\n"

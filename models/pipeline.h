@@ -48,6 +48,9 @@ void locus_pipeline_close(locus_pipeline *p);
  * with clip_skip None).  Warns on stderr when the prompt is truncated to 77 tokens. */
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T);
 
+/* CLIP skip for SD1.x/SD2 prompts (0 = last layer, as diffusers' clip_skip): set before encoding. */
+extern int locus_pipeline_clip_skip;
+
 /* SD3 prompt embeddings as StableDiffusion3Pipeline.encode_prompt builds them (clip_skip None): CLIP-L and
  * CLIP-G penultimate hidden states concatenated on features and zero-padded to the joint width, followed on
  * the token axis by T5's last hidden state (zeros when the folder has no text_encoder_3) of max_seq tokens;

@@ -170,3 +170,14 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
     locus_free(h); locus_free(x); locus_free(a); locus_free(q); locus_free(k); locus_free(v); locus_free(f); locus_free(mask);
     return LOCUS_OK;
 }
+
+locus_status locus_textenc_clip_skip(const locus_textenc *t, const int64_t *ids, int B, int T, int k, float *out) {
+    if (k < 0 || k >= t->nlayers) return locus_fail(LOCUS_E_ARG, "--clip-skip %d: must be between 0 and %d", k, t->nlayers - 1);
+    if (k == 0) return locus_textenc_forward(t, ids, B, T, out, -1, NULL, NULL, NULL, NULL);
+    size_t N = (size_t)B * T * t->D;
+    float *hs = locus_alloc(N * sizeof(float));
+    locus_status st = locus_textenc_forward(t, ids, B, T, NULL, t->nlayers - k, hs, NULL, NULL, NULL);
+    if (!st) locus_layer_norm(hs, out, (size_t)B * T, t->D, t->final_ln.w, t->final_ln.b, t->final_ln.eps);
+    locus_free(hs);
+    return st;
+}

@@ -42,4 +42,8 @@ void locus_textenc_free(locus_textenc *t);
 locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, int B, int T, float *last, int hidden_index,
                                    float *hidden, float *pooled, float *text_embeds, const locus_hooks *hooks);
 
+/* CLIP skip k (diffusers clip_skip): final_layer_norm(hidden_states[-(k+1)]) into out[B,T,D]; k = 0 is
+ * last_hidden_state. */
+locus_status locus_textenc_clip_skip(const locus_textenc *t, const int64_t *ids, int B, int T, int k, float *out);
+
 #endif

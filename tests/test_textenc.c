@@ -52,6 +52,12 @@ static void run(const char *G, const char *dir, const char *golden, const char *
         printf("%s: penultimate %.2e pooled %.2e text_embeds %.2e\n", label, rp, rpo, rt);
         CHECK(rp >= 0 && rp <= 1e-4 && rpo >= 0 && rpo <= 1e-4 && rt >= 0 && rt <= 1e-4, "%s pooled/projection within 1e-4", label);
         CHECK(po.matched >= 4, "%s: per-layer outputs compared (%d)", label, po.matched);
+        /* clip skip 1 = final LN of the penultimate layer (SD2.x, A1111 "clip skip 2") */
+        locus_textenc_clip_skip(&t, ids, B, T, 1, pen);
+        double rs = parity_rel(&g, "output.penultimate_final_ln", pen, (int64_t)N);
+        printf("%s: clip skip 1 (penultimate + final LN) %.2e\n", label, rs);
+        CHECK(rs >= 0 && rs <= 1e-4, "%s clip skip within 1e-4 (%.2e)", label, rs);
+        CHECK(locus_textenc_clip_skip(&t, ids, B, T, t.nlayers, pen) == LOCUS_E_ARG, "%s clip skip out of range refused", label);
     }
     /* bad input: id outside the vocabulary */
     int64_t bad[2] = {0, 1 << 30};
