@@ -1,6 +1,7 @@
 /* arena.c — bump allocator with a planning pass (see arena.h). */
 #include "arena.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -40,10 +41,25 @@ void *locus_arena_alloc(locus_arena *a, size_t n) {
     return a->base + off;
 }
 
+/* live / peak bytes of all locus_alloc blocks (a 64-byte header before each block records its size) */
+static _Atomic size_t g_live, g_peak;
+
 void *locus_alloc(size_t n) {
     void *p = NULL;
-    if (posix_memalign(&p, LOCUS_ALIGN, round_up(n ? n : 1)) != 0) return NULL;
-    return p;
+    size_t sz = round_up(n ? n : 1);
+    if (sz > SIZE_MAX - LOCUS_ALIGN || posix_memalign(&p, LOCUS_ALIGN, sz + LOCUS_ALIGN) != 0) return NULL;
+    *(size_t *)p = sz;
+    size_t live = atomic_fetch_add(&g_live, sz) + sz, peak = atomic_load(&g_peak);
+    while (live > peak && !atomic_compare_exchange_weak(&g_peak, &peak, live)) {}
+    return (unsigned char *)p + LOCUS_ALIGN;
 }
 
-void locus_free(void *p) { free(p); }
+void locus_free(void *p) {
+    if (!p) return;
+    unsigned char *base = (unsigned char *)p - LOCUS_ALIGN;
+    atomic_fetch_sub(&g_live, *(size_t *)base);
+    free(base);
+}
+
+size_t locus_mem_live(void) { return atomic_load(&g_live); }
+size_t locus_mem_peak(void) { return atomic_load(&g_peak); }

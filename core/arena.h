@@ -44,4 +44,8 @@ static inline void locus_arena_reset(locus_arena *a, size_t mark) { a->used = ma
 void *locus_alloc(size_t n);
 void locus_free(void *p);
 
+/* Bytes currently held in locus_alloc blocks, and the most held at once since start (weights + activations). */
+size_t locus_mem_live(void);
+size_t locus_mem_peak(void);
+
 #endif

@@ -317,7 +317,8 @@ int locus_cmd_generate(int argc, char **argv) {
         if (a.dump_file) remove(a.dump_file);
         goto done;
     }
-    fprintf(stderr, "wrote %s (%dx%d, %d steps, isa %s)\n", a.out, W, H, steps, locus_isa_name());
+    fprintf(stderr, "wrote %s (%dx%d, %d steps, isa %s, peak memory %.1f MiB)\n", a.out, W, H, steps, locus_isa_name(),
+            (double)locus_mem_peak() / (1 << 20));
     ret = 0;
 done:
     locus_st_writer_free(dump);
@@ -347,6 +348,10 @@ int locus_cmd_info_model(const char *dir) {
         if (p.has_text2) printf("text_encoder_2: CLIPTextModelWithProjection, %d layers, width %d, %zu parameters\n", p.text2.nlayers, p.text2.D, p.text2.L.nparams);
         if (p.has_t5) printf("text_encoder_3: T5EncoderModel, %d blocks, width %d, %zu parameters\n", p.t5.nlayers, p.t5.D, p.t5.L.nparams);
         printf("scheduler: %s, shift %g\n", p.sched.class_name, p.sched.shift);
+        int ss = p.mmdit.sample_size * p.vae_factor;
+        printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 1024x1024 (77 + 256 text tokens, fp32 weights)\n",
+               (double)locus_pipeline_peak_estimate(&p, ss, ss, 77 + 256, locus_threads()) / (1 << 20), ss, ss,
+               (double)locus_pipeline_peak_estimate(&p, 1024, 1024, 77 + 256, locus_threads()) / (1 << 20));
         locus_pipeline_close(&p);
         return 0;
     }

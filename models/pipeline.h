@@ -60,6 +60,10 @@ locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const cha
 /* in_channels / latent size of the denoiser */
 int locus_pipeline_latent_channels(const locus_pipeline *p);
 
+/* Peak memory (bytes) of a generate run at W x H: all loaded weights (fp32) plus the larger of the denoiser's
+ * CFG-pair activations and the VAE decode, counted from the buffers the forward functions allocate. */
+size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int text_tokens, int threads);
+
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
  * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */
 void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image);

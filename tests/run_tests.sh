@@ -193,6 +193,12 @@ total=$("$B/locus" tensors $m/transformer/diffusion_pytorch_model.safetensors | 
 gt=$("$B/locus" layers --model $m | tail -1 | sed -E 's/.* of ([0-9]+) denoiser.*/\1/')
 if [ "$want" = "$got" ] && [ "$total" = "$gt" ] && [ "$want" -gt 0 ]; then p=$((p+1)); echo "  $m: $got text parameters of $gt"
 else f=$((f+1)); echo "  FAIL layers $m: text $got vs $want, total $gt vs $total"; fi
+# the peak-memory estimate of locus info agrees with the measured peak of a run (within 30%)
+est=$("$B/locus" info --model $G/pipelines/sd3-tiny | sed -n 's/^peak memory estimate: \([0-9.]*\) MiB.*/\1/p')
+"$B/locus" generate --model $G/pipelines/sd3-tiny --prompt 'A sign' --steps 1 --max-sequence-length 256 -o "$tmp/mem.png" 2>"$tmp/mem.err"
+meas=$(sed -n 's/.*peak memory \([0-9.]*\) MiB.*/\1/p' "$tmp/mem.err")
+if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit !(e > 0.7 * m && e < 1.3 * m) }'; then p=$((p+1)); echo "  peak memory: estimate $est MiB, measured $meas MiB"
+else f=$((f+1)); echo "  FAIL peak memory estimate '$est' vs measured '$meas'"; fi
 record "layers" $p $f
 
 exit $overall
