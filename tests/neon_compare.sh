@@ -9,15 +9,19 @@ trap 'rm -rf "$tmp"' EXIT
 # pthread_create under qemu-user 7.2
 QEMU="qemu-aarch64 -L /"
 
-LOCUS_ISA=scalar LOCUS_THREADS=1 "$x86/test_kernels" --hash-small | grep -v '^#' >"$tmp/x86" || { echo "neon: x86 hash run failed"; exit 1; }
+hashes() { # BUILD [qemu...]: kernel workload plus the UNet and MMDiT forwards on the golden inputs
+  local b=$1; shift
+  "$@" "$b/test_kernels" --hash-small | grep -v '^#' && "$@" "$b/test_unet" --hash && "$@" "$b/test_mmdit" --hash
+}
+LOCUS_ISA=scalar LOCUS_THREADS=1 hashes "$x86" >"$tmp/x86" || { echo "neon: x86 hash run failed"; exit 1; }
 pass=0 fail=0
 for isa in neon scalar; do
   for th in 1 2; do
-    if ! LOCUS_ISA=$isa LOCUS_THREADS=$th $QEMU "$arm/test_kernels" --hash-small >"$tmp/arm.$isa.$th" 2>"$tmp/err"; then
+    if ! LOCUS_ISA=$isa LOCUS_THREADS=$th hashes "$arm" $QEMU >"$tmp/arm.$isa.$th" 2>"$tmp/err"; then
       echo "FAIL aarch64 $isa threads=$th: run failed: $(head -3 "$tmp/err")"; fail=$((fail+1)); continue
     fi
-    head -1 "$tmp/arm.$isa.$th"
-    if diff <(grep -v '^#' "$tmp/arm.$isa.$th") "$tmp/x86" >"$tmp/diff"; then
+    echo "# isa=$isa threads=$th (aarch64, qemu-user)"
+    if diff "$tmp/arm.$isa.$th" "$tmp/x86" >"$tmp/diff"; then
       pass=$((pass+1))
     else
       echo "FAIL aarch64 $isa threads=$th differs from x86: $(grep -c '^<' "$tmp/diff") of $(wc -l <"$tmp/x86") tensors"; head -5 "$tmp/diff"
@@ -25,6 +29,6 @@ for isa in neon scalar; do
     fi
   done
 done
-echo "neon: $(wc -l <"$tmp/x86") workload tensors per run compared with x86 (scalar, 1 thread)"
+echo "neon: $(wc -l <"$tmp/x86") tensors per run (kernel workload + UNet, SD3, SD3.5 forwards) compared with x86 (scalar, 1 thread)"
 echo "neon_compare: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -49,8 +49,33 @@ static void run(const char *G, const char *name) {
     locus_mmdit_free(&m);
 }
 
-int main(void) {
+/* --hash: output hashes of the golden-input forwards (compared with the aarch64 build by neon_compare.sh) */
+static int print_hash(const char *G) {
+    static const char *names[2] = {"sd3", "sd35"};
+    for (int k = 0; k < 2; k++) {
+        char p[512];
+        locus_mmdit m;
+        snprintf(p, sizeof p, "%s/%s/transformer", G, names[k]);
+        if (locus_mmdit_load(&m, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+        locus_st_file g;
+        snprintf(p, sizeof p, "%s/%s/golden_transformer.safetensors", G, names[k]);
+        if (locus_st_open(&g, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+        int64_t nx, nt, nc, np;
+        float *x = golden_f32(&g, "input.hidden_states", &nx), *t = golden_f32(&g, "input.timestep", &nt);
+        float *c = golden_f32(&g, "input.encoder_hidden_states", &nc), *pl = golden_f32(&g, "input.pooled_projections", &np);
+        float *out = malloc(nx * 4);
+        locus_mmdit_forward(&m, x, 2, 8, 8, t, c, (int)locus_st_find(&g, "input.encoder_hidden_states")->shape[1], pl, out, NULL);
+        printf("mmdit_%s %016llx\n", names[k], (unsigned long long)locus_fnv1a(LOCUS_FNV_INIT, out, nx * 4));
+        free(x); free(t); free(c); free(pl); free(out);
+        locus_st_close(&g);
+        locus_mmdit_free(&m);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    if (argc > 1 && !strcmp(argv[1], "--hash")) return print_hash(G);
     run(G, "sd3");
     run(G, "sd35");
     return t_finish("test_mmdit");

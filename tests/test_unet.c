@@ -68,8 +68,31 @@ static void test_bad_unet(void) {
     CHECK(locus_unet_load(&u, p) == LOCUS_E_UNSUPPORTED && strstr(locus_errmsg(), "AutoencoderKL"), "wrong class: %s", locus_errmsg());
 }
 
-int main(void) {
+/* --hash: the output hash of the golden-input forward under the current LOCUS_ISA / LOCUS_THREADS (compared
+ * with the aarch64 build under qemu by tests/neon_compare.sh) */
+static int print_hash(void) {
+    char p[512];
+    locus_unet u;
+    snprintf(p, sizeof p, "%s/ldm/unet", G);
+    if (locus_unet_load(&u, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/ldm/golden_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int64_t ns, nc, ti[2];
+    float *x = golden_f32(&g, "input.sample", &ns), *ctx = golden_f32(&g, "input.encoder_hidden_states", &nc);
+    locus_st_to_i64(locus_st_find(&g, "input.timestep"), ti, 2);
+    float tf[2] = {(float)ti[0], (float)ti[1]}, *out = malloc(ns * sizeof(float));
+    locus_unet_forward(&u, x, 2, 8, 8, tf, ctx, (int)locus_st_find(&g, "input.encoder_hidden_states")->shape[1], out, NULL);
+    printf("unet_ldm %016llx\n", (unsigned long long)locus_fnv1a(LOCUS_FNV_INIT, out, ns * sizeof(float)));
+    free(x); free(ctx); free(out);
+    locus_st_close(&g);
+    locus_unet_free(&u);
+    return 0;
+}
+
+int main(int argc, char **argv) {
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    if (argc > 1 && !strcmp(argv[1], "--hash")) return print_hash();
     test_golden_unet();
     test_bad_unet();
     return t_finish("test_unet");
