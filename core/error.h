@@ -3,6 +3,8 @@
  * Library functions that touch user input or I/O return a locus_status and, on failure, leave a one-line,
  * human-readable message (naming the file and what is wrong) in a thread-local buffer that the caller reads
  * with locus_errmsg().  Nothing in the library aborts on user input; asserts guard only internal invariants.
+ * Cleanup functions (*_free, *_close) never touch the message, so a loader may free what it built and then
+ * return the status it failed with.
  */
 #ifndef LOCUS_ERROR_H
 #define LOCUS_ERROR_H

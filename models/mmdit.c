@@ -51,11 +51,9 @@ static locus_status mmdit_build(locus_mmdit *m) {
     if (!L->status && (m->nlayers <= 0 || m->nlayers > 1000 || m->D <= 0))
         locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: bad num_layers / attention sizes", dir);
     if (L->status) {
-        char msg[1024];
         locus_status st0 = locus_loader_status(L);
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_mmdit_free(m);
-        return locus_fail(st0, "%s", msg);
+        locus_mmdit_free(m); /* cleanup keeps the thread's error message */
+        return st0;
     }
     int D = m->D, p = m->patch, hd = m->head_dim;
     nn_conv_load(L, &m->patch_proj, m->in_channels, D, p, p, 0, "pos_embed.proj");
@@ -98,13 +96,8 @@ static locus_status mmdit_build(locus_mmdit *m) {
     nn_linear_load(L, &m->norm_out, D, 2 * D, 1, "norm_out.linear");
     nn_linear_load(L, &m->proj_out, D, p * p * m->out_channels, 1, "proj_out");
     locus_status st = locus_loader_status(L);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_mmdit_free(m);
-        return locus_fail(st, "%s", msg);
-    }
-    return LOCUS_OK;
+    if (st) locus_mmdit_free(m); /* cleanup keeps the thread's error message */
+    return st;
 }
 
 void locus_mmdit_free(locus_mmdit *m) {

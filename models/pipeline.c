@@ -59,12 +59,10 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
     if ((st = locus_vae_load(&p->vae, c))) { locus_mmdit_free(&p->mmdit); return st; }
     if (!pick(dir, "scheduler", NULL, c, sizeof c) || (st = locus_scheduler_load(&p->sched, c))) {
         if (!st) st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir);
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_vae_free(&p->vae); locus_mmdit_free(&p->mmdit);
-        return locus_fail(st, "%s", msg);
+        locus_vae_free(&p->vae);
+        locus_mmdit_free(&p->mmdit);
+        return st;
     }
-    char msg[1024];
     if (pick(dir, "text_encoder", NULL, c, sizeof c)) {
         if ((st = locus_textenc_load(&p->text, c))) goto fail;
         p->has_text = 1;
@@ -102,9 +100,8 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
     p->model_hash = h;
     return LOCUS_OK;
 fail:
-    snprintf(msg, sizeof msg, "%s", locus_errmsg());
-    locus_pipeline_close(p);
-    return locus_fail(st, "%s", msg);
+    locus_pipeline_close(p); /* cleanup keeps the thread's error message */
+    return st;
 }
 
 int locus_pipeline_latent_channels(const locus_pipeline *p) { return p->kind == LOCUS_PIPE_SD3 ? p->mmdit.in_channels : p->unet.in_channels; }
@@ -200,10 +197,8 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
     if (p->has_text && p->text.kind == LOCUS_TEXT_CLIP && is_file(tk)) {
         snprintf(tk, sizeof tk, "%s/tokenizer", dir);
         if ((st = locus_clip_tok_load(&p->tok, tk))) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", locus_errmsg());
             locus_pipeline_close(p);
-            return locus_fail(st, "%s", msg);
+            return st;
         }
     }
     if (p->vae.latent_channels != p->unet.in_channels) {

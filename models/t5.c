@@ -48,13 +48,8 @@ locus_status locus_t5_load(locus_t5 *t, const char *dir) {
     }
     t->final_ln = locus_param(L, 1, t->D, 0, 0, 0, "encoder.final_layer_norm.weight");
     st = locus_loader_status(L);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_t5_free(t);
-        return locus_fail(st, "%s", msg);
-    }
-    return LOCUS_OK;
+    if (st) locus_t5_free(t); /* cleanup keeps the thread's error message */
+    return st;
 }
 
 void locus_t5_free(locus_t5 *t) {

@@ -53,11 +53,9 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
         t->pos = locus_param(L, 2, t->maxpos, t->D, 0, 0, "text_model.embeddings.position_embedding.weight");
     } else {
         locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: text model_type '%s' is not supported (clip_text_model, ldmbert)", dir, mt);
-        char msg[1024];
         locus_status st0 = locus_loader_status(L);
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
         locus_textenc_free(t);
-        return locus_fail(st0, "%s", msg);
+        return st0;
     }
     if (!L->status && (t->heads <= 0 || t->D <= 0 || t->nlayers <= 0))
         locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: bad sizes", dir);
@@ -82,13 +80,8 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
         nn_linear_load(L, &t->proj, t->D, t->proj_dim, 0, "text_projection");
     }
     st = locus_loader_status(L);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_textenc_free(t);
-        return locus_fail(st, "%s", msg);
-    }
-    return LOCUS_OK;
+    if (st) locus_textenc_free(t); /* cleanup keeps the thread's error message */
+    return st;
 }
 
 void locus_textenc_free(locus_textenc *t) {

@@ -81,11 +81,9 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     refuse_if(L, locus_json_get(L->config.root, "cross_attention_dim") && locus_json_get(L->config.root, "cross_attention_dim")->type == JSON_ARRAY,
               "cross_attention_dim", "as a list");
     if (L->status) {
-        char msg[1024];
         locus_status st0 = locus_loader_status(L);
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_unet_free(u);
-        return locus_fail(st0, "%s", msg);
+        locus_unet_free(u); /* cleanup keeps the thread's error message */
+        return st0;
     }
 
     char n[256];
@@ -170,13 +168,8 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     nn_gnorm_load(L, &u->norm_out, C0, u->groups, u->eps, "conv_norm_out");
     nn_conv_load(L, &u->conv_out, C0, u->out_channels, 3, 1, 1, "conv_out");
     st = locus_loader_status(L);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_unet_free(u);
-        return locus_fail(st, "%s", msg);
-    }
-    return LOCUS_OK;
+    if (st) locus_unet_free(u); /* cleanup keeps the thread's error message */
+    return st;
 }
 
 static void free_block(unet_block *b) {

@@ -93,11 +93,9 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
     if (v->nblocks <= 0 && !L->status) locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: block_out_channels missing", dir);
     for (int i = 0; i < v->nblocks; i++) v->block_out[i] = (int)bo[i];
     if (L->status) {
-        char msg[1024];
         locus_status st0 = locus_loader_status(L);
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_vae_free(v);
-        return locus_fail(st0, "%s", msg);
+        locus_vae_free(v); /* cleanup keeps the thread's error message */
+        return st0;
     }
     int Lc = v->latent_channels, G = v->groups, nb = v->nblocks;
     char n[256];
@@ -153,13 +151,8 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
         if (v->use_quant_conv) nn_conv_load(L, &v->quant_conv, 2 * Lc, 2 * Lc, 1, 1, 0, "quant_conv");
     }
     st = locus_loader_status(L);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", locus_errmsg());
-        locus_vae_free(v);
-        return locus_fail(st, "%s", msg);
-    }
-    return LOCUS_OK;
+    if (st) locus_vae_free(v); /* cleanup keeps the thread's error message */
+    return st;
 }
 
 void locus_vae_free(locus_vae *v) {

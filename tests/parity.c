@@ -47,3 +47,23 @@ void parity_hook(void *vctx, const char *name, float *x, int ndim, const int64_t
     if (c->verbose) printf("  %-70s rel %.2e\n", key, r);
     if (r > c->worst || r != r) { c->worst = r; snprintf(c->worst_name, sizeof c->worst_name, "%s", key); }
 }
+
+void parity_pair_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape) {
+    parity_pair *t = ctx;
+    parity_hook(t->a, name, x, ndim, shape);
+    parity_hook(t->b, name, x, ndim, shape);
+}
+
+void parity_step_cb(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
+    parity_steps *c = vc;
+    const char *names[4] = {"noise_pred_uncond", "noise_pred_text", "noise_pred", "latent_out"};
+    const float *ptr[4] = {unc, cond, guided, lat};
+    (void)nsteps;
+    for (int k = 0; k < 4; k++) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.step%d.%s", c->run, step, names[k]);
+        double r = parity_rel(c->g, key, ptr[k], (int64_t)n);
+        c->n++;
+        if (r < 0 || r > c->worst) { c->worst = r < 0 ? 1e9 : r; snprintf(c->wname, sizeof c->wname, "%s", key); }
+    }
+}

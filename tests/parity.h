@@ -20,6 +20,15 @@ void parity_hook(void *ctx, const char *name, float *x, int ndim, const int64_t 
 /* relative max error of x against golden tensor `name`; -1 if missing/shape mismatch */
 double parity_rel(const locus_st_file *g, const char *name, const float *x, int64_t n);
 
+/* A hook that feeds two parity contexts (e.g. "act." and "output." probes of one golden file). */
+typedef struct { parity_ctx *a, *b; } parity_pair;
+void parity_pair_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+
+/* Sampler step callback comparing {run}.stepN.{noise_pred_uncond,noise_pred_text,noise_pred,latent_out}. */
+typedef struct { const locus_st_file *g; const char *run; double worst; char wname[128]; int n; } parity_steps;
+void parity_step_cb(void *ctx, int step, int nsteps, const float *uncond, const float *cond, const float *guided,
+                    const float *latent, size_t n);
+
 /* load a golden tensor as fp32 (malloc'ed), NULL if missing */
 float *golden_f32(const locus_st_file *g, const char *name, int64_t *n);
 

@@ -13,20 +13,6 @@
 #include "parity.h"
 #include "testutil.h"
 
-typedef struct { const locus_st_file *g; const char *run; double worst; char wname[128]; int n; } step_ctx;
-
-static void on_step(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
-    step_ctx *c = vc;
-    const char *names[4] = {"noise_pred_uncond", "noise_pred_text", "noise_pred", "latent_out"};
-    const float *ptr[4] = {unc, cond, guided, lat};
-    for (int k = 0; k < 4; k++) {
-        char key[128];
-        snprintf(key, sizeof key, "%s.step%d.%s", c->run, step, names[k]);
-        double r = parity_rel(c->g, key, ptr[k], (int64_t)n);
-        c->n++;
-        if (r < 0 || r > c->worst) { c->worst = r < 0 ? 1e9 : r; snprintf(c->wname, sizeof c->wname, "%s", key); }
-    }
-}
 
 /* --write-inputs GOLDEN.safetensors PREFIX DIR: DIR/embeds.safetensors (cond, uncond) and DIR/noise.safetensors
  * from a golden file's PREFIX{embeds.a|embeds}, ...uncond and noise tensors (names differ per golden file). */
@@ -206,8 +192,8 @@ int main(int argc, char **argv) {
     locus_scheduler_set_timesteps(&s, 4);
     CHECK(!memcmp(ts, s.timesteps, sizeof ts), "DDIM timesteps %lld %lld %lld %lld", (long long)s.timesteps[0], (long long)s.timesteps[1],
           (long long)s.timesteps[2], (long long)s.timesteps[3]);
-    step_ctx sc = {&g, "base", 0, "", 0};
-    locus_step_cb cb = {on_step, &sc};
+    parity_steps sc = {&g, "base", 0, "", 0};
+    locus_step_cb cb = {parity_step_cb, &sc};
     float *lat = malloc(nn * sizeof(float));
     memcpy(lat, noise, nn * sizeof(float));
     CHECK(locus_sample_unet(&u, &s, 4, 3.0f, lat, 8, 8, eu, ea, 77, &cb, NULL) == LOCUS_OK, "sample: %s", locus_errmsg());
@@ -235,8 +221,8 @@ int main(int argc, char **argv) {
     locus_hooks ph = {0};
     ph.cross_ctx = locus_injection_ctx;
     ph.cross_arg = &inj;
-    step_ctx pc = {&g, "patched", 0, "", 0};
-    locus_step_cb pcb = {on_step, &pc};
+    parity_steps pc = {&g, "patched", 0, "", 0};
+    locus_step_cb pcb = {parity_step_cb, &pc};
     memcpy(lat, noise, nn * sizeof(float));
     CHECK(locus_sample_unet(&u, &s, 4, 3.0f, lat, 8, 8, eu, ea, 77, &pcb, &ph) == LOCUS_OK, "patched sample");
     double prf = parity_rel(&g, "patched.final_latent", lat, nn);

@@ -14,20 +14,6 @@
 
 #define MAXSTEP 8
 
-typedef struct { const locus_st_file *g; const char *run; double worst; char wname[128]; int n; } step_ctx;
-
-static void on_step(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
-    step_ctx *c = vc;
-    const char *names[4] = {"noise_pred_uncond", "noise_pred_text", "noise_pred", "latent_out"};
-    const float *ptr[4] = {unc, cond, guided, lat};
-    for (int k = 0; k < 4; k++) {
-        char key[128];
-        snprintf(key, sizeof key, "%s.step%d.%s", c->run, step, names[k]);
-        double r = parity_rel(c->g, key, ptr[k], (int64_t)n);
-        c->n++;
-        if (r < 0 || r > c->worst) { c->worst = r < 0 ? 1e9 : r; snprintf(c->wname, sizeof c->wname, "%s", key); }
-    }
-}
 
 /* K/V cache and patch of one block's text stream, per step */
 typedef struct {
@@ -84,8 +70,8 @@ static void run_model(const char *G, const char *name) {
     CHECK(rt >= 0 && rt <= 1e-6 && rs >= 0 && rs <= 1e-6, "%s flow-match timesteps/sigmas (%.2e %.2e)", name, rt, rs);
     float *lat = malloc(nn * 4), *img = malloc(3 * 16 * 16 * 4), *z = malloc(nn * 4);
     /* base run */
-    step_ctx sc = {&g, "base", 0, "", 0};
-    locus_step_cb cb = {on_step, &sc};
+    parity_steps sc = {&g, "base", 0, "", 0};
+    locus_step_cb cb = {parity_step_cb, &sc};
     memcpy(lat, noise, nn * 4);
     CHECK(locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, ea, S, pu, pa, &cb, NULL) == LOCUS_OK, "%s sample", name);
     double rf = parity_rel(&g, "base.final_latent", lat, nn);
@@ -100,8 +86,8 @@ static void run_model(const char *G, const char *name) {
     snprintf(kname, sizeof kname, "transformer_blocks.1.attn.%s", ksite);
     kv_ctx kv = {kname, "transformer_blocks.1.attn.add_v_proj", {0}, {0}, 0, 0, 0};
     locus_hooks hk = {kv_hook, &kv, NULL, NULL, 0};
-    step_ctx sb = {&gk, "source_b", 0, "", 0};
-    locus_step_cb cbb = {on_step, &sb};
+    parity_steps sb = {&gk, "source_b", 0, "", 0};
+    locus_step_cb cbb = {parity_step_cb, &sb};
     memcpy(lat, noise, nn * 4);
     locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, eb, S, pu, pb, &cbb, &hk);
     double rc = 0;
@@ -120,8 +106,8 @@ static void run_model(const char *G, const char *name) {
         const char *run = mode == 1 ? "kvpatch" : "kvpatch_both";
         kv.mode = mode;
         kv.nk = 0;
-        step_ctx pc = {&gk, run, 0, "", 0};
-        locus_step_cb pcb = {on_step, &pc};
+        parity_steps pc = {&gk, run, 0, "", 0};
+        locus_step_cb pcb = {parity_step_cb, &pc};
         memcpy(lat, noise, nn * 4);
         locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, ea, S, pu, pa, &pcb, &hk);
         char key[64];

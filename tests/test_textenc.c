@@ -9,12 +9,6 @@
 #include "parity.h"
 #include "testutil.h"
 
-typedef struct { parity_ctx *a, *b; } two;
-static void both_hook(void *c, const char *name, float *x, int nd, const int64_t *sh) {
-    two *t = c;
-    parity_hook(t->a, name, x, nd, sh);
-    parity_hook(t->b, name, x, nd, sh);
-}
 
 static int count_prefix(const locus_st_file *g, const char *p) {
     int n = 0;
@@ -37,8 +31,8 @@ static void run(const char *G, const char *dir, const char *golden, const char *
     size_t N = (size_t)B * T * t.D;
     float *last = malloc(N * 4), *pen = malloc(N * 4), *pooled = malloc((size_t)B * t.D * 4), *te = malloc((size_t)B * t.D * 4);
     parity_ctx pa = {&g, "act.", 0, 0, 0, "", 0}, po = {&g, "output.", 0, 0, 0, "", 0};
-    two tw = {&pa, &po};
-    locus_hooks hooks = {both_hook, &tw};
+    parity_pair tw = {&pa, &po};
+    locus_hooks hooks = {parity_pair_hook, &tw};
     CHECK(locus_textenc_forward(&t, ids, B, T, last, t.nlayers - 1, pen, pooled, te, &hooks) == LOCUS_OK, "%s forward: %s", label, locus_errmsg());
     double rl = parity_rel(&g, "output.last_hidden_state", last, (int64_t)N);
     int nact = count_prefix(&g, "act.");
