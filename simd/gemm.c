@@ -117,6 +117,10 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int n_ic = (d->M + MC - 1) / MC;
     if (nt > 1 && n_ic >= nt) n_ic = (n_ic + nt - 1) / nt * nt;
     int rows_per = ((d->M + n_ic - 1) / n_ic + MR - 1) / MR * MR;
+    /* rounding rows to MR can make the block count odd again: prefer a slightly smaller block that keeps it a
+     * multiple of the thread count (then no block is split between threads) */
+    for (int rp = rows_per; nt > 1 && rp >= MR && rp * 2 >= rows_per; rp -= MR)
+        if (((d->M + rp - 1) / rp) % nt == 0) { rows_per = rp; break; }
     n_ic = (d->M + rows_per - 1) / rows_per;
     int gcd = n_ic, b_ = nt;
     while (b_) { int t_ = gcd % b_; gcd = b_; b_ = t_; }
