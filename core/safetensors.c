@@ -463,3 +463,113 @@ void locus_st_writer_free(locus_st_writer *w) {
     free(w->e);
     free(w);
 }
+
+/* ---- streaming writer ---- */
+
+struct locus_st_stream {
+    char path[PATH_MAX], tmp[PATH_MAX + 32];
+    FILE *data;
+    locus_st_writer *meta; /* entries with no data: names, dtypes, shapes */
+    size_t *sizes;
+    size_t n, cap;
+    locus_status status;
+};
+
+locus_status locus_st_stream_open(locus_st_stream **out, const char *path) {
+    locus_st_stream *s = calloc(1, sizeof *s);
+    if (!s) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    snprintf(s->path, sizeof s->path, "%s", path);
+    snprintf(s->tmp, sizeof s->tmp, "%s.data.%d", path, (int)getpid());
+    s->data = fopen(s->tmp, "w+b");
+    if (!s->data) { free(s); return locus_fail(LOCUS_E_IO, "%s: cannot create: %s", s->tmp, strerror(errno)); }
+    *out = s;
+    return LOCUS_OK;
+}
+
+locus_status locus_st_stream_add(locus_st_stream *s, const char *name, locus_dtype dtype, int ndim, const int64_t *shape, const void *data) {
+    if (s->status) return s->status;
+    if (ndim > LOCUS_ST_MAX_DIMS) return s->status = locus_fail(LOCUS_E_ARG, "safetensors stream: '%s' has too many dims", name);
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    size_t nb = numel * locus_dtype_size(dtype);
+    if (fwrite(data, 1, nb, s->data) != nb) return s->status = locus_fail(LOCUS_E_IO, "%s: write failed: %s", s->tmp, strerror(errno));
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? 2 * s->cap : 64;
+        size_t *ns = realloc(s->sizes, nc * sizeof *ns);
+        if (!ns) return s->status = locus_fail(LOCUS_E_NOMEM, "out of memory");
+        s->sizes = ns;
+        s->cap = nc;
+    }
+    if (!s->meta) s->meta = locus_st_writer_new();
+    /* record the entry without its data: a 0-element placeholder keeps name, dtype and shape */
+    wentry *e;
+    locus_st_writer *w = s->meta;
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 64;
+        wentry *ne = realloc(w->e, nc * sizeof *ne);
+        if (!ne) return s->status = locus_fail(LOCUS_E_NOMEM, "out of memory");
+        w->e = ne;
+        w->cap = nc;
+    }
+    e = &w->e[w->n++];
+    memset(e, 0, sizeof *e);
+    e->name = strdup(name);
+    e->dtype = dtype;
+    e->ndim = ndim;
+    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+    e->nbytes = nb;
+    s->sizes[s->n++] = nb;
+    return LOCUS_OK;
+}
+
+locus_status locus_st_stream_close(locus_st_stream *s, int keep) {
+    locus_status st = s->status;
+    if (keep && !st) {
+        /* header from the recorded entries, then the data file copied behind it */
+        locus_st_writer *w = s->meta ? s->meta : locus_st_writer_new();
+        s->meta = w;
+        sbuf hb = {0};
+        char tmp[64];
+        size_t off = 0;
+        sb_str(&hb, "{");
+        for (size_t i = 0; i < w->n; i++) {
+            wentry *e = &w->e[i];
+            if (i) sb_str(&hb, ",");
+            sb_jstr(&hb, e->name);
+            sb_str(&hb, ":{\"dtype\":");
+            sb_jstr(&hb, locus_dtype_name(e->dtype));
+            sb_str(&hb, ",\"shape\":[");
+            for (int d = 0; d < e->ndim; d++) { snprintf(tmp, sizeof tmp, d ? ",%lld" : "%lld", (long long)e->shape[d]); sb_str(&hb, tmp); }
+            snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]}", off, off + e->nbytes);
+            sb_str(&hb, tmp);
+            off += e->nbytes;
+        }
+        sb_str(&hb, "}");
+        while (!hb.oom && hb.n % 8) sb_str(&hb, " ");
+        char outtmp[PATH_MAX + 32];
+        snprintf(outtmp, sizeof outtmp, "%s.tmp.%d", s->path, (int)getpid());
+        FILE *f = hb.oom ? NULL : fopen(outtmp, "wb");
+        int ok = f != NULL;
+        if (ok) {
+            unsigned char len8[8];
+            for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hb.n >> (8 * i));
+            ok = fwrite(len8, 1, 8, f) == 8 && fwrite(hb.p, 1, hb.n, f) == hb.n && fflush(s->data) == 0 && fseek(s->data, 0, SEEK_SET) == 0;
+            char buf[1 << 16];
+            size_t r;
+            while (ok && (r = fread(buf, 1, sizeof buf, s->data)) > 0) ok = fwrite(buf, 1, r, f) == r;
+            ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+            ok = (fclose(f) == 0) && ok;
+        }
+        free(hb.p);
+        if (!ok || rename(outtmp, s->path) != 0) {
+            st = locus_fail(LOCUS_E_IO, "%s: write failed: %s", s->path, strerror(errno));
+            unlink(outtmp);
+        }
+    }
+    fclose(s->data);
+    unlink(s->tmp);
+    locus_st_writer_free(s->meta);
+    free(s->sizes);
+    free(s);
+    return st;
+}

@@ -80,4 +80,11 @@ locus_status locus_st_writer_add_meta(locus_st_writer *w, const char *key, const
 locus_status locus_st_writer_save(locus_st_writer *w, const char *path);
 void locus_st_writer_free(locus_st_writer *w);
 
+/* Streaming writer: tensor data goes to disk as it is added (memory stays bounded by the names and shapes);
+ * close writes the final file (header + data) atomically.  On any failure the partial files are removed. */
+typedef struct locus_st_stream locus_st_stream;
+locus_status locus_st_stream_open(locus_st_stream **s, const char *path);
+locus_status locus_st_stream_add(locus_st_stream *s, const char *name, locus_dtype dtype, int ndim, const int64_t *shape, const void *data);
+locus_status locus_st_stream_close(locus_st_stream *s, int keep); /* keep = 0: discard */
+
 #endif

@@ -15,12 +15,14 @@
 #include "../core/version.h"
 #include "../models/pipeline.h"
 #include "../simd/kernels.h"
+#include <fnmatch.h>
+
 #include "patch.h"
 #include "progress.h"
 
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler;
-    const char *patch_prompt, *patch_embeds, *patch_layers;
+    const char *patch_prompt, *patch_embeds, *patch_layers, *cache_file, *cache_points;
     int start_step, patch_both;
     long long seed;
     int steps, width, height, threads, max_seq, clip_skip;
@@ -62,6 +64,8 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (!strcmp(k, "--patch-prompt")) a->patch_prompt = v;
         else if (!strcmp(k, "--patch-embeds")) a->patch_embeds = v;
         else if (!strcmp(k, "--patch-layers")) a->patch_layers = v;
+        else if (!strcmp(k, "--cache")) a->cache_file = v;
+        else if (!strcmp(k, "--cache-points")) a->cache_points = v;
         else if (!strcmp(k, "--patch-halves")) {
             if (!strcmp(v, "cond")) a->patch_both = 0;
             else if (!strcmp(v, "both")) a->patch_both = 1;
@@ -86,6 +90,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if (!a->prompt && !a->embeds_file) return fail("%s", "give --prompt TEXT or --prompt-embeds FILE");
     if ((a->patch_prompt || a->patch_embeds) && !a->patch_layers) return fail("%s", "--patch-prompt/--patch-embeds need --patch-layers L1,L2");
     if (a->patch_layers && !a->patch_prompt && !a->patch_embeds) return fail("%s", "--patch-layers needs --patch-prompt TEXT or --patch-embeds FILE");
+    if (!a->cache_file != !a->cache_points) return fail("%s", "--cache FILE and --cache-points PATTERN[,PATTERN] go together");
     return 0;
 }
 
@@ -119,10 +124,33 @@ static float *load_embeds(const locus_st_file *f, const char *name, int D, int *
     return p;
 }
 
+/* --cache: every hook point matching one of the patterns, at every step, streamed to a safetensors file as
+ * "step<N>.<hook name>" */
+typedef struct {
+    locus_st_stream *st;
+    char pats[32][256];
+    int npats, step, count;
+    const locus_hooks *next; /* another hook to call too (K/V patching) */
+} cache_ctx;
+
+static void cache_hook(void *vc, const char *name, float *x, int ndim, const int64_t *shape) {
+    cache_ctx *c = vc;
+    if (c->next && c->next->fn) c->next->fn(c->next->ctx, name, x, ndim, shape);
+    for (int i = 0; i < c->npats; i++)
+        if (!fnmatch(c->pats[i], name, 0)) {
+            char nm[320];
+            snprintf(nm, sizeof nm, "step%d.%s", c->step, name);
+            locus_st_stream_add(c->st, nm, LOCUS_F32, ndim, shape, x);
+            c->count++;
+            return;
+        }
+}
+
 typedef struct {
     locus_st_writer *dump;
     int C, h, w;
     locus_progress prog;
+    cache_ctx *cache;
 } run_ctx;
 
 static void on_step(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
@@ -135,6 +163,7 @@ static void on_step(void *vc, int step, int nsteps, const float *unc, const floa
         snprintf(nm, sizeof nm, "step%d.noise_pred", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, guided);
         snprintf(nm, sizeof nm, "step%d.latent_out", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, lat);
     }
+    if (r->cache) r->cache->step = step + 1;
     locus_progress_update(&r->prog, step + 1);
 }
 
@@ -161,6 +190,7 @@ int locus_cmd_generate(int argc, char **argv) {
     int mult = sd3 ? f * p.mmdit.patch : f << (p.unet.nblocks - 1);
     int cdim = sd3 ? p.mmdit.joint_dim : p.unet.ctx_dim;
     locus_kvpatch kvp = {0};
+    cache_ctx cache = {0};
     float *bcond = NULL, *buncond = NULL, *bcpool = NULL, *bupool = NULL;
     if (W % mult || H % mult) {
         fprintf(stderr, "locus generate: --width/--height must be multiples of %d for this model (got %dx%d)\n", mult, W, H);
@@ -269,7 +299,15 @@ int locus_cmd_generate(int argc, char **argv) {
     }
     for (size_t i = 0; i < n; i++) lat[i] = lat[i] * p.sched.init_noise_sigma;
     if (a.dump_file) dump = locus_st_writer_new();
-    run_ctx rc_ = {dump, C, h, w, {0}};
+    run_ctx rc_ = {dump, C, h, w, {0}, NULL};
+    if (a.cache_file) {
+        char *copy = strdup(a.cache_points), *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t && cache.npats < 32; t = strtok_r(NULL, ",", &save))
+            snprintf(cache.pats[cache.npats++], 256, "%s", t);
+        free(copy);
+        if (locus_st_stream_open(&cache.st, a.cache_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        rc_.cache = &cache;
+    }
     locus_progress_start(&rc_.prog, "generate", p.sched.nevals);
     locus_step_cb cb = {on_step, &rc_};
     locus_status sst = LOCUS_OK;
@@ -283,9 +321,19 @@ int locus_cmd_generate(int argc, char **argv) {
         locus_free(blat);
         locus_kvpatch_begin(&kvp, a.patch_both ? 2 : 1);
     }
+    /* the hooks of the main run: patching (UNet injection or SD3 K/V), then caching on top */
+    locus_hooks *main_h = a.patch_layers ? (sd3 ? &kvh : &hooks) : NULL;
+    locus_hooks ch = {0};
+    if (cache.st) {
+        cache.next = main_h && main_h->fn ? main_h : NULL;
+        ch = main_h ? *main_h : (locus_hooks){0};
+        ch.fn = cache_hook;
+        ch.ctx = &cache;
+        main_h = &ch;
+    }
     if (!sst)
-        sst = sd3 ? locus_sample_mmdit(&p.mmdit, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, upool, cpool, &cb, a.patch_layers ? &kvh : NULL)
-                  : locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, a.patch_layers ? &hooks : NULL);
+        sst = sd3 ? locus_sample_mmdit(&p.mmdit, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, upool, cpool, &cb, main_h)
+                  : locus_sample_unet(&p.unet, &p.sched, steps, guidance, lat, h, w, uncond, cond, T, &cb, main_h);
     if (sst != LOCUS_OK) {
         fprintf(stderr, "locus generate: %s\n", locus_errmsg());
         goto done;
@@ -312,6 +360,13 @@ int locus_cmd_generate(int argc, char **argv) {
         for (size_t i = 0; i < sizeof tx / sizeof *tx; i++) locus_st_writer_add_meta(dump, tx[i].key, tx[i].value);
         if (locus_st_writer_save(dump, a.dump_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
     }
+    if (cache.st) {
+        locus_st_stream *cs = cache.st;
+        cache.st = NULL;
+        if (!cache.count) { locus_st_stream_close(cs, 0); fprintf(stderr, "locus generate: --cache-points %s matched no hook point\n", a.cache_points); goto done; }
+        if (locus_st_stream_close(cs, 1)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        fprintf(stderr, "cached %d tensors to %s\n", cache.count, a.cache_file);
+    }
     if (locus_png_write(a.out, pix, W, H, 3, tx, (int)(sizeof tx / sizeof *tx))) {
         fprintf(stderr, "locus generate: %s\n", locus_errmsg());
         if (a.dump_file) remove(a.dump_file);
@@ -325,6 +380,7 @@ done:
     locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img); locus_free(pcond); locus_free(pctx); locus_free(cpool); locus_free(upool);
     locus_free(bcond); locus_free(buncond); locus_free(bcpool); locus_free(bupool);
     locus_kvpatch_free(&kvp);
+    if (cache.st) locus_st_stream_close(cache.st, 0);
     free(pix);
     locus_pipeline_close(&p);
     return ret;

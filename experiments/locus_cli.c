@@ -30,6 +30,8 @@ static int usage(FILE *f) {
             "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K] [--patch-halves cond|both]\n"
             "             UNet: the listed attn2 layers (or blocks) take K/V from prompt B's text embedding;\n"
             "             SD3: the listed joint blocks (transformer_blocks.N) take the text K/V cached from prompt B's run\n"
+            "           [--cache FILE --cache-points PATTERN[,PATTERN]]  stream matching hook points of every step\n"
+            "             (e.g. '*attn2.k,*attn2.v', 'transformer_blocks.*.attn.add_v_proj') to a safetensors file\n"
             "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");

@@ -114,9 +114,20 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
     nn_linear_fwd(&a->q, x, B * T, q);
     nn_linear_fwd(&a->k, ctx, B * S, k);
     nn_linear_fwd(&a->v, ctx, B * S, v);
+    if (hooks && hooks->fn) { /* hook points: <layer>.q [B,T,inner], .k / .v [B,S,inner], .out (heads, before to_out) */
+        char hn[512];
+        snprintf(hn, sizeof hn, "%s.q", name); locus_hook(hooks, hn, q, 3, B, T, C, 0);
+        snprintf(hn, sizeof hn, "%s.k", name); locus_hook(hooks, hn, k, 3, B, S, C, 0);
+        snprintf(hn, sizeof hn, "%s.v", name); locus_hook(hooks, hn, v, 3, B, S, C, 0);
+    }
     locus_attn_desc d = {B, a->heads, T, S, a->dim_head, q, (ptrdiff_t)T * C, C, k, (ptrdiff_t)S * C, C, v, (ptrdiff_t)S * C, C,
                          o, (ptrdiff_t)T * C, C, 1.0f / sqrtf((float)a->dim_head), NULL, 0, 0, NULL};
     locus_attention(&d);
+    if (hooks && hooks->fn) {
+        char hn[512];
+        snprintf(hn, sizeof hn, "%s.out", name);
+        locus_hook(hooks, hn, o, 3, B, T, C, 0);
+    }
     nn_linear_fwd(&a->out, o, B * T, y);
     locus_hook(hooks, name, y, 3, B, T, a->query_dim, 0);
     locus_free(q); locus_free(k); locus_free(v); locus_free(o);

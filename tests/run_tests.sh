@@ -110,6 +110,12 @@ if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "HELLO".' --patc
    "$B/test_sample" --check-dump "$tmp/kv.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors kvpatch. 4 | sed 's/^/  /' &&
    "$B/test_sample" --same-pixels "$tmp/kv.png" $G/pipelines/sd3-tiny.golden/kvpatch.png; then p=$((p+1))
 else f=$((f+1)); echo "  FAIL generate sd3 K/V patching: $(tail -1 "$tmp/gen.err")"; fi
+# --cache streams hook points: prompt B's text K/V of block 1 at every step equal diffusers' cache_b
+if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "WORLD".' --seed 42 --steps 4 --guidance 7 --max-sequence-length 32 \
+     --cache "$tmp/kvc.st" --cache-points 'transformer_blocks.1.attn.add_k_proj,transformer_blocks.1.attn.add_v_proj' -o "$tmp/kvc.png" &&
+   "$B/test_sample" --check-cache "$tmp/kvc.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors 4 | sed 's/^/  /' &&
+   [ "$("$B/locus" tensors "$tmp/kvc.st" | tail -1 | awk '{print $1}')" = 8 ] && [ -z "$(ls "$tmp" | grep 'kvc.st.data')" ]; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL generate --cache: $(tail -1 "$tmp/gen.err")"; fi
 for isa in $isas; do
   if LOCUS_ISA=$isa gen "${sd3args[@]}" --threads 3 -o "$tmp/sd3.$isa.png" --dump "$tmp/sd3.$isa.st" &&
      "$B/test_sample" --same-output "$tmp/sd3a.png" "$tmp/sd3.$isa.png" "$tmp/sd3a.st" "$tmp/sd3.$isa.st"; then p=$((p+1))
@@ -159,6 +165,11 @@ mkdir -p "$tmp/sd3np"
 "$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3np"
 bad_gen "SD3 embeddings without pooled" "cond_pooled" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3np/embeds.safetensors"
 bad_gen "DDIM on a flow model" "flow matching" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3/embeds.safetensors" --sampler ddim
+# a cache pattern that matches nothing is found only after running: progress lines, then the error, no files
+rm -f "$tmp/bad.png"
+if ! "$B/locus" generate --model $G/pipelines/sd15-tiny --prompt a --steps 1 --cache "$tmp/bad.cache" --cache-points 'nothing.*' -o "$tmp/bad.png" 2>"$tmp/err" &&
+   tail -1 "$tmp/err" | grep -q "matched no hook point" && [ ! -e "$tmp/bad.png" ] && [ -z "$(ls "$tmp" | grep 'bad.cache')" ]; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL --cache matching nothing: $(tail -1 "$tmp/err")"; fi
 bad_gen "unknown sampler" "sampler" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --sampler heun
 for smp in euler pndm; do  # the other samplers run end to end and are bit-identical across ISAs
   if gen "${sdargs[@]}" --sampler $smp -o "$tmp/$smp.png" --dump "$tmp/$smp.st" &&

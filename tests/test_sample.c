@@ -162,7 +162,32 @@ static void test_schedulers(const char *G) {
     locus_scheduler_free(&s);
 }
 
+/* --check-cache CACHE GOLDEN STEPS: the streamed K/V cache of transformer_blocks.1 against the golden cache_b */
+static int check_cache(const char *cpath, const char *gpath, int steps) {
+    locus_st_file c, g;
+    if (locus_st_open(&c, cpath) || locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    double worst = 0;
+    int n = 0;
+    for (int s = 0; s < steps; s++)
+        for (int k = 0; k < 2; k++) {
+            char cn[128], gn[128];
+            snprintf(cn, sizeof cn, "step%d.transformer_blocks.1.attn.%s", s, k ? "add_v_proj" : "add_k_proj");
+            snprintf(gn, sizeof gn, "cache_b.step%d.%s", s, k ? "add_v_proj" : "add_k_proj");
+            int64_t ne;
+            float *x = golden_f32(&c, cn, &ne);
+            double r = x ? parity_rel(&g, gn, x, ne) : -1;
+            free(x);
+            if (r < 0 || r > worst) worst = r < 0 ? 1e9 : r;
+            n++;
+        }
+    printf("cached K/V vs %s cache_b: %d tensors, worst %.2e\n", gpath, n, worst);
+    locus_st_close(&c);
+    locus_st_close(&g);
+    return worst <= 1e-4 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--check-cache")) return check_cache(argv[2], argv[3], atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 7 && !strcmp(argv[1], "--write-inputs")) return write_inputs(argv[2], argv[3], argv[4], argv[5], argv[6]);
