@@ -22,7 +22,8 @@
 
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler;
-    const char *patch_prompt, *patch_embeds, *patch_layers, *cache_file, *cache_points;
+    const char *patch_prompt, *patch_embeds, *patch_layers, *cache_file, *cache_points, *intervene, *iv_steps, *iv_heads, *iv_half;
+    int iv_nheads;
     int start_step, patch_both;
     long long seed;
     int steps, width, height, threads, max_seq, clip_skip;
@@ -65,6 +66,11 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (!strcmp(k, "--patch-embeds")) a->patch_embeds = v;
         else if (!strcmp(k, "--patch-layers")) a->patch_layers = v;
         else if (!strcmp(k, "--cache")) a->cache_file = v;
+        else if (!strcmp(k, "--intervene")) a->intervene = v;
+        else if (!strcmp(k, "--intervene-steps")) a->iv_steps = v;
+        else if (!strcmp(k, "--intervene-heads")) a->iv_heads = v;
+        else if (!strcmp(k, "--intervene-half")) a->iv_half = v;
+        else if (!strcmp(k, "--heads")) { if (!parse_int(v, 1, 64, &x)) return fail("--heads %s: expected the number of attention heads (1-64)", v); a->iv_nheads = (int)x; }
         else if (!strcmp(k, "--cache-points")) a->cache_points = v;
         else if (!strcmp(k, "--patch-halves")) {
             if (!strcmp(v, "cond")) a->patch_both = 0;
@@ -91,6 +97,8 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if ((a->patch_prompt || a->patch_embeds) && !a->patch_layers) return fail("%s", "--patch-prompt/--patch-embeds need --patch-layers L1,L2");
     if (a->patch_layers && !a->patch_prompt && !a->patch_embeds) return fail("%s", "--patch-layers needs --patch-prompt TEXT or --patch-embeds FILE");
     if (!a->cache_file != !a->cache_points) return fail("%s", "--cache FILE and --cache-points PATTERN[,PATTERN] go together");
+    if ((a->iv_steps || a->iv_heads || a->iv_half) && !a->intervene) return fail("%s", "--intervene-steps/-heads/-half need --intervene PATTERN=OP");
+    if (a->iv_heads && !a->iv_nheads) return fail("%s", "--intervene-heads needs --heads N (heads of the hooked tensors)");
     return 0;
 }
 
@@ -151,6 +159,7 @@ typedef struct {
     int C, h, w;
     locus_progress prog;
     cache_ctx *cache;
+    locus_interventions *ivs;
 } run_ctx;
 
 static void on_step(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {
@@ -164,6 +173,7 @@ static void on_step(void *vc, int step, int nsteps, const float *unc, const floa
         snprintf(nm, sizeof nm, "step%d.latent_out", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, lat);
     }
     if (r->cache) r->cache->step = step + 1;
+    if (r->ivs) r->ivs->step = step + 1;
     locus_progress_update(&r->prog, step + 1);
 }
 
@@ -190,8 +200,34 @@ int locus_cmd_generate(int argc, char **argv) {
     int mult = sd3 ? f * p.mmdit.patch : f << (p.unet.nblocks - 1);
     int cdim = sd3 ? p.mmdit.joint_dim : p.unet.ctx_dim;
     locus_kvpatch kvp = {0};
-    cache_ctx cache = {0};
     float *bcond = NULL, *buncond = NULL, *bcpool = NULL, *bupool = NULL;
+    cache_ctx cache = {0};
+    locus_interventions ivs = {0};
+    ivs.step_to = -1;
+    if (a.intervene) {
+        if (locus_interventions_parse(&ivs, a.intervene)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+        if (a.iv_steps && sscanf(a.iv_steps, "%d:%d", &ivs.step_from, &ivs.step_to) != 2) {
+            fprintf(stderr, "locus generate: --intervene-steps %s: expected FROM:TO (inclusive, TO -1 = to the end)\n", a.iv_steps);
+            goto done;
+        }
+        ivs.heads = a.iv_nheads;
+        if (a.iv_heads) {
+            char *cp = strdup(a.iv_heads), *sv = NULL;
+            for (char *t = strtok_r(cp, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+                int hh = atoi(t);
+                if (hh < 0 || hh >= a.iv_nheads) { fprintf(stderr, "locus generate: --intervene-heads: head %s outside 0..%d\n", t, a.iv_nheads - 1); free(cp); goto done; }
+                ivs.head_mask |= 1ull << hh;
+                ivs.head_mask_n++;
+            }
+            free(cp);
+        }
+        if (a.iv_half) {
+            if (!strcmp(a.iv_half, "cond")) ivs.half = 1;
+            else if (!strcmp(a.iv_half, "uncond")) ivs.half = 2;
+            else if (!strcmp(a.iv_half, "both")) ivs.half = 0;
+            else { fprintf(stderr, "locus generate: --intervene-half %s: expected cond, uncond or both\n", a.iv_half); goto done; }
+        }
+    }
     if (W % mult || H % mult) {
         fprintf(stderr, "locus generate: --width/--height must be multiples of %d for this model (got %dx%d)\n", mult, W, H);
         goto done;
@@ -299,7 +335,7 @@ int locus_cmd_generate(int argc, char **argv) {
     }
     for (size_t i = 0; i < n; i++) lat[i] = lat[i] * p.sched.init_noise_sigma;
     if (a.dump_file) dump = locus_st_writer_new();
-    run_ctx rc_ = {dump, C, h, w, {0}, NULL};
+    run_ctx rc_ = {dump, C, h, w, {0}, NULL, ivs.n ? &ivs : NULL};
     if (a.cache_file) {
         char *copy = strdup(a.cache_points), *save = NULL;
         for (char *t = strtok_r(copy, ",", &save); t && cache.npats < 32; t = strtok_r(NULL, ",", &save))
@@ -323,6 +359,14 @@ int locus_cmd_generate(int argc, char **argv) {
     }
     /* the hooks of the main run: patching (UNet injection or SD3 K/V), then caching on top */
     locus_hooks *main_h = a.patch_layers ? (sd3 ? &kvh : &hooks) : NULL;
+    locus_hooks ih = {0};
+    if (ivs.n) { /* interventions run after patching and before caching */
+        ivs.next = main_h && main_h->fn ? main_h : NULL;
+        ih = main_h ? *main_h : (locus_hooks){0};
+        ih.fn = locus_interventions_hook;
+        ih.ctx = &ivs;
+        main_h = &ih;
+    }
     locus_hooks ch = {0};
     if (cache.st) {
         cache.next = main_h && main_h->fn ? main_h : NULL;
@@ -359,6 +403,10 @@ int locus_cmd_generate(int argc, char **argv) {
         locus_st_writer_add(dump, "image", LOCUS_F32, 4, is, img);
         for (size_t i = 0; i < sizeof tx / sizeof *tx; i++) locus_st_writer_add_meta(dump, tx[i].key, tx[i].value);
         if (locus_st_writer_save(dump, a.dump_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+    }
+    if (ivs.n && !ivs.hits) {
+        fprintf(stderr, "locus generate: --intervene %s matched no hook point\n", a.intervene);
+        goto done;
     }
     if (cache.st) {
         locus_st_stream *cs = cache.st;

@@ -32,6 +32,8 @@ static int usage(FILE *f) {
             "             SD3: the listed joint blocks (transformer_blocks.N) take the text K/V cached from prompt B's run\n"
             "           [--cache FILE --cache-points PATTERN[,PATTERN]]  stream matching hook points of every step\n"
             "             (e.g. '*attn2.k,*attn2.v', 'transformer_blocks.*.attn.add_v_proj') to a safetensors file\n"
+            "           [--intervene 'PATTERN=zero|scale:F|mean[;...]' [--intervene-steps FROM:TO] [--heads N\n"
+            "             --intervene-heads H1,H2] [--intervene-half cond|uncond|both]]  ablate/scale hook points in place\n"
             "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");

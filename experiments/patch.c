@@ -105,3 +105,63 @@ void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const i
         return;
     }
 }
+
+#include <fnmatch.h>
+
+locus_status locus_interventions_parse(locus_interventions *v, const char *spec) {
+    char *copy = strdup(spec), *save = NULL;
+    locus_status st = LOCUS_OK;
+    v->n = 0;
+    for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+        char *eq = strrchr(t, '=');
+        if (!eq || eq == t || v->n == LOCUS_MAX_INTERVENTIONS) { st = locus_fail(LOCUS_E_ARG, "--intervene '%s': expected PATTERN=zero|scale:F|mean", t); break; }
+        *eq = 0;
+        locus_intervention *iv = &v->iv[v->n];
+        snprintf(iv->pattern, sizeof iv->pattern, "%s", t);
+        const char *op = eq + 1;
+        char *end = NULL;
+        if (!strcmp(op, "zero")) iv->op = 0;
+        else if (!strcmp(op, "mean")) iv->op = 2;
+        else if (!strncmp(op, "scale:", 6) && (iv->factor = strtof(op + 6, &end), end && end != op + 6 && !*end)) iv->op = 1;
+        else { st = locus_fail(LOCUS_E_ARG, "--intervene '%s=%s': the operation must be zero, mean or scale:F", t, op); break; }
+        v->n++;
+    }
+    free(copy);
+    return st;
+}
+
+void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape) {
+    locus_interventions *v = ctx;
+    if (v->next && v->next->fn) v->next->fn(v->next->ctx, name, x, ndim, shape);
+    if (v->step < v->step_from || (v->step_to >= 0 && v->step > v->step_to) || ndim < 2) return;
+    for (int i = 0; i < v->n; i++) {
+        const locus_intervention *iv = &v->iv[i];
+        if (fnmatch(iv->pattern, name, 0)) continue;
+        /* view as [B, T, C] (a 2-D tensor is [B, C]) */
+        int64_t B = shape[0], C = shape[ndim - 1], T = 1;
+        for (int d = 1; d < ndim - 1; d++) T *= shape[d];
+        int heads = v->heads > 0 ? v->heads : 1;
+        if (C % heads) continue;
+        int64_t hd = C / heads;
+        for (int64_t b = 0; b < B; b++) {
+            if ((v->half == 1 && b != B - 1) || (v->half == 2 && b != 0)) continue;
+            for (int h = 0; h < heads; h++) {
+                if (v->heads > 0 && v->head_mask_n && !(v->head_mask >> h & 1)) continue;
+                float *base = x + (size_t)b * T * C + (size_t)h * hd;
+                if (iv->op == 2) { /* mean over tokens, per channel */
+                    for (int64_t c = 0; c < hd; c++) {
+                        double s = 0;
+                        for (int64_t t = 0; t < T; t++) s += base[(size_t)t * C + c];
+                        float m = (float)(s / (double)T);
+                        for (int64_t t = 0; t < T; t++) base[(size_t)t * C + c] = m;
+                    }
+                } else {
+                    for (int64_t t = 0; t < T; t++)
+                        for (int64_t c = 0; c < hd; c++) base[(size_t)t * C + c] = iv->op == 0 ? 0.0f : base[(size_t)t * C + c] * iv->factor;
+                }
+            }
+        }
+        v->hits++;
+        return;
+    }
+}

@@ -55,3 +55,29 @@ void locus_kvpatch_free(locus_kvpatch *kv);
 void locus_kvpatch_begin(locus_kvpatch *kv, int mode);
 /* locus_hooks.fn callback (ctx = locus_kvpatch*). */
 void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+
+/* Interventions on hook points, applied in place during one run: zero, scale by a factor, or replace each
+ * token's vector by the mean over tokens — on hook points matching a glob pattern, within a step range, on
+ * chosen heads (channel slices of width C/heads) and on a CFG half.  Spec: "PATTERN=zero", "PATTERN=scale:F",
+ * "PATTERN=mean", joined by ';'. */
+#define LOCUS_MAX_INTERVENTIONS 16
+
+typedef struct {
+    char pattern[256];
+    int op;          /* 0 zero, 1 scale, 2 mean */
+    float factor;
+} locus_intervention;
+
+typedef struct {
+    locus_intervention iv[LOCUS_MAX_INTERVENTIONS];
+    int n;
+    int step_from, step_to;  /* inclusive range; to < 0: to the end */
+    int heads, head_mask_n;  /* heads per tensor (0 = whole vector) and selected heads (bit set) */
+    unsigned long long head_mask;
+    int half;                /* 0 both, 1 conditional (batch row 1), 2 unconditional (row 0) */
+    int step, hits;
+    const locus_hooks *next; /* chained hook (called first) */
+} locus_interventions;
+
+locus_status locus_interventions_parse(locus_interventions *v, const char *spec);
+void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);

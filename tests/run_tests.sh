@@ -165,6 +165,17 @@ mkdir -p "$tmp/sd3np"
 "$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3np"
 bad_gen "SD3 embeddings without pooled" "cond_pooled" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3np/embeds.safetensors"
 bad_gen "DDIM on a flow model" "flow matching" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3/embeds.safetensors" --sampler ddim
+# interventions: scale:1 changes no bit; zeroing head 0 of the conditional half of mid_block attn2.out shows up
+# zeroed in the cache (interventions run before caching) while the other head and the uncond half are kept
+ivargs=(--model $G/pipelines/sd15-tiny --prompt A --seed 1 --steps 2)
+if gen "${ivargs[@]}" -o "$tmp/ivb.png" --dump "$tmp/ivb.st" && gen "${ivargs[@]}" --intervene '*attn2.v=scale:1' -o "$tmp/iv1.png" --dump "$tmp/iv1.st" &&
+   "$B/test_sample" --same-output "$tmp/ivb.png" "$tmp/iv1.png" "$tmp/ivb.st" "$tmp/iv1.st" &&
+   gen "${ivargs[@]}" --intervene 'mid_block*attn2.out=zero' --heads 2 --intervene-heads 0 --intervene-half cond \
+       --cache "$tmp/ivc.st" --cache-points 'mid_block*attn2.out' -o "$tmp/ivz.png" &&
+   ! "$B/test_sample" --same-pixels "$tmp/ivb.png" "$tmp/ivz.png" 2>/dev/null && "$B/test_sample" --check-zero-head "$tmp/ivc.st" 2 0; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL generate --intervene: $(tail -1 "$tmp/gen.err")"; fi
+bad_gen "bad intervention" "operation must be" --model $G/pipelines/sd15-tiny --prompt a --intervene '*attn2.v=halve'
+bad_gen "intervention head out of range" "outside" --model $G/pipelines/sd15-tiny --prompt a --intervene '*attn2.v=zero' --heads 2 --intervene-heads 5
 # a cache pattern that matches nothing is found only after running: progress lines, then the error, no files
 rm -f "$tmp/bad.png"
 if ! "$B/locus" generate --model $G/pipelines/sd15-tiny --prompt a --steps 1 --cache "$tmp/bad.cache" --cache-points 'nothing.*' -o "$tmp/bad.png" 2>"$tmp/err" &&

@@ -186,7 +186,34 @@ static int check_cache(const char *cpath, const char *gpath, int steps) {
     return worst <= 1e-4 ? 0 : 1;
 }
 
+/* --check-zero-head CACHE HEADS HEAD: every cached [2,T,C] tensor has head HEAD of row 1 (conditional) all zero,
+ * and the other heads and row 0 not all zero */
+static int check_zero_head(const char *cpath, int heads, int head) {
+    locus_st_file c;
+    if (locus_st_open(&c, cpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int bad = 0;
+    for (size_t i = 0; i < c.count; i++) {
+        const locus_st_tensor *t = &c.tensors[i];
+        int64_t n = locus_st_numel(t), B = t->shape[0], T = t->shape[1], C = t->shape[2], hd = C / heads;
+        float *x = malloc(n * sizeof(float));
+        locus_st_to_f32(t, x, n);
+        double z = 0, other = 0, row0 = 0;
+        for (int64_t tt = 0; tt < T; tt++)
+            for (int64_t ch = 0; ch < C; ch++) {
+                double a1 = fabs(x[((size_t)(B - 1) * T + tt) * C + ch]), a0 = fabs(x[(size_t)tt * C + ch]);
+                if (ch / hd == head) { z += a1; row0 += a0; } else other += a1;
+            }
+        bad += !(z == 0 && other > 0 && row0 > 0);
+        free(x);
+    }
+    size_t count = c.count;
+    printf("zeroed head %d of the conditional half in %zu cached tensors (%d wrong)\n", head, count, bad);
+    locus_st_close(&c);
+    return bad != 0 || count == 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--check-zero-head")) return check_zero_head(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--check-cache")) return check_cache(argv[2], argv[3], atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
