@@ -8,7 +8,7 @@
 #   make fuzz         libFuzzer target for the safetensors parser (clang), run for FUZZ_SECONDS
 #   make deps         check (and, as root with apt, install) the Debian packages
 #
-# Determinism contract: -O2 -ffp-contract=off, no fast-math, no -march=native; ISA flags only on
+# Determinism contract: -O2 -ffp-contract=off, no fast math and no host-specific tuning; ISA flags only on
 # simd/avx2, simd/avx512 and simd/neon sources.  CC=gcc or CC=clang.
 
 ifeq ($(origin CC),default)
