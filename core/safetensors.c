@@ -333,27 +333,36 @@ struct locus_st_writer {
 
 locus_st_writer *locus_st_writer_new(void) { return calloc(1, sizeof(locus_st_writer)); }
 
-locus_status locus_st_writer_add(locus_st_writer *w, const char *name, locus_dtype dtype, int ndim,
-                                 const int64_t *shape, const void *data) {
-    if (ndim > LOCUS_ST_MAX_DIMS) return locus_fail(LOCUS_E_ARG, "safetensors writer: '%s' has too many dims", name);
+/* appends an entry (name, dtype, shape, byte count; data NULL) to w */
+static wentry *writer_push(locus_st_writer *w, const char *name, locus_dtype dtype, int ndim, const int64_t *shape) {
+    if (ndim > LOCUS_ST_MAX_DIMS) { locus_fail(LOCUS_E_ARG, "safetensors writer: '%s' has too many dims", name); return NULL; }
     if (w->n == w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 16;
         wentry *ne = realloc(w->e, nc * sizeof *ne);
-        if (!ne) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+        if (!ne) { locus_fail(LOCUS_E_NOMEM, "out of memory"); return NULL; }
         w->e = ne;
         w->cap = nc;
     }
     wentry *e = &w->e[w->n];
+    memset(e, 0, sizeof *e);
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) { e->shape[i] = shape[i]; numel *= (size_t)shape[i]; }
     e->nbytes = numel * locus_dtype_size(dtype);
-    e->name = strdup(name);
-    e->data = malloc(e->nbytes ? e->nbytes : 1);
-    if (!e->name || !e->data) { free(e->name); free(e->data); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
-    memcpy(e->data, data, e->nbytes);
     e->dtype = dtype;
     e->ndim = ndim;
+    e->name = strdup(name);
+    if (!e->name) { locus_fail(LOCUS_E_NOMEM, "out of memory"); return NULL; }
     w->n++;
+    return e;
+}
+
+locus_status locus_st_writer_add(locus_st_writer *w, const char *name, locus_dtype dtype, int ndim,
+                                 const int64_t *shape, const void *data) {
+    wentry *e = writer_push(w, name, dtype, ndim, shape);
+    if (!e) return LOCUS_E_NOMEM;
+    e->data = malloc(e->nbytes ? e->nbytes : 1);
+    if (!e->data) { free(e->name); w->n--; return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+    memcpy(e->data, data, e->nbytes);
     return LOCUS_OK;
 }
 
@@ -399,42 +408,50 @@ static void sb_jstr(sbuf *b, const char *s) {
     sb_put(b, "\"", 1);
 }
 
-locus_status locus_st_writer_save(locus_st_writer *w, const char *path) {
-    sbuf h = {0};
+/* the JSON header of w's entries (and metadata), space-padded so the data region is 8-byte aligned */
+static locus_status build_header(const locus_st_writer *w, sbuf *h) {
     char tmp[64];
-    sb_str(&h, "{");
+    sb_str(h, "{");
     size_t off = 0;
     int first = 1;
     if (w->nmeta) {
-        sb_str(&h, "\"__metadata__\":{");
+        sb_str(h, "\"__metadata__\":{");
         for (size_t i = 0; i < w->nmeta; i++) {
-            if (i) sb_str(&h, ",");
-            sb_jstr(&h, w->meta[2 * i]);
-            sb_str(&h, ":");
-            sb_jstr(&h, w->meta[2 * i + 1]);
+            if (i) sb_str(h, ",");
+            sb_jstr(h, w->meta[2 * i]);
+            sb_str(h, ":");
+            sb_jstr(h, w->meta[2 * i + 1]);
         }
-        sb_str(&h, "}");
+        sb_str(h, "}");
         first = 0;
     }
     for (size_t i = 0; i < w->n; i++) {
-        wentry *e = &w->e[i];
-        if (!first) sb_str(&h, ",");
+        const wentry *e = &w->e[i];
+        if (!first) sb_str(h, ",");
         first = 0;
-        sb_jstr(&h, e->name);
-        sb_str(&h, ":{\"dtype\":");
-        sb_jstr(&h, locus_dtype_name(e->dtype));
-        sb_str(&h, ",\"shape\":[");
+        sb_jstr(h, e->name);
+        sb_str(h, ":{\"dtype\":");
+        sb_jstr(h, locus_dtype_name(e->dtype));
+        sb_str(h, ",\"shape\":[");
         for (int d = 0; d < e->ndim; d++) {
             snprintf(tmp, sizeof tmp, d ? ",%lld" : "%lld", (long long)e->shape[d]);
-            sb_str(&h, tmp);
+            sb_str(h, tmp);
         }
         snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]}", off, off + e->nbytes);
-        sb_str(&h, tmp);
+        sb_str(h, tmp);
         off += e->nbytes;
     }
-    sb_str(&h, "}");
-    while (!h.oom && h.n % 8) sb_str(&h, " "); /* pad so the data region is 8-byte aligned */
-    if (h.oom) { free(h.p); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+    sb_str(h, "}");
+    while (!h->oom && h->n % 8) sb_str(h, " ");
+    if (h->oom) { free(h->p); h->p = NULL; return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+    return LOCUS_OK;
+}
+
+/* writes header + data (from body(f, arg)) to a temporary file and renames it onto path */
+static locus_status write_atomic(const locus_st_writer *w, const char *path, int (*body)(FILE *f, void *arg), void *arg) {
+    sbuf h = {0};
+    locus_status st = build_header(w, &h);
+    if (st) return st;
     char tmppath[PATH_MAX];
     snprintf(tmppath, sizeof tmppath, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmppath, "wb");
@@ -442,8 +459,7 @@ locus_status locus_st_writer_save(locus_st_writer *w, const char *path) {
     unsigned char len8[8];
     uint64_t hl = h.n;
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
-    for (size_t i = 0; ok && i < w->n; i++) ok = fwrite(w->e[i].data, 1, w->e[i].nbytes, f) == w->e[i].nbytes;
+    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n && body(f, arg);
     free(h.p);
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
@@ -454,6 +470,15 @@ locus_status locus_st_writer_save(locus_st_writer *w, const char *path) {
     }
     return LOCUS_OK;
 }
+
+static int body_from_memory(FILE *f, void *arg) {
+    const locus_st_writer *w = arg;
+    int ok = 1;
+    for (size_t i = 0; ok && i < w->n; i++) ok = fwrite(w->e[i].data, 1, w->e[i].nbytes, f) == w->e[i].nbytes;
+    return ok;
+}
+
+locus_status locus_st_writer_save(locus_st_writer *w, const char *path) { return write_atomic(w, path, body_from_memory, w); }
 
 void locus_st_writer_free(locus_st_writer *w) {
     if (!w) return;
@@ -468,108 +493,50 @@ void locus_st_writer_free(locus_st_writer *w) {
 
 struct locus_st_stream {
     char path[PATH_MAX], tmp[PATH_MAX + 32];
-    FILE *data;
-    locus_st_writer *meta; /* entries with no data: names, dtypes, shapes */
-    size_t *sizes;
-    size_t n, cap;
+    FILE *data;          /* tensor bytes so far, in order */
+    locus_st_writer *w;  /* the entries (data NULL) */
     locus_status status;
 };
 
 locus_status locus_st_stream_open(locus_st_stream **out, const char *path) {
     locus_st_stream *s = calloc(1, sizeof *s);
-    if (!s) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    if (!s || !(s->w = locus_st_writer_new())) { free(s); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
     snprintf(s->path, sizeof s->path, "%s", path);
     snprintf(s->tmp, sizeof s->tmp, "%s.data.%d", path, (int)getpid());
     s->data = fopen(s->tmp, "w+b");
-    if (!s->data) { free(s); return locus_fail(LOCUS_E_IO, "%s: cannot create: %s", s->tmp, strerror(errno)); }
+    if (!s->data) {
+        locus_st_writer_free(s->w);
+        free(s);
+        return locus_fail(LOCUS_E_IO, "%s: cannot create: %s", path, strerror(errno));
+    }
     *out = s;
     return LOCUS_OK;
 }
 
 locus_status locus_st_stream_add(locus_st_stream *s, const char *name, locus_dtype dtype, int ndim, const int64_t *shape, const void *data) {
     if (s->status) return s->status;
-    if (ndim > LOCUS_ST_MAX_DIMS) return s->status = locus_fail(LOCUS_E_ARG, "safetensors stream: '%s' has too many dims", name);
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
-    size_t nb = numel * locus_dtype_size(dtype);
-    if (fwrite(data, 1, nb, s->data) != nb) return s->status = locus_fail(LOCUS_E_IO, "%s: write failed: %s", s->tmp, strerror(errno));
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? 2 * s->cap : 64;
-        size_t *ns = realloc(s->sizes, nc * sizeof *ns);
-        if (!ns) return s->status = locus_fail(LOCUS_E_NOMEM, "out of memory");
-        s->sizes = ns;
-        s->cap = nc;
-    }
-    if (!s->meta) s->meta = locus_st_writer_new();
-    /* record the entry without its data: a 0-element placeholder keeps name, dtype and shape */
-    wentry *e;
-    locus_st_writer *w = s->meta;
-    if (w->n == w->cap) {
-        size_t nc = w->cap ? w->cap * 2 : 64;
-        wentry *ne = realloc(w->e, nc * sizeof *ne);
-        if (!ne) return s->status = locus_fail(LOCUS_E_NOMEM, "out of memory");
-        w->e = ne;
-        w->cap = nc;
-    }
-    e = &w->e[w->n++];
-    memset(e, 0, sizeof *e);
-    e->name = strdup(name);
-    e->dtype = dtype;
-    e->ndim = ndim;
-    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
-    e->nbytes = nb;
-    s->sizes[s->n++] = nb;
+    wentry *e = writer_push(s->w, name, dtype, ndim, shape);
+    if (!e) return s->status = LOCUS_E_NOMEM;
+    if (fwrite(data, 1, e->nbytes, s->data) != e->nbytes) return s->status = locus_fail(LOCUS_E_IO, "%s: write failed: %s", s->tmp, strerror(errno));
     return LOCUS_OK;
+}
+
+static int body_from_file(FILE *f, void *arg) {
+    FILE *src = arg;
+    char buf[1 << 16];
+    size_t r;
+    if (fflush(src) != 0 || fseek(src, 0, SEEK_SET) != 0) return 0;
+    while ((r = fread(buf, 1, sizeof buf, src)) > 0)
+        if (fwrite(buf, 1, r, f) != r) return 0;
+    return !ferror(src);
 }
 
 locus_status locus_st_stream_close(locus_st_stream *s, int keep) {
     locus_status st = s->status;
-    if (keep && !st) {
-        /* header from the recorded entries, then the data file copied behind it */
-        locus_st_writer *w = s->meta ? s->meta : locus_st_writer_new();
-        s->meta = w;
-        sbuf hb = {0};
-        char tmp[64];
-        size_t off = 0;
-        sb_str(&hb, "{");
-        for (size_t i = 0; i < w->n; i++) {
-            wentry *e = &w->e[i];
-            if (i) sb_str(&hb, ",");
-            sb_jstr(&hb, e->name);
-            sb_str(&hb, ":{\"dtype\":");
-            sb_jstr(&hb, locus_dtype_name(e->dtype));
-            sb_str(&hb, ",\"shape\":[");
-            for (int d = 0; d < e->ndim; d++) { snprintf(tmp, sizeof tmp, d ? ",%lld" : "%lld", (long long)e->shape[d]); sb_str(&hb, tmp); }
-            snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]}", off, off + e->nbytes);
-            sb_str(&hb, tmp);
-            off += e->nbytes;
-        }
-        sb_str(&hb, "}");
-        while (!hb.oom && hb.n % 8) sb_str(&hb, " ");
-        char outtmp[PATH_MAX + 32];
-        snprintf(outtmp, sizeof outtmp, "%s.tmp.%d", s->path, (int)getpid());
-        FILE *f = hb.oom ? NULL : fopen(outtmp, "wb");
-        int ok = f != NULL;
-        if (ok) {
-            unsigned char len8[8];
-            for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hb.n >> (8 * i));
-            ok = fwrite(len8, 1, 8, f) == 8 && fwrite(hb.p, 1, hb.n, f) == hb.n && fflush(s->data) == 0 && fseek(s->data, 0, SEEK_SET) == 0;
-            char buf[1 << 16];
-            size_t r;
-            while (ok && (r = fread(buf, 1, sizeof buf, s->data)) > 0) ok = fwrite(buf, 1, r, f) == r;
-            ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-            ok = (fclose(f) == 0) && ok;
-        }
-        free(hb.p);
-        if (!ok || rename(outtmp, s->path) != 0) {
-            st = locus_fail(LOCUS_E_IO, "%s: write failed: %s", s->path, strerror(errno));
-            unlink(outtmp);
-        }
-    }
+    if (keep && !st) st = write_atomic(s->w, s->path, body_from_file, s->data);
     fclose(s->data);
     unlink(s->tmp);
-    locus_st_writer_free(s->meta);
-    free(s->sizes);
+    locus_st_writer_free(s->w);
     free(s);
     return st;
 }
