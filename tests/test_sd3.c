@@ -9,39 +9,9 @@
 
 #include "../models/sampler.h"
 #include "../models/vae.h"
+#include "../experiments/patch.h"
 #include "parity.h"
 #include "testutil.h"
-
-#define MAXSTEP 8
-
-
-/* K/V cache and patch of one block's text stream, per step */
-typedef struct {
-    const char *kname, *vname;
-    float *k[MAXSTEP], *v[MAXSTEP]; /* cached [B,S,D] */
-    size_t sz;
-    int mode; /* 0 record, 1 patch cond half, 2 patch both halves */
-    int nk;   /* add_k_proj calls so far in this run = the current step (one forward per step) */
-} kv_ctx;
-
-static void kv_hook(void *vc, const char *name, float *x, int ndim, const int64_t *shape) {
-    kv_ctx *c = vc;
-    int isk = !strcmp(name, c->kname), isv = !strcmp(name, c->vname);
-    if (!isk && !isv) return;
-    int step = isk ? c->nk++ : c->nk - 1;
-    if (step < 0 || step >= MAXSTEP) return;
-    size_t n = (size_t)shape[0] * shape[1] * shape[2], half = n / 2;
-    float **slot = isk ? &c->k[step] : &c->v[step];
-    if (c->mode == 0) {
-        if (!*slot) *slot = malloc(n * sizeof(float));
-        memcpy(*slot, x, n * sizeof(float));
-        c->sz = n;
-    } else if (*slot) {
-        if (c->mode == 2) memcpy(x, *slot, n * sizeof(float));
-        else memcpy(x + half, *slot + half, half * sizeof(float)); /* row 1 = conditional */
-    }
-}
-
 
 static void run_model(const char *G, const char *name) {
     char p[512];
@@ -82,10 +52,10 @@ static void run_model(const char *G, const char *name) {
     CHECK(sc.n == 16 && sc.worst <= 1e-4 && rf >= 0 && rf <= 1e-4 && ri >= 0 && ri <= 1e-4, "%s base run within 1e-4", name);
     /* K/V patching: (1) prompt-B run caching block 1's text K/V at every step */
     const char *ksite = m.qk_norm ? "norm_added_k" : "add_k_proj";
-    char kname[96];
-    snprintf(kname, sizeof kname, "transformer_blocks.1.attn.%s", ksite);
-    kv_ctx kv = {kname, "transformer_blocks.1.attn.add_v_proj", {0}, {0}, 0, 0, 0};
-    locus_hooks hk = {kv_hook, &kv, NULL, NULL, 0};
+    locus_kvpatch kv;
+    CHECK(locus_kvpatch_init(&kv, &m, "transformer_blocks.1") == LOCUS_OK, "%s kvpatch init: %s", name, locus_errmsg());
+    locus_kvpatch_begin(&kv, 0);
+    locus_hooks hk = {locus_kvpatch_hook, &kv, NULL, NULL, 0};
     parity_steps sb = {&gk, "source_b", 0, "", 0};
     locus_step_cb cbb = {parity_step_cb, &sb};
     memcpy(lat, noise, nn * 4);
@@ -94,9 +64,9 @@ static void run_model(const char *G, const char *name) {
     for (int st = 0; st < 4; st++) {
         char kn[64];
         snprintf(kn, sizeof kn, "cache_b.step%d.%s", st, ksite);
-        double a = parity_rel(&gk, kn, kv.k[st], (int64_t)kv.sz);
+        double a = parity_rel(&gk, kn, kv.k[st], (int64_t)kv.n);
         snprintf(kn, sizeof kn, "cache_b.step%d.add_v_proj", st);
-        double b = parity_rel(&gk, kn, kv.v[st], (int64_t)kv.sz);
+        double b = parity_rel(&gk, kn, kv.v[st], (int64_t)kv.n);
         rc = fmax(rc, (a < 0 || b < 0) ? 1e9 : fmax(a, b));
     }
     printf("%s kv cache: prompt-B run worst %.2e (%s), cached K/V worst %.2e\n", name, sb.worst, sb.wname, rc);
@@ -104,8 +74,7 @@ static void run_model(const char *G, const char *name) {
     /* (2) prompt A with block 1's text K/V from the cache: conditional half, then both halves */
     for (int mode = 1; mode <= 2; mode++) {
         const char *run = mode == 1 ? "kvpatch" : "kvpatch_both";
-        kv.mode = mode;
-        kv.nk = 0;
+        locus_kvpatch_begin(&kv, mode);
         parity_steps pc = {&gk, run, 0, "", 0};
         locus_step_cb pcb = {parity_step_cb, &pc};
         memcpy(lat, noise, nn * 4);
@@ -120,7 +89,7 @@ static void run_model(const char *G, const char *name) {
         printf("%s %s: %d step tensors, worst %.2e (%s); final_latent %.2e; image %.2e\n", name, run, pc.n, pc.worst, pc.wname, pf, pi);
         CHECK(pc.n == 16 && pc.worst <= 1e-4 && pf >= 0 && pf <= 1e-4 && pi >= 0 && pi <= 1e-4, "%s %s within 1e-4", name, run);
     }
-    for (int st = 0; st < MAXSTEP; st++) { free(kv.k[st]); free(kv.v[st]); }
+    locus_kvpatch_free(&kv);
     free(noise); free(ea); free(eu); free(eb); free(pa); free(pu); free(pb); free(lat); free(img); free(z);
     locus_st_close(&g); locus_st_close(&gk);
     locus_scheduler_free(&s); locus_vae_free(&v); locus_mmdit_free(&m);
