@@ -241,7 +241,7 @@ int locus_cmd_generate(int argc, char **argv) {
                                : p.sched.kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
     float guidance = a.guidance >= 0 ? a.guidance : (p.kind == LOCUS_PIPE_LDM ? 1.0f : sd3 ? 7.0f : 7.5f);
     int max_seq = a.max_seq ? a.max_seq : 256;
-    locus_pipeline_clip_skip = a.clip_skip;
+    p.clip_skip = a.clip_skip;
     /* text conditioning */
     int T = 0;
     if (a.embeds_file) {

@@ -1,6 +1,7 @@
 /* patch.c — cross-attention injection (see patch.h). */
 #include "patch.h"
 
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +106,6 @@ void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const i
         return;
     }
 }
-
-#include <fnmatch.h>
 
 locus_status locus_interventions_parse(locus_interventions *v, const char *spec) {
     char *copy = strdup(spec), *save = NULL;

@@ -8,6 +8,7 @@
 #ifndef LOCUS_PATCH_H
 #define LOCUS_PATCH_H
 
+#include "../models/mmdit.h"
 #include "../models/unet.h"
 
 #define LOCUS_MAX_PATCH_LAYERS 256
@@ -32,8 +33,6 @@ const float *locus_injection_ctx(void *arg, const char *name, int step);
  * the text-stream K and V of the chosen joint blocks (add_k_proj / add_v_proj outputs, after qk-norm when
  * the block has it); the run with prompt A then uses B's K and V of the same step in those blocks only —
  * conditional half by default, both halves with `both` (what the authors' code literally does). */
-#include "../models/mmdit.h"
-
 #define LOCUS_MAX_KV_BLOCKS 64
 #define LOCUS_MAX_KV_STEPS 1001
 

@@ -232,8 +232,6 @@ void locus_pipeline_close(locus_pipeline *p) {
     else locus_unet_free(&p->unet);
 }
 
-int locus_pipeline_clip_skip;
-
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T) {
     if (!p->has_text || !p->tok)
         return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need a CLIP tokenizer/ and text_encoder/ (this folder has %s); pass --prompt-embeds FILE",
@@ -244,7 +242,7 @@ locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *p
     if (st) return st;
     if (tr) fprintf(stderr, "locus: warning: prompt longer than %d tokens was truncated\n", len);
     *T = len;
-    return locus_textenc_clip_skip(&p->text, ids, 1, len, locus_pipeline_clip_skip, embeds);
+    return locus_textenc_clip_skip(&p->text, ids, 1, len, p->clip_skip, embeds);
 }
 
 void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image) {

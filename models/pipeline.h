@@ -38,6 +38,7 @@ typedef struct {
     int has_text;
     locus_clip_tok *tok; /* NULL when the folder has no CLIP tokenizer */
     int vae_factor; /* pixels per latent */
+    int clip_skip;  /* SD1.x/SD2 prompts: final LN of the (clip_skip+1)-th last CLIP layer (diffusers' clip_skip) */
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
 } locus_pipeline;
 
@@ -45,11 +46,10 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
 
 /* Prompt -> [1,77,D] text embeddings (the text encoder's last_hidden_state, as StableDiffusionPipeline
- * with clip_skip None).  Warns on stderr when the prompt is truncated to 77 tokens. */
+ * with clip_skip None; p->clip_skip > 0 takes an earlier layer).  Warns on stderr when the prompt is truncated to 77 tokens. */
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T);
 
-/* CLIP skip for SD1.x/SD2 prompts (0 = last layer, as diffusers' clip_skip): set before encoding. */
-extern int locus_pipeline_clip_skip;
+
 
 /* SD3 prompt embeddings as StableDiffusion3Pipeline.encode_prompt builds them (clip_skip None): CLIP-L and
  * CLIP-G penultimate hidden states concatenated on features and zero-padded to the joint width, followed on

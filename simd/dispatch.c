@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const locus_kernels *g_active;
 static const char *g_isa_names[LOCUS_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
@@ -93,4 +94,11 @@ int locus_threads(void) {
         locus_set_threads(n > 0 ? n : omp_get_max_threads());
     }
     return g_threads;
+}
+
+void locus_prefer_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the default policy */
 }

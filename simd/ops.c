@@ -3,9 +3,7 @@
  * so the partition never changes results. */
 #include <math.h>
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ops.h"
 
@@ -105,13 +103,6 @@ void locus_transpose(const float *x, float *y, int B, int R, int C) {
                 for (int c = c0; c < c1; c++) yb[(size_t)c * R + r] = xb[(size_t)r * C + c];
         }
     }
-}
-
-void locus_prefer_passive_wait(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the default policy */
 }
 
 void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha) {

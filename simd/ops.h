@@ -105,11 +105,6 @@ void locus_geglu(const float *x, float *y, size_t rows, size_t half);
 
 /* y[b, j, i] = x[b, i, j] for x[B, R, C] (batched 2-D transpose) */
 void locus_transpose(const float *x, float *y, int B, int R, int C);
-
-/* OpenMP threads that wait spin by default, which on SMT siblings slows the thread doing the work.  Call first
- * thing in main(): unless OMP_WAIT_POLICY is set, re-executes the program with OMP_WAIT_POLICY=passive
- * (libgomp reads it only at start-up).  Returns only if no re-exec happened. */
-void locus_prefer_passive_wait(char **argv);
 void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha);
 void locus_scale_shift(const float *x, float *y, size_t n, float s, float t);
 
