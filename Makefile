@@ -22,7 +22,8 @@ FPFLAGS   = -ffp-contract=off -fno-fast-math
 CFLAGS_BASE = $(CSTD) $(OPT) $(FPFLAGS) $(WARN) -fopenmp -g $(EXTRA_CFLAGS)
 SLEEF_INC ?=
 PNG_LIB  ?= -lpng
-LDLIBS    = -lsleef $(PNG_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
+OCR_LIB  ?= -ltesseract
+LDLIBS    = -lsleef $(PNG_LIB) $(OCR_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
 ARCH     := $(shell $(CC) -dumpmachine | cut -d- -f1)
 
 FLAGS_avx2   = -mavx2 -mfma
@@ -97,7 +98,7 @@ asan:
 neon-test:
 	@bash .ci/deps.sh check-neon
 	@mkdir -p build-aarch64 && touch build-aarch64/.deps-ok
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit
 	$(MAKE) $(BUILD)/test_kernels $(BUILD)/test_unet $(BUILD)/test_mmdit
 	@bash tests/neon_compare.sh $(BUILD) build-aarch64 | tee build-aarch64/neon.log; \
 	 tail -1 build-aarch64/neon.log | awk '{print "neon", $$2, $$4}' >build-aarch64/results; \

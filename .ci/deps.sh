@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh — check (and, as root with apt, install) the Debian packages locus builds with.
-#   check-build   compiler headers/libs for the main build (sleef, png, openblas, OpenMP)
+#   check-build   compiler headers/libs for the main build (sleef, png, openblas, OpenMP, tesseract + its English model)
 #   check-neon    the aarch64 cross toolchain, arm64 SLEEF and qemu-user (for make neon-test)
-#   install       everything above, plus tesseract (OCR, used by experiments)
+#   install       everything above
 # A missing package is installed automatically when running as root with apt-get available; otherwise the
 # script prints the apt command to run and exits 1.
 set -u
@@ -30,6 +30,8 @@ check_build() {
     have_header sleef.h || miss+=(libsleef-dev)
     have_header png.h || miss+=(libpng-dev)
     have_header cblas.h || miss+=(libopenblas-openmp-dev)
+    have_header tesseract/capi.h || miss+=(libtesseract-dev)
+    ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || [ -n "${TESSDATA_PREFIX:-}" ] || miss+=(tesseract-ocr-eng)
     case "$CC" in *clang*) echo 'int main(void){return 0;}' | $CC -fopenmp -x c - -o /dev/null >/dev/null 2>&1 || miss+=(libomp-dev) ;; esac
     [ ${#miss[@]} -eq 0 ] || apt_install "${miss[@]}"
 }
@@ -53,6 +55,6 @@ check_neon() {
 case "$mode" in
 check-build) check_build ;;
 check-neon) check_neon ;;
-install) check_build; check_neon; command -v tesseract >/dev/null || apt_install tesseract-ocr libtesseract-dev ;;
+install) check_build; check_neon ;;
 *) echo "usage: deps.sh check-build|check-neon|install" >&2; exit 2 ;;
 esac
