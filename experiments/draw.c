@@ -111,10 +111,12 @@ locus_status locus_bar_chart(const char *path, const char *title, int n, const c
         int t = locus_text_width(labels[i], s);
         if (t > lw) lw = t;
     }
-    int row = b ? 2 * lh + 10 : lh + 8;
+    int row = b ? 2 * lh + 14 : lh + 8;
     int W = pad + lw + pad + barw + pad + locus_text_width("0.000", s) + pad;
     int tw = locus_text_width(title, s) + 2 * pad;
+    int legw = pad + lw + pad + lh + 6 + locus_text_width(a_name, s) + 20 + (b ? lh + 6 + locus_text_width(b_name, s) : 0) + pad;
     if (W < tw) W = tw;
+    if (W < legw) W = legw;
     int top = pad + lh + pad + lh + pad; /* title, legend */
     int H = top + n * row + pad + lh + pad;
     locus_canvas c;
@@ -132,7 +134,7 @@ locus_status locus_bar_chart(const char *path, const char *title, int n, const c
     for (int t = 0; t <= 4; t++) locus_draw_rect(&c, x0 + t * barw / 4, top - 4, 1, n * row + 4, grid);
     for (int i = 0; i < n; i++) {
         int y = top + i * row;
-        locus_draw_text(&c, x0 - pad - locus_text_width(labels[i], s), y + (b ? lh / 2 : 0), s, ink, labels[i]);
+        locus_draw_text(&c, x0 - pad - locus_text_width(labels[i], s), y + (b ? lh / 2 + 2 : 0), s, ink, labels[i]);
         double va = a[i] < 0 ? 0 : a[i] > 1 ? 1 : a[i];
         locus_draw_rect(&c, x0, y, (int)(va * barw + 0.5), lh, ca);
         char v[32];
@@ -140,9 +142,9 @@ locus_status locus_bar_chart(const char *path, const char *title, int n, const c
         locus_draw_text(&c, x0 + barw + pad, y, s, ink, v);
         if (b) {
             double vb = b[i] < 0 ? 0 : b[i] > 1 ? 1 : b[i];
-            locus_draw_rect(&c, x0, y + lh + 2, (int)(vb * barw + 0.5), lh, cb);
+            locus_draw_rect(&c, x0, y + lh + 4, (int)(vb * barw + 0.5), lh, cb);
             snprintf(v, sizeof v, "%.3f", b[i]);
-            locus_draw_text(&c, x0 + barw + pad, y + lh + 2, s, 0x707070, v);
+            locus_draw_text(&c, x0 + barw + pad, y + lh + 4, s, 0x707070, v);
         }
     }
     int ay = top + n * row + 4;

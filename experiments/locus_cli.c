@@ -2,6 +2,8 @@
  *
  *   locus info [--model DIR]   ISA table in use, threads, CPU support, version; with --model: the architecture
  *   locus generate ...         text -> image (see usage)
+ *   locus localize ...         the paper's localization sweep (each layer patched alone, OCR metrics, plots)
+ *   locus merge ...            join localize shards
  *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
  * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
@@ -15,6 +17,7 @@
 #include "../simd/kernels.h"
 #include "generate.h"
 #include "layers.h"
+#include "localize.h"
 #include "../simd/ops.h"
 
 static int usage(FILE *f) {
@@ -35,6 +38,12 @@ static int usage(FILE *f) {
             "           [--intervene 'PATTERN=zero|scale:F|mean[;...]' [--intervene-steps FROM:TO] [--heads N\n"
             "             --intervene-heads H1,H2] [--intervene-half cond|uncond|both]]  ablate/scale hook points in place\n"
             "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"
+            "  localize --model DIR (--words FILE | --prompts FILE) -o RESULTS_DIR [--template 'A sign that says \"{}\".']\n"
+            "           [--seeds 0,1,5-9] [--layers all | L1,L2+L3] [--steps N] [--guidance F] [--start-step K]\n"
+            "           [--patch-halves cond|both] [--perm-seed N] [--mse true|uint8-wrap] [--shard I/N] [--resume] [--threads N]\n"
+            "             each layer (group) patched alone with a deranged word's prompt; OCR (tesseract) metrics as the\n"
+            "             paper; results.csv/.jsonl per cell, summary.csv, ocr_f1.png, grid.png; resumable, shardable\n"
+            "  merge -o RESULTS_DIR SHARD_DIR...  join localize shards into the result of an unsharded run\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
@@ -93,6 +102,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "tensors")) return cmd_tensors(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return locus_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "localize")) return locus_cmd_localize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return locus_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);

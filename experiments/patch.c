@@ -99,7 +99,7 @@ void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const i
             if (!*slot) *slot = malloc(n * sizeof(float));
             if (*slot) memcpy(*slot, x, n * sizeof(float));
             kv->n = n;
-        } else if (*slot && step >= kv->start_step && n == kv->n) {
+        } else if (*slot && step >= kv->start_step && n == kv->n && (!kv->active || (kv->active >> j & 1))) {
             if (kv->mode == 2 || shape[0] < 2) memcpy(x, *slot, n * sizeof(float));
             else memcpy(x + n / 2, *slot + n / 2, n / 2 * sizeof(float)); /* batch row 1 = conditional half */
         }

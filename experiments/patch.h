@@ -44,6 +44,7 @@ typedef struct {
     int kcalls[LOCUS_MAX_KV_BLOCKS];
     size_t n;          /* floats per cached tensor */
     int mode;          /* 0 record, 1 patch the conditional half, 2 patch both halves */
+    unsigned long long active; /* patch modes: bit j set = patch blocks[j]; 0 = all recorded blocks */
     int start_step;
 } locus_kvpatch;
 

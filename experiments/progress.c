@@ -16,10 +16,19 @@ void locus_progress_start(locus_progress *p, const char *label, int total) {
     p->total = total;
     p->t0 = now();
     p->tty = isatty(2);
+    p->last_bucket = -1;
+    p->last_print = p->t0;
 }
 
 void locus_progress_update(locus_progress *p, int done) {
-    double el = now() - p->t0, per = done > 0 ? el / done : 0, left = per * (p->total - done);
+    double t = now();
+    if (!p->tty) { /* logs: every 5% and every 30 s, not every step */
+        int bucket = p->total > 0 ? done * 20 / p->total : 20;
+        if (bucket == p->last_bucket && t - p->last_print < 30 && done != p->total) return;
+        p->last_bucket = bucket;
+        p->last_print = t;
+    }
+    double el = t - p->t0, per = done > 0 ? el / done : 0, left = per * (p->total - done);
     char bar[21];
     int fill = p->total > 0 ? done * 20 / p->total : 20;
     for (int i = 0; i < 20; i++) bar[i] = i < fill ? '=' : ' ';

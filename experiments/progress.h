@@ -1,5 +1,5 @@
 /* progress.h — a progress line on stderr for long runs: "label  3/20 [=====     ] 1.23 s/it, 21 s left".
- * Redrawn in place on a terminal; one line per update otherwise (CI logs). */
+ * Redrawn in place on a terminal; otherwise (CI logs) a line at every 5% and at least every 30 s. */
 #ifndef LOCUS_PROGRESS_H
 #define LOCUS_PROGRESS_H
 
@@ -8,6 +8,8 @@ typedef struct {
     int total;
     double t0;
     int tty;
+    int last_bucket;  /* non-tty: last 5% bucket printed */
+    double last_print;
 } locus_progress;
 
 void locus_progress_start(locus_progress *p, const char *label, int total);

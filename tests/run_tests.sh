@@ -223,4 +223,11 @@ if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit
 else f=$((f+1)); echo "  FAIL peak memory estimate '$est' vs measured '$meas'"; fi
 record "layers" $p $f
 
+# 6. locus localize / merge: golden parity of its cells, determinism, shards, SIGKILL + resume, bad input
+mkdir -p "$tmp/loc"
+bash tests/localize_test.sh "$B" "$tmp/loc" >"$tmp/loc.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/loc.out"
+read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "localize" $p $f
+
 exit $overall
