@@ -154,6 +154,14 @@ static void cache_hook(void *vc, const char *name, float *x, int ndim, const int
         }
 }
 
+/* locus_hooks.want: costly points (attention probabilities) are computed when a cache pattern names them */
+static int cache_want(void *vc, const char *name) {
+    const cache_ctx *c = vc;
+    for (int i = 0; i < c->npats; i++)
+        if (!fnmatch(c->pats[i], name, 0)) return 1;
+    return 0;
+}
+
 typedef struct {
     locus_st_writer *dump;
     int C, h, w;
@@ -373,6 +381,8 @@ int locus_cmd_generate(int argc, char **argv) {
         ch = main_h ? *main_h : (locus_hooks){0};
         ch.fn = cache_hook;
         ch.ctx = &cache;
+        ch.want = cache_want;
+        ch.want_arg = &cache;
         main_h = &ch;
     }
     if (!sst)

@@ -34,7 +34,7 @@ static int usage(FILE *f) {
             "             UNet: the listed attn2 layers (or blocks) take K/V from prompt B's text embedding;\n"
             "             SD3: the listed joint blocks (transformer_blocks.N) take the text K/V cached from prompt B's run\n"
             "           [--cache FILE --cache-points PATTERN[,PATTERN]]  stream matching hook points of every step\n"
-            "             (e.g. '*attn2.k,*attn2.v', 'transformer_blocks.*.attn.add_v_proj') to a safetensors file\n"
+            "             (e.g. '*attn2.k,*attn2.v', 'transformer_blocks.*.attn.add_v', '*attn2.probs') to a safetensors file\n"
             "           [--intervene 'PATTERN=zero|scale:F|mean[;...]' [--intervene-steps FROM:TO] [--heads N\n"
             "             --intervene-heads H1,H2] [--intervene-half cond|uncond|both]]  ablate/scale hook points in place\n"
             "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"

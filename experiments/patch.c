@@ -60,8 +60,8 @@ locus_status locus_kvpatch_init(locus_kvpatch *kv, const locus_mmdit *m, const c
         for (int j = 0; j < kv->nblocks; j++) dup |= kv->blocks[j] == idx;
         if (dup || kv->nblocks == LOCUS_MAX_KV_BLOCKS) continue;
         kv->blocks[kv->nblocks] = idx;
-        snprintf(kv->kname[kv->nblocks], 96, m->blocks[idx].nak ? "transformer_blocks.%d.attn.norm_added_k" : "transformer_blocks.%d.attn.add_k_proj", idx);
-        snprintf(kv->vname[kv->nblocks], 96, "transformer_blocks.%d.attn.add_v_proj", idx);
+        snprintf(kv->kname[kv->nblocks], 96, "transformer_blocks.%d.attn.add_k", idx);
+        snprintf(kv->vname[kv->nblocks], 96, "transformer_blocks.%d.attn.add_v", idx);
         kv->nblocks++;
     }
     free(copy);
@@ -115,6 +115,11 @@ locus_status locus_interventions_parse(locus_interventions *v, const char *spec)
         char *eq = strrchr(t, '=');
         if (!eq || eq == t || v->n == LOCUS_MAX_INTERVENTIONS) { st = locus_fail(LOCUS_E_ARG, "--intervene '%s': expected PATTERN=zero|scale:F|mean", t); break; }
         *eq = 0;
+        size_t tl = strlen(t);
+        if (tl >= 6 && !strcmp(t + tl - 6, ".probs")) {
+            st = locus_fail(LOCUS_E_ARG, "--intervene '%s': attention probabilities are read-only hook points (cache them with --cache-points)", t);
+            break;
+        }
         locus_intervention *iv = &v->iv[v->n];
         snprintf(iv->pattern, sizeof iv->pattern, "%s", t);
         const char *op = eq + 1;
@@ -133,6 +138,8 @@ void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, c
     locus_interventions *v = ctx;
     if (v->next && v->next->fn) v->next->fn(v->next->ctx, name, x, ndim, shape);
     if (v->step < v->step_from || (v->step_to >= 0 && v->step > v->step_to) || ndim < 2) return;
+    size_t nl = strlen(name);
+    if (nl >= 6 && !strcmp(name + nl - 6, ".probs")) return; /* read-only */
     for (int i = 0; i < v->n; i++) {
         const locus_intervention *iv = &v->iv[i];
         if (fnmatch(iv->pattern, name, 0)) continue;

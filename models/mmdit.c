@@ -193,35 +193,51 @@ static void block_fwd(const locus_mmdit *m, const mmdit_block *b, int i, float *
         snprintf(n, sizeof n, "transformer_blocks.%d.norm1_context:0", i);
     }
     locus_hook(hooks, n, nc, 3, B, S, D, 0);
-    /* joint attention over [image tokens | context tokens] */
+    /* joint attention over [image tokens | context tokens]: each stream's Q/K/V in its own [B,T,D] buffer
+     * (hook points), then joined per batch row */
     float *q = talloc((size_t)B * J * D), *k = talloc((size_t)B * J * D), *v = talloc((size_t)B * J * D), *o = talloc((size_t)B * J * D);
-    float *kc = talloc((size_t)B * S * D), *vc = talloc((size_t)B * S * D);
-    for (int bb = 0; bb < B; bb++) {
-        size_t oi = (size_t)bb * J * D, oc = oi + (size_t)N * D;
-        nn_linear_fwd(&b->q, nh + (size_t)bb * N * D, N, q + oi);
-        nn_linear_fwd(&b->k, nh + (size_t)bb * N * D, N, k + oi);
-        nn_linear_fwd(&b->v, nh + (size_t)bb * N * D, N, v + oi);
-        nn_linear_fwd(&b->aq, nc + (size_t)bb * S * D, S, q + oc);
-        nn_linear_fwd(&b->ak, nc + (size_t)bb * S * D, S, kc + (size_t)bb * S * D);
-        nn_linear_fwd(&b->av, nc + (size_t)bb * S * D, S, vc + (size_t)bb * S * D);
-        qk_rms(q + oi, N * H, hd, b->nq);
-        qk_rms(k + oi, N * H, hd, b->nk);
-        qk_rms(q + oc, S * H, hd, b->naq);
-        qk_rms(kc + (size_t)bb * S * D, S * H, hd, b->nak);
+    float *qi = talloc((size_t)B * N * D), *ki = talloc((size_t)B * N * D), *vi = talloc((size_t)B * N * D);
+    float *qc = talloc((size_t)B * S * D), *kc = talloc((size_t)B * S * D), *vc = talloc((size_t)B * S * D);
+    nn_linear_fwd(&b->q, nh, B * N, qi);
+    nn_linear_fwd(&b->k, nh, B * N, ki);
+    nn_linear_fwd(&b->v, nh, B * N, vi);
+    nn_linear_fwd(&b->aq, nc, B * S, qc);
+    nn_linear_fwd(&b->ak, nc, B * S, kc);
+    nn_linear_fwd(&b->av, nc, B * S, vc);
+    qk_rms(qi, B * N * H, hd, b->nq);
+    qk_rms(ki, B * N * H, hd, b->nk);
+    qk_rms(qc, B * S * H, hd, b->naq);
+    qk_rms(kc, B * S * H, hd, b->nak);
+    /* hook points as attention uses them (after qk-norm when the block has it): image .q .k .v [B,N,D], text
+     * .add_q .add_k .add_v [B,S,D] — add_k/add_v are the paper's K/V patching sites */
+    static const char *const qkv_names[6] = {"q", "k", "v", "add_q", "add_k", "add_v"};
+    float *const qkv_bufs[6] = {qi, ki, vi, qc, kc, vc};
+    for (int t = 0; t < 6; t++) {
+        snprintf(n, sizeof n, "transformer_blocks.%d.attn.%s", i, qkv_names[t]);
+        locus_hook(hooks, n, qkv_bufs[t], 3, B, t < 3 ? N : S, D, 0);
     }
-    /* the text-stream K and V as attention uses them: hook points for caching and the paper's K/V patching
-     * (K is named by the module that produced it: norm_added_k when the block has qk-norm) */
-    snprintf(n, sizeof n, b->nak ? "transformer_blocks.%d.attn.norm_added_k" : "transformer_blocks.%d.attn.add_k_proj", i);
-    locus_hook(hooks, n, kc, 3, B, S, D, 0);
-    snprintf(n, sizeof n, "transformer_blocks.%d.attn.add_v_proj", i);
-    locus_hook(hooks, n, vc, 3, B, S, D, 0);
     for (int bb = 0; bb < B; bb++) {
-        memcpy(k + (size_t)bb * J * D + (size_t)N * D, kc + (size_t)bb * S * D, (size_t)S * D * sizeof(float));
-        memcpy(v + (size_t)bb * J * D + (size_t)N * D, vc + (size_t)bb * S * D, (size_t)S * D * sizeof(float));
+        size_t oi = (size_t)bb * J * D, oc = oi + (size_t)N * D, si = (size_t)bb * N * D, sc = (size_t)bb * S * D;
+        memcpy(q + oi, qi + si, (size_t)N * D * sizeof(float));
+        memcpy(k + oi, ki + si, (size_t)N * D * sizeof(float));
+        memcpy(v + oi, vi + si, (size_t)N * D * sizeof(float));
+        memcpy(q + oc, qc + sc, (size_t)S * D * sizeof(float));
+        memcpy(k + oc, kc + sc, (size_t)S * D * sizeof(float));
+        memcpy(v + oc, vc + sc, (size_t)S * D * sizeof(float));
     }
+    locus_free(qi); locus_free(ki); locus_free(vi); locus_free(qc); locus_free(kc); locus_free(vc);
+    /* attention probabilities [B,H,J,J] only when a hook asks for them (they can be large) */
+    float *probs = NULL;
+    snprintf(n, sizeof n, "transformer_blocks.%d.attn.probs", i);
+    if (hooks && hooks->fn && hooks->want && hooks->want(hooks->want_arg, n)) probs = talloc((size_t)B * H * J * J);
     locus_attn_desc d = {B, H, J, J, hd, q, (ptrdiff_t)J * D, D, k, (ptrdiff_t)J * D, D, v, (ptrdiff_t)J * D, D, o, (ptrdiff_t)J * D, D,
-                         1.0f / sqrtf((float)hd), NULL, 0, 0, NULL};
+                         1.0f / sqrtf((float)hd), NULL, 0, 0, probs};
     locus_attention(&d);
+    if (probs) {
+        snprintf(n, sizeof n, "transformer_blocks.%d.attn.probs", i);
+        locus_hook(hooks, n, probs, 4, B, H, J, J);
+        locus_free(probs);
+    }
     float *ao = talloc((size_t)B * N * D), *co = talloc((size_t)B * S * D);
     for (int bb = 0; bb < B; bb++) {
         nn_linear_fwd(&b->out, o + (size_t)bb * J * D, N, ao + (size_t)bb * N * D);
@@ -269,7 +285,7 @@ static void block_fwd(const locus_mmdit *m, const mmdit_block *b, int i, float *
     snprintf(n, sizeof n, "transformer_blocks.%d:1", i);
     locus_hook(hooks, n, h, 3, B, N, D, 0);
     locus_free(e1); locus_free(e2); locus_free(nh); locus_free(nc); locus_free(nh2);
-    locus_free(q); locus_free(k); locus_free(v); locus_free(o); locus_free(ao); locus_free(co); locus_free(kc); locus_free(vc);
+    locus_free(q); locus_free(k); locus_free(v); locus_free(o); locus_free(ao); locus_free(co);
 }
 
 void locus_mmdit_forward(const locus_mmdit *m, const float *x, int B, int H, int W, const float *timesteps, const float *ctx, int S,

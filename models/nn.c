@@ -120,9 +120,17 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
         snprintf(hn, sizeof hn, "%s.k", name); locus_hook(hooks, hn, k, 3, B, S, C, 0);
         snprintf(hn, sizeof hn, "%s.v", name); locus_hook(hooks, hn, v, 3, B, S, C, 0);
     }
+    float *probs = NULL; /* [B,heads,T,S], only when a hook asks for <layer>.probs */
+    char pn[512];
+    snprintf(pn, sizeof pn, "%s.probs", name);
+    if (hooks && hooks->fn && hooks->want && hooks->want(hooks->want_arg, pn)) probs = talloc((size_t)B * a->heads * T * S);
     locus_attn_desc d = {B, a->heads, T, S, a->dim_head, q, (ptrdiff_t)T * C, C, k, (ptrdiff_t)S * C, C, v, (ptrdiff_t)S * C, C,
-                         o, (ptrdiff_t)T * C, C, 1.0f / sqrtf((float)a->dim_head), NULL, 0, 0, NULL};
+                         o, (ptrdiff_t)T * C, C, 1.0f / sqrtf((float)a->dim_head), NULL, 0, 0, probs};
     locus_attention(&d);
+    if (probs) {
+        locus_hook(hooks, pn, probs, 4, B, a->heads, T, S);
+        locus_free(probs);
+    }
     if (hooks && hooks->fn) {
         char hn[512];
         snprintf(hn, sizeof hn, "%s.out", name);

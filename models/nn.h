@@ -22,6 +22,11 @@ typedef struct {
     const float *(*cross_ctx)(void *arg, const char *name, int step);
     void *cross_arg;
     int step;
+    /* Optional, costly hook points (attention probabilities "<attention path>.probs", [B,heads,Tq,Tk]) are
+     * computed only when want(want_arg, name) returns non-zero.  They are read-only: the attention output is
+     * already computed from the unmodified probabilities. */
+    int (*want)(void *arg, const char *name);
+    void *want_arg;
 } locus_hooks;
 
 void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);

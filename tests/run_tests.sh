@@ -112,7 +112,7 @@ if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "HELLO".' --patc
 else f=$((f+1)); echo "  FAIL generate sd3 K/V patching: $(tail -1 "$tmp/gen.err")"; fi
 # --cache streams hook points: prompt B's text K/V of block 1 at every step equal diffusers' cache_b
 if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "WORLD".' --seed 42 --steps 4 --guidance 7 --max-sequence-length 32 \
-     --cache "$tmp/kvc.st" --cache-points 'transformer_blocks.1.attn.add_k_proj,transformer_blocks.1.attn.add_v_proj' -o "$tmp/kvc.png" &&
+     --cache "$tmp/kvc.st" --cache-points 'transformer_blocks.1.attn.add_k,transformer_blocks.1.attn.add_v' -o "$tmp/kvc.png" &&
    "$B/test_sample" --check-cache "$tmp/kvc.st" $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors 4 | sed 's/^/  /' &&
    [ "$("$B/locus" tensors "$tmp/kvc.st" | tail -1 | awk '{print $1}')" = 8 ] && [ -z "$(ls "$tmp" | grep 'kvc.st.data')" ]; then p=$((p+1))
 else f=$((f+1)); echo "  FAIL generate --cache: $(tail -1 "$tmp/gen.err")"; fi
@@ -181,6 +181,13 @@ rm -f "$tmp/bad.png"
 if ! "$B/locus" generate --model $G/pipelines/sd15-tiny --prompt a --steps 1 --cache "$tmp/bad.cache" --cache-points 'nothing.*' -o "$tmp/bad.png" 2>"$tmp/err" &&
    tail -1 "$tmp/err" | grep -q "matched no hook point" && [ ! -e "$tmp/bad.png" ] && [ -z "$(ls "$tmp" | grep 'bad.cache')" ]; then p=$((p+1))
 else f=$((f+1)); echo "  FAIL --cache matching nothing: $(tail -1 "$tmp/err")"; fi
+# attention probabilities as hook points: computed only when asked for, equal to softmax(q.k/sqrt(d))
+mp=mid_block.attentions.0.transformer_blocks.0.attn2
+if gen --model $G/pipelines/sd15-tiny --prompt 'A sign that says "HELLO".' --steps 2 --cache "$tmp/probs.st" --cache-points "step1.x,$mp.q,$mp.k,$mp.probs,*attn1.probs" -o "$tmp/probs.png" &&
+   "$B/locus" tensors "$tmp/probs.st" | grep -q "step1.$mp.probs.*\[2,2,16,77\]" && [ "$("$B/locus" tensors "$tmp/probs.st" | grep -c 'attn1.probs')" = 12 ] &&
+   "$B/test_sample" --check-probs "$tmp/probs.st" "step0.$mp" 2 | sed 's/^/  /'; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL attention probability hook points: $(tail -1 "$tmp/gen.err")"; fi
+bad_gen "intervening on probabilities" "read-only" --model $G/pipelines/sd15-tiny --prompt a --intervene '*.probs=zero'
 bad_gen "unknown sampler" "sampler" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --sampler heun
 for smp in euler pndm; do  # the other samplers run end to end and are bit-identical across ISAs
   if gen "${sdargs[@]}" --sampler $smp -o "$tmp/$smp.png" --dump "$tmp/$smp.st" &&

@@ -171,8 +171,8 @@ static int check_cache(const char *cpath, const char *gpath, int steps) {
     for (int s = 0; s < steps; s++)
         for (int k = 0; k < 2; k++) {
             char cn[128], gn[128];
-            snprintf(cn, sizeof cn, "step%d.transformer_blocks.1.attn.%s", s, k ? "add_v_proj" : "add_k_proj");
-            snprintf(gn, sizeof gn, "cache_b.step%d.%s", s, k ? "add_v_proj" : "add_k_proj");
+            snprintf(cn, sizeof cn, "step%d.transformer_blocks.1.attn.%s", s, k ? "add_v" : "add_k");
+            snprintf(gn, sizeof gn, "cache_b.step%d.%s", s, k ? "add_v" : "add_k");
             int64_t ne;
             float *x = golden_f32(&c, cn, &ne);
             double r = x ? parity_rel(&g, gn, x, ne) : -1;
@@ -212,7 +212,47 @@ static int check_zero_head(const char *cpath, int heads, int head) {
     return bad != 0 || count == 0;
 }
 
+/* --check-probs CACHE PREFIX HEADS: PREFIX.probs [B,H,T,S] equals softmax(q.k^T / sqrt(d)) recomputed in
+ * double from the cached PREFIX.q [B,T,C] and PREFIX.k [B,S,C] (the keys' hook point name is PREFIX.k, or
+ * PREFIX.add_k-joined for joint attention: not handled here) */
+static int check_probs(const char *cpath, const char *prefix, int H) {
+    locus_st_file c;
+    if (locus_st_open(&c, cpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    char nq[512], nk[512], np[512];
+    snprintf(nq, sizeof nq, "%s.q", prefix);
+    snprintf(nk, sizeof nk, "%s.k", prefix);
+    snprintf(np, sizeof np, "%s.probs", prefix);
+    const locus_st_tensor *tq = locus_st_find(&c, nq), *tk = locus_st_find(&c, nk), *tp = locus_st_find(&c, np);
+    if (!tq || !tk || !tp || tp->ndim != 4) { fprintf(stderr, "%s: needs %s, %s and %s\n", cpath, nq, nk, np); locus_st_close(&c); return 1; }
+    int64_t B = tq->shape[0], T = tq->shape[1], C = tq->shape[2], S = tk->shape[1], d = C / H;
+    if (tp->shape[0] != B || tp->shape[1] != H || tp->shape[2] != T || tp->shape[3] != S) { fprintf(stderr, "probs shape\n"); locus_st_close(&c); return 1; }
+    float *q = malloc(B * T * C * 4), *k = malloc(B * S * C * 4), *pr = malloc(B * H * T * S * 4);
+    locus_st_to_f32(tq, q, B * T * C);
+    locus_st_to_f32(tk, k, B * S * C);
+    locus_st_to_f32(tp, pr, B * H * T * S);
+    double worst = 0, *e = malloc(S * sizeof(double));
+    for (int64_t b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++) {
+                double mx = -1e300, sum = 0;
+                for (int64_t j = 0; j < S; j++) {
+                    double dot = 0;
+                    for (int64_t x = 0; x < d; x++) dot += (double)q[(b * T + t) * C + h * d + x] * k[(b * S + j) * C + h * d + x];
+                    e[j] = dot / sqrt((double)d);
+                    if (e[j] > mx) mx = e[j];
+                }
+                for (int64_t j = 0; j < S; j++) sum += (e[j] = exp(e[j] - mx));
+                for (int64_t j = 0; j < S; j++) worst = fmax(worst, fabs(e[j] / sum - pr[((b * H + h) * T + t) * S + j]));
+            }
+    printf("%s: [%lld,%d,%lld,%lld] probabilities vs a double softmax(q.k/sqrt(d)) from the cached q, k: max diff %.2e\n", np, (long long)B, H,
+           (long long)T, (long long)S, worst);
+    free(q); free(k); free(pr); free(e);
+    locus_st_close(&c);
+    return !(worst < 1e-5);
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--check-probs")) return check_probs(argv[2], argv[3], atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--check-zero-head")) return check_zero_head(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--check-cache")) return check_cache(argv[2], argv[3], atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
