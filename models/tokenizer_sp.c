@@ -16,7 +16,12 @@ struct locus_sp_tok {
     size_t cap;
     int unk, eos, pad, maxlen;
     float min_score;
-    int add_dummy_prefix, remove_extra_ws;
+    int add_dummy_prefix, remove_extra_ws, escape_ws;
+    /* normalizer: precompiled character map = darts-clone double-array trie + NUL-terminated replacements */
+    uint32_t *trie;
+    size_t trie_units;
+    char *norm;
+    size_t norm_len;
 };
 
 static uint64_t fnv(const char *s, size_t n) {
@@ -69,7 +74,7 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
     fclose(f);
     locus_sp_tok *t = calloc(1, sizeof *t);
     t->unk = 0; t->eos = -1; t->pad = -1;
-    t->add_dummy_prefix = 1; t->remove_extra_ws = 1;
+    t->add_dummy_prefix = 1; t->remove_extra_ws = 1; t->escape_ws = 1;
     int cap = 0, model_type = 1;
     pb b = {buf, buf + sz, 0};
     while (b.p < b.end && !b.bad) {
@@ -113,10 +118,31 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
             while (m.p < m.end && !m.bad) {
                 uint64_t k2 = pb_varint(&m);
                 int f2 = (int)(k2 >> 3), w2 = (int)(k2 & 7);
+                if (f2 == 2 && w2 == 2) { /* precompiled_charsmap: <u32 trie bytes><trie><normalized strings> */
+                    uint64_t l = pb_varint(&m);
+                    if (l > (uint64_t)(m.end - m.p) || (l && l < 4)) { m.bad = 1; break; }
+                    if (l) {
+                        uint32_t tb = (uint32_t)m.p[0] | (uint32_t)m.p[1] << 8 | (uint32_t)m.p[2] << 16 | (uint32_t)m.p[3] << 24;
+                        if (tb % 4 || tb > l - 4 || tb == 0) { m.bad = 1; break; }
+                        t->trie_units = tb / 4;
+                        t->trie = malloc(tb);
+                        for (size_t u = 0; u < t->trie_units; u++) {
+                            const unsigned char *q = m.p + 4 + 4 * u;
+                            t->trie[u] = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+                        }
+                        t->norm_len = l - 4 - tb;
+                        t->norm = malloc(t->norm_len + 1);
+                        memcpy(t->norm, m.p + 4 + tb, t->norm_len);
+                        t->norm[t->norm_len] = 0;
+                    }
+                    m.p += l;
+                    continue;
+                }
                 if (w2 != 0) { pb_skip(&m, w2); continue; }
                 uint64_t v = pb_varint(&m);
                 if (f2 == 3) t->add_dummy_prefix = (int)v;
                 else if (f2 == 4) t->remove_extra_ws = (int)v;
+                else if (f2 == 5) t->escape_ws = (int)v;
             }
         }
     }
@@ -153,33 +179,126 @@ void locus_sp_tok_free(locus_sp_tok *t) {
     for (int i = 0; i < t->npieces; i++) free(t->pieces[i].s);
     free(t->pieces);
     free(t->table);
+    free(t->trie);
+    free(t->norm);
     free(t);
 }
 
 static int utf8_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4; }
 
-locus_status locus_sp_tok_encode(const locus_sp_tok *t, const char *text, int64_t *out, int max, int *count) {
-    size_t L = strlen(text);
-    for (size_t i = 0; i < L; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c < 0x20 || c > 0x7e)
-            return locus_fail(LOCUS_E_UNSUPPORTED, "prompt has characters outside printable ASCII, which the T5 tokenizer here does not handle yet");
+/* Length of one valid UTF-8 character at s (as SentencePiece's IsValidDecodeUTF8: shortest form, no
+ * surrogates, <= U+10FFFF), or 0 when the bytes are malformed. */
+static size_t utf8_valid(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (!len || len > n) return 0;
+    uint32_t cp = c & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
     }
-    /* normalise: collapse/strip spaces, dummy prefix, spaces -> U+2581 (3 bytes) */
-    char *s = malloc(3 * L + 8);
-    size_t n = 0;
-    int pending = t->add_dummy_prefix;
-    size_t i = 0;
-    if (t->remove_extra_ws) while (i < L && text[i] == ' ') i++;
-    for (; i < L; i++) {
-        if (text[i] == ' ') {
-            if (!t->remove_extra_ws) { memcpy(s + n, "\xe2\x96\x81", 3); n += 3; }
-            else pending = 1;
-            continue;
+    static const uint32_t minv[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < minv[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* Longest rule of the precompiled map matching a prefix of s (darts-clone commonPrefixSearch): returns the
+ * matched length (0: none) and the replacement's offset in t->norm. */
+static size_t charsmap_match(const locus_sp_tok *t, const unsigned char *s, size_t n, size_t *value) {
+    if (!t->trie) return 0;
+#define UNIT_OFFSET(u) (((u) >> 10) << (((u) & (1u << 9)) >> 6))
+#define UNIT_LABEL(u) ((u) & ((1u << 31) | 0xFFu))
+#define UNIT_LEAF(u) (((u) >> 8) & 1u)
+#define UNIT_VALUE(u) ((u) & ((1u << 31) - 1))
+    size_t best = 0;
+    uint32_t id = 0, unit = t->trie[0];
+    id ^= UNIT_OFFSET(unit);
+    for (size_t i = 0; i < n; i++) {
+        id ^= s[i];
+        if (id >= t->trie_units) break;
+        unit = t->trie[id];
+        if (UNIT_LABEL(unit) != s[i]) break;
+        id ^= UNIT_OFFSET(unit);
+        if (id >= t->trie_units) break;
+        if (UNIT_LEAF(unit)) {
+            size_t v = UNIT_VALUE(t->trie[id]);
+            if (v < t->norm_len) { best = i + 1; *value = v; }
         }
-        if (pending) { memcpy(s + n, "\xe2\x96\x81", 3); n += 3; pending = 0; }
-        s[n++] = text[i];
     }
+    return best;
+}
+
+/* One normalization step at the front of the input (SentencePiece's Normalizer::NormalizePrefix): the longest
+ * charsmap rule, else one valid UTF-8 character as is, else U+FFFD for one malformed byte. */
+static size_t norm_prefix(const locus_sp_tok *t, const unsigned char *s, size_t n, const char **out, size_t *outn) {
+    size_t v = 0, m = charsmap_match(t, s, n, &v);
+    if (m) {
+        *out = t->norm + v;
+        *outn = strlen(t->norm + v);
+        return m;
+    }
+    size_t l = utf8_valid(s, n);
+    if (!l) {
+        *out = "\xef\xbf\xbd";
+        *outn = 3;
+        return 1;
+    }
+    *out = (const char *)s;
+    *outn = l;
+    return l;
+}
+
+/* SentencePiece's Normalizer::Normalize: charsmap (NFKC for T5), leading/trailing/repeated whitespace removed,
+ * a dummy-prefix space, spaces escaped as U+2581.  Returns a malloc'd string and its length. */
+static char *sp_normalize(const locus_sp_tok *t, const char *text, size_t *outlen) {
+    const unsigned char *in = (const unsigned char *)text;
+    size_t L = strlen(text), cap = 3 * L + 16, n = 0;
+    char *s = malloc(cap);
+    const char *sp;
+    size_t spn, used;
+    if (t->remove_extra_ws)
+        while (L && (used = norm_prefix(t, in, L, &sp, &spn)) && spn == 1 && sp[0] == ' ') { in += used; L -= used; }
+    if (!L) { *outlen = 0; s[0] = 0; return s; }
+#define PUT(p, k)                                                              \
+    do {                                                                       \
+        if (n + (k) + 1 > cap) { cap = 2 * (n + (k)) + 16; s = realloc(s, cap); } \
+        memcpy(s + n, (p), (k));                                               \
+        n += (k);                                                              \
+    } while (0)
+    if (t->add_dummy_prefix) {
+        if (t->escape_ws) PUT("\xe2\x96\x81", 3); else PUT(" ", 1);
+    }
+    int prev_space = t->remove_extra_ws;
+    while (L) {
+        used = norm_prefix(t, in, L, &sp, &spn);
+        if (prev_space)
+            while (spn && sp[0] == ' ') { sp++; spn--; }
+        if (spn) {
+            for (size_t k = 0; k < spn; k++) {
+                if (t->escape_ws && sp[k] == ' ') PUT("\xe2\x96\x81", 3);
+                else PUT(sp + k, 1);
+            }
+            prev_space = sp[spn - 1] == ' ';
+        }
+        in += used;
+        L -= used;
+        if (!t->remove_extra_ws) prev_space = 0;
+    }
+    if (t->remove_extra_ws) {
+        const char *ws = t->escape_ws ? "\xe2\x96\x81" : " ";
+        size_t wl = strlen(ws);
+        while (n >= wl && !memcmp(s + n - wl, ws, wl)) n -= wl;
+    }
+#undef PUT
+    s[n] = 0;
+    *outlen = n;
+    return s;
+}
+
+locus_status locus_sp_tok_encode(const locus_sp_tok *t, const char *text, int64_t *out, int max, int *count) {
+    size_t n;
+    char *s = sp_normalize(t, text, &n);
     if (n == 0) { free(s); if (max < 1) return locus_fail(LOCUS_E_ARG, "token buffer too small"); out[0] = t->eos; *count = 1; return LOCUS_OK; }
     /* Viterbi over byte positions at character boundaries */
     float *best = malloc((n + 1) * sizeof(float));
@@ -204,16 +323,22 @@ locus_status locus_sp_tok_encode(const locus_sp_tok *t, const char *text, int64_
             if (sc > best[e]) { best[e] = sc; from[e] = (int)b; pid[e] = t->unk; }
         }
     }
+    /* best path, with runs of unknown characters merged into one <unk> (as SentencePiece does) */
     int cnt = 0;
     for (int e = (int)n; e > 0; e = from[e]) cnt++;
+    int *path = malloc(((size_t)cnt + 1) * sizeof(int)), k = cnt;
+    for (int e = (int)n; e > 0; e = from[e]) path[--k] = pid[e];
+    int m = 0;
+    for (int j = 0; j < cnt; j++)
+        if (!(path[j] == t->unk && m > 0 && path[m - 1] == t->unk)) path[m++] = path[j];
     locus_status st = LOCUS_OK;
-    if (cnt + 1 > max) st = locus_fail(LOCUS_E_ARG, "prompt too long for the token buffer");
+    if (m + 1 > max) st = locus_fail(LOCUS_E_ARG, "prompt too long for the token buffer");
     else {
-        int k = cnt;
-        for (int e = (int)n; e > 0; e = from[e]) out[--k] = pid[e];
-        out[cnt] = t->eos;
-        *count = cnt + 1;
+        for (int j = 0; j < m; j++) out[j] = path[j];
+        out[m] = t->eos;
+        *count = m + 1;
     }
+    free(path);
     free(s); free(best); free(from); free(pid);
     return st;
 }

@@ -1,10 +1,11 @@
 /* tokenizer_sp.h — SentencePiece unigram tokenizer (T5 / SD3 tokenizer_3) read from spiece.model.
  *
  * The model file (protobuf ModelProto) gives the pieces with their scores and types and the normalizer flags.
- * Encoding: normalise (collapse and strip whitespace, prepend U+2581, spaces to U+2581), then the Viterbi
- * segmentation that maximises the sum of piece scores; characters no piece covers become <unk> with the
- * unigram unknown penalty.  The normalizer's precompiled NFKC map is not applied, so this covers printable
- * ASCII text (where that map is the identity); other text is refused with LOCUS_E_UNSUPPORTED.
+ * Encoding as SentencePiece's Normalizer + unigram Model: the model's precompiled character map (NFKC-based
+ * nmt_nfkc for T5: a darts-clone double-array trie of byte sequences -> replacements, longest match wins;
+ * malformed UTF-8 bytes become U+FFFD), leading/trailing/repeated whitespace removed, a dummy-prefix space,
+ * spaces escaped as U+2581; then the Viterbi segmentation maximising the sum of piece scores, where a
+ * character no piece covers is <unk> (score: lowest piece score - 10) and runs of <unk> merge into one.
  */
 #ifndef LOCUS_TOKENIZER_SP_H
 #define LOCUS_TOKENIZER_SP_H
