@@ -1,11 +1,11 @@
 /* tokenizer_clip.h — CLIP byte-level BPE tokenizer (openai SimpleTokenizer / HF CLIPTokenizer) from a
  * tokenizer folder (vocab.json, merges.txt, special_tokens_map.json).
  *
- * Text cleaning as the reference: ftfy.fix_text, html.unescape twice, whitespace collapsed, lower case, then
- * the CLIP split pattern and BPE with '</w>' word ends.  This implementation covers ASCII text (terminal
- * escape sequences and control characters removed as ftfy does; numeric and the ASCII named HTML entities
- * decoded as html.unescape does).  Text it cannot reproduce exactly — non-ASCII characters, or HTML entities
- * that decode to non-ASCII — is refused with LOCUS_E_UNSUPPORTED rather than tokenized differently.
+ * Text cleaning as the reference (openai SimpleTokenizer): ftfy.fix_text — HTML entities, mojibake of UTF-8
+ * read as Latin-1/windows-1252, C1 controls, Latin ligatures, full/half-width forms, curly quotes, line
+ * breaks, terminal escapes, control characters, NFC — then html.unescape twice, whitespace collapsed,
+ * Python's lower(), the CLIP split pattern (\p{L}+ | \p{N} | other runs, contractions) over Unicode general
+ * categories, and byte-level BPE with '</w>' word ends.  Unicode data: models/unicode.h.
  */
 #ifndef LOCUS_TOKENIZER_CLIP_H
 #define LOCUS_TOKENIZER_CLIP_H

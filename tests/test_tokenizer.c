@@ -1,16 +1,65 @@
-/* test_tokenizer.c — the CLIP tokenizer against tests/golden/text/tokenizer/cases.json (openai SimpleTokenizer
- * with ftfy): every ASCII case must match exactly; every other case must be refused with a clear error
- * (never tokenized differently).  Also the sd15-tiny pipeline prompts (padded to 77). */
+/* test_tokenizer.c — the CLIP and T5 tokenizers against tests/golden/text/tokenizer/cases.json (openai
+ * SimpleTokenizer with ftfy; SentencePiece with spiece.model): every case, ASCII and Unicode, must match
+ * exactly.  Also the sd15-tiny pipeline prompts (padded to 77). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/json.h"
+#include "../models/unicode.h"
+#include "golden/unicode_check.h"
 #include "../models/tokenizer_clip.h"
 #include "../models/tokenizer_sp.h"
 #include "testutil.h"
 
+typedef struct { uint64_t h; } fnv_t;
+static void fnv_add(fnv_t *f, uint32_t v) {
+    for (int k = 0; k < 4; k++) { f->h ^= (v >> (8 * k)) & 0xFF; f->h *= 0x100000001b3ull; }
+}
+
+/* models/unicode.c against Python's unicodedata / str methods: hashes over every code point and over seeded
+ * combining sequences (tests/golden/unicode_check.h) */
+static void test_unicode(void) {
+    fnv_t hc = {0xcbf29ce484222325ull}, hs = hc, hl = hc, hd = hc, hn = hc, hq = hc;
+    locus_ustr u = {0};
+    for (uint32_t cp = 0; cp < 0x110000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        fnv_add(&hc, locus_uc_category(cp));
+        fnv_add(&hs, (uint32_t)locus_uc_is_space(cp));
+        u.n = 0; locus_ustr_push(&u, cp); locus_uc_lower(&u);
+        for (size_t k = 0; k < u.n; k++) fnv_add(&hl, u.cp[k]);
+        fnv_add(&hl, 0xFFFFFFFFu);
+        u.n = 0; locus_ustr_push(&u, cp); locus_uc_nfd(&u);
+        for (size_t k = 0; k < u.n; k++) fnv_add(&hd, u.cp[k]);
+        fnv_add(&hd, 0xFFFFFFFFu);
+        u.n = 0; locus_ustr_push(&u, cp); locus_uc_nfc(&u);
+        for (size_t k = 0; k < u.n; k++) fnv_add(&hn, u.cp[k]);
+        fnv_add(&hn, 0xFFFFFFFFu);
+    }
+    CHECK(hc.h == uc_check_category, "general categories of all code points differ from Python's");
+    CHECK(hs.h == uc_check_space, "str.isspace of all code points differs from Python's");
+    CHECK(hl.h == uc_check_lower, "str.lower of all code points differs from Python's");
+    CHECK(hd.h == uc_check_nfd, "NFD of all code points differs from Python's");
+    CHECK(hn.h == uc_check_nfc, "NFC of all code points differs from Python's");
+    for (int i = 0; i < 400; i++)
+        for (int form = 0; form < 3; form++) {
+            u.n = 0;
+            for (uint32_t k = 0; k < uc_check_seq[i][0]; k++) locus_ustr_push(&u, uc_check_seq[i][1 + k]);
+            if (form == 0) locus_uc_nfc(&u);
+            else if (form == 1) locus_uc_nfd(&u);
+            else locus_uc_lower(&u);
+            for (size_t k = 0; k < u.n; k++) fnv_add(&hq, u.cp[k]);
+            fnv_add(&hq, 0xFFFFFFFFu);
+        }
+    CHECK(hq.h == uc_check_seqs, "NFC/NFD/lower of 400 combining sequences differ from Python's");
+    locus_ustr_free(&u);
+    printf("unicode: categories, isspace, lower, NFD, NFC of all 1,112,064 code points and 400 combining sequences %s Python's\n",
+           hc.h == uc_check_category && hs.h == uc_check_space && hl.h == uc_check_lower && hd.h == uc_check_nfd && hn.h == uc_check_nfc &&
+                   hq.h == uc_check_seqs ? "equal" : "DIFFER FROM");
+}
+
 int main(void) {
+    test_unicode();
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     char p[512];
     locus_clip_tok *t;
@@ -36,9 +85,10 @@ int main(void) {
         else if (st == LOCUS_E_UNSUPPORTED) refused++;
         else { wrong++; fprintf(stderr, "  tokenizer case %zu '%s': %s\n", i, txt->str, st ? locus_errmsg() : "different ids"); }
     }
-    printf("clip tokenizer: %d cases match exactly, %d refused (non-ASCII), %d wrong; %d ASCII cases\n", match, refused, wrong, ascii);
-    CHECK(wrong == 0, "no case tokenized differently from the reference (%d wrong)", wrong);
-    CHECK(match >= ascii - 1, "ASCII cases match (%d of %d)", match, ascii);
+    printf("clip tokenizer: %d of %zu cases match exactly (%d ASCII; the rest Unicode: ftfy, html entities, NFC, lower, \\p{L}/\\p{N}), %d refused, %d wrong\n",
+           match, cases ? cases->len : 0, ascii, refused, wrong);
+    CHECK(wrong == 0 && refused == 0, "no case tokenized differently from the reference or refused (%d wrong, %d refused)", wrong, refused);
+    CHECK(cases && match == (int)cases->len && match > ascii, "every CLIP case matches (%d of %zu)", match, cases ? cases->len : 0);
     locus_json_free(&d);
     /* pipeline prompts from pipelines/README.md */
     int64_t ids[77];
