@@ -201,6 +201,14 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
             return st;
         }
     }
+    snprintf(tk, sizeof tk, "%s/tokenizer/vocab.txt", dir);
+    if (p->has_text && p->text.kind == LOCUS_TEXT_LDMBERT && is_file(tk)) {
+        snprintf(tk, sizeof tk, "%s/tokenizer", dir);
+        if ((st = locus_bert_tok_load(&p->btok, tk))) {
+            locus_pipeline_close(p);
+            return st;
+        }
+    }
     if (p->vae.latent_channels != p->unet.in_channels) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, p->vae.latent_channels, p->unet.in_channels);
@@ -220,6 +228,8 @@ void locus_pipeline_close(locus_pipeline *p) {
     locus_clip_tok_free(p->tok);
     locus_clip_tok_free(p->tok2);
     locus_sp_tok_free(p->tok3);
+    locus_bert_tok_free(p->btok);
+    p->btok = NULL;
     p->tok = p->tok2 = NULL;
     p->tok3 = NULL;
     if (p->has_text) locus_textenc_free(&p->text);
@@ -233,12 +243,13 @@ void locus_pipeline_close(locus_pipeline *p) {
 }
 
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T) {
-    if (!p->has_text || !p->tok)
-        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need a CLIP tokenizer/ and text_encoder/ (this folder has %s); pass --prompt-embeds FILE",
-                          p->dir, p->has_text ? "an LDMBert encoder, whose BERT tokenizer locus does not have yet" : "no text encoder");
+    int bert = p->has_text && p->text.kind == LOCUS_TEXT_LDMBERT;
+    if (!p->has_text || (bert ? !p->btok : !p->tok))
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need a text encoder and its tokenizer/ (%s); pass --prompt-embeds FILE", p->dir,
+                          !p->has_text ? "this folder has no text encoder" : bert ? "LDMBert needs tokenizer/vocab.txt" : "CLIP needs tokenizer/vocab.json and merges.txt");
     int64_t ids[77];
     int tr = 0, len = p->text.maxpos < 77 ? p->text.maxpos : 77;
-    locus_status st = locus_clip_tok_encode_padded(p->tok, prompt, len, ids, &tr);
+    locus_status st = bert ? locus_bert_tok_encode_padded(p->btok, prompt, len, ids, &tr) : locus_clip_tok_encode_padded(p->tok, prompt, len, ids, &tr);
     if (st) return st;
     if (tr) fprintf(stderr, "locus: warning: prompt longer than %d tokens was truncated\n", len);
     *T = len;

@@ -13,6 +13,7 @@
 #include "sampler.h"
 #include "t5.h"
 #include "textenc.h"
+#include "tokenizer_bert.h"
 #include "tokenizer_clip.h"
 #include "tokenizer_sp.h"
 #include "unet.h"
@@ -32,6 +33,7 @@ typedef struct {
     int has_t5;
     locus_clip_tok *tok2;
     locus_sp_tok *tok3;  /* SD3: tokenizer_3/spiece.model */
+    locus_bert_tok *btok; /* LDM: tokenizer/vocab.txt (BERT WordPiece) */
     locus_vae vae;
     locus_scheduler sched;
     locus_textenc text;
@@ -46,7 +48,8 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
 
 /* Prompt -> [1,77,D] text embeddings (the text encoder's last_hidden_state, as StableDiffusionPipeline
- * with clip_skip None; p->clip_skip > 0 takes an earlier layer).  Warns on stderr when the prompt is truncated to 77 tokens. */
+ * with clip_skip None; p->clip_skip > 0 takes an earlier layer; LDM: LDMBert on the BERT WordPiece ids, as
+ * LDMTextToImagePipeline).  Warns on stderr when the prompt is truncated to 77 tokens. */
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T);
 
 

@@ -155,7 +155,9 @@ bad_gen "embeddings of the wrong shape" "expected \[1,T,32\]" --model $G/pipelin
 bad_gen "missing embeddings file" "cannot open" --model $G/pipelines/sd15-tiny --prompt-embeds /nonexistent.safetensors
 bad_gen "noise of the wrong shape" "noise" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --noise "$tmp/ldm/noise.safetensors" --width 64 --height 64
 bad_gen "width not a multiple" "multiples of" --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --width 30
-bad_gen "LDM prompt string (no BERT tokenizer)" "BERT tokenizer" --model $G/ldm --prompt "a red fox" --guidance 3
+mkdir -p "$tmp/ldm_notok"; cp -r $G/ldm/unet $G/ldm/vae $G/ldm/text_encoder $G/ldm/scheduler "$tmp/ldm_notok/"
+bad_gen "LDM prompt string without tokenizer/" "vocab.txt" --model "$tmp/ldm_notok" --prompt "a red fox" --guidance 3
+if gen --model $G/ldm --prompt "a tiny red fox" --guidance 3 --steps 2 -o "$tmp/ldmp.png"; then p=$((p+1)); else f=$((f+1)); echo "  FAIL LDM prompt string: $(tail -1 "$tmp/gen.err")"; fi
 # Unicode prompts: precomposed and combining forms of "café" normalize to the same tokens (CLIP: ftfy + NFC;
 # T5: the NFKC charsmap), so the images are identical; fullwidth letters fold to ASCII in both
 for m in sd15-tiny sd3-tiny; do

@@ -6,10 +6,16 @@
 #include <string.h>
 
 #include "../core/json.h"
+#include "../models/pipeline.h"
+#include "../models/tokenizer_bert.h"
 #include "../models/unicode.h"
+#include "../core/safetensors.h"
+#include "../core/arena.h"
+#include <math.h>
 #include "golden/unicode_check.h"
 #include "../models/tokenizer_clip.h"
 #include "../models/tokenizer_sp.h"
+#include "parity.h"
 #include "testutil.h"
 
 typedef struct { uint64_t h; } fnv_t;
@@ -58,8 +64,85 @@ static void test_unicode(void) {
                    hq.h == uc_check_seqs ? "equal" : "DIFFER FROM");
 }
 
+/* BERT WordPiece on hand-computed cases with tests/golden/ldm/tokenizer/vocab.txt (a 64-token vocabulary made
+ * so that 'a tiny red fox' gets the ids of the LDM text-encoder golden), then prompt strings -> LDMBert through
+ * the pipeline against that golden */
+static void test_bert(const char *G) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/ldm/tokenizer", G);
+    locus_bert_tok *t;
+    if (locus_bert_tok_load(&t, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    static const struct { const char *text; int n; int64_t ids[12]; } cases[] = {
+        {"a tiny red fox", 6, {1, 12, 7, 45, 3, 2}},
+        {"", 2, {1, 2}},
+        {"  A Tiny\tRED  fox ", 6, {1, 12, 7, 45, 3, 2}},                 /* lower case, whitespace */
+        {"A sign that says \"HELLO\".", 10, {1, 12, 4, 5, 6, 8, 10, 8, 9, 2}}, /* punctuation split */
+        {"Caf\xc3\xa9", 3, {1, 15, 2}},                                   /* accents stripped (NFD, Mn) */
+        {"Cafe\xcc\x81", 3, {1, 15, 2}},                                   /* combining form */
+        {"signs", 4, {1, 4, 13, 2}},                                      /* ## continuation */
+        {"unbelievable", 5, {1, 16, 17, 18, 2}},
+        {"hellos", 4, {1, 10, 13, 2}},                                    /* greedy longest match: hello ##s */
+        {"helo", 3, {1, 60, 2}},                                          /* hel, then no ##o -> [UNK] */
+        {"hello!world", 5, {1, 10, 21, 11, 2}},
+        {"xyz", 3, {1, 60, 2}},                                           /* uncovered word -> [UNK] */
+        {"hellox", 3, {1, 60, 2}},                                        /* partly covered -> one [UNK] */
+        {"\xe4\xb8\xad\xe6\x96\x87", 4, {1, 23, 24, 2}},                  /* CJK ideographs split */
+        {"a[MASK]fox", 5, {1, 12, 61, 3, 2}},                             /* special tokens kept whole */
+        {"a\xc2\xa0tiny\x01red", 4, {1, 12, 60, 2}},                      /* NBSP -> space; control char dropped */
+        {"ti\xe2\x80\x8bny", 3, {1, 7, 2}},                               /* U+200B (Cf) dropped */
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int64_t out[64];
+        int n = 0;
+        locus_status st = locus_bert_tok_encode(t, cases[i].text, out, 64, &n);
+        int same = st == LOCUS_OK && n == cases[i].n;
+        for (int k = 0; same && k < n; k++) same = out[k] == cases[i].ids[k];
+        if (!same) { bad++; fprintf(stderr, "  bert case '%s': got %d ids (%lld %lld %lld ...)\n", cases[i].text, n, (long long)out[0], (long long)out[1], (long long)out[2]); }
+    }
+    CHECK(bad == 0, "%d BERT WordPiece cases differ", bad);
+    char longw[160];
+    memset(longw, 'a', 101);
+    longw[101] = 0;
+    int64_t out[80];
+    int n = 0, tr = 0;
+    CHECK(locus_bert_tok_encode(t, longw, out, 80, &n) == LOCUS_OK && n == 3 && out[1] == 60, "a word of 101 characters is [UNK]");
+    CHECK(locus_bert_tok_encode_padded(t, "a tiny red fox sign", 6, out, &tr) == LOCUS_OK && tr && out[0] == 1 && out[4] == 3 && out[5] == 2,
+          "truncation keeps [CLS] + len-2 tokens + [SEP]");
+    CHECK(locus_bert_tok_encode_padded(t, "a", 6, out, &tr) == LOCUS_OK && !tr && out[2] == 2 && out[3] == 0 && out[5] == 0, "padding with [PAD]");
+    printf("bert tokenizer: %zu hand-computed WordPiece cases, %d wrong\n", sizeof cases / sizeof *cases, bad);
+    locus_bert_tok_free(t);
+    /* prompt strings through the LDM pipeline == the golden LDMBert outputs for 'a tiny red fox' and '' */
+    locus_pipeline pl;
+    snprintf(p, sizeof p, "%s/ldm", G);
+    if (locus_pipeline_open(&pl, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/ldm/golden_text_encoder.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); locus_pipeline_close(&pl); return; }
+    int64_t ng;
+    float *want = golden_f32(&g, "output.last_hidden_state", &ng);
+    size_t one = (size_t)77 * pl.text.D;
+    float *e = locus_alloc(one * sizeof(float));
+    double worst = 0;
+    const char *pr[2] = {"a tiny red fox", ""};
+    for (int r = 0; r < 2; r++) {
+        int T = 0;
+        CHECK(locus_pipeline_encode_prompt(&pl, pr[r], e, &T) == LOCUS_OK && T == 77, "LDM prompt '%s': %s", pr[r], locus_errmsg());
+        double mx = 0, d = 0;
+        for (size_t k = 0; k < one; k++) { mx = fmax(mx, fabs(want[r * one + k])); d = fmax(d, fabs(e[k] - want[r * one + k])); }
+        worst = fmax(worst, d / mx);
+    }
+    printf("LDM prompt strings -> BERT WordPiece -> LDMBert vs diffusers' LDMBert output: max rel err %.2e\n", worst);
+    CHECK(want && worst < 1e-4, "LDM prompt-string embeddings within 1e-4 (%.2e)", worst);
+    free(want);
+    locus_free(e);
+    locus_st_close(&g);
+    locus_pipeline_close(&pl);
+}
+
 int main(void) {
     test_unicode();
+    test_bert(getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden");
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     char p[512];
     locus_clip_tok *t;
