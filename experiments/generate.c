@@ -244,6 +244,7 @@ int locus_cmd_generate(int argc, char **argv) {
     size_t n = (size_t)C * h * w;
     int steps = a.steps > 0 ? a.steps : 50;
     if (a.sampler && locus_scheduler_override(&p.sched, a.sampler)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+    if (sd3) locus_scheduler_set_image_tokens(&p.sched, (h / p.mmdit.patch) * (w / p.mmdit.patch));
     if (locus_scheduler_set_timesteps(&p.sched, steps)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
     const char *sampler_name = p.sched.kind == LOCUS_SCHED_EULER ? "euler" : p.sched.kind == LOCUS_SCHED_PNDM ? "pndm"
                                : p.sched.kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
@@ -461,7 +462,11 @@ int locus_cmd_info_model(const char *dir) {
         if (p.has_text) printf("text_encoder: CLIPTextModelWithProjection, %d layers, width %d, %zu parameters\n", p.text.nlayers, p.text.D, p.text.L.nparams);
         if (p.has_text2) printf("text_encoder_2: CLIPTextModelWithProjection, %d layers, width %d, %zu parameters\n", p.text2.nlayers, p.text2.D, p.text2.L.nparams);
         if (p.has_t5) printf("text_encoder_3: T5EncoderModel, %d blocks, width %d, %zu parameters\n", p.t5.nlayers, p.t5.D, p.t5.L.nparams);
-        printf("scheduler: %s, shift %g\n", p.sched.class_name, p.sched.shift);
+        if (p.sched.dynamic_shift)
+            printf("scheduler: %s, dynamic shifting (mu from %g at %g image tokens to %g at %g, %s)\n", p.sched.class_name, p.sched.base_shift,
+                   p.sched.base_seq, p.sched.max_shift, p.sched.max_seq, p.sched.shift_linear ? "linear" : "exponential");
+        else
+            printf("scheduler: %s, shift %g\n", p.sched.class_name, p.sched.shift);
         int ss = p.mmdit.sample_size * p.vae_factor;
         printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 1024x1024 (77 + 256 text tokens, fp32 weights)\n",
                (double)locus_pipeline_peak_estimate(&p, ss, ss, 77 + 256, locus_threads()) / (1 << 20), ss, ss,

@@ -61,6 +61,7 @@ locus_status locus_run_image(locus_pipeline *p, const locus_run_opts *o, const l
     int sd3 = p->kind == LOCUS_PIPE_SD3, f = p->vae_factor;
     int C = locus_pipeline_latent_channels(p), h = o->H / f, w = o->W / f;
     size_t n = (size_t)C * h * w;
+    if (sd3) locus_scheduler_set_image_tokens(&p->sched, (h / p->mmdit.patch) * (w / p->mmdit.patch));
     locus_status st = locus_scheduler_set_timesteps(&p->sched, o->steps);
     if (st) return st;
     float *lat = locus_alloc(n * sizeof(float));

@@ -46,6 +46,7 @@ locus_status locus_sample_unet(const locus_unet *u, locus_scheduler *s, int step
 locus_status locus_sample_mmdit(const locus_mmdit *m, locus_scheduler *s, int steps, float guidance, float *latent, int h, int w,
                                 const float *ctx_uncond, const float *ctx_cond, int S, const float *pooled_uncond,
                                 const float *pooled_cond, const locus_step_cb *cb, const locus_hooks *hooks) {
+    locus_scheduler_set_image_tokens(s, (h / m->patch) * (w / m->patch)); /* dynamic shifting (mu) */
     locus_status st = locus_scheduler_set_timesteps(s, steps);
     if (st) return st;
     int C = m->in_channels, cfg = guidance > 1.0f && ctx_uncond && pooled_uncond;

@@ -1,6 +1,8 @@
 /* scheduler.c — DDIM, Euler discrete and PNDM (PLMS) in diffusers' fp32 arithmetic (see scheduler.h). */
 #include "scheduler.h"
 
+#include "../simd/sleef_names.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,10 +68,25 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     }
     if (s->kind == LOCUS_SCHED_FLOW) {
         s->shift = (float)locus_json_num(r, "shift", 1.0, &ok);
-        int dyn = locus_json_bool(r, "use_dynamic_shifting", 0, &ok);
+        s->dynamic_shift = locus_json_bool(r, "use_dynamic_shifting", 0, &ok);
+        s->base_shift = locus_json_num(r, "base_shift", 0.5, &ok);
+        s->max_shift = locus_json_num(r, "max_shift", 1.15, &ok);
+        s->base_seq = locus_json_num(r, "base_image_seq_len", 256, &ok);
+        s->max_seq = locus_json_num(r, "max_image_seq_len", 4096, &ok);
+        const char *tst = locus_json_str(r, "time_shift_type", "exponential", &ok);
+        s->shift_linear = tst && !strcmp(tst, "linear");
+        int bad_tst = tst && strcmp(tst, "linear") && strcmp(tst, "exponential");
+        /* later FlowMatchEulerDiscreteScheduler options that change the schedule; refused rather than ignored */
+        static const char *const unsupported[] = {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "invert_sigmas", "stochastic_sampling"};
+        const char *which = NULL;
+        for (size_t k = 0; k < sizeof unsupported / sizeof *unsupported; k++)
+            if (locus_json_bool(r, unsupported[k], 0, &ok)) which = unsupported[k];
+        const locus_json *term = locus_json_get(r, "shift_terminal");
+        if (term && term->type != JSON_NULL) which = "shift_terminal";
         locus_json_free(&doc);
-        if (!ok || s->num_train < 1) return locus_fail(LOCUS_E_FORMAT, "%s: bad value types", p);
-        if (dyn) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: use_dynamic_shifting is not supported yet", p);
+        if (!ok || s->num_train < 1 || s->max_seq == s->base_seq) return locus_fail(LOCUS_E_FORMAT, "%s: bad value types", p);
+        if (bad_tst) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: time_shift_type must be exponential or linear", p);
+        if (which) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: %s is not supported", p, which);
         s->init_noise_sigma = 1.0f;
         return LOCUS_OK;
     }
@@ -125,19 +142,30 @@ static locus_status spaced(const locus_scheduler *s, int n, double *t) {
     return LOCUS_OK;
 }
 
-/* FlowMatchEulerDiscreteScheduler.set_timesteps with a static shift */
+void locus_scheduler_set_image_tokens(locus_scheduler *s, int tokens) { s->image_tokens = tokens; }
+
+/* FlowMatchEulerDiscreteScheduler.set_timesteps: static shift, or dynamic shifting with mu from the image
+ * token count (calculate_shift + time_shift, in float64 as numpy/math do, then float32) */
 static void flow_set(locus_scheduler *s, int n) {
-    float N = (float)s->num_train, sh = s->shift;
-    /* __init__: sigmas = t/N for t = N..1 (fp32), shifted in fp32; sigma_max/min are its ends */
+    float N = (float)s->num_train, sh = s->dynamic_shift ? 1.0f : s->shift;
+    /* __init__: sigmas = t/N for t = N..1 (fp32), shifted in fp32 unless dynamic; sigma_max/min are its ends */
     float smax = 1.0f, smin = 1.0f / N;
     smax = sh * smax / (1.0f + (sh - 1.0f) * smax);
     smin = sh * smin / (1.0f + (sh - 1.0f) * smin);
-    double t0 = (double)(smax * N), t1 = (double)(smin * N);
+    double t0 = (double)smax * s->num_train, t1 = (double)smin * s->num_train; /* python floats */
+    double step = n > 1 ? (t1 - t0) / (n - 1) : 0;
+    double mu = 0, emu = 0;
+    if (s->dynamic_shift) {
+        double m = (s->max_shift - s->base_shift) / (s->max_seq - s->base_seq), b = s->base_shift - m * s->base_seq;
+        mu = s->image_tokens * m + b;
+        emu = LOCUS_EXP_D1(mu);
+    }
     for (int i = 0; i < n; i++) {
-        double t = n == 1 ? t0 : t0 + (t1 - t0) * i / (n - 1); /* np.linspace */
+        double t = i * step + t0; /* np.linspace: arange * step + start, last = stop */
         if (n > 1 && i == n - 1) t = t1;
         double sg = t / s->num_train;
-        sg = (double)sh * sg / (1.0 + ((double)sh - 1.0) * sg);
+        if (s->dynamic_shift) sg = s->shift_linear ? mu / (mu + (1.0 / sg - 1.0)) : emu / (emu + (1.0 / sg - 1.0));
+        else sg = (double)sh * sg / (1.0 + ((double)sh - 1.0) * sg);
         s->sigmas[i] = (float)sg;
         s->timesteps_f[i] = s->sigmas[i] * N;
     }
@@ -146,6 +174,8 @@ static void flow_set(locus_scheduler *s, int n) {
 }
 
 locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
+    if (s->kind == LOCUS_SCHED_FLOW && s->dynamic_shift && s->image_tokens <= 0)
+        return locus_fail(LOCUS_E_ARG, "dynamic shifting needs the image size (locus_scheduler_set_image_tokens)");
     if (n < 1 || n > s->num_train || n > SCHED_MAX_STEPS)
         return locus_fail(LOCUS_E_ARG, "--steps %d: must be between 1 and %d", n, s->num_train < SCHED_MAX_STEPS ? s->num_train : SCHED_MAX_STEPS);
     if (s->kind == LOCUS_SCHED_FLOW) {

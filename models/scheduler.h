@@ -3,7 +3,7 @@
  * DDIMScheduler (eta 0; leading / trailing / linspace spacing, steps_offset, set_alpha_to_one, clip_sample),
  * EulerDiscreteScheduler (linear sigma interpolation, s_churn 0) and PNDMScheduler (PLMS with
  * skip_prk_steps, SD1.x's default), each with epsilon / v_prediction, and FlowMatchEulerDiscreteScheduler
- * (SD3: shifted sigmas, static shift; dynamic shifting is refused).  Betas: linear or scaled_linear
+ * (SD3: shifted sigmas, static shift or resolution-dependent dynamic shifting).  Betas: linear or scaled_linear
  * (torch.linspace in fp32), alphas_cumprod as torch.cumprod (double accumulator, fp32 results).  Other
  * classes or options (karras sigmas, thresholding, ...) are refused with a clear error.
  */
@@ -32,6 +32,10 @@ typedef struct {
     locus_pred_type pred;
     int skip_prk;
     float shift;          /* flow matching */
+    int dynamic_shift;    /* use_dynamic_shifting: sigmas time-shifted by mu(image tokens) */
+    int shift_linear;     /* time_shift_type "linear" (else exponential) */
+    double base_shift, max_shift, base_seq, max_seq;
+    int image_tokens;     /* set by the sampler (locus_scheduler_set_image_tokens) */
     int nsteps;                              /* inference steps asked for */
     int nevals;                              /* model evaluations (PNDM: nsteps + 1) */
     int64_t timesteps[SCHED_MAX_STEPS + 1];  /* DDIM / PNDM */
@@ -54,6 +58,10 @@ void locus_scheduler_free(locus_scheduler *s);
 locus_status locus_scheduler_override(locus_scheduler *s, const char *name);
 
 /* set_timesteps(n); errors for n < 1 or n > num_train. */
+/* Flow matching with use_dynamic_shifting: the number of image tokens ((H/patch) x (W/patch)) from which mu is
+ * computed as diffusers' SD3 pipeline does (calculate_shift over base/max_image_seq_len and base/max_shift). */
+void locus_scheduler_set_image_tokens(locus_scheduler *s, int tokens);
+
 locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n);
 
 /* Timestep value given to the model at evaluation i. */

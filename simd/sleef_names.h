@@ -17,6 +17,7 @@
 #define LOCUS_ERFF_1      Sleef_finz_erff1_u10purecfma
 #define LOCUS_LOGF_1      Sleef_finz_logf1_u10purecfma
 #define LOCUS_SINCOSF_1   Sleef_finz_sincosf1_u10purecfma
+#define LOCUS_EXP_D1      Sleef_finz_expd1_u10purecfma   /* double, scalar setup code (schedules) */
 
 /* sleef.h declares the purecfma functions only when the compiler itself targets FMA (FP_FAST_FMA); the
  * reference kernels are compiled without ISA flags, so declare them here.  They need an FMA-capable CPU,
@@ -27,6 +28,7 @@ float Sleef_finz_tanhf1_u10purecfma(float);
 float Sleef_finz_erff1_u10purecfma(float);
 float Sleef_finz_logf1_u10purecfma(float);
 Sleef_float_2 Sleef_finz_sincosf1_u10purecfma(float);
+double Sleef_finz_expd1_u10purecfma(double);
 #endif
 
 /* AVX2 + FMA, 8 lanes */

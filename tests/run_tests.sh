@@ -172,6 +172,13 @@ done
 bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
 bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
 bad_gen "SD3 patch block out of range" "not a joint block" --model $G/pipelines/sd3-tiny --prompt a --patch-prompt b --patch-layers transformer_blocks.9 --max-sequence-length 32
+# resolution-dependent dynamic shifting (use_dynamic_shifting): runs, and changes the schedule
+mkdir -p "$tmp/sd3dyn"; cp -r $G/pipelines/sd3-tiny/* "$tmp/sd3dyn/"
+sed -i 's/"use_dynamic_shifting": false/"use_dynamic_shifting": true/' "$tmp/sd3dyn/scheduler/scheduler_config.json"
+if gen --model "$tmp/sd3dyn" --prompt a --steps 2 --max-sequence-length 32 -o "$tmp/dyn.png" && "$B/locus" info --model "$tmp/sd3dyn" | grep -q "dynamic shifting" &&
+   gen --model $G/pipelines/sd3-tiny --prompt a --steps 2 --max-sequence-length 32 -o "$tmp/nodyn.png" &&
+   ! "$B/test_sample" --same-pixels "$tmp/dyn.png" "$tmp/nodyn.png" 2>/dev/null; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL SD3 dynamic shifting: $(tail -1 "$tmp/gen.err")"; fi
 mkdir -p "$tmp/sd3np"
 "$B/test_sample" --write-inputs $G/pipelines/sd3-tiny.golden/golden_pipeline.safetensors a.embeds a.embeds_uncond a.noise "$tmp/sd3np"
 bad_gen "SD3 embeddings without pooled" "cond_pooled" --model $G/pipelines/sd3-tiny --prompt-embeds "$tmp/sd3np/embeds.safetensors"

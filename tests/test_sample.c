@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../models/sampler.h"
 #include "../models/vae.h"
@@ -116,6 +117,43 @@ static int same_pixels(const char *pa, const char *pb) {
 }
 
 /* Euler and PNDM: schedules and identities that follow from diffusers' formulas */
+/* FlowMatchEulerDiscreteScheduler with use_dynamic_shifting: sigmas = exp(mu) / (exp(mu) + 1/t - 1) with mu from
+ * the image token count (diffusers' calculate_shift).  Expected values: the same float64 formula (np.linspace
+ * = arange * step + start, then float32), computed by hand in Python with math.exp and struct rounding. */
+static void test_dynamic_shift(void) {
+    char dir[] = "/tmp/locus_dynshift_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    char p[600];
+    snprintf(p, sizeof p, "%s/scheduler_config.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"num_train_timesteps\": 1000, \"shift\": 3.0,"
+          " \"use_dynamic_shifting\": true, \"base_shift\": 0.5, \"max_shift\": 1.15, \"base_image_seq_len\": 256,"
+          " \"max_image_seq_len\": 4096}", f);
+    fclose(f);
+    locus_scheduler s;
+    if (locus_scheduler_load(&s, dir)) { CHECK(0, "%s", locus_errmsg()); return; }
+    CHECK(locus_scheduler_set_timesteps(&s, 4) != LOCUS_OK, "dynamic shifting without the image size must be refused");
+    static const struct { int tokens; float sig[3]; } want[] = {
+        {4096, {0x1.ba1c56p-1f, 0x1.39d85ep-1f, 0x1.9d0f28p-9f}}, /* 1024x1024, patch 2: mu = 1.15 */
+        {1024, {0x1.9474d6p-1f, 0x1.f09b48p-2f, 0x1.ebc5d6p-10f}}, /* 512x512: mu = 0.63 */
+        {4, {0x1.850e44p-1f, 0x1.c4ab70p-2f, 0x1.9de9f8p-10f}},    /* the tiny 32x32 model: mu = 0.45734375 */
+    };
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        locus_scheduler_set_image_tokens(&s, want[k].tokens);
+        int ok = locus_scheduler_set_timesteps(&s, 4) == LOCUS_OK && s.sigmas[0] == 1.0f && s.sigmas[4] == 0.0f;
+        for (int i = 0; i < 3; i++) ok &= s.sigmas[1 + i] == want[k].sig[i];
+        ok &= s.timesteps_f[1] == s.sigmas[1] * 1000.0f;
+        CHECK(ok, "dynamic shift, %d image tokens: sigmas %a %a %a", want[k].tokens, s.sigmas[1], s.sigmas[2], s.sigmas[3]);
+    }
+    locus_scheduler_free(&s);
+    f = fopen(p, "w");
+    fputs("{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"num_train_timesteps\": 1000, \"use_karras_sigmas\": true}", f);
+    fclose(f);
+    CHECK(locus_scheduler_load(&s, dir) == LOCUS_E_UNSUPPORTED && strstr(locus_errmsg(), "karras"), "unsupported flow option refused");
+    remove(p);
+    rmdir(dir);
+}
+
 static void test_schedulers(const char *G) {
     char p[512];
     locus_scheduler s;
@@ -262,6 +300,7 @@ int main(int argc, char **argv) {
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_schedulers(G);
+    test_dynamic_shift();
     char p[512];
     locus_unet u;
     locus_vae v;
