@@ -2,14 +2,18 @@
 #include "error.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char g_msg[1024];
 
 locus_status locus_fail(locus_status st, const char *fmt, ...) {
+    /* format into a scratch buffer first: an argument may be locus_errmsg() itself (wrapping a message) */
+    char tmp[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(g_msg, tmp, sizeof g_msg);
     return st;
 }
 

@@ -212,6 +212,7 @@ int locus_cmd_generate(int argc, char **argv) {
     cache_ctx cache = {0};
     locus_interventions ivs = {0};
     ivs.step_to = -1;
+    ivs.half = 1; /* conditional half unless --intervene-half says otherwise */
     if (a.intervene) {
         if (locus_interventions_parse(&ivs, a.intervene)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
         if (a.iv_steps && sscanf(a.iv_steps, "%d:%d", &ivs.step_from, &ivs.step_to) != 2) {
@@ -416,9 +417,11 @@ int locus_cmd_generate(int argc, char **argv) {
         if (locus_st_writer_save(dump, a.dump_file)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
     }
     if (ivs.n && !ivs.hits) {
-        fprintf(stderr, "locus generate: --intervene %s matched no hook point\n", a.intervene);
+        fprintf(stderr, "locus generate: --intervene %s matched no hook point%s\n", a.intervene,
+                ivs.missing ? " with a cached tensor of the same step and shape" : "");
         goto done;
     }
+    if (ivs.missing) fprintf(stderr, "locus generate: warning: --intervene replace: %d hook point calls had no cached tensor of their step and shape\n", ivs.missing);
     if (cache.st) {
         locus_st_stream *cs = cache.st;
         cache.st = NULL;
@@ -439,6 +442,7 @@ done:
     locus_free(cond); locus_free(uncond); locus_free(lat); locus_free(img); locus_free(pcond); locus_free(pctx); locus_free(cpool); locus_free(upool);
     locus_free(bcond); locus_free(buncond); locus_free(bcpool); locus_free(bupool);
     locus_kvpatch_free(&kvp);
+    locus_interventions_free(&ivs);
     if (cache.st) locus_st_stream_close(cache.st, 0);
     free(pix);
     locus_pipeline_close(&p);

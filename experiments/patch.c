@@ -124,14 +124,37 @@ locus_status locus_interventions_parse(locus_interventions *v, const char *spec)
         snprintf(iv->pattern, sizeof iv->pattern, "%s", t);
         const char *op = eq + 1;
         char *end = NULL;
+        iv->src = NULL;
         if (!strcmp(op, "zero")) iv->op = 0;
         else if (!strcmp(op, "mean")) iv->op = 2;
+        else if (!strncmp(op, "replace:", 8) && op[8]) {
+            iv->op = 3;
+            iv->src = malloc(sizeof *iv->src);
+            if (locus_st_open(iv->src, op + 8)) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", locus_errmsg()); /* the message buffer is reused by locus_fail */
+                free(iv->src);
+                iv->src = NULL;
+                st = locus_fail(LOCUS_E_IO, "--intervene replace: %s", why);
+                break;
+            }
+        }
         else if (!strncmp(op, "scale:", 6) && (iv->factor = strtof(op + 6, &end), end && end != op + 6 && !*end)) iv->op = 1;
-        else { st = locus_fail(LOCUS_E_ARG, "--intervene '%s=%s': the operation must be zero, mean or scale:F", t, op); break; }
+        else { st = locus_fail(LOCUS_E_ARG, "--intervene '%s=%s': the operation must be zero, mean, scale:F or replace:CACHE", t, op); break; }
         v->n++;
     }
     free(copy);
+    if (st) locus_interventions_free(v);
     return st;
+}
+
+void locus_interventions_free(locus_interventions *v) {
+    for (int i = 0; i < LOCUS_MAX_INTERVENTIONS; i++)
+        if (v->iv[i].src) {
+            locus_st_close(v->iv[i].src);
+            free(v->iv[i].src);
+            v->iv[i].src = NULL;
+        }
 }
 
 void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape) {
@@ -149,12 +172,29 @@ void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, c
         int heads = v->heads > 0 ? v->heads : 1;
         if (C % heads) continue;
         int64_t hd = C / heads;
+        float *rep = NULL; /* replace: the cached tensor of this hook point and step, as f32 */
+        if (iv->op == 3) {
+            char key[600];
+            snprintf(key, sizeof key, "step%d.%s", v->step, name);
+            const locus_st_tensor *t = locus_st_find(iv->src, key);
+            int same = t && t->ndim == ndim;
+            for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+            size_t n = (size_t)B * T * C;
+            if (same) {
+                rep = malloc(n * sizeof(float));
+                if (locus_st_to_f32(t, rep, (int64_t)n)) { free(rep); rep = NULL; }
+            }
+            if (!rep) { v->missing++; return; }
+        }
         for (int64_t b = 0; b < B; b++) {
             if ((v->half == 1 && b != B - 1) || (v->half == 2 && b != 0)) continue;
             for (int h = 0; h < heads; h++) {
                 if (v->heads > 0 && v->head_mask_n && !(v->head_mask >> h & 1)) continue;
                 float *base = x + (size_t)b * T * C + (size_t)h * hd;
-                if (iv->op == 2) { /* mean over tokens, per channel */
+                if (iv->op == 3) {
+                    const float *r = rep + (size_t)b * T * C + (size_t)h * hd;
+                    for (int64_t t = 0; t < T; t++) memcpy(base + (size_t)t * C, r + (size_t)t * C, (size_t)hd * sizeof(float));
+                } else if (iv->op == 2) { /* mean over tokens, per channel */
                     for (int64_t c = 0; c < hd; c++) {
                         double s = 0;
                         for (int64_t t = 0; t < T; t++) s += base[(size_t)t * C + c];
@@ -167,6 +207,7 @@ void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, c
                 }
             }
         }
+        free(rep);
         v->hits++;
         return;
     }

@@ -8,6 +8,7 @@
 #ifndef LOCUS_PATCH_H
 #define LOCUS_PATCH_H
 
+#include "../core/safetensors.h"
 #include "../models/mmdit.h"
 #include "../models/unet.h"
 
@@ -56,16 +57,19 @@ void locus_kvpatch_begin(locus_kvpatch *kv, int mode);
 /* locus_hooks.fn callback (ctx = locus_kvpatch*). */
 void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
 
-/* Interventions on hook points, applied in place during one run: zero, scale by a factor, or replace each
- * token's vector by the mean over tokens — on hook points matching a glob pattern, within a step range, on
- * chosen heads (channel slices of width C/heads) and on a CFG half.  Spec: "PATTERN=zero", "PATTERN=scale:F",
- * "PATTERN=mean", joined by ';'. */
+/* Interventions on hook points, applied in place during one run: zero, scale by a factor, replace each
+ * token's vector by the mean over tokens, or replace the values by those a cache file holds for the same hook
+ * point and step ("step<N>.<name>", as --cache writes them: activation patching from another run at any hook
+ * point) — on hook points matching a glob pattern, within a step range, on chosen heads (channel slices of
+ * width C/heads) and on a CFG half (conditional by default).  Spec: "PATTERN=zero", "PATTERN=scale:F",
+ * "PATTERN=mean", "PATTERN=replace:CACHE.safetensors", joined by ';'. */
 #define LOCUS_MAX_INTERVENTIONS 16
 
 typedef struct {
     char pattern[256];
-    int op;          /* 0 zero, 1 scale, 2 mean */
+    int op;          /* 0 zero, 1 scale, 2 mean, 3 replace from a cache file */
     float factor;
+    locus_st_file *src; /* replace: the opened cache file */
 } locus_intervention;
 
 typedef struct {
@@ -76,8 +80,13 @@ typedef struct {
     unsigned long long head_mask;
     int half;                /* 0 both, 1 conditional (batch row 1), 2 unconditional (row 0) */
     int step, hits;
+    int missing;             /* replace: hook points matched but without a cached tensor of their shape */
     const locus_hooks *next; /* chained hook (called first) */
 } locus_interventions;
 
+/* Parses the spec, opening replace sources (a missing or malformed file is an error); release with
+ * locus_interventions_free.  The caller sets step_from/step_to, heads and half (1 = conditional, the default
+ * of the CLI). */
 locus_status locus_interventions_parse(locus_interventions *v, const char *spec);
+void locus_interventions_free(locus_interventions *v);
 void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);

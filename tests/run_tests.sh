@@ -192,6 +192,14 @@ if gen "${ivargs[@]}" -o "$tmp/ivb.png" --dump "$tmp/ivb.st" && gen "${ivargs[@]
        --cache "$tmp/ivc.st" --cache-points 'mid_block*attn2.out' -o "$tmp/ivz.png" &&
    ! "$B/test_sample" --same-pixels "$tmp/ivb.png" "$tmp/ivz.png" 2>/dev/null && "$B/test_sample" --check-zero-head "$tmp/ivc.st" 2 0; then p=$((p+1))
 else f=$((f+1)); echo "  FAIL generate --intervene: $(tail -1 "$tmp/gen.err")"; fi
+# activation patching at any hook point from a cache: prompt B with prompt A's UNet output (conv_out) at every
+# step gives A's image exactly; a missing cache file is one clear error
+if gen --model $G/pipelines/sd15-tiny --prompt 'A sign that says "HELLO".' --steps 3 --seed 5 --cache "$tmp/rep.st" --cache-points conv_out -o "$tmp/repa.png" &&
+   gen --model $G/pipelines/sd15-tiny --prompt 'A sign that says "WORLD".' --steps 3 --seed 5 -o "$tmp/repb.png" &&
+   gen --model $G/pipelines/sd15-tiny --prompt 'A sign that says "WORLD".' --steps 3 --seed 5 --intervene "conv_out=replace:$tmp/rep.st" -o "$tmp/repba.png" &&
+   "$B/test_sample" --same-pixels "$tmp/repa.png" "$tmp/repba.png" && ! "$B/test_sample" --same-pixels "$tmp/repa.png" "$tmp/repb.png" 2>/dev/null; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL --intervene replace from a cache: $(tail -1 "$tmp/gen.err")"; fi
+bad_gen "replace from a missing cache" "cannot open" --model $G/pipelines/sd15-tiny --prompt a --intervene 'conv_out=replace:/nonexistent.st'
 bad_gen "bad intervention" "operation must be" --model $G/pipelines/sd15-tiny --prompt a --intervene '*attn2.v=halve'
 bad_gen "intervention head out of range" "outside" --model $G/pipelines/sd15-tiny --prompt a --intervene '*attn2.v=zero' --heads 2 --intervene-heads 5
 # a cache pattern that matches nothing is found only after running: progress lines, then the error, no files

@@ -264,11 +264,19 @@ static void test_arena_png(void) {
     CHECK(locus_png_write("/nonexistent/dir/x.png", u8, 2, 2, 3, NULL, 0) == LOCUS_E_IO && access("/nonexistent/dir/x.png", F_OK) != 0, "png write error, no file");
 }
 
+/* wrapping the current message in a new one (locus_fail(..., "%s", locus_errmsg())) keeps it intact */
+static void test_error_wrap(void) {
+    locus_fail(LOCUS_E_IO, "inner: %s", "file.bin: cannot open");
+    locus_fail(LOCUS_E_ARG, "outer: %s (%d)", locus_errmsg(), 7);
+    CHECK(!strcmp(locus_errmsg(), "outer: inner: file.bin: cannot open (7)"), "wrapped error message: '%s'", locus_errmsg());
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--malformed")) { write_malformed(argv[2]); return 0; }
     char tmpl[] = "/tmp/locus_test_core.XXXXXX";
     g_tmp = mkdtemp(tmpl);
     const char *golden = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    test_error_wrap();
     test_json();
     test_half();
     test_safetensors();
