@@ -1,6 +1,8 @@
 /* loader.c — component folder loading with first-error recording (see loader.h). */
 #include "loader.h"
 
+#include <assert.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +122,16 @@ static float *vparam(locus_loader *L, int optional, int ndim, const int64_t *dim
     L->bufs[L->nbufs++] = buf;
     L->nparams += (size_t)n;
     return buf;
+}
+
+void locus_loader_replace(locus_loader *L, const float *old, float *repl) {
+    for (size_t i = L->nbufs; i-- > 0;)
+        if (L->bufs[i] == old) {
+            locus_free(L->bufs[i]);
+            L->bufs[i] = repl;
+            return;
+        }
+    assert(!"locus_loader_replace: buffer not owned by this loader");
 }
 
 float *locus_param(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...) {

@@ -44,6 +44,10 @@ void locus_loader_close(locus_loader *L); /* frees the fp32 buffers too */
 float *locus_param(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* Replace a buffer returned by locus_param (freed now) by `repl` (locus_alloc'd; owned by the loader from
+ * now on), e.g. weights repacked for the GEMM. */
+void locus_loader_replace(locus_loader *L, const float *old, float *repl);
+
 /* Like locus_param but returns NULL without error when the tensor does not exist. */
 float *locus_param_opt(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));

@@ -23,6 +23,20 @@ void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, co
     l->out = out;
     l->w = locus_param(L, 2, out, in, 0, 0, "%s.weight", name);
     l->b = bias ? locus_param(L, 1, out, 0, 0, 0, "%s.bias", name) : NULL;
+    l->wp = NULL;
+    l->wp_nr = 0;
+    if (!l->w) return;
+    /* pack once for the GEMM (the plain copy is freed: memory stays the same) */
+    float *wp = locus_alloc(locus_gemm_packed_b_floats(out, in) * sizeof(float));
+    if (!wp) return; /* keep the plain weight */
+    locus_gemm_desc d = {0};
+    d.N = out; d.K = in;
+    d.B = l->w; d.b_rs = 1; d.b_cs = in;
+    locus_gemm_pack_b(&d, wp);
+    l->wp_nr = locus_k()->nr;
+    locus_loader_replace(L, l->w, wp);
+    l->wp = wp;
+    l->w = NULL;
 }
 
 void nn_conv_load(locus_loader *L, nn_conv *c, int cin, int cout, int k, int stride, int pad, const char *name) {
@@ -44,7 +58,26 @@ void nn_lnorm_load(locus_loader *L, nn_lnorm *n, int c, float eps, const char *n
     n->b = locus_param(L, 1, c, 0, 0, 0, "%s.bias", name);
 }
 
-void nn_linear_fwd(const nn_linear *l, const float *x, int M, float *y) { locus_linear(x, M, l->in, l->w, l->b, l->out, y); }
+/* Uses the pre-packed weight when it was packed for the active kernel table (the normal case); after a table
+ * switch (tests run several ISAs in one process) it unpacks a temporary copy.  Same FMA chains either way. */
+void nn_linear_fwd(const nn_linear *l, const float *x, int M, float *y) {
+    if (l->wp && l->wp_nr == locus_k()->nr) {
+        locus_gemm_desc d = {0};
+        d.M = M; d.N = l->out; d.K = l->in;
+        d.A = x; d.a_rs = l->in; d.a_cs = 1;
+        d.packed_b = l->wp;
+        d.C = y; d.ldc = l->out;
+        d.bias = l->b; d.bias_kind = l->b ? LOCUS_UKR_BIAS_COL : 0;
+        locus_gemm(&d);
+    } else if (l->wp) {
+        float *w = locus_alloc((size_t)l->out * l->in * sizeof(float));
+        locus_gemm_unpack_b_t(l->wp, l->out, l->in, l->wp_nr, w);
+        locus_linear(x, M, l->in, w, l->b, l->out, y);
+        locus_free(w);
+    } else {
+        locus_linear(x, M, l->in, l->w, l->b, l->out, y);
+    }
+}
 
 void nn_conv_fwd(const nn_conv *c, const float *x, int B, int H, int W, float *y) {
     locus_conv2d(x, B, c->cin, H, W, c->w, c->b, c->cout, c->k, c->k, c->stride, c->pad, y);

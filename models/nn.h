@@ -31,7 +31,9 @@ typedef struct {
 
 void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 
-typedef struct { const float *w, *b; int in, out; } nn_linear;
+/* Linear: y = x W^T + b.  The weight is kept pre-packed for the GEMM (wp, panels of the kernel table's width
+ * wp_nr at load time; w is then NULL) so no forward call re-packs it; see nn_linear_fwd. */
+typedef struct { const float *w, *b; int in, out; const float *wp; int wp_nr; } nn_linear;
 typedef struct { const float *w, *b; int cin, cout, k, stride, pad; } nn_conv;
 typedef struct { const float *w, *b; int c, groups; float eps; } nn_gnorm;
 typedef struct { const float *w, *b; int c; float eps; } nn_lnorm;

@@ -157,7 +157,7 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
             memcpy(pl + (size_t)b * D, x + ((size_t)b * T + pos) * D, D * 4);
         }
         if (pooled) memcpy(pooled, pl, (size_t)B * D * 4);
-        if (text_embeds && t->proj.w) nn_linear_fwd(&t->proj, pl, B, text_embeds);
+        if (text_embeds && (t->proj.w || t->proj.wp)) nn_linear_fwd(&t->proj, pl, B, text_embeds);
         locus_free(pl);
     }
     locus_free(h); locus_free(x); locus_free(a); locus_free(q); locus_free(k); locus_free(v); locus_free(f); locus_free(mask);

@@ -97,6 +97,19 @@ void locus_gemm_pack_b(const locus_gemm_desc *d, float *dst) {
     }
 }
 
+void locus_gemm_unpack_b_t(const float *packed, int N, int K, int NR, float *W) {
+    const int npan = (N + NR - 1) / NR;
+    for (int pc = 0; pc < K; pc += KC) {
+        int kc = K - pc < KC ? K - pc : KC;
+        for (int p = 0; p < npan; p++) {
+            int j0 = p * NR, w = N - j0 < NR ? N - j0 : NR, ldbp = w <= NR / 2 ? NR / 2 : NR;
+            const float *src = packed + packed_off(pc, kc, p, N, NR);
+            for (int k = 0; k < kc; k++)
+                for (int j = 0; j < w; j++) W[(size_t)(j0 + j) * K + pc + k] = src[(size_t)k * ldbp + j];
+        }
+    }
+}
+
 static void gemm_run(const locus_gemm_desc *d, int nt) {
     const locus_kernels *kt = locus_k();
     const int MR = kt->mr, NR = kt->nr;

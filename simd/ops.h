@@ -37,6 +37,9 @@ void locus_gemm_serial(const locus_gemm_desc *d);
  * layout belongs to the active kernel table (pack again after locus_kernels_force). */
 size_t locus_gemm_packed_b_floats(int N, int K);
 void locus_gemm_pack_b(const locus_gemm_desc *d, float *dst);
+/* Inverse for a linear layer's weight W [N,K] (B(k,j) = W[j*K + k]) packed for a table with panel width nr:
+ * writes W back (exact; used when the kernel table changed after the weights were packed). */
+void locus_gemm_unpack_b_t(const float *packed, int N, int K, int nr, float *W);
 
 /* Multiply-adds x 2 done by all GEMMs (and so convolutions and attention) since start: for FLOP/s reports. */
 double locus_gemm_flops(void);
