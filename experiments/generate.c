@@ -19,6 +19,7 @@
 
 #include "patch.h"
 #include "progress.h"
+#include "run.h"
 
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler;
@@ -267,23 +268,13 @@ int locus_cmd_generate(int argc, char **argv) {
         }
         locus_st_close(&ef);
         if (!cond || (guidance > 1.0f && !uncond) || !okp) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
-    } else if (sd3) {
-        size_t ne = (size_t)(77 + max_seq) * cdim;
-        cond = locus_alloc(ne * sizeof(float)); uncond = locus_alloc(ne * sizeof(float));
-        cpool = locus_alloc((size_t)p.mmdit.pooled_dim * sizeof(float)); upool = locus_alloc((size_t)p.mmdit.pooled_dim * sizeof(float));
-        if (locus_pipeline_encode_prompt_sd3(&p, a.prompt, max_seq, cond, cpool, &T) ||
-            (guidance > 1.0f && locus_pipeline_encode_prompt_sd3(&p, a.negative, max_seq, uncond, upool, &T))) {
-            fprintf(stderr, "locus generate: %s\n", locus_errmsg());
-            goto done;
-        }
     } else {
-        cond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
-        uncond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
-        if (locus_pipeline_encode_prompt(&p, a.prompt, cond, &T) ||
-            (guidance > 1.0f && locus_pipeline_encode_prompt(&p, a.negative, uncond, &T))) {
+        locus_embeds e;
+        if (locus_embeds_encode(&p, a.prompt, a.negative, guidance > 1.0f, max_seq, &e)) {
             fprintf(stderr, "locus generate: %s\n", locus_errmsg());
             goto done;
         }
+        cond = e.cond; uncond = e.uncond; cpool = e.cond_pooled; upool = e.uncond_pooled; T = e.T;
     }
     /* SD3 K/V patching: prompt B's embeddings (its negative = A's) */
     if (a.patch_layers && sd3) {
@@ -298,9 +289,9 @@ int locus_cmd_generate(int argc, char **argv) {
             locus_st_close(&pf);
             if (!bcond || !bcpool) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
         } else {
-            bcond = locus_alloc((size_t)(77 + max_seq) * cdim * sizeof(float));
-            bcpool = locus_alloc((size_t)p.mmdit.pooled_dim * sizeof(float));
-            if (locus_pipeline_encode_prompt_sd3(&p, a.patch_prompt, max_seq, bcond, bcpool, &TB)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+            locus_embeds eb;
+            if (locus_embeds_encode(&p, a.patch_prompt, NULL, 0, max_seq, &eb)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+            bcond = eb.cond; bcpool = eb.cond_pooled; TB = eb.T;
         }
         if (TB != T) { fprintf(stderr, "locus generate: patch embeddings have %d tokens, the prompt's have %d\n", TB, T); goto done; }
     }
@@ -315,8 +306,9 @@ int locus_cmd_generate(int argc, char **argv) {
             locus_st_close(&pf);
             if (!pcond) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
         } else {
-            pcond = locus_alloc((size_t)77 * p.unet.ctx_dim * sizeof(float));
-            if (locus_pipeline_encode_prompt(&p, a.patch_prompt, pcond, &TB)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+            locus_embeds eb;
+            if (locus_embeds_encode(&p, a.patch_prompt, NULL, 0, max_seq, &eb)) { fprintf(stderr, "locus generate: %s\n", locus_errmsg()); goto done; }
+            pcond = eb.cond; TB = eb.T;
         }
         if (TB != T) { fprintf(stderr, "locus generate: patch embeddings have %d tokens, the prompt's have %d\n", TB, T); goto done; }
         size_t one = (size_t)T * p.unet.ctx_dim;

@@ -333,53 +333,73 @@ typedef struct {
     double mse, psnr, ssim;
 } row;
 
-static void row_json(const plan *P, const row *r, sbuf *b) {
-    int cpg = cells_per_group(P), g = r->cell / cpg, kind = r->cell % cpg, it = g / P->nseeds;
-    sb_printf(b, "{\"cell\": %d, \"layer\": ", r->cell);
-    sb_json_str(b, cell_label(P, kind));
-    sb_printf(b, ", \"prompt\": %d, \"seed\": %lld, \"word_a\": ", it, P->seeds[g % P->nseeds]);
-    sb_json_str(b, P->items[it].word);
-    sb_puts(b, ", \"word_b\": ");
-    sb_json_str(b, P->items[P->target[it]].word);
-    sb_puts(b, ", \"ocr\": ");
-    sb_json_str(b, r->ocr);
-    const locus_text_metrics *t[2] = {&r->ta, &r->tb};
-    for (int k = 0; k < 2; k++) {
-        char s = k ? 'b' : 'a';
-        sb_printf(b, ", \"precision_%c\": ", s); sb_num(b, t[k]->precision);
-        sb_printf(b, ", \"recall_%c\": ", s); sb_num(b, t[k]->recall);
-        sb_printf(b, ", \"acc_%c\": %d, \"exact_%c\": %d, \"levenshtein_%c\": %d", s, t[k]->acc, s, t[k]->exact, s, t[k]->levenshtein);
+/* One definition of a row's columns, written as a JSON object, a CSV line or the CSV header. */
+typedef struct {
+    sbuf *b;
+    int mode; /* 0 JSON, 1 CSV, 2 CSV header */
+    int n;    /* fields written */
+} emitter;
+
+static void emit_key(emitter *e, const char *name) {
+    if (e->mode == 0) {
+        sb_puts(e->b, e->n ? ", \"" : "{\"");
+        sb_puts(e->b, name);
+        sb_puts(e->b, "\": ");
+    } else {
+        if (e->n) sb_puts(e->b, ",");
+        if (e->mode == 2) sb_puts(e->b, name);
     }
-    sb_puts(b, ", \"mse\": "); sb_num(b, r->mse);
-    sb_puts(b, ", \"psnr\": "); sb_num(b, r->psnr);
-    sb_puts(b, ", \"ssim\": "); sb_num(b, r->ssim);
-    sb_printf(b, ", \"image\": \"images/c%06d.png\"}\n", r->cell);
+    e->n++;
+}
+static void emit_str(emitter *e, const char *name, const char *v) {
+    emit_key(e, name);
+    if (e->mode == 0) sb_json_str(e->b, v);
+    else if (e->mode == 1) sb_csv_str(e->b, v);
+}
+static void emit_int(emitter *e, const char *name, long long v) {
+    emit_key(e, name);
+    if (e->mode < 2) sb_printf(e->b, "%lld", v);
+}
+static void emit_num(emitter *e, const char *name, double v) {
+    emit_key(e, name);
+    if (e->mode == 0 || (e->mode == 1 && isfinite(v))) sb_num(e->b, v); /* CSV: empty when undefined */
+}
+static void emit_end(emitter *e) { sb_puts(e->b, e->mode == 0 ? "}\n" : "\n"); }
+
+/* the columns of a result row (r may be NULL for the header) */
+static void row_emit(const plan *P, const row *r, emitter *e) {
+    int cpg = cells_per_group(P), cell = r ? r->cell : 0, g = cell / cpg, it = g / P->nseeds;
+    static const row zero;
+    if (!r) r = &zero;
+    char img[32];
+    snprintf(img, sizeof img, "images/c%06d.png", cell);
+    emit_int(e, "cell", cell);
+    emit_str(e, "layer", cell_label(P, cell % cpg));
+    emit_int(e, "prompt", it);
+    emit_int(e, "seed", P->seeds[g % P->nseeds]);
+    emit_str(e, "word_a", P->items[it].word);
+    emit_str(e, "word_b", P->items[P->target[it]].word);
+    emit_str(e, "ocr", r->ocr ? r->ocr : "");
+    const locus_text_metrics *t[2] = {&r->ta, &r->tb};
+    static const char *const names[2][5] = {{"precision_a", "recall_a", "acc_a", "exact_a", "levenshtein_a"},
+                                           {"precision_b", "recall_b", "acc_b", "exact_b", "levenshtein_b"}};
+    for (int k = 0; k < 2; k++) {
+        emit_num(e, names[k][0], t[k]->precision);
+        emit_num(e, names[k][1], t[k]->recall);
+        emit_int(e, names[k][2], t[k]->acc);
+        emit_int(e, names[k][3], t[k]->exact);
+        emit_int(e, names[k][4], t[k]->levenshtein);
+    }
+    emit_num(e, "mse", r->mse);
+    emit_num(e, "psnr", r->psnr);
+    emit_num(e, "ssim", r->ssim);
+    emit_str(e, "image", img);
+    emit_end(e);
 }
 
-static const char *CSV_HEADER = "cell,layer,prompt,seed,word_a,word_b,ocr,precision_a,recall_a,acc_a,exact_a,levenshtein_a,"
-                                "precision_b,recall_b,acc_b,exact_b,levenshtein_b,mse,psnr,ssim,image\n";
-
-static void row_csv(const plan *P, const row *r, sbuf *b) {
-    int cpg = cells_per_group(P), g = r->cell / cpg, kind = r->cell % cpg, it = g / P->nseeds;
-    sb_printf(b, "%d,", r->cell);
-    sb_csv_str(b, cell_label(P, kind));
-    sb_printf(b, ",%d,%lld,", it, P->seeds[g % P->nseeds]);
-    sb_csv_str(b, P->items[it].word);
-    sb_puts(b, ",");
-    sb_csv_str(b, P->items[P->target[it]].word);
-    sb_puts(b, ",");
-    sb_csv_str(b, r->ocr);
-    const locus_text_metrics *t[2] = {&r->ta, &r->tb};
-    for (int k = 0; k < 2; k++) {
-        sb_puts(b, ","); sb_num(b, t[k]->precision);
-        sb_puts(b, ","); sb_num(b, t[k]->recall);
-        sb_printf(b, ",%d,%d,%d", t[k]->acc, t[k]->exact, t[k]->levenshtein);
-    }
-    sb_puts(b, ","); sb_num(b, r->mse);
-    sb_puts(b, ","); sb_num(b, r->psnr);
-    sb_puts(b, ","); if (isfinite(r->ssim)) sb_num(b, r->ssim);
-    sb_printf(b, ",images/c%06d.png\n", r->cell);
-}
+static void row_json(const plan *P, const row *r, sbuf *b) { emitter e = {b, 0, 0}; row_emit(P, r, &e); }
+static void row_csv(const plan *P, const row *r, sbuf *b) { emitter e = {b, 1, 0}; row_emit(P, r, &e); }
+static void csv_header(const plan *P, sbuf *b) { emitter e = {b, 2, 0}; row_emit(P, NULL, &e); }
 
 /* one results.jsonl line -> row; 0 on success */
 static int row_parse(const plan *P, const char *line, size_t len, row *r) {
@@ -465,7 +485,7 @@ static int write_text(const char *dir, const char *name, const char *text) {
 
 static int write_csv(const plan *P, const row *rows) {
     sbuf b = {0};
-    sb_puts(&b, CSV_HEADER);
+    csv_header(P, &b);
     for (int c = 0; c < ncells(P); c++)
         if (rows[c].done) row_csv(P, &rows[c], &b);
     int rc = write_text(P->out, "results.csv", b.s);
@@ -877,7 +897,11 @@ int locus_cmd_localize(int argc, char **argv) {
     } else if (rs == LOCUS_E_NOTFOUND) {
         snprintf(path, sizeof path, "%s/results.jsonl", P.out);
         if (access(path, F_OK) == 0) { lfail("localize", "%s has results.jsonl but no config.json; choose another -o", P.out); goto done; }
-        if (write_text(P.out, "results.jsonl", "") || write_text(P.out, "results.csv", CSV_HEADER) || write_text(P.out, "config.json", cfg)) goto done;
+        sbuf hdr = {0};
+        csv_header(&P, &hdr);
+        int bad = write_text(P.out, "results.jsonl", "") || write_text(P.out, "results.csv", hdr.s) || write_text(P.out, "config.json", cfg);
+        free(hdr.s);
+        if (bad) goto done;
     } else {
         lfail("localize", "%s", locus_errmsg());
         goto done;

@@ -28,8 +28,6 @@ locus_status locus_injection_resolve(locus_injection *inj, const locus_unet *u, 
 /* locus_hooks.cross_ctx callback (arg = locus_injection*). */
 const float *locus_injection_ctx(void *arg, const char *name, int step);
 
-#endif
-
 /* The paper's K/V patching for MM-DiT joint attention: a full CFG run with prompt B records, at every step,
  * the text-stream K and V of the chosen joint blocks (add_k_proj / add_v_proj outputs, after qk-norm when
  * the block has it); the run with prompt A then uses B's K and V of the same step in those blocks only —
@@ -90,3 +88,5 @@ typedef struct {
 locus_status locus_interventions_parse(locus_interventions *v, const char *spec);
 void locus_interventions_free(locus_interventions *v);
 void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+
+#endif

@@ -176,20 +176,27 @@ void locus_uc_nfc(locus_ustr *s) {
     s->n = w;
 }
 
-static int lower_of(uint32_t cp, uint32_t out[3]) {
-    size_t lo = 0, hi = N_OF(uc_lower);
+/* {cp, r[3]} tables (uc_lower, uc_ftfy_map): the 0-padded replacement of cp; returns its length, 0 if absent */
+static int map3_find(const uint32_t (*tab)[4], size_t n, uint32_t cp, uint32_t out[3]) {
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cp < uc_lower[mid].cp) hi = mid;
-        else if (cp > uc_lower[mid].cp) lo = mid + 1;
+        if (cp < tab[mid][0]) hi = mid;
+        else if (cp > tab[mid][0]) lo = mid + 1;
         else {
-            int n = 0;
-            for (int k = 0; k < 3 && uc_lower[mid].l[k]; k++) out[n++] = uc_lower[mid].l[k];
-            return n;
+            int k = 0;
+            while (k < 3 && tab[mid][1 + k]) { out[k] = tab[mid][1 + k]; k++; }
+            return k;
         }
     }
-    out[0] = cp;
-    return 1;
+    return 0;
+}
+
+static int lower_of(uint32_t cp, uint32_t out[3]) {
+    _Static_assert(sizeof uc_lower[0] == 4 * sizeof(uint32_t), "uc_lower rows are 4 code points");
+    int n = map3_find((const uint32_t(*)[4])uc_lower, N_OF(uc_lower), cp, out);
+    if (!n) { out[0] = cp; n = 1; }
+    return n;
 }
 
 /* cased / case-ignorable approximations for the Final_Sigma condition (Unicode 3.13) */
@@ -222,16 +229,6 @@ void locus_uc_lower(locus_ustr *s) {
 }
 
 int locus_uc_ftfy_map(uint32_t cp, uint32_t out[3]) {
-    size_t lo = 0, hi = N_OF(uc_ftfy_map);
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (cp < uc_ftfy_map[mid].cp) hi = mid;
-        else if (cp > uc_ftfy_map[mid].cp) lo = mid + 1;
-        else {
-            int n = 0;
-            for (int k = 0; k < 3 && uc_ftfy_map[mid].r[k]; k++) out[n++] = uc_ftfy_map[mid].r[k];
-            return n;
-        }
-    }
-    return 0;
+    _Static_assert(sizeof uc_ftfy_map[0] == 4 * sizeof(uint32_t), "uc_ftfy_map rows are 4 code points");
+    return map3_find((const uint32_t(*)[4])uc_ftfy_map, N_OF(uc_ftfy_map), cp, out);
 }
