@@ -727,7 +727,12 @@ static int run_group(const plan *P, locus_pipeline *p, locus_ocr *ocr, row *rows
     }
     locus_patcher pt;
     int need_b = !rows[base + 1].done;
-    if (locus_patcher_init(&pt, p, &o, &ea, &eb, P->both, P->start_step, need_b || p->kind == LOCUS_PIPE_SD3 ? pix : NULL)) {
+    /* SD3: record only the blocks some layer group patches */
+    sbuf rec = {0};
+    for (int l = 0; l < P->nlayers; l++) { sb_puts(&rec, l ? "," : ""); sb_puts(&rec, P->layers[l]); }
+    locus_status pst = locus_patcher_init(&pt, p, &o, &ea, &eb, P->both, P->start_step, rec.s, need_b || p->kind == LOCUS_PIPE_SD3 ? pix : NULL);
+    free(rec.s);
+    if (pst) {
         rc = lfail("localize", "%s", locus_errmsg());
         goto out;
     }

@@ -81,7 +81,7 @@ locus_status locus_run_image(locus_pipeline *p, const locus_run_opts *o, const l
 }
 
 locus_status locus_patcher_init(locus_patcher *pt, locus_pipeline *p, const locus_run_opts *o, const locus_embeds *a,
-                                const locus_embeds *b, int both, int start_step, uint8_t *pix_b) {
+                                const locus_embeds *b, int both, int start_step, const char *record, uint8_t *pix_b) {
     memset(pt, 0, sizeof *pt);
     pt->p = p;
     pt->o = o;
@@ -99,7 +99,7 @@ locus_status locus_patcher_init(locus_patcher *pt, locus_pipeline *p, const locu
         char spec[LOCUS_MAX_KV_BLOCKS * 24] = "";
         int nb = p->mmdit.nlayers < LOCUS_MAX_KV_BLOCKS ? p->mmdit.nlayers : LOCUS_MAX_KV_BLOCKS;
         for (int i = 0; i < nb; i++) snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "%stransformer_blocks.%d", i ? "," : "", i);
-        locus_status st = locus_kvpatch_init(&pt->kv, &p->mmdit, spec);
+        locus_status st = locus_kvpatch_init(&pt->kv, &p->mmdit, record ? record : spec);
         if (st) return st;
         pt->kv.start_step = start_step;
         locus_kvpatch_begin(&pt->kv, 0);
@@ -127,8 +127,14 @@ locus_status locus_patcher_run(locus_patcher *pt, const char *layers, uint8_t *p
         st = locus_kvpatch_init(&sel, &pt->p->mmdit, layers);
         if (st) return st;
         unsigned long long mask = 0;
-        for (int j = 0; j < sel.nblocks; j++) mask |= 1ull << sel.blocks[j]; /* recorded blocks are 0..n-1 in order */
+        for (int i = 0; i < sel.nblocks && !st; i++) {
+            int j = 0;
+            while (j < pt->kv.nblocks && pt->kv.blocks[j] != sel.blocks[i]) j++;
+            if (j == pt->kv.nblocks) st = locus_fail(LOCUS_E_ARG, "transformer_blocks.%d was not recorded from prompt B's run", sel.blocks[i]);
+            else mask |= 1ull << j;
+        }
         locus_kvpatch_free(&sel);
+        if (st) return st;
         locus_kvpatch_begin(&pt->kv, pt->both ? 2 : 1);
         pt->kv.active = mask;
         locus_hooks h = {locus_kvpatch_hook, &pt->kv, NULL, NULL, 0};

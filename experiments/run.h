@@ -48,11 +48,12 @@ typedef struct {
     locus_injection *inj;
 } locus_patcher;
 
-/* Prepare patching A with B.  For SD3 this runs prompt B once (recording the text K/V of every joint block)
- * and writes B's own image into pix_b when non-NULL; for a UNet, pix_b (when non-NULL) gets B's image from
- * a plain run.  both: patch both CFG halves (default: conditional only). */
+/* Prepare patching A with B.  For SD3 this runs prompt B once, recording the text K/V of the joint blocks in
+ * `record` (comma-separated transformer_blocks.N; NULL = every block; memory: 2 x steps x [B,S,D] floats per
+ * block), and writes B's own image into pix_b when non-NULL; for a UNet, pix_b (when non-NULL) gets B's image
+ * from a plain run.  both: patch both CFG halves (default: conditional only). */
 locus_status locus_patcher_init(locus_patcher *pt, locus_pipeline *p, const locus_run_opts *o, const locus_embeds *a,
-                                const locus_embeds *b, int both, int start_step, uint8_t *pix_b);
+                                const locus_embeds *b, int both, int start_step, const char *record, uint8_t *pix_b);
 /* One patched run: layers = comma-separated layer paths (UNet cross-attention paths or prefixes; SD3
  * transformer_blocks.N), all patched together. */
 locus_status locus_patcher_run(locus_patcher *pt, const char *layers, uint8_t *pix);
