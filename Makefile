@@ -106,7 +106,7 @@ neon-test:
 
 # ---- clang: the same bits as gcc ----
 clang-test:
-	$(MAKE) BUILD=build-clang CC=clang build-clang/test_kernels
+	$(MAKE) BUILD=build-clang CC=clang build-clang/test_kernels build-clang/locus
 	$(MAKE) $(BUILD)/test_kernels $(BUILD)/locus
 	@bash tests/compiler_compare.sh $(BUILD) build-clang
 
