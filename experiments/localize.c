@@ -171,6 +171,23 @@ static char *fill_template(const char *tpl, const char *word) {
     return b.s;
 }
 
+/* well-formed UTF-8 (the result files are JSON, which must be) */
+static int utf8_ok(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+        if (n < 0 || (n == 1 && *p < 0xC2)) return 0;
+        uint32_t c = *p & (0x7F >> (n + 1));
+        for (int k = 1; k <= n; k++) {
+            if ((p[k] & 0xC0) != 0x80) return 0;
+            c = c << 6 | (p[k] & 0x3F);
+        }
+        if ((n == 2 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) || (n == 3 && (c < 0x10000 || c > 0x10FFFF))) return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 /* words / prompts file -> items; errors name the file and line */
 static int read_items(plan *P) {
     const char *path = P->words_file ? P->words_file : P->prompts_file;
@@ -186,6 +203,7 @@ static int read_items(plan *P) {
         while (l && (ln[l - 1] == '\r' || ln[l - 1] == ' ' || ln[l - 1] == '\t')) ln[--l] = 0;
         while (*ln == ' ' || *ln == '\t') ln++;
         if (!*ln) continue;
+        if (!utf8_ok(ln)) { free(data); return lfail("localize", "%s:%d: not valid UTF-8 text", path, line); }
         if (P->nitems == cap) P->items = realloc(P->items, (size_t)(cap *= 2) * sizeof(item));
         item *it = &P->items[P->nitems];
         if (P->words_file) {

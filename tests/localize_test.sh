@@ -16,7 +16,7 @@ L() { "$B/locus" localize "$@"; }
 # result files that must match byte for byte (runs.log records ISA/threads/time and is not compared)
 same_results() { diff -r -x runs.log -x .lock "$1" "$2" >/dev/null; }
 
-printf 'HELLO\nWORLD\nCOFFEE\nOPEN\nSTOP\n' >"$tmp/words.txt"
+printf 'HELLO\nWORLD\nCOFFEE\nOPEN\nSALE, "50%%"\n' >"$tmp/words.txt"  # a word with a comma and quotes exercises CSV/JSON escaping
 sd=(--model $G/pipelines/sd15-tiny --words "$tmp/words.txt" --steps 4 --seeds 0,42)
 
 # 1. a full run: files and shapes
@@ -95,8 +95,10 @@ one_line() { # what, expected, args...
 }
 printf 'HELLO\n' >"$tmp/one.txt"
 printf 'A sign\nB "x"\n' >"$tmp/noq.txt"
+printf 'HELLO\nW\xffRLD\n' >"$tmp/badutf.txt"
 one_line "missing words file" "cannot open" --model $G/pipelines/sd15-tiny --words "$tmp/none.txt" -o "$tmp/bad"
 one_line "one word" "at least two" --model $G/pipelines/sd15-tiny --words "$tmp/one.txt" -o "$tmp/bad"
+one_line "invalid UTF-8 word" "badutf.txt:2: not valid UTF-8" --model $G/pipelines/sd15-tiny --words "$tmp/badutf.txt" -o "$tmp/bad"
 one_line "prompt without quotes" "noq.txt:1" --model $G/pipelines/sd15-tiny --prompts "$tmp/noq.txt" -o "$tmp/bad"
 one_line "unknown layer" "down_blocks.7" --model $G/pipelines/sd15-tiny --words "$tmp/words.txt" --layers down_blocks.7 -o "$tmp/bad"
 one_line "SD3 unknown block" "transformer_blocks.9" --model $G/pipelines/sd3-tiny --words "$tmp/words.txt" --layers transformer_blocks.9 -o "$tmp/bad"
