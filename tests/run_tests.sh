@@ -172,6 +172,10 @@ done
 bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
 bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
 bad_gen "SD3 patch block out of range" "not a joint block" --model $G/pipelines/sd3-tiny --prompt a --patch-prompt b --patch-layers transformer_blocks.9 --max-sequence-length 32
+# turbo-style few-step runs (guidance 0, 4 steps): only the conditional pass, guided == conditional
+if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "HELLO".' --guidance 0 --steps 4 --max-sequence-length 32 -o "$tmp/turbo.png" --dump "$tmp/turbo.st" &&
+   "$B/test_sample" --guidance-free "$tmp/turbo.st" 4 | sed 's/^/  /'; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL SD3 guidance 0 (turbo-style): $(tail -1 "$tmp/gen.err")"; fi
 # resolution-dependent dynamic shifting (use_dynamic_shifting): runs, and changes the schedule
 mkdir -p "$tmp/sd3dyn"; cp -r $G/pipelines/sd3-tiny/* "$tmp/sd3dyn/"
 sed -i 's/"use_dynamic_shifting": false/"use_dynamic_shifting": true/' "$tmp/sd3dyn/scheduler/scheduler_config.json"

@@ -289,7 +289,27 @@ static int check_probs(const char *cpath, const char *prefix, int H) {
     return !(worst < 1e-5);
 }
 
+/* --guidance-free DUMP STEPS: a run without CFG (guidance <= 1, as turbo-style few-step checkpoints use)
+ * evaluates only the conditional half: no noise_pred_uncond, and noise_pred == noise_pred_text bit for bit */
+static int guidance_free(const char *path, int steps) {
+    locus_st_file f;
+    if (locus_st_open(&f, path)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int bad = 0;
+    for (int i = 0; i < steps; i++) {
+        char a[64], b[64], u[64];
+        snprintf(a, sizeof a, "step%d.noise_pred", i);
+        snprintf(b, sizeof b, "step%d.noise_pred_text", i);
+        snprintf(u, sizeof u, "step%d.noise_pred_uncond", i);
+        const locus_st_tensor *ta = locus_st_find(&f, a), *tb = locus_st_find(&f, b);
+        bad += !ta || !tb || locus_st_find(&f, u) || ta->nbytes != tb->nbytes || memcmp(ta->data, tb->data, ta->nbytes);
+    }
+    printf("guidance-free run: %d steps, %d with an unconditional pass or guided != conditional\n", steps, bad);
+    locus_st_close(&f);
+    return bad != 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--guidance-free")) return guidance_free(argv[2], atoi(argv[3]));
     if (argc == 5 && !strcmp(argv[1], "--check-probs")) return check_probs(argv[2], argv[3], atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--check-zero-head")) return check_zero_head(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--check-cache")) return check_cache(argv[2], argv[3], atoi(argv[4]));
