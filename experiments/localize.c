@@ -720,12 +720,26 @@ static int finish_cell(const plan *P, locus_ocr *ocr, row *rows, int cell, const
     return rc;
 }
 
+/* progress within a cell: the denoiser steps of the run in flight */
+typedef struct {
+    locus_progress *prog;
+    const int *done;
+} step_progress;
+
+static void cell_step(void *ctx, int step, int nsteps) {
+    const step_progress *sp = ctx;
+    char d[48];
+    snprintf(d, sizeof d, "step %d/%d", step + 1, nsteps);
+    locus_progress_update_frac(sp->prog, *sp->done + (double)(step + 1) / nsteps * 0.999, d);
+}
+
 static int run_group(const plan *P, locus_pipeline *p, locus_ocr *ocr, row *rows, int g, locus_progress *prog, int *done_cells) {
     int K = cells_per_group(P), it = g / P->nseeds, base = g * K;
     int todo = 0;
     for (int k = 0; k < K; k++) todo += !rows[base + k].done;
     if (!todo) return 0;
-    locus_run_opts o = {P->steps, P->guidance, P->width, P->height, (uint64_t)P->seeds[g % P->nseeds]};
+    step_progress sp = {prog, done_cells};
+    locus_run_opts o = {P->steps, P->guidance, P->width, P->height, (uint64_t)P->seeds[g % P->nseeds], cell_step, &sp};
     int cfg = P->guidance > 1.0f, rc = 0;
     locus_embeds ea, eb;
     if (locus_embeds_encode(p, P->items[it].prompt, P->negative, cfg, P->max_seq, &ea))

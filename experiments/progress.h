@@ -14,6 +14,8 @@ typedef struct {
 
 void locus_progress_start(locus_progress *p, const char *label, int total);
 void locus_progress_update(locus_progress *p, int done);
+/* Fractional progress (e.g. 3.4 cells: the fourth cell 40% through) with a short detail ("step 20/50"). */
+void locus_progress_update_frac(locus_progress *p, double done, const char *detail);
 void locus_progress_end(locus_progress *p);
 
 #endif

@@ -56,6 +56,11 @@ locus_status locus_run_prepare(const locus_pipeline *p, locus_run_opts *o) {
     return LOCUS_OK;
 }
 
+static void run_step(void *ctx, int step, int nsteps, const float *u, const float *c, const float *g, const float *l, size_t n) {
+    const locus_run_opts *o = ctx;
+    o->on_step(o->step_ctx, step, nsteps);
+}
+
 locus_status locus_run_image(locus_pipeline *p, const locus_run_opts *o, const locus_embeds *e, const locus_hooks *hooks,
                              uint8_t *pix) {
     int sd3 = p->kind == LOCUS_PIPE_SD3, f = p->vae_factor;
@@ -67,9 +72,11 @@ locus_status locus_run_image(locus_pipeline *p, const locus_run_opts *o, const l
     float *lat = locus_alloc(n * sizeof(float));
     locus_randn(o->seed, lat, n);
     for (size_t i = 0; i < n; i++) lat[i] *= p->sched.init_noise_sigma;
+    locus_step_cb cb = {run_step, (void *)o};
+    const locus_step_cb *cbp = o->on_step ? &cb : NULL;
     st = sd3 ? locus_sample_mmdit(&p->mmdit, &p->sched, o->steps, o->guidance, lat, h, w, e->uncond, e->cond, e->T, e->uncond_pooled,
-                                  e->cond_pooled, NULL, hooks)
-             : locus_sample_unet(&p->unet, &p->sched, o->steps, o->guidance, lat, h, w, e->uncond, e->cond, e->T, NULL, hooks);
+                                  e->cond_pooled, cbp, hooks)
+             : locus_sample_unet(&p->unet, &p->sched, o->steps, o->guidance, lat, h, w, e->uncond, e->cond, e->T, cbp, hooks);
     if (!st) {
         float *img = locus_alloc((size_t)3 * o->H * o->W * sizeof(float));
         locus_pipeline_decode(p, lat, h, w, img);

@@ -28,6 +28,8 @@ typedef struct {
     float guidance;
     int W, H;       /* 0: the model's default size */
     uint64_t seed;  /* torch.randn-compatible initial noise */
+    void (*on_step)(void *ctx, int step, int nsteps); /* optional: after every denoiser evaluation */
+    void *step_ctx;
 } locus_run_opts;
 
 /* Fill defaults (W/H) and check the size against the model; a one-line error for a bad size. */
