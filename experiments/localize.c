@@ -15,6 +15,7 @@
  *   summary.csv, summary.json   per-layer means and OCR-F1 (F1 of mean precision and mean recall)
  *   ocr_f1.png       bar chart of OCR-F1 against B's word (and A's) per layer
  *   grid.png         rows = A, B and each layer; columns = prompts (first seed)
+ *   heatmap.png      OCR-F1 against B's word per layer and prompt
  *   runs.log         one line per invocation: time, ISA, threads, shard, cells run (not compared)
  * Nothing in the result files depends on the ISA, thread count, sharding or interruption: the tests compare
  * them byte for byte.
@@ -655,8 +656,71 @@ static void remove_stale_tmp(const char *dir) {
     closedir(d);
 }
 
+/* heatmap.png: OCR-F1 against B's word (F1 of the mean precision and recall over seeds) for every layer (rows)
+ * and prompt (columns, at most 100), white (0) to blue (1), value printed in each cell */
+static int write_heatmap(const plan *P, const row *rows) {
+    int K = cells_per_group(P), cols = P->nitems < 100 ? P->nitems : 100;
+    const int s = 2, pad = 8, cw = 44, ch = 22, lh = LOCUS_FONT_H * s;
+    int lw = 0;
+    for (int k = 0; k < K; k++) {
+        int t = locus_text_width(cell_label(P, k), s);
+        if (t > lw) lw = t;
+    }
+    const char *title = "OCR-F1 vs B's word per layer (rows) and prompt (columns)";
+    int x0 = pad + lw + pad, y0 = pad + lh + pad + lh + pad;
+    int W = x0 + cols * cw + pad, tw = pad + locus_text_width(title, s) + pad;
+    if (W < tw) W = tw;
+    int H = y0 + K * ch + pad + ch + pad;
+    locus_canvas c;
+    if (locus_canvas_new(&c, W, H)) return lfail("localize", "%s", locus_errmsg());
+    locus_draw_text(&c, pad, pad, s, 0x202020, title);
+    for (int j = 0; j < cols; j++) {
+        char t[16];
+        snprintf(t, sizeof t, "%.7s", P->items[j].word);
+        locus_draw_text(&c, x0 + j * cw + 2, pad + lh + pad + lh / 2, 1, 0x202020, t);
+    }
+    for (int k = 0; k < K; k++) {
+        int y = y0 + k * ch;
+        locus_draw_text(&c, x0 - pad - locus_text_width(cell_label(P, k), s), y + (ch - lh) / 2, s, 0x202020, cell_label(P, k));
+        for (int j = 0; j < cols; j++) {
+            double sp = 0, sr = 0;
+            int n = 0;
+            for (int q = 0; q < P->nseeds; q++) {
+                const row *r = &rows[(j * P->nseeds + q) * K + k];
+                if (!r->done) continue;
+                sp += r->tb.precision;
+                sr += r->tb.recall;
+                n++;
+            }
+            int x = x0 + j * cw;
+            if (!n) { locus_draw_rect(&c, x, y, cw - 1, ch - 1, 0xEEEEEE); continue; }
+            double v = locus_f1(sp / n, sr / n);
+            int t = (int)(v * 255 + 0.5);
+            uint32_t rgb = (uint32_t)(255 - (255 - 0x34) * t / 255) << 16 | (uint32_t)(255 - (255 - 0x65) * t / 255) << 8 | (uint32_t)(255 - (255 - 0xA4) * t / 255);
+            locus_draw_rect(&c, x, y, cw - 1, ch - 1, rgb);
+            char vs[16];
+            snprintf(vs, sizeof vs, "%.2f", v);
+            locus_draw_text(&c, x + (cw - locus_text_width(vs, 1)) / 2, y + (ch - LOCUS_FONT_H) / 2, 1, v > 0.5 ? 0xFFFFFF : 0x202020, vs);
+        }
+    }
+    /* colour scale */
+    int sy = y0 + K * ch + pad, sw = cols * cw < 200 ? cols * cw : 200;
+    for (int i = 0; i < sw; i++) {
+        int t = i * 255 / (sw > 1 ? sw - 1 : 1);
+        locus_draw_rect(&c, x0 + i, sy, 1, ch / 2, (uint32_t)(255 - (255 - 0x34) * t / 255) << 16 | (uint32_t)(255 - (255 - 0x65) * t / 255) << 8 |
+                                                      (uint32_t)(255 - (255 - 0xA4) * t / 255));
+    }
+    locus_draw_text(&c, x0, sy + ch / 2 + 2, 1, 0x202020, "0");
+    locus_draw_text(&c, x0 + sw - locus_text_width("1", 1), sy + ch / 2 + 2, 1, 0x202020, "1");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/heatmap.png", P->out);
+    int rc = locus_png_write(path, c.px, c.w, c.h, 3, NULL, 0) ? lfail("localize", "%s", locus_errmsg()) : 0;
+    locus_canvas_free(&c);
+    return rc;
+}
+
 static int finish_outputs(const plan *P, const row *rows) {
-    return write_csv(P, rows) || write_summary(P, rows) || write_grid(P, rows);
+    return write_csv(P, rows) || write_summary(P, rows) || write_grid(P, rows) || write_heatmap(P, rows);
 }
 
 /* ------------------------------------------------------------------ the experiment */
@@ -959,7 +1023,7 @@ int locus_cmd_localize(int argc, char **argv) {
     locus_progress_end(&prog);
     if (finish_outputs(&P, rows)) goto done;
     log_run(&P, "finish", done_cells);
-    fprintf(stderr, "localize: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png)\n", P.out);
+    fprintf(stderr, "localize: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png)\n", P.out);
     rc = 0;
 done:
     if (rows) for (int c = 0; c < ncells(&P); c++) free(rows[c].ocr);

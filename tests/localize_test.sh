@@ -24,7 +24,7 @@ if L "${sd[@]}" -o "$tmp/r" >"$tmp/r.out" 2>"$tmp/r.err"; then
   cells=$((5 * 2 * (6 + 2)))
   rows=$(wc -l <"$tmp/r/results.jsonl"); csv=$(($(wc -l <"$tmp/r/results.csv") - 1)); sl=$(($(wc -l <"$tmp/r/summary.csv") - 1))
   imgs=$(ls "$tmp/r/images" | grep -c '^c[0-9]*\.png$')
-  if [ "$rows" = $cells ] && [ "$csv" = $cells ] && [ "$sl" = 8 ] && [ "$imgs" = $cells ] && [ -s "$tmp/r/grid.png" ] && [ -s "$tmp/r/ocr_f1.png" ] &&
+  if [ "$rows" = $cells ] && [ "$csv" = $cells ] && [ "$sl" = 8 ] && [ "$imgs" = $cells ] && [ -s "$tmp/r/grid.png" ] && [ -s "$tmp/r/ocr_f1.png" ] && [ -s "$tmp/r/heatmap.png" ] &&
      grep -q 'mid_block.attentions.0.transformer_blocks.0.attn2' "$tmp/r/summary.csv" && grep -q '^(prompt A, unpatched)' "$tmp/r.out"; then ok
     echo "  sd15-tiny: $cells cells (5 prompts x 2 seeds x (6 layers + A + B)), summary of 8 rows, grid and bar chart"
   else bad "files: rows $rows csv $csv summary $sl images $imgs"; fi
