@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/json.h"
+#include "token_ids.h"
 #include "unicode.h"
 
 /* ---- string -> int hash map (open addressing) ---- */
@@ -549,9 +550,7 @@ locus_status locus_clip_tok_encode_padded(const locus_clip_tok *t, const char *t
     int64_t *ids = malloc(sizeof(int64_t) * cap);
     locus_status st = locus_clip_tok_encode(t, text, ids, cap, &n);
     if (st) { free(ids); return st; }
-    *truncated = n > len;
-    if (n > len) { n = len; ids[len - 1] = t->eos; }
-    for (int i = 0; i < len; i++) out[i] = i < n ? ids[i] : t->pad;
+    locus_ids_fit(ids, n, len, t->eos, t->pad, out, truncated);
     free(ids);
     return LOCUS_OK;
 }

@@ -1,6 +1,8 @@
 /* tokenizer_sp.c — SentencePiece unigram encoding from spiece.model (see tokenizer_sp.h). */
 #include "tokenizer_sp.h"
 
+#include "token_ids.h"
+
 #include <errno.h>
 #include <float.h>
 #include <stdio.h>
@@ -348,9 +350,7 @@ locus_status locus_sp_tok_encode_padded(const locus_sp_tok *t, const char *text,
     int64_t *ids = malloc(sizeof(int64_t) * cap);
     locus_status st = locus_sp_tok_encode(t, text, ids, cap, &n);
     if (st) { free(ids); return st; }
-    *truncated = n > len;
-    if (n > len) { n = len; ids[len - 1] = t->eos; }
-    for (int i = 0; i < len; i++) out[i] = i < n ? ids[i] : t->pad;
+    locus_ids_fit(ids, n, len, t->eos, t->pad, out, truncated);
     free(ids);
     return LOCUS_OK;
 }
