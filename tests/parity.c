@@ -15,6 +15,17 @@ float *golden_f32(const locus_st_file *g, const char *name, int64_t *n) {
     return p;
 }
 
+int64_t *golden_ids(const locus_st_file *g, const char *name, int *B, int *T) {
+    const locus_st_tensor *t = locus_st_find(g, name);
+    if (!t || t->ndim != 2) return NULL;
+    *B = (int)t->shape[0];
+    *T = (int)t->shape[1];
+    size_t n = (size_t)*B * (size_t)*T;
+    int64_t *ids = malloc(sizeof(int64_t) * (n ? n : 1));
+    if (locus_st_to_i64(t, ids, (int64_t)n) != LOCUS_OK) { free(ids); return NULL; }
+    return ids;
+}
+
 double parity_rel(const locus_st_file *g, const char *name, const float *x, int64_t n) {
     int64_t gn;
     float *gv = golden_f32(g, name, &gn);

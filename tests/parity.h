@@ -32,4 +32,7 @@ void parity_step_cb(void *ctx, int step, int nsteps, const float *uncond, const 
 /* load a golden tensor as fp32 (malloc'ed), NULL if missing */
 float *golden_f32(const locus_st_file *g, const char *name, int64_t *n);
 
+/* load a golden [B,T] token-id tensor (malloc'ed int64), NULL if missing or not 2-D */
+int64_t *golden_ids(const locus_st_file *g, const char *name, int *B, int *T);
+
 #endif

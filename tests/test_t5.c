@@ -25,10 +25,10 @@ static void test_t5(const char *G) {
     int bad = 0;
     for (int r = -200; r <= 200; r++) bad += locus_t5_bucket(r, t.buckets, t.max_distance) != bk[r + 200];
     CHECK(bad == 0, "T5 relative position buckets (%d of 401 differ)", bad);
-    const locus_st_tensor *it = locus_st_find(&g, "input.input_ids");
-    int B = (int)it->shape[0], T = (int)it->shape[1];
-    int64_t *ids = malloc(sizeof(int64_t) * B * T), *mask = malloc(sizeof(int64_t) * B * T);
-    locus_st_to_i64(it, ids, (int64_t)B * T);
+    int B = 0, T = 0;
+    int64_t *ids = golden_ids(&g, "input.input_ids", &B, &T), *mask = malloc(sizeof(int64_t) * B * T);
+    CHECK(ids != NULL, "golden input.input_ids");
+    if (!ids) return;
     locus_st_to_i64(locus_st_find(&g, "input.attention_mask"), mask, (int64_t)B * T);
     size_t N = (size_t)B * T * t.D;
     float *last = malloc(N * 4), *pen = malloc(N * 4);
@@ -66,10 +66,10 @@ static void test_clip_g(const char *G) {
     locus_st_file g;
     snprintf(p, sizeof p, "%s/text/clip_g/golden_text_encoder.safetensors", G);
     if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
-    const locus_st_tensor *it = locus_st_find(&g, "input.input_ids");
-    int B = (int)it->shape[0], T = (int)it->shape[1];
-    int64_t *ids = malloc(sizeof(int64_t) * B * T);
-    locus_st_to_i64(it, ids, (int64_t)B * T);
+    int B = 0, T = 0;
+    int64_t *ids = golden_ids(&g, "input.input_ids", &B, &T);
+    CHECK(ids != NULL, "golden input.input_ids");
+    if (!ids) return;
     size_t N = (size_t)B * T * t.D;
     float *last = malloc(N * 4), *pen = malloc(N * 4), *pooled = malloc((size_t)B * t.D * 4), *te = malloc((size_t)B * t.proj_dim * 4);
     parity_ctx pa = {&g, "act.", 0, 0, 0, "", 0}, po = {&g, "output.", 0, 0, 0, "", 0};

@@ -24,10 +24,10 @@ static void run(const char *G, const char *dir, const char *golden, const char *
     locus_st_file g;
     snprintf(p, sizeof p, "%s/%s", G, golden);
     if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); locus_textenc_free(&t); return; }
-    const locus_st_tensor *it = locus_st_find(&g, "input.input_ids");
-    int B = (int)it->shape[0], T = (int)it->shape[1];
-    int64_t *ids = malloc(sizeof(int64_t) * B * T);
-    locus_st_to_i64(it, ids, (int64_t)B * T);
+    int B = 0, T = 0;
+    int64_t *ids = golden_ids(&g, "input.input_ids", &B, &T);
+    CHECK(ids != NULL, "golden input.input_ids");
+    if (!ids) return;
     size_t N = (size_t)B * T * t.D;
     float *last = malloc(N * 4), *pen = malloc(N * 4), *pooled = malloc((size_t)B * t.D * 4), *te = malloc((size_t)B * t.D * 4);
     parity_ctx pa = {&g, "act.", 0, 0, 0, "", 0}, po = {&g, "output.", 0, 0, 0, "", 0};
