@@ -13,6 +13,9 @@
 #include "../core/rng.h"
 #include <math.h>
 
+static int g_plain_weights = 0;
+void locus_loader_set_plain_weights(int on) { g_plain_weights = on; }
+
 static int file_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -20,6 +23,7 @@ static int file_exists(const char *p) {
 
 locus_status locus_loader_open(locus_loader *L, const char *dir) {
     memset(L, 0, sizeof *L);
+    L->plain_weights = g_plain_weights;
     snprintf(L->dir, sizeof L->dir, "%s", dir);
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return locus_fail(LOCUS_E_IO, "%s: no such folder", dir);
@@ -48,6 +52,7 @@ locus_status locus_loader_open(locus_loader *L, const char *dir) {
 
 locus_status locus_loader_open_random(locus_loader *L, const char *config_path, uint64_t seed) {
     memset(L, 0, sizeof *L);
+    L->plain_weights = g_plain_weights;
     snprintf(L->dir, sizeof L->dir, "%s", config_path);
     snprintf(L->weights_path, sizeof L->weights_path, "(random weights, seed %llu)", (unsigned long long)seed);
     locus_status st = locus_json_parse_file(&L->config, config_path);
@@ -61,6 +66,14 @@ void locus_loader_close(locus_loader *L) {
     for (size_t i = 0; i < L->nbufs; i++) locus_free(L->bufs[i]);
     free(L->bufs);
     L->bufs = NULL;
+    for (size_t i = 0; i < L->nrec; i++) free(L->params[i].name);
+    free(L->params);
+    L->params = NULL;
+    L->nrec = L->caprec = 0;
+    for (size_t i = 0; i < L->nmods; i++) free(L->mods[i].name);
+    free(L->mods);
+    L->mods = NULL;
+    L->nmods = L->capmods = 0;
     L->nbufs = L->capbufs = 0;
     locus_st_set_close(&L->st);
     locus_json_free(&L->config);
@@ -119,14 +132,63 @@ static float *vparam(locus_loader *L, int optional, int ndim, const int64_t *dim
         L->bufs = nb;
         L->capbufs = nc;
     }
+    if (L->nrec == L->caprec) {
+        size_t nc = L->caprec ? L->caprec * 2 : 64;
+        locus_param_rec *np = realloc(L->params, nc * sizeof *np);
+        if (!np) { locus_free(buf); locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory"); return NULL; }
+        L->params = np;
+        L->caprec = nc;
+    }
+    char *nm = strdup(name);
+    if (!nm) { locus_free(buf); locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory"); return NULL; }
+    locus_param_rec *r = &L->params[L->nrec++];
+    memset(r, 0, sizeof *r);
+    r->name = nm;
+    r->data = buf;
+    r->ndim = ndim;
+    for (int i = 0; i < ndim; i++) r->shape[i] = dims[i];
+    r->numel = (size_t)n;
     L->bufs[L->nbufs++] = buf;
     L->nparams += (size_t)n;
     return buf;
 }
 
+const locus_param_rec *locus_loader_find_param(const locus_loader *L, const char *name) {
+    for (size_t i = 0; i < L->nrec; i++)
+        if (!strcmp(L->params[i].name, name)) return &L->params[i];
+    return NULL;
+}
+
+const locus_param_rec *locus_loader_param_of(const locus_loader *L, const float *data) {
+    for (size_t i = 0; i < L->nrec; i++)
+        if (L->params[i].data == data) return &L->params[i];
+    return NULL;
+}
+
+void locus_loader_mark_packed(locus_loader *L, const float *data) {
+    for (size_t i = 0; i < L->nrec; i++)
+        if (L->params[i].data == data) L->params[i].packed = 1;
+}
+
+void locus_loader_add_module(locus_loader *L, const char *name, int kind, void *ptr) {
+    if (L->status) return;
+    if (L->nmods == L->capmods) {
+        size_t nc = L->capmods ? L->capmods * 2 : 64;
+        locus_module_rec *nm = realloc(L->mods, nc * sizeof *nm);
+        if (!nm) { locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory"); return; }
+        L->mods = nm;
+        L->capmods = nc;
+    }
+    char *s = strdup(name);
+    if (!s) { locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory"); return; }
+    L->mods[L->nmods++] = (locus_module_rec){s, kind, ptr};
+}
+
 void locus_loader_replace(locus_loader *L, const float *old, float *repl) {
     for (size_t i = L->nbufs; i-- > 0;)
         if (L->bufs[i] == old) {
+            for (size_t j = 0; j < L->nrec; j++)
+                if (L->params[j].data == old) L->params[j].data = repl;
             locus_free(L->bufs[i]);
             L->bufs[i] = repl;
             return;

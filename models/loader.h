@@ -16,6 +16,25 @@
 #include "../core/json.h"
 #include "../core/safetensors.h"
 
+/* One loaded tensor, as the model loaders asked for it: its diffusers/transformers name, shape and buffer.
+ * `packed` marks a Linear weight stored in the GEMM's panel layout (nn_linear_load; `data` is then the
+ * packed buffer, `shape` still [out, in]).  Training looks parameters up here (gradients by name). */
+typedef struct {
+    char *name;
+    float *data;
+    int ndim, packed;
+    int64_t shape[4];
+    size_t numel;
+} locus_param_rec;
+
+/* A module registered by name (kind LOCUS_MOD_LINEAR: ptr is an nn_linear*), for LoRA attachment. */
+enum { LOCUS_MOD_LINEAR = 1 };
+typedef struct {
+    char *name;
+    int kind;
+    void *ptr;
+} locus_module_rec;
+
 typedef struct {
     char dir[PATH_MAX];
     char weights_path[PATH_MAX];
@@ -28,7 +47,23 @@ typedef struct {
     int random;           /* random-weight mode */
     uint64_t seed;
     char errmsg[1024];
+    int plain_weights;    /* keep Linear weights unpacked (training updates them in place) */
+    locus_param_rec *params; /* every tensor loaded, in load order */
+    size_t nrec, caprec;
+    locus_module_rec *mods;  /* modules registered by name (Linear layers) */
+    size_t nmods, capmods;
 } locus_loader;
+
+/* Process-wide default for locus_loader.plain_weights of loaders opened from now on (0 at start: Linear
+ * weights are packed for the GEMM at load).  Training commands set 1 before loading a model whose weights
+ * they update.  Results are the same bits either way. */
+void locus_loader_set_plain_weights(int on);
+
+/* Registry look-ups (NULL when absent). */
+const locus_param_rec *locus_loader_find_param(const locus_loader *L, const char *name);
+const locus_param_rec *locus_loader_param_of(const locus_loader *L, const float *data);
+/* Register a module under its diffusers path (the loader keeps a copy of the name). */
+void locus_loader_add_module(locus_loader *L, const char *name, int kind, void *ptr);
 
 /* Random-weight mode for benchmarks: config from `config_path`, every locus_param() returns seeded values
  * (counter-based, so identical on every machine): >= 2-D tensors U(-1,1)/sqrt(fan_in), 1-D *.weight 1+U(-0.1,0.1),
@@ -45,7 +80,9 @@ float *locus_param(locus_loader *L, int ndim, int64_t d0, int64_t d1, int64_t d2
     __attribute__((format(printf, 7, 8)));
 
 /* Replace a buffer returned by locus_param (freed now) by `repl` (locus_alloc'd; owned by the loader from
- * now on), e.g. weights repacked for the GEMM. */
+ * now on), e.g. weights repacked for the GEMM (the registry entry follows; `packed` is set when repl is a
+ * packed Linear weight: call locus_loader_mark_packed). */
+void locus_loader_mark_packed(locus_loader *L, const float *data);
 void locus_loader_replace(locus_loader *L, const float *old, float *repl);
 
 /* Like locus_param but returns NULL without error when the tensor does not exist. */

@@ -25,7 +25,9 @@ void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, co
     l->b = bias ? locus_param(L, 1, out, 0, 0, 0, "%s.bias", name) : NULL;
     l->wp = NULL;
     l->wp_nr = 0;
-    if (!l->w) return;
+    l->lora = NULL;
+    locus_loader_add_module(L, name, LOCUS_MOD_LINEAR, l);
+    if (!l->w || L->plain_weights) return;
     /* pack once for the GEMM (the plain copy is freed: memory stays the same) */
     float *wp = locus_alloc(locus_gemm_packed_b_floats(out, in) * sizeof(float));
     if (!wp) return; /* keep the plain weight */
@@ -35,6 +37,7 @@ void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, co
     locus_gemm_pack_b(&d, wp);
     l->wp_nr = locus_k()->nr;
     locus_loader_replace(L, l->w, wp);
+    locus_loader_mark_packed(L, wp);
     l->wp = wp;
     l->w = NULL;
 }
@@ -76,6 +79,13 @@ void nn_linear_fwd(const nn_linear *l, const float *x, int M, float *y) {
         locus_free(w);
     } else {
         locus_linear(x, M, l->in, l->w, l->b, l->out, y);
+    }
+    for (const nn_lora *a = l->lora; a; a = a->next) { /* y += scale * (x down^T) up^T */
+        float *t = talloc((size_t)M * a->r), *u = talloc((size_t)M * l->out);
+        locus_linear(x, M, l->in, a->down, NULL, a->r, t);
+        locus_linear(t, M, a->r, a->up, NULL, l->out, u);
+        locus_binary(y, u, y, (size_t)M * l->out, LOCUS_BIN_AXPY, a->scale);
+        locus_free(t); locus_free(u);
     }
 }
 

@@ -31,9 +31,21 @@ typedef struct {
 
 void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 
+/* A low-rank adapter on a Linear layer (PEFT / diffusers LoRA): y += scale * (x down^T) up^T with
+ * down [r, in] (lora_A, lora.down) and up [out, r] (lora_B, lora.up); scale = alpha / r times the user's
+ * weight.  Several adapters chain through `next` and are added in list order after the base output. */
+typedef struct nn_lora {
+    float *down, *up;
+    int r;
+    float scale;
+    struct nn_lora *next;
+} nn_lora;
+
 /* Linear: y = x W^T + b.  The weight is kept pre-packed for the GEMM (wp, panels of the kernel table's width
- * wp_nr at load time; w is then NULL) so no forward call re-packs it; see nn_linear_fwd. */
-typedef struct { const float *w, *b; int in, out; const float *wp; int wp_nr; } nn_linear;
+ * wp_nr at load time; w is then NULL) so no forward call re-packs it; see nn_linear_fwd.  With the loader's
+ * plain_weights set (training) w stays plain and wp is NULL.  Every Linear is registered in its loader by
+ * its diffusers path (locus_loader_add_module), which is how LoRA adapters find it. */
+typedef struct { const float *w, *b; int in, out; const float *wp; int wp_nr; nn_lora *lora; } nn_linear;
 typedef struct { const float *w, *b; int cin, cout, k, stride, pad; } nn_conv;
 typedef struct { const float *w, *b; int c, groups; float eps; } nn_gnorm;
 typedef struct { const float *w, *b; int c; float eps; } nn_lnorm;
