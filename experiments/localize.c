@@ -268,21 +268,14 @@ static int resolve_layers(plan *P, locus_pipeline *p) {
     int cap = 64;
     P->layers = malloc((size_t)cap * sizeof(char *));
     if (!P->layers_spec || !strcmp(P->layers_spec, "all")) {
-        if (p->kind == LOCUS_PIPE_SD3) {
-            for (int i = 0; i < p->mmdit.nlayers; i++) {
-                char b[64];
-                snprintf(b, sizeof b, "transformer_blocks.%d", i);
-                if (P->nlayers == cap) P->layers = realloc(P->layers, (size_t)(cap *= 2) * sizeof(char *));
-                P->layers[P->nlayers++] = strdup(b);
-            }
-        } else {
-            static char all[LOCUS_MAX_PATCH_LAYERS][128];
-            int n = locus_unet_cross_layers(&p->unet, all, LOCUS_MAX_PATCH_LAYERS);
-            for (int i = 0; i < n; i++) {
-                if (P->nlayers == cap) P->layers = realloc(P->layers, (size_t)(cap *= 2) * sizeof(char *));
-                P->layers[P->nlayers++] = strdup(all[i]);
-            }
+        locus_layer_info *L = NULL;
+        int n = locus_denoiser_layers(&p->den, &L);
+        for (int i = 0; i < n; i++) {
+            if (L[i].text_index < 0) continue;
+            if (P->nlayers == cap) P->layers = realloc(P->layers, (size_t)(cap *= 2) * sizeof(char *));
+            P->layers[P->nlayers++] = strdup(L[i].site);
         }
+        free(L);
     } else {
         char *cp = strdup(P->layers_spec), *save = NULL;
         for (char *t = strtok_r(cp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -295,19 +288,13 @@ static int resolve_layers(plan *P, locus_pipeline *p) {
     }
     if (!P->nlayers) return lfail("localize", "no layers to patch");
     /* check each group now, so a typo fails before any image is made */
+    unsigned char *sel = malloc((size_t)(p->den.ntext_layers > 0 ? p->den.ntext_layers : 1));
     for (int i = 0; i < P->nlayers; i++) {
-        locus_status st;
-        if (p->kind == LOCUS_PIPE_SD3) {
-            locus_kvpatch kv;
-            st = locus_kvpatch_init(&kv, &p->mmdit, P->layers[i]);
-            if (!st) locus_kvpatch_free(&kv);
-        } else {
-            locus_injection *inj = calloc(1, sizeof *inj);
-            st = locus_injection_resolve(inj, &p->unet, P->layers[i]);
-            free(inj);
-        }
+        locus_status st = sel ? locus_denoiser_select_text_layers(&p->den, P->layers[i], "--layers", sel) : LOCUS_E_NOMEM;
+        if (st) free(sel);
         if (st) return lfail("localize", "--layers: %s", locus_errmsg());
     }
+    free(sel);
     return 0;
 }
 
@@ -826,7 +813,7 @@ static int run_group(const plan *P, locus_pipeline *p, locus_ocr *ocr, row *rows
     /* SD3: record only the blocks some layer group patches */
     sbuf rec = {0};
     for (int l = 0; l < P->nlayers; l++) { sb_puts(&rec, l ? "," : ""); sb_puts(&rec, P->layers[l]); }
-    locus_status pst = locus_patcher_init(&pt, p, &o, &ea, &eb, P->both, P->start_step, rec.s, need_b || p->kind == LOCUS_PIPE_SD3 ? pix : NULL);
+    locus_status pst = locus_patcher_init(&pt, p, &o, &ea, &eb, P->both, P->start_step, rec.s, NULL, need_b || !p->den.text_kv_projectable ? pix : NULL);
     free(rec.s);
     if (pst) {
         rc = lfail("localize", "%s", locus_errmsg());
@@ -951,9 +938,9 @@ int locus_cmd_localize(int argc, char **argv) {
     pipe_open = 1;
     if (P.sampler && locus_scheduler_override(&p.sched, P.sampler)) { lfail("localize", "%s", locus_errmsg()); goto done; }
     P.sampler = p.sched.kind == LOCUS_SCHED_EULER ? "euler" : p.sched.kind == LOCUS_SCHED_PNDM ? "pndm" : p.sched.kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
-    if (P.guidance < 0) P.guidance = p.kind == LOCUS_PIPE_LDM ? 1.0f : p.kind == LOCUS_PIPE_SD3 ? 7.0f : 7.5f;
+    if (P.guidance < 0) P.guidance = p.default_guidance;
     if (!P.max_seq) P.max_seq = 256;
-    if (p.kind != LOCUS_PIPE_SD3) P.max_seq = 77;
+    if (p.text_tokens_fixed) P.max_seq = p.text_tokens_fixed;
     locus_run_opts o = {P.steps, P.guidance, P.width, P.height, 0};
     if (locus_run_prepare(&p, &o)) { lfail("localize", "%s", locus_errmsg()); goto done; }
     P.width = o.W;
