@@ -182,6 +182,9 @@ int locus_cmd_generate(int argc, char **argv) {
     r.noise = noise;
     /* hooks in order: patching, interventions, caching */
     if (a.patch_layers) {
+        unsigned char sel[1024];
+        if (p.den.ntext_layers > (int)sizeof sel) { locus_fail(LOCUS_E_UNSUPPORTED, "too many text layers"); goto fail; }
+        CHECK(locus_denoiser_select_text_layers(&p.den, a.patch_layers, "--patch-layers", sel));
         if (!p.den.text_kv_projectable) fprintf(stderr, "generate: caching prompt B's text K/V\n");
         CHECK(locus_patcher_init(&pt, &p, &o, &ea, &eb, a.patch_both, a.start_step, a.patch_layers, noise, NULL));
         CHECK(locus_patcher_select(&pt, a.patch_layers));

@@ -169,9 +169,9 @@ for m in sd15-tiny sd3-tiny; do
      "$B/test_sample" --same-pixels "$tmp/u3.png" "$tmp/u4.png"; then p=$((p+1))
   else f=$((f+1)); echo "  FAIL Unicode prompt on $m: $(tail -1 "$tmp/gen.err")"; fi
 done
-bad_gen "unknown patch layer" "not a cross-attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
+bad_gen "unknown patch layer" "not a text-reading attention layer" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b --patch-layers mid_block.attentions.7
 bad_gen "patch prompt without layers" "--patch-layers" --model $G/pipelines/sd15-tiny --prompt a --patch-prompt b
-bad_gen "SD3 patch block out of range" "not a joint block" --model $G/pipelines/sd3-tiny --prompt a --patch-prompt b --patch-layers transformer_blocks.9 --max-sequence-length 32
+bad_gen "SD3 patch block out of range" "not a text-reading attention layer" --model $G/pipelines/sd3-tiny --prompt a --patch-prompt b --patch-layers transformer_blocks.9 --max-sequence-length 32
 # turbo-style few-step runs (guidance 0, 4 steps): only the conditional pass, guided == conditional
 if gen --model $G/pipelines/sd3-tiny --prompt 'A sign that says "HELLO".' --guidance 0 --steps 4 --max-sequence-length 32 -o "$tmp/turbo.png" --dump "$tmp/turbo.st" &&
    "$B/test_sample" --guidance-free "$tmp/turbo.st" 4 | sed 's/^/  /'; then p=$((p+1))
