@@ -937,7 +937,7 @@ int locus_cmd_localize(int argc, char **argv) {
     if (locus_pipeline_open(&p, P.model) != LOCUS_OK) { lfail("localize", "%s", locus_errmsg()); goto done; }
     pipe_open = 1;
     if (P.sampler && locus_scheduler_override(&p.sched, P.sampler)) { lfail("localize", "%s", locus_errmsg()); goto done; }
-    P.sampler = p.sched.kind == LOCUS_SCHED_EULER ? "euler" : p.sched.kind == LOCUS_SCHED_PNDM ? "pndm" : p.sched.kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
+    P.sampler = locus_scheduler_name(&p.sched);
     if (P.guidance < 0) P.guidance = p.default_guidance;
     if (!P.max_seq) P.max_seq = 256;
     if (p.text_tokens_fixed) P.max_seq = p.text_tokens_fixed;

@@ -100,6 +100,7 @@ void locus_run_init(locus_run *r, locus_pipeline *p, const locus_run_opts *o) {
     memset(r, 0, sizeof *r);
     r->p = p;
     r->o = *o;
+    r->progress = o->progress;
     locus_hooks_init(&r->hooks);
     r->C = p->den.in_channels;
     r->h = o->H / p->vae_factor;
@@ -117,8 +118,35 @@ void locus_run_add_observer(locus_run *r, locus_step_cb cb) {
     r->obs[r->nobs++] = cb;
 }
 
+static void dump_step(locus_run *r, int step, const float *unc, const float *cond, const float *guided, const float *lat) {
+    int64_t shp[4] = {1, r->C, r->h, r->w};
+    char nm[64];
+    if (unc) { snprintf(nm, sizeof nm, "step%d.noise_pred_uncond", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, unc); }
+    snprintf(nm, sizeof nm, "step%d.noise_pred_text", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, cond);
+    snprintf(nm, sizeof nm, "step%d.noise_pred", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, guided);
+    snprintf(nm, sizeof nm, "step%d.latent_out", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, lat);
+}
+
+locus_status locus_run_load_noise(locus_run *r, const char *path) {
+    locus_st_file nf;
+    locus_status st = locus_st_open(&nf, path);
+    if (st) return st;
+    size_t n = (size_t)r->C * r->h * r->w;
+    locus_free(r->noise_owned);
+    r->noise_owned = locus_alloc(n * sizeof(float));
+    const locus_st_tensor *t = locus_st_find(&nf, "noise");
+    int ok = r->noise_owned && t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == r->C && t->shape[2] == r->h && t->shape[3] == r->w &&
+             locus_st_to_f32(t, r->noise_owned, (int64_t)n) == LOCUS_OK;
+    locus_st_close(&nf);
+    if (!ok) return locus_fail(LOCUS_E_SHAPE, "%s: needs a tensor 'noise' of shape [1,%d,%d,%d]", path, r->C, r->h, r->w);
+    r->noise = r->noise_owned;
+    return LOCUS_OK;
+}
+
 static void run_on_step(void *ctx, int step, int nsteps, const float *u, const float *c, const float *g, const float *l, size_t n) {
-    const locus_run *r = ctx;
+    locus_run *r = ctx;
+    if (r->dump) dump_step(r, step, u, c, g, l);
+    if (r->progress) locus_progress_update(&r->prog, step + 1);
     for (int i = 0; i < r->nobs; i++) r->obs[i].on_step(r->obs[i].ctx, step, nsteps, u, c, g, l, n);
     if (r->o.on_step) r->o.on_step(r->o.step_ctx, step, nsteps);
 }
@@ -139,17 +167,26 @@ locus_status locus_run_exec(locus_run *r, const locus_embeds *e) {
     for (size_t i = 0; i < n; i++) r->latent[i] = r->latent[i] * p->sched.init_noise_sigma;
     locus_cond cu = {e->uncond, e->uncond_pooled}, cc = {e->cond, e->cond_pooled};
     locus_step_cb cb = {run_on_step, r};
+    if (r->progress) locus_progress_start(&r->prog, r->progress, p->sched.nevals);
     st = locus_sample(&p->den, &p->sched, r->o.steps, r->o.guidance, r->latent, r->h, r->w, e->uncond ? &cu : NULL, &cc, e->T, &cb, &r->hooks);
     if (st) return st;
     r->image = locus_alloc((size_t)3 * r->o.H * r->o.W * sizeof(float));
     if (!r->image) return locus_fail(LOCUS_E_NOMEM, "out of memory for the image");
     locus_pipeline_decode(p, r->latent, r->h, r->w, r->image);
+    if (r->progress) locus_progress_end(&r->prog);
+    if (r->dump) {
+        int64_t ls[4] = {1, r->C, r->h, r->w}, is[4] = {1, 3, r->o.H, r->o.W};
+        locus_st_writer_add(r->dump, "final_latent", LOCUS_F32, 4, ls, r->latent);
+        locus_st_writer_add(r->dump, "image", LOCUS_F32, 4, is, r->image);
+    }
     return LOCUS_OK;
 }
 
 void locus_run_pixels(const locus_run *r, uint8_t *pix) { locus_image_to_u8(r->image, r->o.H, r->o.W, pix); }
 
 void locus_run_free(locus_run *r) {
+    locus_free(r->noise_owned);
+    r->noise_owned = NULL;
     locus_free(r->latent);
     locus_free(r->image);
     r->latent = r->image = NULL;

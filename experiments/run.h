@@ -12,8 +12,10 @@
 
 #include <stdint.h>
 
+#include "../core/safetensors.h"
 #include "../models/pipeline.h"
 #include "patch.h"
+#include "progress.h"
 
 typedef struct {
     float *cond, *uncond;               /* [1,T,ctx_dim] each; uncond NULL without CFG */
@@ -36,6 +38,7 @@ typedef struct {
     uint64_t seed;  /* torch.randn-compatible initial noise */
     void (*on_step)(void *ctx, int step, int nsteps); /* optional: after every denoiser evaluation */
     void *step_ctx;
+    const char *progress; /* optional: label of a progress line on stderr for runs made with these settings */
 } locus_run_opts;
 
 /* Fill defaults (W/H) and check the size against the model; a one-line error for a bad size. */
@@ -47,9 +50,14 @@ typedef struct {
     locus_pipeline *p;
     locus_run_opts o;
     const float *noise;   /* optional initial noise [C,h,w] (before init_noise_sigma); NULL: seeded */
+    float *noise_owned;
     locus_hooks hooks;    /* in call order */
     locus_step_cb obs[LOCUS_MAX_OBSERVERS];
     int nobs;
+    locus_st_writer *dump;      /* optional: every step's "step<N>.noise_pred_uncond/_text", "step<N>.noise_pred",
+                                 * "step<N>.latent_out" [1,C,h,w], then "final_latent" and "image" [1,3,H,W] */
+    const char *progress;       /* optional: label of a progress line on stderr (from the opts) */
+    locus_progress prog;
     /* results of the last locus_run_exec (owned) */
     float *latent;        /* [C,h,w] */
     float *image;         /* [3,H,W], about [-1,1] */
@@ -61,6 +69,8 @@ void locus_run_init(locus_run *r, locus_pipeline *p, const locus_run_opts *o);
 /* Append a hook / a per-step observer (asserts on overflow: the callers add a fixed few). */
 void locus_run_add_hook(locus_run *r, locus_hook_entry h);
 void locus_run_add_observer(locus_run *r, locus_step_cb cb);
+/* Initial noise from a safetensors file (tensor `noise` [1,C,h,w]); the run keeps it.  Errors name the file. */
+locus_status locus_run_load_noise(locus_run *r, const char *path);
 /* Sample from the noise with conditioning e and decode: fills r->latent and r->image. */
 locus_status locus_run_exec(locus_run *r, const locus_embeds *e);
 /* r->image as 8-bit RGB rows (pix[H*W*3]). */
