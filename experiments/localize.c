@@ -138,9 +138,10 @@ static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell,
     snprintf(pj, sizeof pj, "%s/results.jsonl", P->out);
     snprintf(pc, sizeof pc, "%s/results.csv", P->out);
     int rc = 0;
-    if (locus_append_durable(pj, j.s, j.n) || locus_append_durable(pc, c.s, c.n)) rc = lz_fail("localize", "%s", locus_errmsg());
-    free(j.s);
-    free(c.s);
+    if (locus_sb_status(&j) || locus_sb_status(&c) || locus_append_durable(pj, j.s, j.n) || locus_append_durable(pc, c.s, c.n))
+        rc = lz_fail("localize", "%s", locus_errmsg());
+    locus_sb_free(&j);
+    locus_sb_free(&c);
     return rc;
 }
 
@@ -186,8 +187,9 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
     /* SD3: record only the blocks some layer group patches */
     locus_strbuf rec = {0};
     for (int l = 0; l < P->nlayers; l++) { locus_sb_puts(&rec, l ? "," : ""); locus_sb_puts(&rec, P->layers[l]); }
+    if (locus_sb_status(&rec)) { locus_sb_free(&rec); rc = lz_fail("localize", "%s", locus_errmsg()); goto out; }
     locus_status pst = locus_patcher_init(&pt, p, &o, &ea, &eb, P->both, P->start_step, rec.s, need_b || p->kind == LOCUS_PIPE_SD3 ? pix : NULL);
-    free(rec.s);
+    locus_sb_free(&rec);
     if (pst) {
         rc = lz_fail("localize", "%s", locus_errmsg());
         goto out;
@@ -330,6 +332,7 @@ int locus_cmd_localize(int argc, char **argv) {
     }
     if (locus_ocr_open(&ocr)) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     cfg = lz_config_json(&P, p.model_hash, P.shard, P.nshards);
+    if (!cfg) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     char path[4200];
     snprintf(path, sizeof path, "%s/images", P.out);
     if (locus_mkdir(path)) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
@@ -360,8 +363,8 @@ int locus_cmd_localize(int argc, char **argv) {
         if (access(path, F_OK) == 0) { lz_fail("localize", "%s has results.jsonl but no config.json; choose another -o", P.out); goto done; }
         locus_strbuf hdr = {0};
         lz_csv_header(&P, &hdr);
-        int bad = lz_write_text(P.out, "results.jsonl", "") || lz_write_text(P.out, "results.csv", hdr.s) || lz_write_text(P.out, "config.json", cfg);
-        free(hdr.s);
+        int bad = lz_write_text(P.out, "results.jsonl", "") || lz_write_sb(P.out, "results.csv", &hdr) || lz_write_text(P.out, "config.json", cfg);
+        locus_sb_free(&hdr);
         if (bad) goto done;
     } else {
         lz_fail("localize", "%s", locus_errmsg());
