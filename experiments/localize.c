@@ -107,7 +107,7 @@ static double q9(double v) {
     return strtod(b, NULL);
 }
 
-/* score one image and record its lz_row (image first, then the lz_row) */
+/* score one image and record its row (image first, then the row) */
 static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell, const uint8_t *pix, const uint8_t *ref) {
     int K = lz_cells_per_group(P), g = cell / K, it = g / P->nseeds;
     char path[4200];
@@ -158,6 +158,8 @@ static void cell_step(void *ctx, int step, int nsteps) {
     locus_progress_update_frac(sp->prog, *sp->done + (double)(step + 1) / nsteps * 0.999, d);
 }
 
+/* Run the unfinished cells of group g (one prompt A and seed): A's image (always: the reference), B's, then
+ * each layer group patched; every finished cell is scored and recorded before the next one starts. */
 static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row *rows, int g, locus_progress *prog, int *done_cells) {
     int K = lz_cells_per_group(P), it = g / P->nseeds, base = g * K;
     int todo = 0;
@@ -227,6 +229,7 @@ int lz_usage(void) {
     return 2;
 }
 
+/* argv -> the plan's settings (defaults filled in; the model decides guidance, sampler and size later) */
 static int parse_localize(int argc, char **argv, lz_plan *P) {
     memset(P, 0, sizeof *P);
     P->template = "A sign that says \"{}\".";
@@ -296,6 +299,8 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
     return 0;
 }
 
+/* The command: plan, open the model, check every prompt and layer, create or resume the results directory,
+ * run this shard's groups, then write the summaries and figures. */
 int locus_cmd_localize(int argc, char **argv) {
     lz_plan P;
     int rc = parse_localize(argc, argv, &P);
