@@ -89,7 +89,7 @@ static const named_colour text_colours[] = {{"white", {250, 250, 250}, 0}, {"bla
 typedef struct { const char *name; uint8_t rgb[3]; int dark; signed char texts[3]; } sign_colour; /* texts: -1 ends */
 static const sign_colour sign_rgb[] = { /* muted: in every channel the letters stand >= 110 apart from board and background */
     {"red", {120, 20, 25}, 1, {T_WHITE, -1}},    {"green", {20, 95, 45}, 1, {T_WHITE, -1}},
-    {"blue", {25, 45, 130}, 1, {T_WHITE, -1}},   {"purple", {90, 35, 110}, 1, {T_WHITE, -1}},
+    {"blue", {20, 40, 110}, 1, {T_WHITE, -1}},   {"purple", {80, 30, 95}, 1, {T_WHITE, -1}},
     {"black", {28, 28, 30}, 1, {T_WHITE, -1}},   {"gray", {95, 95, 100}, 1, {T_WHITE, -1}},
     {"brown", {100, 60, 30}, 1, {T_WHITE, -1}},  {"white", {244, 244, 240}, 0, {T_BLACK, -1}},
     {"yellow", {250, 230, 140}, 0, {T_BLACK, -1}}, {"orange", {250, 195, 140}, 0, {T_BLACK, -1}},
@@ -102,7 +102,7 @@ static const sign_colour sign_gray[] = {
 static const named_colour bg_rgb[] = {
     {"white", {238, 238, 235}, 0}, {"light gray", {196, 198, 200}, 0}, {"beige", {222, 205, 170}, 0},
     {"light blue", {170, 200, 228}, 0}, {"pale green", {185, 214, 170}, 0}, {"dark gray", {64, 66, 70}, 1},
-    {"navy", {30, 40, 70}, 1}, {"dark green", {40, 70, 45}, 1}, {"brick", {120, 50, 40}, 1}, {"dark brown", {60, 45, 35}, 1},
+    {"navy", {30, 40, 70}, 1}, {"dark green", {40, 70, 45}, 1}, {"brick", {120, 50, 40}, 1},
 };
 static const named_colour bg_gray[] = {
     {"white", {235, 235, 235}, 0}, {"light gray", {175, 175, 175}, 0}, {"dark gray", {60, 60, 60}, 1}, {"black", {10, 10, 10}, 1},
@@ -286,7 +286,6 @@ static locus_status fit(locus_signr *r, const plan_ctx *P, const char *word, loc
             if (L->xscale_milli < 700) L->xscale_milli = 700;
         } else if (L->padx > 1 && *bw > aw) L->padx--;
         else if (L->pady > 1) L->pady--;
-        else if (L->border) L->border = 0;
         else if (L->angle_ddeg) L->angle_ddeg = L->angle_ddeg * 3 / 4;
         else if (L->padx > 1) L->padx--;
         else return locus_fail(LOCUS_E_ARG, "the word \"%s\" does not fit a %dx%d image with %d px letters in font %d (use a larger --size or a smaller --min-letter-px)",
@@ -322,7 +321,6 @@ static locus_status plan_image(locus_signr *r, const plan_ctx *P, long long i, c
     L->padx = uint_in(P, i, 7, 2 + L->letter_px / 8, 2 + L->letter_px / 2);
     L->pady = uint_in(P, i, 8, 2, 2 + L->letter_px / 4);
     L->radius = uint_in(P, i, 9, 0, (L->letter_px + 2 * L->pady) / 3);
-    L->border = 0;
     L->angle_ddeg = o->rotate ? uint_in(P, i, 11, -o->max_rotation_ddeg, o->max_rotation_ddeg) : 0;
     int bw, bh;
     locus_status st = fit(r, P, word, L, &bw, &bh);
@@ -346,8 +344,8 @@ void locus_signs_defaults(locus_signs_opts *o) {
     o->fonts = DEFAULT_FONTS;
     o->split = "all";
     o->n = 1000;
-    o->width = 256;
-    o->height = 64;
+    o->width = 128;
+    o->height = 32;
     o->rotate = 1;
     o->max_rotation_ddeg = 30;
     o->min_letter_px = 16;
@@ -502,7 +500,7 @@ locus_status locus_signs_generate(const locus_signs_opts *o) {
         if (!templates) st = locus_fail(LOCUS_E_NOMEM, "dataset: out of memory");
     }
     if (!st) st = locus_signr_open(&r0, paths, nfonts);
-    plan_ctx P = {o, nfonts, o->max_letter_px ? o->max_letter_px : o->height * 45 / 100,
+    plan_ctx P = {o, nfonts, o->max_letter_px ? o->max_letter_px : o->height * 60 / 100,
                   o->gray ? sign_gray : sign_rgb, o->gray ? NELEM(sign_gray) : NELEM(sign_rgb), o->gray ? bg_gray : bg_rgb, o->gray ? NELEM(bg_gray) : NELEM(bg_rgb)};
     if (P.max_letter < o->min_letter_px) P.max_letter = o->min_letter_px;
     if (!st) {

@@ -315,14 +315,8 @@ locus_status locus_signr_draw(locus_signr *r, const char *word, const locus_sign
     int bw, bh;
     locus_status st = locus_signr_board(r, word, L, &bw, &bh);
     FT_Outline o;
-    if (!st && L->border > 0) { /* the border: the whole board in the border colour, the face drawn over it */
-        board_outline(r, bw, bh, 64 * L->radius, &o);
-        place(&o, L, H);
-        if (!(st = rasterize(r, &o, cov, W, H))) composite(pix, cov, L->text, W, H);
-    }
     if (!st) {
-        int b = 64 * L->border, rad = 64 * L->radius - b;
-        board_outline(r, bw - 2 * b, bh - 2 * b, rad > 0 ? rad : 0, &o);
+        board_outline(r, bw, bh, 64 * L->radius, &o);
         place(&o, L, H);
         if (!(st = rasterize(r, &o, cov, W, H))) composite(pix, cov, L->sign, W, H);
     }
