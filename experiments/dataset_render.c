@@ -42,13 +42,13 @@ void locus_sincos_ddeg(int angle_ddeg, double *s, double *c) {
     assert(angle_ddeg >= -450 && angle_ddeg <= 450);
     const double x = (double)angle_ddeg * (3.14159265358979323846 / 1800.0); /* |x| <= pi/4 */
     const double x2 = x * x;
-    /* Taylor series to x^13 / x^14: error < 1e-15 for |x| <= pi/4 */
+    /* Taylor series to x^17 / x^18: truncation < 1e-18 for |x| <= pi/4 */
     double sn = 0.0, cs = 0.0, t = x, u = 1.0;
-    for (int k = 1; k <= 13; k += 2) {
+    for (int k = 1; k <= 17; k += 2) {
         sn += t;
         t = -t * x2 / (double)((k + 1) * (k + 2));
     }
-    for (int k = 0; k <= 14; k += 2) {
+    for (int k = 0; k <= 18; k += 2) {
         cs += u;
         u = -u * x2 / (double)((k + 1) * (k + 2));
     }
