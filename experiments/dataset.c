@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../core/fileio.h"
@@ -224,6 +225,20 @@ static locus_status read_lines(const char *path, const char *what, char ***out, 
     return LOCUS_OK;
 }
 
+/* qsort comparators over indices (ties: index order, so sorting is deterministic); sort_words / sort_keys
+ * name the array being sorted (set just before qsort, single-threaded) */
+static char **sort_words;
+static const uint64_t *sort_keys;
+static int cmp_word_idx(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b, c = strcasecmp(sort_words[i], sort_words[j]);
+    return c ? c : (i > j) - (i < j);
+}
+static int cmp_key_idx(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_keys[i] != sort_keys[j]) return sort_keys[i] < sort_keys[j] ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
 locus_status locus_signs_read_words(const char *path, char ***words, int *n) {
     int *ln;
     locus_status st = read_lines(path, "words", words, &ln, n);
@@ -235,10 +250,25 @@ locus_status locus_signs_read_words(const char *path, char ***words, int *n) {
         for (size_t k = 0; k < l && okc; k++)
             okc = (w[k] >= 'a' && w[k] <= 'z') || (w[k] >= 'A' && w[k] <= 'Z') || (w[k] >= '0' && w[k] <= '9') || w[k] == '-';
         if (!okc) st = locus_fail(LOCUS_E_FORMAT, "%s:%d: '%s' is not a word of 1-24 letters, digits or '-'", path, ln[i], w);
-        for (int j = 0; j < i && !st; j++)
-            if (!strcasecmp((*words)[j], w)) st = locus_fail(LOCUS_E_FORMAT, "%s:%d: duplicate word '%s' (first on line %d)", path, ln[i], w, ln[j]);
     }
     if (!st && *n == 0) st = locus_fail(LOCUS_E_FORMAT, "%s: no words", path);
+    /* duplicates (case-insensitive): sort the indices by word, then the first line and the earliest repeat */
+    int *idx = st ? NULL : malloc((size_t)*n * sizeof *idx);
+    if (!st && !idx) st = locus_fail(LOCUS_E_NOMEM, "%s: out of memory", path);
+    if (!st) {
+        for (int i = 0; i < *n; i++) idx[i] = i;
+        sort_words = *words;
+        qsort(idx, (size_t)*n, sizeof *idx, cmp_word_idx);
+        int rep = -1, first = -1;
+        for (int i = 1; i < *n; i++)
+            if (!strcasecmp((*words)[idx[i - 1]], (*words)[idx[i]]) && (rep < 0 || idx[i] < rep)) { rep = idx[i]; first = idx[i - 1]; }
+        if (rep >= 0) {
+            for (int i = 0; i < *n; i++) /* the first occurrence of that word */
+                if (!strcasecmp((*words)[i], (*words)[rep])) { first = i; break; }
+            st = locus_fail(LOCUS_E_FORMAT, "%s:%d: duplicate word '%s' (first on line %d)", path, ln[rep], (*words)[rep], ln[first]);
+        }
+    }
+    free(idx);
     free(ln);
     if (st) { free_list(*words, *n); *words = NULL; *n = 0; }
     return st;
@@ -372,9 +402,10 @@ static locus_status split_words(const locus_signs_opts *o, char **all, int n, ch
         key[i] = locus_fnv1a(locus_fnv1a(LOCUS_FNV_INIT, &s, sizeof s), low, l);
         rank[i] = i;
     }
-    for (int i = 1; i < n; i++) /* insertion sort by key (ties: file order) */
-        for (int j = i; j > 0 && key[rank[j]] < key[rank[j - 1]]; j--) { int t = rank[j]; rank[j] = rank[j - 1]; rank[j - 1] = t; }
+    sort_keys = key; /* by key, ties in file order */
+    qsort(rank, (size_t)n, sizeof *rank, cmp_key_idx);
     char *test = calloc((size_t)n, 1);
+    if (!test) { free(key); free(rank); free(*used); *used = NULL; return locus_fail(LOCUS_E_NOMEM, "dataset: out of memory"); }
     for (int i = 0; i < k; i++) test[rank[i]] = 1;
     *nused = 0;
     for (int i = 0; i < n; i++)
@@ -505,8 +536,8 @@ locus_status locus_signs_generate(const locus_signs_opts *o) {
     if (P.max_letter < o->min_letter_px) P.max_letter = o->min_letter_px;
     if (!st) {
         upper = calloc((size_t)nused, sizeof *upper);
-        for (int i = 0; upper && i < nused; i++) {
-            upper[i] = strdup(used[i]);
+        for (int i = 0; upper && i < nused && !st; i++) {
+            if (!(upper[i] = strdup(used[i]))) st = locus_fail(LOCUS_E_NOMEM, "dataset: out of memory");
             for (char *c = upper[i]; c && *c; c++) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
         }
         /* every word must fit with every font at the smallest layout the planner can shrink to */
