@@ -12,6 +12,9 @@
  * memory is the chain's start, exactly like the GEMM carries K-blocks through C), so calling an op twice
  * with accum = 1 the second time equals one chain over both inputs' rows in order.  accum = 0 overwrites.
  * Parameter-gradient outputs (dw, db) may be NULL: that gradient is then not computed (frozen parameter).
+ * Aliasing: outputs must not overlap inputs, except: locus_linear_bwd's dx may be x; layer/RMS norm dx may be
+ * x or dy; act_bwd dx may be x or dy; geglu_bwd dx may be x; mse grad may be a or b.  (Group norm, conv and
+ * attention: no overlap.)
  * Shapes follow PyTorch: Linear weights [out, in], conv weights [Cout, Cin, kh, kw], (B,C,H,W), (B,T,C).
  */
 #ifndef LOCUS_OPS_BWD_H

@@ -5,6 +5,8 @@
  *   - accumulation: where ops_bwd.h promises it, two calls (the second with accum = 1) over the two halves of
  *     the rows / images / queries equal ONE call over all of them bit for bit;
  *   - NULL optional outputs: each gradient alone equals the same gradient computed together with the others;
+ *   - in place where the header allows it (linear dx = x, norm dx = x or dy, act/GEGLU/MSE);
+ *   - the GEMM's accum field: a K range split over two calls equals one GEMM;
  *   - determinism: every output of a full run is hashed, and the hashes are identical for every ISA table this
  *     CPU supports x 1, 2 and 3 threads.
  */
@@ -616,6 +618,44 @@ static void check_elementwise(void) {
     }
 }
 
+/* ------------------------------------------------------------------ in place (where ops_bwd.h allows it) */
+
+static void check_in_place(void) {
+    size_t M = 37, K = 40, N = 24, n = M * K;
+    float *x = frand(n, 120, -2, 2), *W = frand(N * K, 121, -1, 1), *dy = frand(M * N, 122, -1, 1), *w = frand(K, 123, 0.5f, 1.5f);
+    float *dyn = frand(n, 124, -1, 1), *ref = fbuf(n), *dw = fbuf(N * K), *dw2 = fbuf(N * K), *db = fbuf(N), *db2 = fbuf(N), *t = fbuf(n);
+    locus_linear_bwd(x, W, dy, (int)M, (int)K, (int)N, ref, 0, dw, db, 0);
+    memcpy(t, x, n * sizeof(float));
+    locus_linear_bwd(t, W, dy, (int)M, (int)K, (int)N, t, 0, dw2, db2, 0);
+    CHECK(same_bits(t, ref, n) && same_bits(dw, dw2, N * K) && same_bits(db, db2, N), "linear_bwd dx == x in place differs");
+    for (int which = 0; which <= 1; which++) { /* layer norm: dx == x, dx == dy */
+        float *lw = fbuf(K), *lb = fbuf(K), *lw2 = fbuf(K), *lb2 = fbuf(K);
+        locus_layer_norm_bwd(x, dyn, M, K, w, 1e-5f, ref, 0, lw, lb, 0);
+        memcpy(t, which ? dyn : x, n * sizeof(float));
+        locus_layer_norm_bwd(which ? x : t, which ? t : dyn, M, K, w, 1e-5f, t, 0, lw2, lb2, 0);
+        CHECK(same_bits(t, ref, n) && same_bits(lw, lw2, K) && same_bits(lb, lb2, K), "layer_norm_bwd dx == %s in place differs", which ? "dy" : "x");
+        locus_rms_norm_bwd(x, dyn, M, K, w, 1e-6f, ref, 0, lw, 0);
+        memcpy(t, which ? dyn : x, n * sizeof(float));
+        locus_rms_norm_bwd(which ? x : t, which ? t : dyn, M, K, w, 1e-6f, t, 0, lw2, 0);
+        CHECK(same_bits(t, ref, n) && same_bits(lw, lw2, K), "rms_norm_bwd dx == %s in place differs", which ? "dy" : "x");
+        locus_act_bwd(x, dyn, ref, n, LOCUS_ACT_GELU_TANH, 0);
+        memcpy(t, which ? dyn : x, n * sizeof(float));
+        locus_act_bwd(which ? x : t, which ? t : dyn, t, n, LOCUS_ACT_GELU_TANH, 0);
+        CHECK(same_bits(t, ref, n), "act_bwd dx == %s in place differs", which ? "dy" : "x");
+        locus_free(lw); locus_free(lb); locus_free(lw2); locus_free(lb2);
+    }
+    locus_geglu_bwd(x, dyn, ref, M, K / 2, 0); /* x as [M, K], dy as [M, K/2] */
+    memcpy(t, x, n * sizeof(float));
+    locus_geglu_bwd(t, dyn, t, M, K / 2, 0);
+    CHECK(same_bits(t, ref, n), "geglu_bwd dx == x in place differs");
+    float l1 = locus_mse_loss(x, dyn, n, ref, 0.25f);
+    memcpy(t, x, n * sizeof(float));
+    float l2 = locus_mse_loss(t, dyn, n, t, 0.25f);
+    CHECK(same_bits(t, ref, n) && l1 == l2, "mse grad == a in place differs");
+    locus_free(x); locus_free(W); locus_free(dy); locus_free(w); locus_free(dyn); locus_free(ref);
+    locus_free(dw); locus_free(dw2); locus_free(db); locus_free(db2); locus_free(t);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void run_all(void) {
@@ -627,6 +667,7 @@ static void run_all(void) {
     check_norms();
     check_group_norm();
     check_elementwise();
+    check_in_place();
 }
 
 int main(void) {
