@@ -47,7 +47,7 @@ static void pack_im2col_t(const void *vctx, int k0, int kc, int j0, int w, int l
                     if (te > run) te = run;
                     if (ta > te) ta = te;
                 }
-                const float *row = plane + (ptrdiff_t)iy * c->W + ix0;
+                const float *row = te > ta ? plane + (ptrdiff_t)iy * c->W + ix0 : plane; /* only read in [ta, te) */
                 for (int t = 0; t < ta; t++) o[(size_t)(k + t) * ldbp] = 0.0f;
                 for (int t = ta; t < te; t++) o[(size_t)(k + t) * ldbp] = row[(ptrdiff_t)t * s];
                 for (int t = te; t < run; t++) o[(size_t)(k + t) * ldbp] = 0.0f;
