@@ -346,6 +346,14 @@ static void check_attention(void) {
         locus_attention_bwd(&f, dO, NULL, k1, NULL, 0);
         locus_attention_bwd(&f, dO, q1, NULL, NULL, 0);
         CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: NULL outputs change other gradients", what);
+        /* query block size (internal tiling): same bits for any block */
+        static const int blocks[] = {1, 7, 16, 64};
+        for (int bi = 0; bi < 4; bi++) {
+            locus_attention_bwd_block_rows(blocks[bi]);
+            locus_attention_bwd(&f, dO, q1, k1, v1, 0);
+            locus_attention_bwd_block_rows(0);
+            CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: query blocks of %d rows change bits", what, blocks[bi]);
+        }
         if (Tq > 1) {
             int T1 = Tq / 2;
             locus_attn_desc f1 = f, f2 = f;
@@ -365,6 +373,19 @@ static void check_attention(void) {
         locus_free(dq); locus_free(dk); locus_free(dv); locus_free(sq); locus_free(sk); locus_free(sv);
         locus_free(aq); locus_free(ak); locus_free(av); locus_free(q1); locus_free(k1); locus_free(v1);
     }
+}
+
+/* no queries: dK, dV are empty chains (0; unchanged with accum) */
+static void check_attention_empty(void) {
+    float q[16], k[2 * 3 * 8], v[2 * 3 * 8], dk[48], dv[48], s[48];
+    t_fill(k, 48, 1, -1, 1); t_fill(v, 48, 2, -1, 1); t_fill(s, 48, 3, -1, 1);
+    locus_attn_desc f = {2, 1, 0, 3, 8, q, 0, 8, k, 24, 8, v, 24, 8, q, 0, 8, 0.35f, NULL, 0, 0, NULL, 0};
+    memcpy(dk, s, sizeof dk); memcpy(dv, s, sizeof dv);
+    locus_attention_bwd(&f, q, NULL, dk, dv, 1);
+    int ok = same_bits(dk, s, 48) && same_bits(dv, s, 48);
+    locus_attention_bwd(&f, q, NULL, dk, dv, 0);
+    for (int i = 0; i < 48; i++) ok &= dk[i] == 0.0f && dv[i] == 0.0f;
+    CHECK(ok, "attention_bwd with Tq = 0: dk, dv not 0 (or changed with accum)");
 }
 
 /* ------------------------------------------------------------------ layer / RMS / group norm */
@@ -664,6 +685,7 @@ static void run_all(void) {
     check_linear();
     check_conv();
     check_attention();
+    check_attention_empty();
     check_norms();
     check_group_norm();
     check_elementwise();
