@@ -313,3 +313,135 @@ void nn_transformer2d_bwd(const nn_transformer2d *t, nn_transformer2d_act *s, co
     locus_free(dh); locus_free(tmp); locus_free(dn0);
     nn_transformer2d_act_free(t, s);
 }
+
+/* ---- Attention block (group_norm + one-head self-attention + residual), as vae.c's mid_attn_fwd ---- */
+
+void nn_attnblock_act_free(nn_attnblock_act *s) {
+    locus_free(s->s);
+    nn_attention_act_free(&s->a);
+    s->s = NULL;
+}
+
+void nn_attnblock_fwd_train(const nn_gnorm *gn, const nn_attention *a, const float *x, int B, int H, int W, float *y,
+                            nn_attnblock_act *s) {
+    int HW = H * W, C = gn->c;
+    size_t N = (size_t)B * C * HW;
+    float *t = talloc(N), *o = talloc(N); /* [B,C,HW] norm / output, [B,HW,C] attention output */
+    s->s = talloc(N);
+    nn_gnorm_fwd(gn, x, B, HW, t, LOCUS_ACT_NONE);
+    locus_transpose(t, s->s, B, C, HW);
+    nn_attention_fwd_train(a, s->s, B, HW, s->s, HW, o, &s->a);
+    locus_transpose(o, t, B, HW, C);
+    locus_binary(t, x, y, N, LOCUS_BIN_ADD, 0.0f);
+    locus_free(t); locus_free(o);
+}
+
+void nn_attnblock_bwd(const nn_gnorm *gn, const nn_attention *a, nn_attnblock_act *s, const float *x, int B, int H, int W,
+                      const float *dy, float *dx, int accum_dx, const locus_grads *g) {
+    int HW = H * W, C = gn->c;
+    size_t N = (size_t)B * C * HW;
+    float *dt = talloc(N), *ds = talloc(N); /* [B,HW,C] */
+    locus_transpose(dy, dt, B, C, HW);
+    nn_attention_bwd(a, &s->a, s->s, B, HW, s->s, HW, dt, ds, 0, ds, 0, g);
+    locus_transpose(ds, dt, B, HW, C); /* d norm [B,C,HW] */
+    put(dx, dy, N, accum_dx);
+    nn_gnorm_bwd(gn, x, B, HW, dt, LOCUS_ACT_NONE, dx, 1, g);
+    locus_free(dt); locus_free(ds);
+    nn_attnblock_act_free(s);
+}
+
+/* ---- tape units ---- */
+
+size_t nn_unit_shape(nn_unit *un) {
+    un->Ho = un->H; un->Wo = un->W;
+    switch (un->kind) {
+    case NN_UNIT_RESNET: un->cout = ((const nn_resnet *)un->m)->cout; break;
+    case NN_UNIT_TRANSFORMER: un->cout = un->cin; break;
+    case NN_UNIT_ATTNBLOCK: un->cout = un->cin; break;
+    case NN_UNIT_CONV: {
+        const nn_conv *c = un->m;
+        un->cout = c->cout;
+        un->Ho = (un->H + un->pad_t + un->pad_b - c->k) / c->stride + 1;
+        un->Wo = (un->W + un->pad_l + un->pad_b - c->k) / c->stride + 1;
+        break;
+    }
+    case NN_UNIT_UPCONV: un->cout = ((const nn_conv *)un->m)->cout; un->Ho = 2 * un->H; un->Wo = 2 * un->W; break;
+    default: assert(0);
+    }
+    return (size_t)un->B * un->cout * un->Ho * un->Wo;
+}
+
+/* train = 1: the training forward filling un->act; 0: the inference forward */
+static void unit_run(nn_unit *un, const float *temb_act, const float *ctx, int S, float *y, int train) {
+    int B = un->B, H = un->H, W = un->W;
+    switch (un->kind) {
+    case NN_UNIT_RESNET:
+        if (train) nn_resnet_fwd_train(un->m, un->x, B, H, W, temb_act, y, &un->act.r);
+        else nn_resnet_fwd(un->m, un->x, B, H, W, temb_act, y);
+        break;
+    case NN_UNIT_TRANSFORMER:
+        if (train) nn_transformer2d_fwd_train(un->m, un->x, B, H, W, ctx, S, y, &un->act.t);
+        else nn_transformer2d_fwd(un->m, un->x, B, H, W, ctx, S, y, NULL, "");
+        break;
+    case NN_UNIT_ATTNBLOCK: nn_attnblock_fwd_train(un->gn, un->m, un->x, B, H, W, y, &un->act.a); if (!train) nn_attnblock_act_free(&un->act.a); break;
+    case NN_UNIT_CONV: {
+        const nn_conv *c = un->m;
+        locus_conv2d_ex(un->x, B, c->cin, H, W, c->w, c->b, c->cout, c->k, c->k, c->stride, un->pad_t, un->pad_l, un->Ho, un->Wo, y);
+        break;
+    }
+    case NN_UNIT_UPCONV: {
+        float *up = talloc((size_t)B * un->cin * 4 * H * W); /* [B,cin,2H,2W] */
+        locus_upsample_nearest2x(un->x, up, B, un->cin, H, W);
+        nn_conv_fwd(un->m, up, B, 2 * H, 2 * W, y);
+        locus_free(up);
+        break;
+    }
+    default: assert(0);
+    }
+}
+
+void nn_unit_fwd(nn_unit *un, const float *temb_act, const float *ctx, int S, float *y, int checkpoint) {
+    nn_unit_shape(un);
+    int train = !checkpoint && (un->kind == NN_UNIT_RESNET || un->kind == NN_UNIT_TRANSFORMER || un->kind == NN_UNIT_ATTNBLOCK);
+    unit_run(un, temb_act, ctx, S, y, train);
+    un->saved = train;
+}
+
+void nn_unit_bwd(nn_unit *un, const float *temb_act, const float *ctx, int S, const float *dy, float *dx, float *dtemb_act,
+                 float *dctx, const locus_grads *g) {
+    int B = un->B, H = un->H, W = un->W;
+    int has_act = un->kind == NN_UNIT_RESNET || un->kind == NN_UNIT_TRANSFORMER || un->kind == NN_UNIT_ATTNBLOCK;
+    if (has_act && !un->saved) { /* checkpoint: re-run the block's forward from its kept input */
+        float *y = talloc(nn_unit_shape(un));
+        unit_run(un, temb_act, ctx, S, y, 1);
+        locus_free(y);
+    }
+    un->saved = 0;
+    switch (un->kind) {
+    case NN_UNIT_RESNET: nn_resnet_bwd(un->m, &un->act.r, un->x, temb_act, dy, dx, 0, dtemb_act, g); break;
+    case NN_UNIT_TRANSFORMER: nn_transformer2d_bwd(un->m, &un->act.t, un->x, ctx, S, dy, dx, 0, dctx, g); break;
+    case NN_UNIT_ATTNBLOCK: nn_attnblock_bwd(un->gn, un->m, &un->act.a, un->x, B, H, W, dy, dx, 0, g); break;
+    case NN_UNIT_CONV: nn_conv_bwd_ex(un->m, un->x, B, H, W, un->pad_t, un->pad_l, un->Ho, un->Wo, dy, dx, 0, g); break;
+    case NN_UNIT_UPCONV: {
+        size_t n = (size_t)B * un->cin * 4 * H * W;
+        float *up = talloc(n), *dup = talloc(n); /* [B,cin,2H,2W] */
+        locus_upsample_nearest2x(un->x, up, B, un->cin, H, W);
+        nn_conv_bwd(un->m, up, B, 2 * H, 2 * W, dy, dup, 0, g);
+        locus_upsample_nearest2x_bwd(dup, dx, B, un->cin, H, W, 0);
+        locus_free(up); locus_free(dup);
+        break;
+    }
+    default: assert(0);
+    }
+}
+
+void nn_unit_free(nn_unit *un) {
+    if (un->saved) {
+        if (un->kind == NN_UNIT_RESNET) nn_resnet_act_free(&un->act.r);
+        else if (un->kind == NN_UNIT_TRANSFORMER) nn_transformer2d_act_free(un->m, &un->act.t);
+        else if (un->kind == NN_UNIT_ATTNBLOCK) nn_attnblock_act_free(&un->act.a);
+    }
+    un->saved = 0;
+    locus_free(un->x);
+    un->x = NULL;
+}

@@ -98,4 +98,46 @@ void nn_transformer2d_bwd(const nn_transformer2d *t, nn_transformer2d_act *s, co
                           const float *dy, float *dx, int accum_dx, float *dctx, const locus_grads *g);
 void nn_transformer2d_act_free(const nn_transformer2d *t, nn_transformer2d_act *s);
 
+
+/* ---- Attention block with group_norm and residual_connection (the VAE mid-block attention, one head):
+ * y = x + to_out(attn(group_norm(x) as [B,HW,C])) ---- */
+typedef struct {
+    float *s;             /* [B,HW,C] group_norm(x) transposed = the attention's input (self-attention) */
+    nn_attention_act a;
+} nn_attnblock_act;
+
+void nn_attnblock_fwd_train(const nn_gnorm *gn, const nn_attention *a, const float *x /*[B,C,H,W]*/, int B, int H, int W,
+                            float *y, nn_attnblock_act *s);
+/* dx written/accumulated per accum_dx.  Frees s. */
+void nn_attnblock_bwd(const nn_gnorm *gn, const nn_attention *a, nn_attnblock_act *s, const float *x, int B, int H, int W,
+                      const float *dy, float *dx, int accum_dx, const locus_grads *g);
+void nn_attnblock_act_free(nn_attnblock_act *s);
+
+/* ---- A tape unit: one module application kept for the backward (models' training forwards chain these).
+ * The caller fills kind, the module pointers, x (the input, owned by the unit from then on: freed by
+ * nn_unit_free), B, cin, H, W and for NN_UNIT_CONV the zero padding top/left (pad_t = pad_l) and
+ * bottom/right (pad_b): symmetric convs pad_b = pad_t, the F.pad(x, (0,1,0,1)) downsamplers pad_t 0, pad_b 1. ---- */
+enum { NN_UNIT_RESNET, NN_UNIT_TRANSFORMER, NN_UNIT_CONV, NN_UNIT_UPCONV, NN_UNIT_ATTNBLOCK };
+typedef struct {
+    int kind;
+    const void *m;        /* nn_resnet / nn_transformer2d / nn_conv (CONV, UPCONV: the conv after 2x upsampling) / nn_attention */
+    const nn_gnorm *gn;   /* ATTNBLOCK's group_norm */
+    float *x;             /* [B,cin,H,W] module input (owned) */
+    int B, cin, H, W;     /* input shape */
+    int cout, Ho, Wo;     /* output shape (set by nn_unit_fwd) */
+    int pad_t, pad_l, pad_b;
+    int saved;            /* act holds the saved activations (no checkpointing) */
+    union { nn_resnet_act r; nn_transformer2d_act t; nn_attnblock_act a; } act;
+} nn_unit;
+
+/* Sets cout, Ho, Wo from the module and the input shape; returns the output size in floats. */
+size_t nn_unit_shape(nn_unit *un);
+/* y[B,cout,Ho,Wo] = module(x) with the inference kernels; saves activations unless checkpoint. */
+void nn_unit_fwd(nn_unit *un, const float *temb_act, const float *ctx, int S, float *y, int checkpoint);
+/* dx[B,cin,H,W] written; dtemb_act / dctx (either may be NULL) accumulated; re-runs the forward first when
+ * the activations were not saved.  Releases the activations (x stays until nn_unit_free). */
+void nn_unit_bwd(nn_unit *un, const float *temb_act, const float *ctx, int S, const float *dy, float *dx, float *dtemb_act,
+                 float *dctx, const locus_grads *g);
+void nn_unit_free(nn_unit *un);
+
 #endif
