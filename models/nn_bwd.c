@@ -170,7 +170,11 @@ void nn_attention_bwd(const nn_attention *a, nn_attention_act *s, const float *x
     locus_attention_bwd(&d, do_, dq, dk, dv, 0);
     nn_linear_bwd(&a->q, x, B * T, dq, dx, accum_dx, g);
     int self = dctx && dctx == dx;
-    nn_linear_bwd(&a->k, ctx, B * S, dk, dctx, self ? 1 : accum_dctx, g);
+    /* to_k's bias gets no gradient: q.(k + b) adds q.b to a whole softmax row, so d loss / d b is exactly
+     * zero (autograd's value is rounding noise, ~1e-7 of the weight's gradient) */
+    nn_linear kl = a->k;
+    kl.b = NULL;
+    nn_linear_bwd(&kl, ctx, B * S, dk, dctx, self ? 1 : accum_dctx, g);
     nn_linear_bwd(&a->v, ctx, B * S, dv, dctx, 1, g);
     locus_free(do_); locus_free(dq); locus_free(dk); locus_free(dv);
     nn_attention_act_free(s);

@@ -69,7 +69,8 @@ void nn_attention_fwd_train(const nn_attention *a, const float *x, int B, int T,
                             nn_attention_act *s);
 /* dx[B,T,query_dim] gets the query path (written or accumulated per accum_dx); dctx[B,S,ctx_dim] (or NULL)
  * gets the key/value paths (accum_dctx).  Self-attention: pass ctx == x and dctx == dx (then all three paths
- * go to dx, the K/V ones always accumulated).  Frees s. */
+ * go to dx, the K/V ones always accumulated).  The to_k bias gradient is exactly zero (softmax is invariant
+ * to the per-row constant q.b) and is left untouched.  Frees s. */
 void nn_attention_bwd(const nn_attention *a, nn_attention_act *s, const float *x, int B, int T, const float *ctx, int S,
                       const float *dy, float *dx, int accum_dx, float *dctx, int accum_dctx, const locus_grads *g);
 void nn_attention_act_free(nn_attention_act *s);
