@@ -192,3 +192,145 @@ done:
     if (st) locus_grad_out_free(out);
     return st;
 }
+
+/* ---- the command ---- */
+
+static int gfail(const char *fmt, const char *a) {
+    fprintf(stderr, "locus grad: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+static int is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static const char *GRAD_USAGE =
+    "usage: locus grad --model DIR --batch FILE --dump OUT.safetensors [--component unet|vae|transformer]\n"
+    "                  [--params PATTERN] [--checkpoint] [--scheduler DIR] [--threads N] [--lora FILE]\n"
+    "  One training-loss evaluation and its backward.  DIR is a component folder (unet/, vae/) or a pipeline\n"
+    "  folder (then --component picks one; default unet, or transformer for SD3).  FILE holds the batch\n"
+    "  (names optionally prefixed 'batch0.'):\n"
+    "    unet: x0 [B,C,H,W], noise [B,C,H,W], timesteps [B], encoder_hidden_states [B,S,D]; loss = MSE of the\n"
+    "          prediction against epsilon (or v) after DDPM noising with the scheduler's alphas_cumprod\n"
+    "          (scheduler/ beside the unet folder, or --scheduler DIR)\n"
+    "    vae:  x [B,3,H,W] in [-1,1], eps [B,L,H/f,W/f]; loss = MSE(decode(mean + exp(logvar/2) eps), x)\n"
+    "          + 1e-6 * mean over the batch of the KL term\n"
+    "  OUT gets loss, pred, grad.<parameter> for every trainable parameter (--params: comma-separated globs\n"
+    "  with * ? {a,b} over diffusers names; default all) and grad_input.sample (+ .encoder_hidden_states).\n"
+    "  --checkpoint re-runs each block's forward in the backward (less memory, same bits).\n"
+    "  Not yet: --component transformer (SD3 MMDiT backward) and --lora (LoRA adapters).\n";
+
+int locus_cmd_grad(int argc, char **argv) {
+    const char *model = NULL, *batch = NULL, *comp = NULL, *lora = NULL, *dump = NULL, *params = NULL, *sched_dir = NULL;
+    int checkpoint = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (!strcmp(k, "--help") || !strcmp(k, "-h")) { fputs(GRAD_USAGE, stdout); return 0; }
+        if (!strcmp(k, "--checkpoint")) { checkpoint = 1; continue; }
+        if (i + 1 >= argc) return gfail("option %s needs a value (see locus grad --help)", k);
+        const char *v = argv[++i];
+        if (!strcmp(k, "--model")) model = v;
+        else if (!strcmp(k, "--batch")) batch = v;
+        else if (!strcmp(k, "--component")) comp = v;
+        else if (!strcmp(k, "--lora")) lora = v;
+        else if (!strcmp(k, "--dump")) dump = v;
+        else if (!strcmp(k, "--params")) params = v;
+        else if (!strcmp(k, "--scheduler")) sched_dir = v;
+        else if (!strcmp(k, "--threads")) {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (*end || end == v || t < 1 || t > 1024) return gfail("--threads %s: expected a positive integer", v);
+            threads = (int)t;
+        } else return gfail("unknown option %s (see locus grad --help)", k);
+    }
+    if (!model || !batch || !dump) return gfail("%s", "--model DIR, --batch FILE and --dump OUT are required (see locus grad --help)");
+    if (comp && strcmp(comp, "unet") && strcmp(comp, "vae") && strcmp(comp, "transformer"))
+        return gfail("--component %s: expected unet, vae or transformer", comp);
+    if (lora) return gfail("--lora %s: LoRA adapters are not supported by locus grad yet (needs models/lora.h)", lora);
+    if (threads) locus_set_threads(threads);
+    /* component folder: DIR itself (config.json) or DIR/<component> */
+    char dir[4096], cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", model);
+    const char *kind = comp;
+    if (is_file(cfg)) {
+        snprintf(dir, sizeof dir, "%s", model);
+        locus_json_doc doc;
+        if (locus_json_parse_file(&doc, cfg)) return gfail("%s", locus_errmsg());
+        int ok = 1;
+        const char *cls = locus_json_str(doc.root, "_class_name", "", &ok);
+        const char *k2 = !strcmp(cls, "UNet2DConditionModel") ? "unet" : !strcmp(cls, "AutoencoderKL") ? "vae"
+                         : !strcmp(cls, "SD3Transformer2DModel") ? "transformer" : NULL;
+        if (!k2) { fprintf(stderr, "locus grad: %s: _class_name '%s' is not a UNet2DConditionModel, AutoencoderKL or SD3Transformer2DModel\n", cfg, cls); locus_json_free(&doc); return 2; }
+        if (kind && strcmp(kind, k2)) { fprintf(stderr, "locus grad: %s is a %s folder, not --component %s\n", model, cls, kind); locus_json_free(&doc); return 2; }
+        kind = k2;
+        locus_json_free(&doc);
+    } else {
+        if (!kind) {
+            snprintf(cfg, sizeof cfg, "%s/transformer/config.json", model);
+            kind = is_file(cfg) ? "transformer" : "unet";
+        }
+        snprintf(dir, sizeof dir, "%s/%s", model, kind);
+        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+        if (!is_file(cfg)) { fprintf(stderr, "locus grad: %s has neither config.json nor a %s/ component folder\n", model, kind); return 2; }
+    }
+    if (!strcmp(kind, "transformer"))
+        return gfail("%s: --component transformer (SD3 MMDiT) is not supported by locus grad yet (its backward is not merged)", dir);
+    locus_st_file bf;
+    if (locus_st_open(&bf, batch)) return gfail("%s", locus_errmsg());
+    locus_loader_set_plain_weights(1); /* training layout; the bits are the same either way */
+    locus_grads g;
+    locus_grads_init(&g);
+    locus_grad_out o;
+    memset(&o, 0, sizeof o);
+    locus_status st;
+    const locus_loader *L;
+    locus_unet u;
+    locus_vae v;
+    locus_scheduler s;
+    int is_unet = !strcmp(kind, "unet");
+    memset(&u, 0, sizeof u); memset(&v, 0, sizeof v); memset(&s, 0, sizeof s);
+    if (is_unet) {
+        char sd[4200];
+        if (sched_dir) snprintf(sd, sizeof sd, "%s", sched_dir);
+        else snprintf(sd, sizeof sd, "%s/../scheduler", dir);
+        st = locus_unet_load(&u, dir);
+        if (!st && (st = locus_scheduler_load(&s, sd))) { locus_unet_free(&u); }
+        L = &u.L;
+    } else {
+        st = locus_vae_load(&v, dir);
+        L = &v.L;
+    }
+    if (st) { locus_st_close(&bf); return gfail("%s", locus_errmsg()); }
+    int nt = locus_grads_track_loader(&g, L, params);
+    if (nt == 0) st = locus_fail(LOCUS_E_ARG, "--params '%s' matches no parameter of %s", params ? params : "", dir);
+    else if (nt < 0) st = LOCUS_E_NOMEM;
+    if (!st) st = is_unet ? locus_grad_unet(&u, &s, &bf, checkpoint, &g, &o) : locus_grad_vae(&v, &bf, checkpoint, &g, &o);
+    if (!st) { /* dump: outputs, then grad.<name> in load order */
+        locus_st_writer *w = locus_st_writer_new();
+        char nm[600];
+        for (int i = 0; i < o.n && !st; i++) st = locus_st_writer_add(w, o.t[i].name, LOCUS_F32, o.t[i].ndim, o.t[i].shape, o.t[i].data);
+        for (size_t i = 0; i < g.n && !st; i++) {
+            snprintf(nm, sizeof nm, "grad.%s", g.e[i].name);
+            st = locus_st_writer_add(w, nm, LOCUS_F32, g.e[i].ndim, g.e[i].shape, g.e[i].grad);
+        }
+        if (!st) {
+            locus_st_writer_add_meta(w, "locus_version", LOCUS_VERSION);
+            locus_st_writer_add_meta(w, "isa", locus_isa_name());
+            locus_st_writer_add_meta(w, "model", dir);
+            locus_st_writer_add_meta(w, "component", kind);
+            st = locus_st_writer_save(w, dump);
+        }
+        locus_st_writer_free(w);
+        if (!st) printf("loss %.9g; %d parameter gradients (%s) -> %s\n", o.loss, nt, kind, dump);
+    }
+    int rc = 0;
+    if (st) rc = gfail("%s", locus_errmsg());
+    locus_grad_out_free(&o);
+    locus_grads_free(&g);
+    if (is_unet) { locus_scheduler_free(&s); locus_unet_free(&u); } else locus_vae_free(&v);
+    locus_st_close(&bf);
+    return rc;
+}

@@ -17,6 +17,7 @@
 #include "../simd/kernels.h"
 #include "generate.h"
 #include "layers.h"
+#include "grad.h"
 #include "localize.h"
 #include "../simd/ops.h"
 
@@ -44,6 +45,8 @@ static int usage(FILE *f) {
             "           [--patch-halves cond|both] [--perm-seed N] [--mse true|uint8-wrap] [--shard I/N] [--resume] [--threads N]\n"
             "             each layer (group) patched alone with a deranged word's prompt; OCR (tesseract) metrics as the\n"
             "             paper; results.csv/.jsonl per cell, summary.csv, ocr_f1.png, grid.png; resumable, shardable\n"
+            "  grad --model DIR --batch FILE --dump OUT [--component unet|vae] [--params PATTERN] [--checkpoint]\n"
+            "             one training-loss evaluation: loss, prediction and every parameter's gradient (see grad --help)\n"
             "  merge -o RESULTS_DIR SHARD_DIR...  join localize shards into the result of an unsharded run\n"
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
@@ -106,6 +109,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "localize")) return locus_cmd_localize(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return locus_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
+    if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);
