@@ -255,7 +255,58 @@ static void test_grads_table(void) {
     }
 }
 
-int main(void) {
+/* --check-dump DUMP GOLDEN: a `locus grad` dump against a training golden (every grad.*, grad_input.*,
+ * loss and pred); --same-tensors A B: two dumps hold the same tensors with the same bits (metadata aside). */
+static int check_dump(const char *dump, const char *golden) {
+    locus_st_file d, g;
+    if (locus_st_open(&d, dump) || locus_st_open(&g, golden)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    cmp_ctx c = {0};
+    double gmax = 0;
+    for (size_t i = 0; i < g.count; i++) {
+        if (strncmp(g.tensors[i].name, "grad.", 5)) continue;
+        int64_t n;
+        float *r = golden_f32(&g, g.tensors[i].name, &n);
+        for (int64_t k = 0; r && k < n; k++) if (fabs(r[k]) > gmax) gmax = fabs(r[k]);
+        free(r);
+    }
+    c.floor = 1e-6 * gmax;
+    int missing = 0;
+    for (size_t i = 0; i < g.count; i++) {
+        const char *nm = g.tensors[i].name, *dn = nm;
+        if (!strcmp(nm, "batch0.loss")) dn = "loss";
+        else if (!strcmp(nm, "batch0.pred") || !strcmp(nm, "batch0.rec")) dn = "pred";
+        else if (strncmp(nm, "grad.", 5) && strncmp(nm, "grad_input.", 11)) continue;
+        int64_t n;
+        float *x = golden_f32(&d, dn, &n);
+        if (!x) { missing++; CHECK(0, "%s: no tensor %s", dump, dn); continue; }
+        cmp(&c, &g, nm, x, (size_t)n);
+        free(x);
+    }
+    printf("%s: %d tensors compared with %s, worst %.2e (%s)\n", dump, c.compared, golden, c.worst, c.wname);
+    CHECK(c.compared > 0 && !missing && c.worst <= 1e-4, "dump within 1e-4 of the golden (worst %.2e at %s)", c.worst, c.wname);
+    locus_st_close(&d);
+    locus_st_close(&g);
+    return t_failed != 0;
+}
+
+static int same_tensors(const char *a, const char *b) {
+    locus_st_file x, y;
+    if (locus_st_open(&x, a) || locus_st_open(&y, b)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int bad = x.count != y.count;
+    for (size_t i = 0; !bad && i < x.count; i++) {
+        const locus_st_tensor *t = &x.tensors[i], *u = locus_st_find(&y, t->name);
+        bad = !u || u->nbytes != t->nbytes || memcmp(u->data, t->data, t->nbytes);
+        if (bad) fprintf(stderr, "%s differs\n", t->name);
+    }
+    if (!bad) printf("%zu tensors bit-identical\n", x.count);
+    locus_st_close(&x);
+    locus_st_close(&y);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "--same-tensors")) return same_tensors(argv[2], argv[3]);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_grads_table();
     test_unet();
