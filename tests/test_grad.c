@@ -222,6 +222,73 @@ static void test_vae(void) {
     locus_st_close(&g);
 }
 
+/* LoRA adapters on the UNet's attn2 projections (the golden's lora_init.*, rank 4, alpha 4): nn_linear_bwd's
+ * adapter gradients against autograd's lora_grad.* (base weights frozen: only the factors are tracked),
+ * and the loss against lora_loss[0]. */
+static void test_unet_lora(void) {
+    char p[512];
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/train/golden_train_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_loader_set_plain_weights(0); /* adapters on packed base weights */
+    locus_unet u;
+    locus_scheduler s;
+    snprintf(p, sizeof p, "%s/ldm/unet", G);
+    if (locus_unet_load(&u, p)) { CHECK(0, "%s", locus_errmsg()); locus_st_close(&g); return; }
+    snprintf(p, sizeof p, "%s/ldm/scheduler", G);
+    if (locus_scheduler_load(&s, p)) { CHECK(0, "%s", locus_errmsg()); locus_unet_free(&u); locus_st_close(&g); return; }
+    nn_lora ad[64];
+    float *bufs[128];
+    int na = 0, nb = 0;
+    locus_grads gr;
+    locus_grads_init(&gr);
+    const char *pre = "lora_init.unet.", *suf = ".lora.down.weight";
+    for (size_t i = 0; i < g.count && na < 64; i++) {
+        const char *nm = g.tensors[i].name;
+        size_t ln = strlen(nm);
+        if (strncmp(nm, pre, strlen(pre)) || ln < strlen(suf) || strcmp(nm + ln - strlen(suf), suf)) continue;
+        char mod[256], upn[300], dn[300];
+        snprintf(mod, sizeof mod, "%.*s", (int)(ln - strlen(pre) - strlen(suf)), nm + strlen(pre));
+        snprintf(upn, sizeof upn, "%s%s.lora.up.weight", pre, mod);
+        nn_linear *l = NULL;
+        for (size_t k = 0; k < u.L.nmods; k++)
+            if (!strcmp(u.L.mods[k].name, mod) && u.L.mods[k].kind == LOCUS_MOD_LINEAR) l = u.L.mods[k].ptr;
+        int64_t n1, n2;
+        float *down = golden_f32(&g, nm, &n1), *up = golden_f32(&g, upn, &n2);
+        const locus_st_tensor *td = locus_st_find(&g, nm), *tu = locus_st_find(&g, upn);
+        if (!l || !down || !up) { CHECK(0, "lora: module %s or its factors missing", mod); free(down); free(up); continue; }
+        nn_lora *a = &ad[na++];
+        a->down = down; a->up = up; a->r = (int)td->shape[0]; a->scale = 4.0f / (float)a->r; a->next = NULL;
+        bufs[nb++] = down; bufs[nb++] = up;
+        l->lora = a;
+        snprintf(dn, sizeof dn, "lora_grad.unet.%s.lora.down.weight", mod);
+        locus_grads_track(&gr, dn, down, 2, td->shape);
+        snprintf(dn, sizeof dn, "lora_grad.unet.%s.lora.up.weight", mod);
+        locus_grads_track(&gr, dn, up, 2, tu->shape);
+    }
+    CHECK(na == 8, "lora: 8 adapters attached (%d)", na);
+    locus_grad_out o;
+    if (locus_grad_unet(&u, &s, &g, 0, &gr, &o)) CHECK(0, "grad unet lora: %s", locus_errmsg());
+    else {
+        cmp_ctx c = {0};
+        for (size_t i = 0; i < gr.n; i++) cmp(&c, &g, gr.e[i].name, gr.e[i].grad, gr.e[i].numel);
+        int64_t nl;
+        float *ll = golden_f32(&g, "lora_loss", &nl);
+        double lrel = ll ? fabs(o.loss - ll[0]) / fabs(ll[0]) : 1;
+        printf("unet lora: %d adapter gradients, worst %.2e (%s); loss %.9g vs %.9g\n", c.compared, c.worst, c.wname, o.loss, ll ? ll[0] : 0.0);
+        CHECK(c.compared == 16 && c.worst <= 1e-4, "lora gradients within 1e-4 (worst %.2e at %s)", c.worst, c.wname);
+        CHECK(lrel <= 1e-5, "lora loss %.9g vs golden lora_loss[0]", o.loss);
+        free(ll);
+        locus_grad_out_free(&o);
+    }
+    for (size_t k = 0; k < u.L.nmods; k++) if (u.L.mods[k].kind == LOCUS_MOD_LINEAR) ((nn_linear *)u.L.mods[k].ptr)->lora = NULL;
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    locus_grads_free(&gr);
+    locus_scheduler_free(&s);
+    locus_unet_free(&u);
+    locus_st_close(&g);
+}
+
 /* the gradient table's name patterns and pointer lookups */
 static void test_grads_table(void) {
     float a[6], b[3], c[2];
@@ -310,6 +377,7 @@ int main(int argc, char **argv) {
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_grads_table();
     test_unet();
+    test_unet_lora();
     test_vae();
     return t_finish("test_grad");
 }
