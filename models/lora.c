@@ -447,20 +447,31 @@ locus_status locus_lora_assign(locus_lora *dst, const locus_lora *src) {
     return LOCUS_OK;
 }
 
-locus_status locus_lora_save(const locus_lora *s, const char *path) {
-    locus_st_writer *w = locus_st_writer_new();
-    if (!w) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+void locus_lora_key(const locus_lora *s, int i, int down, const char *key_prefix, char *key, size_t n) {
     int unet = !strcmp(s->prefix, "unet");
+    const char *suf = unet ? (down ? "lora.down.weight" : "lora.up.weight") : (down ? "lora_A.weight" : "lora_B.weight");
+    snprintf(key, n, "%s%s.%s.%s", key_prefix, s->prefix, s->e[i].module, suf);
+}
+
+locus_status locus_lora_write(const locus_lora *s, locus_st_writer *w, const char *key_prefix) {
     locus_status st = LOCUS_OK;
-    char key[1200], buf[64];
+    char key[1200];
     for (int i = 0; i < s->n && !st; i++) {
         const locus_lora_entry *e = &s->e[i];
         int64_t sd[2] = {e->ad.r, e->in}, su[2] = {e->out, e->ad.r};
-        snprintf(key, sizeof key, "%s.%s.%s", s->prefix, e->module, unet ? "lora.down.weight" : "lora_A.weight");
+        locus_lora_key(s, i, 1, key_prefix, key, sizeof key);
         st = locus_st_writer_add(w, key, LOCUS_F32, 2, sd, e->ad.down);
-        snprintf(key, sizeof key, "%s.%s.%s", s->prefix, e->module, unet ? "lora.up.weight" : "lora_B.weight");
+        locus_lora_key(s, i, 0, key_prefix, key, sizeof key);
         if (!st) st = locus_st_writer_add(w, key, LOCUS_F32, 2, su, e->ad.up);
     }
+    return st;
+}
+
+locus_status locus_lora_save(const locus_lora *s, const char *path) {
+    locus_st_writer *w = locus_st_writer_new();
+    if (!w) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    char buf[64];
+    locus_status st = locus_lora_write(s, w, "");
     if (!st) st = locus_st_writer_add_meta(w, "format", "pt");
     if (!st && s->rank > 0) { snprintf(buf, sizeof buf, "%d", s->rank); st = locus_st_writer_add_meta(w, "rank", buf); }
     if (!st && s->alpha > 0) { snprintf(buf, sizeof buf, "%.9g", s->alpha); st = locus_st_writer_add_meta(w, "alpha", buf); }

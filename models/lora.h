@@ -71,6 +71,11 @@ locus_status locus_lora_assign(locus_lora *dst, const locus_lora *src);
  * (plus "format": "pt").  Atomic (temp file + rename). */
 locus_status locus_lora_save(const locus_lora *s, const char *path);
 
+/* Add the factors to an open writer under the keys locus_lora_save uses (checkpoints, dumps: key_prefix is
+ * prepended, e.g. "lora_step3.").  locus_lora_key gives one such key (down = 1: the down / lora_A factor). */
+locus_status locus_lora_write(const locus_lora *s, locus_st_writer *w, const char *key_prefix);
+void locus_lora_key(const locus_lora *s, int i, int down, const char *key_prefix, char *key, size_t n);
+
 /* Entry by module path, or NULL. */
 locus_lora_entry *locus_lora_find(const locus_lora *s, const char *module);
 

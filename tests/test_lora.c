@@ -14,6 +14,7 @@
 #include "../core/json.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
+#include "../experiments/train_lora.h"
 #include "../models/adamw.h"
 #include "../models/lora.h"
 #include "../models/mmdit.h"
@@ -360,6 +361,43 @@ static void test_warmup(void) {
     CHECK(c.lr == 1e-6 && c.weight_decay == 1e-2 && c.beta1 == 0.9 && c.beta2 == 0.999 && c.eps == 1e-8, "paper preset defaults");
 }
 
+/* the training objective against the golden's batch 0: noising, target, loss without and with the initial LoRA */
+static void test_train_objective(const char *cas, const char *model) {
+    char p[512];
+    locus_train_model m;
+    snprintf(p, sizeof p, "%s/%s", G, model);
+    if (locus_train_model_open(&m, p)) { CHECK(0, "open %s: %s", p, locus_errmsg()); return; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/train/golden_train_%s.safetensors", G, cas);
+    locus_st_open(&g, p);
+    locus_train_batch b;
+    CHECK(locus_train_batch_count(&g) == 3, "%s: 3 batches", cas);
+    if (locus_train_batch_read(&g, 0, &m, &b)) { CHECK(0, "batch0: %s", locus_errmsg()); locus_st_close(&g); locus_train_model_close(&m); return; }
+    size_t n = (size_t)b.B * b.C * b.H * b.W;
+    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float));
+    locus_train_noise(&m, &b, noisy, target);
+    double dn = parity_rel(&g, "batch0.noisy", noisy, (int64_t)n), dt = parity_rel(&g, "batch0.target", target, (int64_t)n);
+    CHECK(dn >= 0 && dn < 1e-6 && dt >= 0 && dt < 1e-6, "%s: noisy input (rel %.3g) and target (rel %.3g) as diffusers", cas, dn, dt);
+    int64_t n1;
+    float loss0, loss1, *gl = golden_f32(&g, "batch0.loss", &n1), *gll;
+    int64_t nl;
+    gll = golden_f32(&g, "lora_loss", &nl);
+    locus_train_loss(&m, &b, &loss0);
+    locus_lora s;
+    snprintf(p, sizeof p, "%s/train/lora_init_%s.safetensors", G, cas);
+    int ok = locus_lora_read(&s, m.L, p, 1) == LOCUS_OK;
+    locus_train_loss(&m, &b, &loss1);
+    double r0 = fabs(loss0 - gl[0]) / gl[0], r1 = fabs(loss1 - gll[0]) / gll[0];
+    CHECK(ok && r0 < 1e-5 && r1 < 1e-5, "%s: loss without LoRA %.7g (golden %.7g, rel %.2g), with lora_init %.7g (golden %.7g, rel %.2g)", cas, loss0,
+          gl[0], r0, loss1, gll[0], r1);
+    printf("  %s: loss without LoRA rel %.2g, with the initial LoRA rel %.2g vs diffusers\n", cas, r0, r1);
+    locus_lora_free(&s);
+    free(gl); free(gll); free(noisy); free(target);
+    locus_train_batch_free(&b);
+    locus_st_close(&g);
+    locus_train_model_close(&m);
+}
+
 int main(int argc, char **argv) {
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     snprintf(tmpdir, sizeof tmpdir, "/tmp/locus_test_lora.%d", (int)getpid());
@@ -372,6 +410,8 @@ int main(int argc, char **argv) {
     test_warmup();
     test_adamw_golden("unet");
     test_adamw_golden("sd3");
+    test_train_objective("unet", "ldm");
+    test_train_objective("sd3", "sd3");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
