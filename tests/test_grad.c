@@ -1,0 +1,264 @@
+/* test_grad.c — locus' hand-written backward against torch autograd (tests/golden/train, made by diffusers
+ * v0.31 / torch): the `locus grad` evaluations of the tiny LDM UNet (denoising MSE) and VAE (reconstruction
+ * + KL) give every grad.* parameter gradient, grad_input.*, loss and pred within 1e-4 (max|diff| /
+ * max|golden| per tensor), exactly zero where the golden is exactly zero; the same bits for every ISA x
+ * 1/2/3 threads, with and without checkpointing, and with packed or plain Linear weights; the prediction
+ * equals the inference forward's bits. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/hash.h"
+#include "../experiments/grad.h"
+#include "../models/nn_bwd.h"
+#include "../simd/ops.h"
+#include "parity.h"
+#include "testutil.h"
+
+static const char *G;
+
+/* floor: a golden tensor whose max|golden| is at most `floor` is rounding noise of a gradient that is zero
+ * in exact arithmetic (an attention key bias: softmax ignores a per-row constant); it is checked in
+ * absolute terms, max|diff| <= floor, and counted as `noise`. */
+typedef struct { double worst, floor; char wname[160]; int compared, zero_bad, noise; } cmp_ctx;
+
+/* compare one tensor with golden `gname`: rel = max|d| / max|golden|; elements that are exactly 0 in the
+ * golden must be exactly 0 here */
+static void cmp(cmp_ctx *c, const locus_st_file *g, const char *gname, const float *x, size_t n) {
+    int64_t gn = 0;
+    float *ref = golden_f32(g, gname, &gn);
+    if (!ref || (size_t)gn != n) { CHECK(0, "%s: golden missing or %lld elements (locus %zu)", gname, (long long)gn, n); free(ref); return; }
+    double maxref = 0, maxd = 0;
+    int zb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)x[i] - ref[i]);
+        if (d > maxd) maxd = d;
+        if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+        if (ref[i] == 0.0f && x[i] != 0.0f) zb++;
+    }
+    double rel = maxref > 0 ? maxd / maxref : maxd;
+    if (maxref <= c->floor) { /* rounding noise of an exact zero */
+        c->noise++;
+        printf("  %s: golden is rounding noise (max %.2e); locus max|diff| %.2e (floor %.2e)\n", gname, maxref, maxd, c->floor);
+        CHECK(maxd <= c->floor, "%s: within the noise floor %.2e (max|diff| %.2e)", gname, c->floor, maxd);
+        rel = 0;
+    }
+    if (getenv("LOCUS_VERBOSE")) printf("  %-80s rel %.2e (max|g| %.2e)\n", gname, rel, maxref);
+    if (rel > c->worst || !c->compared) { c->worst = rel; snprintf(c->wname, sizeof c->wname, "%s", gname); }
+    c->compared++;
+    if (zb) { c->zero_bad++; CHECK(0, "%s: %d elements nonzero where the golden is exactly 0", gname, zb); }
+    free(ref);
+}
+
+/* hash of every gradient and output, in table order */
+static uint64_t hash_all(const locus_grads *g, const locus_grad_out *o) {
+    uint64_t h = LOCUS_FNV_INIT;
+    for (size_t i = 0; i < g->n; i++) h = locus_fnv1a(h, g->e[i].grad, g->e[i].numel * sizeof(float));
+    for (int i = 0; i < o->n; i++) {
+        size_t n = 1;
+        for (int d = 0; d < o->t[i].ndim; d++) n *= (size_t)o->t[i].shape[d];
+        h = locus_fnv1a(h, o->t[i].data, n * sizeof(float));
+    }
+    return h;
+}
+
+/* compare all grad.* of golden with the table, and the named outputs */
+static void compare_golden(const char *what, const locus_st_file *g, const locus_grads *gr, const locus_grad_out *o,
+                           const char *const *outs, const char *const *gouts, int nouts) {
+    cmp_ctx c = {0};
+    int ngrad = 0;
+    double gmax = 0; /* largest golden gradient element: the noise floor is 1e-6 of it */
+    for (size_t i = 0; i < g->count; i++) {
+        if (strncmp(g->tensors[i].name, "grad.", 5)) continue;
+        int64_t n;
+        float *r = golden_f32(g, g->tensors[i].name, &n);
+        for (int64_t k = 0; r && k < n; k++) if (fabs(r[k]) > gmax) gmax = fabs(r[k]);
+        free(r);
+    }
+    c.floor = 1e-6 * gmax;
+    for (size_t i = 0; i < g->count; i++) {
+        const char *nm = g->tensors[i].name;
+        if (strncmp(nm, "grad.", 5)) continue;
+        ngrad++;
+        const locus_grad_entry *e = locus_grads_find(gr, nm + 5);
+        if (!e) { CHECK(0, "%s: no gradient for %s", what, nm); continue; }
+        cmp(&c, g, nm, e->grad, e->numel);
+    }
+    CHECK(ngrad > 0 && (size_t)ngrad == gr->n, "%s: %d golden grad.* tensors, %zu tracked parameters", what, ngrad, gr->n);
+    for (int i = 0; i < nouts; i++) {
+        const locus_grad_tensor *t = locus_grad_out_find(o, outs[i]);
+        if (!t) { CHECK(0, "%s: output %s missing", what, outs[i]); continue; }
+        size_t n = 1;
+        for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+        cmp(&c, g, gouts[i], t->data, n);
+    }
+    printf("%s: %d tensors compared (%d of them zero up to rounding noise), worst %.2e (%s)\n", what, c.compared, c.noise, c.worst, c.wname);
+    CHECK(c.worst <= 1e-4, "%s: every tensor within 1e-4 relative (worst %.2e at %s)", what, c.worst, c.wname);
+}
+
+/* same bits for every ISA x threads 1..3 and checkpoint on/off; run(ctx, checkpoint, grads, out) */
+typedef locus_status (*eval_fn)(void *ctx, int checkpoint, const locus_grads *g, locus_grad_out *o);
+static void check_determinism(const char *what, eval_fn run, void *ctx, locus_grads *gr, uint64_t h0) {
+    int runs = 0, bad = 0;
+    for (int isa = 0; isa < LOCUS_ISA_COUNT; isa++) {
+        if (!locus_kernels_for((locus_isa)isa)) continue;
+        locus_kernels_force((locus_isa)isa);
+        for (int th = 1; th <= 3; th++)
+            for (int ck = 0; ck <= 1; ck++) {
+                if (th == 2 && !ck) continue; /* keep the run short: 1 and 3 threads without checkpointing */
+                locus_set_threads(th);
+                locus_grads_zero(gr);
+                locus_grad_out o;
+                if (run(ctx, ck, gr, &o)) { CHECK(0, "%s: %s", what, locus_errmsg()); return; }
+                uint64_t h = hash_all(gr, &o);
+                runs++;
+                if (h != h0) { bad++; CHECK(0, "%s: gradient bits differ (%s, %d threads, checkpoint %d)", what, locus_isa_name(), th, ck); }
+                locus_grad_out_free(&o);
+            }
+    }
+    locus_kernels_force(locus_kernels_for(LOCUS_ISA_AVX512) ? LOCUS_ISA_AVX512 : locus_kernels_for(LOCUS_ISA_AVX2) ? LOCUS_ISA_AVX2 : LOCUS_ISA_SCALAR);
+    locus_set_threads(2);
+    printf("%s: %d runs (ISAs x threads x checkpoint), %d with different bits\n", what, runs, bad);
+    CHECK(runs >= 3 && !bad, "%s: gradients bit-identical across ISAs, threads and checkpointing", what);
+}
+
+typedef struct { locus_unet *u; locus_scheduler *s; const locus_st_file *g; } unet_ctx;
+static locus_status run_unet(void *c, int ck, const locus_grads *g, locus_grad_out *o) {
+    unet_ctx *x = c;
+    return locus_grad_unet(x->u, x->s, x->g, ck, g, o);
+}
+typedef struct { locus_vae *v; const locus_st_file *g; } vae_ctx;
+static locus_status run_vae(void *c, int ck, const locus_grads *g, locus_grad_out *o) {
+    vae_ctx *x = c;
+    return locus_grad_vae(x->v, x->g, ck, g, o);
+}
+
+static void test_unet(void) {
+    char p[512];
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/train/golden_train_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    uint64_t hpacked = 0;
+    for (int plain = 0; plain <= 1; plain++) { /* packed Linear weights (inference layout) and plain ones (training) */
+        locus_loader_set_plain_weights(plain);
+        locus_unet u;
+        locus_scheduler s;
+        snprintf(p, sizeof p, "%s/ldm/unet", G);
+        if (locus_unet_load(&u, p)) { CHECK(0, "load %s: %s", p, locus_errmsg()); break; }
+        snprintf(p, sizeof p, "%s/ldm/scheduler", G);
+        if (locus_scheduler_load(&s, p)) { CHECK(0, "%s", locus_errmsg()); locus_unet_free(&u); break; }
+        locus_grads gr;
+        locus_grads_init(&gr);
+        int nt = locus_grads_track_loader(&gr, &u.L, NULL);
+        locus_grad_out o;
+        if (locus_grad_unet(&u, &s, &g, 0, &gr, &o)) { CHECK(0, "grad unet: %s", locus_errmsg()); }
+        else {
+            uint64_t h = hash_all(&gr, &o);
+            if (!plain) {
+                hpacked = h;
+                const char *outs[] = {"loss", "pred", "noisy", "target", "grad_input.sample", "grad_input.encoder_hidden_states"};
+                const char *gouts[] = {"batch0.loss", "batch0.pred", "batch0.noisy", "batch0.target", "grad_input.sample",
+                                       "grad_input.encoder_hidden_states"};
+                printf("unet: %d parameters tracked, loss %.9g\n", nt, o.loss);
+                compare_golden("unet", &g, &gr, &o, outs, gouts, 6);
+                /* the training forward's prediction is the inference forward's, bit for bit */
+                const locus_grad_tensor *pr = locus_grad_out_find(&o, "pred"), *nz = locus_grad_out_find(&o, "noisy");
+                int64_t nctx;
+                float *ctx = golden_f32(&g, "batch0.encoder_hidden_states", &nctx);
+                const locus_st_tensor *tt = locus_st_find(&g, "batch0.timesteps");
+                int64_t ti[8], nts = locus_st_numel(tt);
+                float *ts = malloc(8 * sizeof(float));
+                locus_st_to_i64(tt, ti, nts);
+                for (int i = 0; i < nts; i++) ts[i] = (float)ti[i];
+                size_t n = (size_t)pr->shape[0] * pr->shape[1] * pr->shape[2] * pr->shape[3];
+                float *y = malloc(n * sizeof(float));
+                locus_unet_forward(&u, nz->data, (int)pr->shape[0], (int)pr->shape[2], (int)pr->shape[3], ts, ctx,
+                                   (int)locus_st_find(&g, "batch0.encoder_hidden_states")->shape[1], y, NULL);
+                CHECK(t_bitdiff(y, pr->data, n) == 0, "unet: training forward pred == locus_unet_forward bits");
+                free(y); free(ts); free(ctx);
+            } else {
+                CHECK(h == hpacked, "unet: packed and plain Linear weights give the same gradient bits");
+                unet_ctx c = {&u, &s, &g};
+                check_determinism("unet", run_unet, &c, &gr, h);
+            }
+            locus_grad_out_free(&o);
+        }
+        locus_grads_free(&gr);
+        locus_scheduler_free(&s);
+        locus_unet_free(&u);
+    }
+    locus_loader_set_plain_weights(0);
+    locus_st_close(&g);
+}
+
+static void test_vae(void) {
+    char p[512];
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/train/golden_train_vae.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_loader_set_plain_weights(1);
+    locus_vae v;
+    snprintf(p, sizeof p, "%s/ldm/vae", G);
+    if (locus_vae_load(&v, p)) { CHECK(0, "load %s: %s", p, locus_errmsg()); locus_st_close(&g); return; }
+    locus_grads gr;
+    locus_grads_init(&gr);
+    int nt = locus_grads_track_loader(&gr, &v.L, NULL);
+    locus_grad_out o;
+    if (locus_grad_vae(&v, &g, 0, &gr, &o)) CHECK(0, "grad vae: %s", locus_errmsg());
+    else {
+        printf("vae: %d parameters tracked, loss %.9g\n", nt, o.loss);
+        const char *outs[] = {"loss", "pred", "mean", "logvar", "z", "kl"};
+        const char *gouts[] = {"batch0.loss", "batch0.rec", "batch0.mean", "batch0.logvar", "batch0.z", "batch0.kl"};
+        compare_golden("vae", &g, &gr, &o, outs, gouts, 6);
+        uint64_t h = hash_all(&gr, &o);
+        vae_ctx c = {&v, &g};
+        check_determinism("vae", run_vae, &c, &gr, h);
+        locus_grad_out_free(&o);
+    }
+    locus_grads_free(&gr);
+    locus_vae_free(&v);
+    locus_loader_set_plain_weights(0);
+    locus_st_close(&g);
+}
+
+/* the gradient table's name patterns and pointer lookups */
+static void test_grads_table(void) {
+    float a[6], b[3], c[2];
+    locus_grads g;
+    locus_grads_init(&g);
+    int64_t s1[2] = {2, 3}, s2[1] = {3}, s3[1] = {2};
+    CHECK(locus_grads_track(&g, "down_blocks.0.attn2.to_k.weight", a, 2, s1) == LOCUS_OK, "track a");
+    CHECK(locus_grads_track(&g, "b", b, 1, s2) == LOCUS_OK, "track b");
+    CHECK(locus_grads_of(&g, a) && locus_grads_of(&g, b) && !locus_grads_of(&g, c) && !locus_grads_of(NULL, a), "lookups");
+    CHECK(locus_grads_find(&g, "b") && locus_grads_find(&g, "b")->numel == 3 && !locus_grads_find(&g, "c"), "find by name");
+    locus_grads_track(&g, "c", c, 1, s3);
+    float *gc = locus_grads_of(&g, c);
+    CHECK(gc && gc[0] == 0 && gc[1] == 0, "gradients start at zero");
+    locus_grads_free(&g);
+    /* patterns through a fake loader registry */
+    locus_loader L;
+    memset(&L, 0, sizeof L);
+    locus_param_rec recs[4] = {{"down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight", a, 2, 0, {2, 3}, 6},
+                               {"down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v.weight", b, 1, 0, {3}, 3},
+                               {"down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight", c, 1, 0, {2}, 2},
+                               {"conv_in.weight", a + 1, 1, 0, {2}, 2}};
+    L.params = recs;
+    L.nrec = 4;
+    struct { const char *pat; int n; } cases[] = {{NULL, 4}, {"*attn2.to_{k,v}.weight", 2}, {"*attn?.to_k.weight", 2},
+                                                   {"conv_in.*,*attn1*", 2}, {"*.to_{q,{k,x}}.weight", 2}, {"attn2*", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        locus_grads_init(&g);
+        int n = locus_grads_track_loader(&g, &L, cases[i].pat);
+        CHECK(n == cases[i].n, "pattern '%s': %d tracked, expected %d", cases[i].pat ? cases[i].pat : "(all)", n, cases[i].n);
+        locus_grads_free(&g);
+    }
+}
+
+int main(void) {
+    G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    test_grads_table();
+    test_unet();
+    test_vae();
+    return t_finish("test_grad");
+}
