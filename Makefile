@@ -32,6 +32,7 @@ FLAGS_neon   =
 
 CORE_SRC = $(wildcard core/*.c)
 SIMD_SRC = simd/dispatch.c simd/gemm.c simd/conv.c simd/attention.c simd/ops.c simd/ref/kernels_scalar.c
+SIMD_SRC += simd/ops_bwd.c simd/conv_bwd.c simd/attention_bwd.c
 ifeq ($(ARCH),x86_64)
 SIMD_SRC += simd/avx2/kernels_avx2.c simd/avx512/kernels_avx512.c
 endif

@@ -25,9 +25,13 @@ typedef struct {
     const float *bias; unsigned bias_kind; /* 0, LOCUS_UKR_BIAS_COL (bias[j]) or LOCUS_UKR_BIAS_ROW (bias[i]) */
     locus_pack_b_fn pack_b; const void *pack_ctx;
     const float *packed_b;                /* optional: B already packed by locus_gemm_pack_b (then B/pack_b unused) */
+    int accum;                            /* != 0: each C(i,j) chain starts from the value already in C (as the
+                                           * later K-blocks do), so two GEMMs with accum on the second equal one
+                                           * chain over both K ranges; bias, if any, is still added at the end */
 } locus_gemm_desc;
 
-/* C = A.B (+ bias), each C(i,j) one FMA chain over k = 0..K-1 in order, then + bias.  Threaded over output
+/* C (+)= A.B (+ bias), each C(i,j) one FMA chain over k = 0..K-1 in order (from 0, or from C when d->accum),
+ * then + bias.  Threaded over output
  * tiles.  locus_gemm_serial runs on the calling thread only (for use inside parallel tasks). */
 void locus_gemm(const locus_gemm_desc *d);
 void locus_gemm_serial(const locus_gemm_desc *d);
