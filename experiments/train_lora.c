@@ -21,7 +21,10 @@
 #include "../core/arena.h"
 #include "../core/rng.h"
 #include "../models/adamw.h"
+#include "../models/grads.h"
 #include "../models/lora.h"
+#include "../models/mmdit_bwd.h"
+#include "../models/unet_bwd.h"
 #include "../simd/kernels.h"
 #include "../simd/ops.h"
 
@@ -201,20 +204,36 @@ locus_status locus_train_loss(const locus_train_model *m, const locus_train_batc
     return LOCUS_OK;
 }
 
-/* LoRA factors with their gradient buffers ([r,in] and [out,r] for each adapter, in set order). */
-typedef struct {
-    locus_lora *s;
-    float **gdown, **gup;
-} lora_grads;
-
-/* One loss evaluation with gradient: loss of batch b, and d(gscale * loss)/d(factors) ADDED to the gradient
- * buffers.  This is the one place the denoiser's training forward/backward is called. */
-static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, lora_grads *lg, float gscale, float *loss) {
-    (void)lg;
-    (void)gscale;
-    (void)loss;
-    return locus_fail(LOCUS_E_UNSUPPORTED, "train-lora: this build has no %s backward yet (branch %s); nothing was trained",
-                      m->sd3 ? "MMDiT" : "UNet", m->sd3 ? "grad-mmdit" : "grad-unet");
+/* One loss evaluation with gradient: loss of batch b, and d(gscale * loss)/d(every tracked parameter) ADDED
+ * to its buffer in g (the LoRA factors).  This is the one place the denoiser's training forward/backward is
+ * called: noisy input and target as locus_train_noise, the training forward (same bits as the inference
+ * forward), MSE and its gradient, the hand-written backward. */
+static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, const locus_grads *g, float gscale, float *loss) {
+    size_t n = (size_t)b->B * b->C * b->H * b->W;
+    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float)),
+          *dpred = malloc(n * sizeof(float));
+    locus_status st = LOCUS_OK;
+    if (!noisy || !target || !pred || !dpred) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
+    if (!st) {
+        locus_train_noise(m, b, noisy, target);
+        if (m->sd3) {
+            locus_mmdit_tape *tape = NULL;
+            st = locus_mmdit_forward_train(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, 0, &tape);
+            if (!st) {
+                *loss = locus_train_mse(pred, target, n, dpred, gscale);
+                st = locus_mmdit_backward(&m->mmdit, tape, dpred, NULL, NULL, NULL, g);
+            }
+        } else {
+            locus_unet_tape *tape = NULL;
+            st = locus_unet_forward_train(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, 0, &tape);
+            if (!st) {
+                *loss = locus_train_mse(pred, target, n, dpred, gscale);
+                st = locus_unet_backward(&m->unet, tape, dpred, NULL, NULL, g);
+            }
+        }
+    }
+    free(noisy); free(target); free(pred); free(dpred);
+    return st;
 }
 
 /* ---- the command ---- */
@@ -264,13 +283,25 @@ static void dump_free(dump_rec *d) {
     memset(d, 0, sizeof *d);
 }
 
+static const dump_rec *sort_ctx;
+static int cmp_dump(const void *a, const void *b) { return strcmp(sort_ctx->names[*(const int *)a], sort_ctx->names[*(const int *)b]); }
+
+/* Entries in name order, so a resumed run (whose early entries come back from the checkpoint) writes the
+ * same bytes as an uninterrupted one. */
 static locus_status dump_write(const dump_rec *d, locus_st_writer *w, const char *prefix) {
     char key[1300];
+    int *ord = malloc((size_t)(d->n ? d->n : 1) * sizeof *ord);
+    if (!ord) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    for (int i = 0; i < d->n; i++) ord[i] = i;
+    sort_ctx = d;
+    qsort(ord, (size_t)d->n, sizeof *ord, cmp_dump);
     locus_status st = LOCUS_OK;
-    for (int i = 0; i < d->n && !st; i++) {
+    for (int j = 0; j < d->n && !st; j++) {
+        int i = ord[j];
         snprintf(key, sizeof key, "%s%s", prefix, d->names[i]);
         st = locus_st_writer_add(w, key, LOCUS_F32, d->shape[i][1] ? 2 : 1, d->shape[i], d->data[i]);
     }
+    free(ord);
     return st;
 }
 
@@ -441,7 +472,9 @@ int locus_cmd_train_lora(int argc, char **argv) {
     locus_lora s = {0};
     locus_adamw opt = {0};
     dump_rec dump = {0};
-    float **gd = NULL, **gu = NULL, *losses = NULL;
+    float *losses = NULL;
+    locus_grads grads;
+    locus_grads_init(&grads);
     locus_mt19937 rng;
     locus_mt19937_seed(&rng, o.seed);
     if (nb == 0) { snprintf(msg, sizeof msg, "%s: no batch0.x0", o.batches); fail2(msg); goto out; }
@@ -456,21 +489,20 @@ int locus_cmd_train_lora(int argc, char **argv) {
     }
     locus_adamw_cfg cfg = {o.lr, o.b1, o.b2, o.eps, o.wd, o.warmup};
     locus_adamw_init(&opt, &cfg);
-    gd = calloc((size_t)s.n, sizeof *gd);
-    gu = calloc((size_t)s.n, sizeof *gu);
     losses = calloc((size_t)o.steps, sizeof *losses);
-    if (!gd || !gu || !losses) { fail2("out of memory"); goto out; }
-    for (int i = 0; i < s.n; i++) {
+    if (!losses) { fail2("out of memory"); goto out; }
+    for (int i = 0; i < s.n; i++) { /* gradient buffers of the factors, in the table the backward fills */
         locus_lora_entry *e = &s.e[i];
-        size_t nd = (size_t)e->ad.r * e->in, nu = (size_t)e->out * e->ad.r;
-        gd[i] = locus_alloc(nd * sizeof(float));
-        gu[i] = locus_alloc(nu * sizeof(float));
-        char key[1300];
-        if (!gd[i] || !gu[i]) { fail2("out of memory"); goto out; }
-        locus_lora_key(&s, i, 1, "", key, sizeof key);
-        if (locus_adamw_add(&opt, key, e->ad.down, gd[i], nd)) { fail2(locus_errmsg()); goto out; }
-        locus_lora_key(&s, i, 0, "", key, sizeof key);
-        if (locus_adamw_add(&opt, key, e->ad.up, gu[i], nu)) { fail2(locus_errmsg()); goto out; }
+        int64_t sd[2] = {e->ad.r, e->in}, su[2] = {e->out, e->ad.r};
+        char kd[1300], ku[1300];
+        locus_lora_key(&s, i, 1, "", kd, sizeof kd);
+        locus_lora_key(&s, i, 0, "", ku, sizeof ku);
+        if (locus_grads_track(&grads, kd, e->ad.down, 2, sd) || locus_grads_track(&grads, ku, e->ad.up, 2, su) ||
+            locus_adamw_add(&opt, kd, e->ad.down, locus_grads_of(&grads, e->ad.down), (size_t)(sd[0] * sd[1])) ||
+            locus_adamw_add(&opt, ku, e->ad.up, locus_grads_of(&grads, e->ad.up), (size_t)(su[0] * su[1]))) {
+            fail2(locus_errmsg());
+            goto out;
+        }
     }
     train_state t = {&o, &s, &opt, &rng, &dump, losses, ""};
     snprintf(t.ckpt, sizeof t.ckpt, "%s.ckpt", o.out);
@@ -481,20 +513,17 @@ int locus_cmd_train_lora(int argc, char **argv) {
             fprintf(stderr, "locus: train-lora: resuming %s at step %lld of %d\n", t.ckpt, (long long)start, o.steps);
         } else fprintf(stderr, "locus: train-lora: no checkpoint %s yet; starting at step 0\n", t.ckpt);
     }
-    lora_grads lg = {&s, gd, gu};
-    double t0 = (double)clock() / CLOCKS_PER_SEC;
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
-    (void)t0;
     for (int64_t step = start + 1; step <= o.steps; step++) {
-        for (int i = 0; i < opt.n; i++) memset((float *)opt.ps[i].g, 0, opt.ps[i].n * sizeof(float));
+        locus_grads_zero(&grads);
         float lsum = 0;
         for (int a = 0; a < o.grad_accum; a++) {
             int k = (int)(((step - 1) * o.grad_accum + a) % nb);
             locus_train_batch b;
             float l = 0;
             locus_status st = locus_train_batch_read(&bf, k, &m, &b);
-            if (!st) st = eval_grad(&m, &b, &lg, 1.0f / (float)o.grad_accum, &l);
+            if (!st) st = eval_grad(&m, &b, &grads, 1.0f / (float)o.grad_accum, &l);
             locus_train_batch_free(&b);
             if (st) { fail2(locus_errmsg()); goto out; }
             lsum += l;
@@ -546,8 +575,8 @@ int locus_cmd_train_lora(int argc, char **argv) {
             s.n, o.rank, o.alpha);
     rc = 0;
 out:
-    for (int i = 0; gd && i < s.n; i++) { locus_free(gd[i]); locus_free(gu[i]); }
-    free(gd); free(gu); free(losses);
+    locus_grads_free(&grads);
+    free(losses);
     dump_free(&dump);
     locus_adamw_free(&opt);
     locus_lora_free(&s);
