@@ -260,17 +260,20 @@ if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit
 else f=$((f+1)); echo "  FAIL peak memory estimate '$est' vs measured '$meas'"; fi
 record "layers" $p $f
 
-# 5b. locus grad (branch grad-unet): UNet and VAE gradient dumps match torch autograd (tests/golden/train),
+# 5b. locus grad (branch grad-unet): UNet, VAE, SD3/SD3.5 and LoRA gradient dumps match torch autograd (tests/golden/train),
 # the same tensors bit for bit with LOCUS_ISA=scalar, 3 threads and --checkpoint; a clear error for bad input
 p=0 f=0
 T=$G/train
-for c in "unet $G/ldm/unet" "vae $G/ldm/vae"; do
+for c in "unet $G/ldm/unet" "vae $G/ldm/vae" "sd3 $G/sd3/transformer" "sd35 $G/sd35/transformer" \
+         "unet $G/ldm --lora $T/lora_init_unet.safetensors" "sd3 $G/sd3/transformer --lora $T/lora_init_sd3.safetensors"; do
   set -- $c
-  if "$B/locus" grad --model $2 --batch $T/golden_train_$1.safetensors --dump "$tmp/g$1.st" >/dev/null &&
-     "$B/test_grad" --check-dump "$tmp/g$1.st" $T/golden_train_$1.safetensors | sed 's/^/  /' &&
-     LOCUS_ISA=scalar "$B/locus" grad --model $2 --batch $T/golden_train_$1.safetensors --threads 3 --checkpoint --dump "$tmp/g$1s.st" >/dev/null &&
-     "$B/test_grad" --same-tensors "$tmp/g$1.st" "$tmp/g$1s.st" >/dev/null; then p=$((p+1))
-  else f=$((f+1)); echo "  FAIL locus grad $1"; fi
+  g=$1; shift
+  : >"$tmp/gc.out"
+  if "$B/locus" grad --model "$@" --batch $T/golden_train_$g.safetensors --dump "$tmp/g.st" >/dev/null &&
+     "$B/test_grad" --check-dump "$tmp/g.st" $T/golden_train_$g.safetensors >"$tmp/gc.out" 2>&1 &&
+     LOCUS_ISA=scalar "$B/locus" grad --model "$@" --batch $T/golden_train_$g.safetensors --threads 3 --checkpoint --dump "$tmp/gs.st" >/dev/null &&
+     "$B/test_grad" --same-tensors "$tmp/g.st" "$tmp/gs.st" >/dev/null; then p=$((p+1)); grep -v 'golden is' "$tmp/gc.out" | sed 's/^/  /'
+  else f=$((f+1)); echo "  FAIL locus grad $c"; sed 's/^/  /' "$tmp/gc.out" | tail -5; fi
 done
 cli_err "grad without --batch" "required" "$B/locus" grad --model $G/ldm/unet --dump "$tmp/x.st"
 cli_err "grad batch without x0" "no tensor 'x0'" "$B/locus" grad --model $G/ldm/unet --batch $T/golden_train_vae.safetensors --dump "$tmp/x.st"

@@ -40,7 +40,8 @@ static void cmp(cmp_ctx *c, const locus_st_file *g, const char *gname, const flo
     double rel = maxref > 0 ? maxd / maxref : maxd;
     if (maxref <= c->floor) { /* rounding noise of an exact zero */
         c->noise++;
-        printf("  %s: golden is rounding noise (max %.2e); locus max|diff| %.2e (floor %.2e)\n", gname, maxref, maxd, c->floor);
+        printf("  %s: golden is %s (max %.2e); locus max|diff| %.2e (floor %.2e)\n", gname, maxref > 0 ? "rounding noise" : "exactly zero",
+               maxref, maxd, c->floor);
         CHECK(maxd <= c->floor, "%s: within the noise floor %.2e (max|diff| %.2e)", gname, c->floor, maxd);
         rel = 0;
     }
@@ -337,10 +338,21 @@ static int check_dump(const char *dump, const char *golden) {
         free(r);
     }
     c.floor = 1e-6 * gmax;
-    int missing = 0;
+    int missing = 0, lora = 0; /* a --lora dump holds grad.unet.* / grad.transformer.* (the golden's lora_grad.*) */
+    for (size_t i = 0; i < d.count; i++)
+        lora |= !strncmp(d.tensors[i].name, "grad.unet.", 10) || !strncmp(d.tensors[i].name, "grad.transformer.", 17);
+    if (lora) { /* the loss against lora_loss[0] (the adapters change the prediction) */
+        int64_t n1, n2;
+        float *l = golden_f32(&d, "loss", &n1), *gl = golden_f32(&g, "lora_loss", &n2);
+        CHECK(l && gl && fabs(l[0] - gl[0]) <= 1e-5 * fabs(gl[0]), "lora loss %.9g vs lora_loss[0] %.9g", l ? l[0] : 0, gl ? gl[0] : 0);
+        free(l); free(gl);
+    }
     for (size_t i = 0; i < g.count; i++) {
         const char *nm = g.tensors[i].name, *dn = nm;
-        if (!strcmp(nm, "batch0.loss")) dn = "loss";
+        if (lora) {
+            if (strncmp(nm, "lora_grad.", 10)) continue;
+            dn = nm + 5; /* "grad.<prefix>.<module>..." */
+        } else if (!strcmp(nm, "batch0.loss")) dn = "loss";
         else if (!strcmp(nm, "batch0.pred") || !strcmp(nm, "batch0.rec")) dn = "pred";
         else if (strncmp(nm, "grad.", 5) && strncmp(nm, "grad_input.", 11)) continue;
         int64_t n;
