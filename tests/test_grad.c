@@ -216,6 +216,18 @@ static void test_vae(void) {
         const char *outs[] = {"loss", "pred", "mean", "logvar", "z", "kl"};
         const char *gouts[] = {"batch0.loss", "batch0.rec", "batch0.mean", "batch0.logvar", "batch0.z", "batch0.kl"};
         compare_golden("vae", &g, &gr, &o, outs, gouts, 6);
+        /* the training forwards give the inference bits: encode(x) -> mean, logvar; decode(z) -> pred */
+        const locus_grad_tensor *pr = locus_grad_out_find(&o, "pred"), *me = locus_grad_out_find(&o, "mean"),
+                                *lv = locus_grad_out_find(&o, "logvar"), *zz = locus_grad_out_find(&o, "z");
+        int64_t nx;
+        float *x = golden_f32(&g, "batch0.x", &nx);
+        size_t nl = (size_t)me->shape[0] * me->shape[1] * me->shape[2] * me->shape[3];
+        float *m2 = malloc(nl * 4), *l2 = malloc(nl * 4), *r2 = malloc((size_t)nx * 4);
+        locus_vae_encode(&v, x, (int)pr->shape[0], (int)pr->shape[2], (int)pr->shape[3], m2, l2, NULL);
+        locus_vae_decode(&v, zz->data, (int)zz->shape[0], (int)zz->shape[2], (int)zz->shape[3], r2, NULL);
+        CHECK(!t_bitdiff(m2, me->data, nl) && !t_bitdiff(l2, lv->data, nl) && !t_bitdiff(r2, pr->data, (size_t)nx),
+              "vae: training forwards == locus_vae_encode / locus_vae_decode bits");
+        free(x); free(m2); free(l2); free(r2);
         uint64_t h = hash_all(&gr, &o);
         vae_ctx c = {&v, &g};
         check_determinism("vae", run_vae, &c, &gr, h);
