@@ -70,8 +70,9 @@ static void modulate(const float *x, float *y, int B, int T, int D, const float 
     }
 }
 
-/* out[b,ch,r*p+pi,c*p+qi] <-> po[b,(r*wp+c),(pi*p+qi)*C+ch] (diffusers unpatchify); to_img selects the direction. */
-static void unpatchify(float *po, float *out, int B, int C, int H, int W, int p, int to_img) {
+/* Index pairs of diffusers' unpatchify: image element [b,ch,r*p+pi,c*p+qi] of [B,C,H,W] <-> token element
+ * [b, r*wp+c, (pi*p+qi)*C+ch] of [B,N,p*p*C].  to_img: img = po (forward); else po = img (its gradient). */
+static void unpatchify(const float *src, float *dst, int B, int C, int H, int W, int p, int to_img) {
     int hp = H / p, wp = W / p, N = hp * wp;
     for (int b = 0; b < B; b++)
         for (int r = 0; r < hp; r++)
@@ -81,8 +82,8 @@ static void unpatchify(float *po, float *out, int B, int C, int H, int W, int p,
                         for (int ch = 0; ch < C; ch++) {
                             size_t io = (((size_t)b * C + ch) * H + r * p + pi) * W + cc * p + qi;
                             size_t ip = (((size_t)b * N + r * wp + cc) * p * p + pi * p + qi) * C + ch;
-                            if (to_img) out[io] = po[ip];
-                            else po[ip] = out[io];
+                            if (to_img) dst[io] = src[ip];
+                            else dst[ip] = src[io];
                         }
 }
 
@@ -174,7 +175,7 @@ locus_status locus_mmdit_backward(const locus_mmdit *m, locus_mmdit_tape *t, con
         goto done;
     }
     /* proj_out, then norm_out: nh_out = LN(h_fin)(1 + scale) + shift with e_out = (scale, shift) */
-    unpatchify(dpo, (float *)dout, B, C, H, W, p, 0); /* reads dout only */
+    unpatchify(dout, dpo, B, C, H, W, p, 0);
     nn_linear_bwd(&m->proj_out, t->nh_out, B * N, dpo, dnh, 0, g);
     locus_layer_norm(t->h_fin, ln, (size_t)B * N, D, NULL, NULL, EPS_LN);
     locus_binary(dnh, ln, pr, ND, LOCUS_BIN_MUL, 0.0f);
