@@ -326,8 +326,43 @@ static void run_lora(const char *G) {
     locus_st_close(&g);
 }
 
+/* --hash: one line per model, the hash of every parameter gradient and the input gradients of the golden
+ * batch (for comparing builds: other compilers, the aarch64/NEON build) */
+static int print_hash(const char *G) {
+    static const char *names[2] = {"sd3", "sd35"};
+    locus_loader_set_plain_weights(1);
+    for (int k = 0; k < 2; k++) {
+        char p[512];
+        locus_st_file g;
+        locus_mmdit m;
+        batch bt;
+        snprintf(p, sizeof p, "%s/train/golden_train_%s.safetensors", G, names[k]);
+        if (locus_st_open(&g, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+        snprintf(p, sizeof p, "%s/%s/transformer", G, names[k]);
+        if (locus_mmdit_load(&m, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+        if (load_batch(&g, &bt)) { fprintf(stderr, "%s: batch0 inputs missing\n", names[k]); return 1; }
+        locus_grads gr;
+        locus_grads_init(&gr);
+        locus_grads_track_loader(&gr, &m.L, NULL);
+        size_t nctx = (size_t)bt.B * bt.S * m.joint_dim;
+        float *dn = malloc(bt.n * 4), *dc = malloc(nctx * 4), loss;
+        if (locus_mmdit_flow_loss_grad(&m, bt.x0, bt.noise, bt.sig, bt.B, bt.H, bt.W, bt.ctx, bt.S, bt.pooled, 0, &gr, &loss, NULL, dn, dc, NULL)) {
+            fprintf(stderr, "%s\n", locus_errmsg());
+            return 1;
+        }
+        printf("grad_mmdit_%s %016llx\n", names[k], (unsigned long long)grads_hash(&gr, dn, bt.n, dc, nctx));
+        free(dn); free(dc);
+        locus_grads_free(&gr);
+        free_batch(&bt);
+        locus_mmdit_free(&m);
+        locus_st_close(&g);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    if (argc > 1 && !strcmp(argv[1], "--hash")) return print_hash(G);
     run_full(G, "sd3");
     run_full(G, "sd35");
     run_lora(G);
