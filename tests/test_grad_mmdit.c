@@ -48,24 +48,24 @@ static int load_batch(const locus_st_file *g, batch *b) {
 
 static void free_batch(batch *b) { free(b->x0); free(b->noise); free(b->sig); free(b->ctx); free(b->pooled); }
 
-/* relative error of x against golden `name` (n floats): max|diff| / max|golden|; *allzero_ok = 0 when the
- * golden is exactly zero everywhere and x is not.  -1: missing or size mismatch. */
-static double rel_err(const locus_st_file *g, const char *name, const float *x, int64_t n, int *allzero_ok) {
+/* relative error of x against golden `name` (n floats): max|diff| / max|golden| (max|diff| for an all-zero
+ * golden); *zero_ok = 0 when x is not exactly zero wherever the golden is.  -1: missing or size mismatch. */
+static double rel_err(const locus_st_file *g, const char *name, const float *x, int64_t n, int *zero_ok) {
     int64_t gn;
     float *gv = golden_f32(g, name, &gn);
     if (!gv || gn != n) { free(gv); return -1; }
     double md = 0, mr = 0;
-    int gz = 1, xz = 1;
+    int gz = 1, zok = 1;
     for (int64_t i = 0; i < n; i++) {
         double d = fabs((double)x[i] - gv[i]);
         if (!(d <= md)) md = d;
         if (fabs(gv[i]) > mr) mr = fabs(gv[i]);
         gz &= gv[i] == 0.0f;
-        xz &= x[i] == 0.0f;
+        zok &= gv[i] != 0.0f || x[i] == 0.0f;
     }
     free(gv);
-    if (allzero_ok) *allzero_ok = !gz || xz;
-    return gz ? (xz ? 0.0 : md) : md / mr;
+    if (zero_ok) *zero_ok = zok;
+    return gz ? md : md / mr;
 }
 
 typedef struct {
