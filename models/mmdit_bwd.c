@@ -164,11 +164,18 @@ locus_status locus_mmdit_backward(const locus_mmdit *m, locus_mmdit_tape *t, con
                                   float *dpooled, const locus_grads *g) {
     int B = t->B, H = t->H, W = t->W, S = t->S, N = t->N, D = m->D, p = m->patch, C = m->out_channels;
     size_t BD = (size_t)B * D, ND = (size_t)B * N * D, SD = (size_t)B * S * D;
-    float *dpo = dup(NULL, (size_t)B * N * p * p * C) /* [B,N,p*p*C] */, *dnh = dup(NULL, ND) /* [B,N,D] */;
-    float *dh = dup(NULL, ND) /* [B,N,D] */, *dc = dup(NULL, SD) /* [B,S,D] */, *de = dup(NULL, 2 * BD) /* [B,2D] */;
-    float *dtemb_act = dup(NULL, BD) /* [B,D] */, *dtemb = dup(NULL, BD), *ds = dup(NULL, BD), *da = dup(NULL, BD) /* [B,D] */;
-    float *ln = dup(NULL, ND), *pr = dup(NULL, ND) /* [B,N,D] scratch */, *s1 = dup(NULL, D);
-    float *hs = dup(NULL, ND), *cs = dup(NULL, SD) /* recompute outputs (discarded) */, *dpe = dup(NULL, ND) /* [B,D,N] */;
+    float *dpo = dup(NULL, (size_t)B * N * p * p * C);   /* [B,N,p*p*C] d proj_out output */
+    float *dnh = dup(NULL, ND);                           /* [B,N,D] d norm_out output */
+    float *dh = dup(NULL, ND);                            /* [B,N,D] d image stream */
+    float *dc = dup(NULL, SD);                            /* [B,S,D] d context stream */
+    float *de = dup(NULL, 2 * BD);                        /* [B,2D] d norm_out.linear output */
+    float *dtemb_act = dup(NULL, BD);                     /* [B,D] d silu(temb) */
+    float *dtemb = dup(NULL, BD);                         /* [B,D] d temb */
+    float *ds = dup(NULL, BD), *da = dup(NULL, BD);       /* [B,D] d of an MLP's SiLU output / input */
+    float *ln = dup(NULL, ND), *pr = dup(NULL, ND);       /* [B,N,D] scratch: LayerNorm recompute, products */
+    float *s1 = dup(NULL, D);                             /* [D] 1 + scale */
+    float *hs = dup(NULL, ND), *cs = dup(NULL, SD);       /* [B,N,D], [B,S,D] outputs of a re-run block (discarded) */
+    float *dpe = dup(NULL, ND);                           /* [B,D,N] d patch-embedding conv output */
     locus_status st = LOCUS_OK;
     if (!dpo || !dnh || !dh || !dc || !de || !dtemb_act || !dtemb || !ds || !da || !ln || !pr || !s1 || !hs || !cs || !dpe) {
         st = locus_fail(LOCUS_E_NOMEM, "mmdit backward: out of memory");
@@ -244,7 +251,9 @@ locus_status locus_mmdit_flow_loss_grad(const locus_mmdit *m, const float *x0, c
         return locus_fail(LOCUS_E_UNSUPPORTED, "flow-matching loss: in_channels %d != out_channels %d", m->in_channels, m->out_channels);
     if (B < 1 || H < 1 || W < 1) return locus_fail(LOCUS_E_ARG, "flow-matching loss: empty batch (%d x %dx%d)", B, H, W);
     size_t n = (size_t)m->in_channels * H * W, tot = (size_t)B * n;
-    float *noisy = dup(NULL, tot), *target = dup(NULL, tot), *out = dup(NULL, tot), *dout = dup(NULL, tot), *ts = dup(NULL, B);
+    float *noisy = dup(NULL, tot), *target = dup(NULL, tot); /* [B,C,H,W] */
+    float *out = dup(NULL, tot), *dout = dup(NULL, tot);      /* [B,C,H,W] prediction and d loss / d prediction */
+    float *ts = dup(NULL, B);                                 /* [B] timesteps */
     locus_status st = LOCUS_OK;
     if (!noisy || !target || !out || !dout || !ts) { st = locus_fail(LOCUS_E_NOMEM, "flow-matching loss: out of memory"); goto done; }
     locus_flow_match_inputs(x0, noise, sigmas, B, n, noisy, target, ts);
