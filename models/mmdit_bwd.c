@@ -9,6 +9,7 @@
  */
 #include "mmdit_bwd.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,7 @@ done:
 
 locus_status locus_mmdit_backward(const locus_mmdit *m, locus_mmdit_tape *t, const float *dout, float *dx, float *dctx,
                                   float *dpooled, const locus_grads *g) {
+    assert(t && t->nblk == m->nlayers); /* a tape of this model, not yet consumed */
     int B = t->B, H = t->H, W = t->W, S = t->S, N = t->N, D = m->D, p = m->patch, C = m->out_channels;
     size_t BD = (size_t)B * D, ND = (size_t)B * N * D, SD = (size_t)B * S * D;
     float *dpo = dup(NULL, (size_t)B * N * p * p * C);   /* [B,N,p*p*C] d proj_out output */
