@@ -16,8 +16,6 @@
 #include "../core/json.h"
 #include "../core/version.h"
 #include "../models/lora.h"
-#include "../models/mmdit_bwd.h"
-#include "../models/unet_bwd.h"
 #include "../models/vae_bwd.h"
 #include "../simd/ops.h"
 #include "../simd/ops_bwd.h"
@@ -93,50 +91,42 @@ static float *batch_get(const locus_st_file *f, const char *name, int ndim, cons
     return x;
 }
 
-locus_status locus_grad_unet(const locus_unet *u, const locus_scheduler *s, const locus_st_file *batch, int checkpoint,
-                             const locus_grads *g, locus_grad_out *out) {
+locus_status locus_grad_denoiser(const locus_denoiser *d, const locus_objective *ob, const locus_st_file *batch, int checkpoint,
+                                 const locus_grads *g, locus_grad_out *out) {
     locus_status st = LOCUS_OK;
-    int64_t sx[4], sn[4], st_[1], sc[3];
-    int64_t w4[4] = {-1, u->in_channels, -1, -1};
-    float *x0 = NULL, *noise = NULL, *ts = NULL, *ctx = NULL, *noisy = NULL, *target = NULL, *pred = NULL, *dpred = NULL, *dx = NULL, *dctx = NULL;
+    int P = d->pooled_dim;
+    int64_t sx[4], sn[4], st_[1], sc[3], sp[2];
+    int64_t w4[4] = {-1, d->in_channels, -1, -1};
+    float *x0 = NULL, *noise = NULL, *ts = NULL, *ctx = NULL, *pooled = NULL, *noisy = NULL, *target = NULL, *pred = NULL;
+    float *dx = NULL, *dctx = NULL, *dpool = NULL;
     memset(out, 0, sizeof *out);
     if (!(x0 = batch_get(batch, "x0", 4, w4, sx))) { st = LOCUS_E_NOTFOUND; goto done; }
-    int64_t wn[4] = {sx[0], sx[1], sx[2], sx[3]}, wt[1] = {sx[0]}, wc[3] = {sx[0], -1, u->ctx_dim};
-    if (!(noise = batch_get(batch, "noise", 4, wn, sn)) || !(ts = batch_get(batch, "timesteps", 1, wt, st_)) ||
-        !(ctx = batch_get(batch, "encoder_hidden_states", 3, wc, sc))) { st = LOCUS_E_NOTFOUND; goto done; }
-    int B = (int)sx[0], C = (int)sx[1], H = (int)sx[2], W = (int)sx[3], S = (int)sc[1];
-    size_t plane = (size_t)C * H * W, n = (size_t)B * plane, nctx = (size_t)B * S * u->ctx_dim;
-    noisy = locus_alloc(n * sizeof(float)); target = locus_alloc(n * sizeof(float));
-    pred = locus_alloc((size_t)B * u->out_channels * H * W * sizeof(float));
-    dpred = locus_alloc((size_t)B * u->out_channels * H * W * sizeof(float));
-    dx = locus_alloc(n * sizeof(float)); dctx = locus_alloc(nctx * sizeof(float));
-    if (u->out_channels != C) { st = locus_fail(LOCUS_E_SHAPE, "grad: the UNet predicts %d channels, x0 has %d", u->out_channels, C); goto done; }
-    /* DDPMScheduler.add_noise / get_velocity in fp32 */
-    for (int b = 0; b < B; b++) {
-        float tf = ts[b];
-        int t = (int)tf;
-        if (tf != (float)t || t < 0 || t >= s->num_train) {
-            st = locus_fail(LOCUS_E_ARG, "%s: timestep %g is not an integer in [0, %d)", batch->path, tf, s->num_train);
-            goto done;
-        }
-        float a = s->alphas_cumprod[t], sa = sqrtf(a), s1 = sqrtf(1.0f - a);
-        for (size_t i = b * plane; i < (b + 1) * plane; i++) {
-            noisy[i] = sa * x0[i] + s1 * noise[i];
-            target[i] = s->pred == LOCUS_PRED_V ? sa * noise[i] - s1 * x0[i] : noise[i];
-        }
+    int64_t wn[4] = {sx[0], sx[1], sx[2], sx[3]}, wt[1] = {sx[0]}, wc[3] = {sx[0], -1, d->ctx_dim}, wp[2] = {sx[0], P};
+    if (!(noise = batch_get(batch, "noise", 4, wn, sn)) || !(ts = batch_get(batch, locus_objective_time_name(ob), 1, wt, st_)) ||
+        !(ctx = batch_get(batch, "encoder_hidden_states", 3, wc, sc)) || (P && !(pooled = batch_get(batch, "pooled_projections", 2, wp, sp)))) {
+        st = LOCUS_E_NOTFOUND;
+        goto done;
     }
-    locus_unet_tape *tape;
-    if ((st = locus_unet_forward_train(u, noisy, B, H, W, ts, ctx, S, pred, checkpoint, &tape))) goto done;
-    out->loss = locus_mse_loss(pred, target, n, dpred, 1.0f);
-    if ((st = locus_unet_backward(u, tape, dpred, dx, dctx, g))) goto done;
+    int B = (int)sx[0], C = (int)sx[1], H = (int)sx[2], W = (int)sx[3], S = (int)sc[1];
+    size_t n = (size_t)B * C * H * W, nctx = (size_t)B * S * d->ctx_dim;
+    noisy = locus_alloc(n * 4); target = locus_alloc(n * 4); pred = locus_alloc(n * 4); dx = locus_alloc(n * 4);
+    dctx = locus_alloc(nctx * 4);
+    if (P) dpool = locus_alloc((size_t)B * P * 4);
+    if (!noisy || !target || !pred || !dx || !dctx || (P && !dpool)) { st = locus_fail(LOCUS_E_NOMEM, "out of memory for the batch"); goto done; }
+    if ((st = locus_denoiser_loss_grad(d, ob, x0, noise, ts, B, H, W, ctx, S, pooled, checkpoint, g, &out->loss, pred, noisy, target, dx, dctx,
+                                       dpool))) {
+        if (st == LOCUS_E_ARG) locus_fail(st, "%s: %s", batch->path, locus_errmsg());
+        goto done;
+    }
     if ((st = out_add(out, "loss", &out->loss, 1, 1, 0, 0, 0)) || (st = out_add(out, "pred", pred, 4, B, C, H, W)) ||
         (st = out_add(out, "noisy", noisy, 4, B, C, H, W)) || (st = out_add(out, "target", target, 4, B, C, H, W)) ||
         (st = out_add(out, "grad_input.sample", dx, 4, B, C, H, W)) ||
-        (st = out_add(out, "grad_input.encoder_hidden_states", dctx, 3, B, S, u->ctx_dim, 0)))
+        (st = out_add(out, "grad_input.encoder_hidden_states", dctx, 3, B, S, d->ctx_dim, 0)) ||
+        (P && (st = out_add(out, "grad_input.pooled_projections", dpool, 2, B, P, 0, 0))))
         goto done;
 done:
-    locus_free(x0); locus_free(noise); locus_free(ts); locus_free(ctx); locus_free(noisy); locus_free(target);
-    locus_free(pred); locus_free(dpred); locus_free(dx); locus_free(dctx);
+    locus_free(x0); locus_free(noise); locus_free(ts); locus_free(ctx); locus_free(pooled); locus_free(noisy); locus_free(target);
+    locus_free(pred); locus_free(dx); locus_free(dctx); locus_free(dpool);
     if (st) locus_grad_out_free(out);
     return st;
 }
@@ -196,41 +186,6 @@ done:
     return st;
 }
 
-locus_status locus_grad_mmdit(const locus_mmdit *m, const locus_st_file *batch, int checkpoint, const locus_grads *g,
-                              locus_grad_out *out) {
-    locus_status st = LOCUS_OK;
-    int64_t sx[4], sn[4], ss[1], sc[3], sp[2], w4[4] = {-1, m->in_channels, -1, -1};
-    float *x0 = NULL, *noise = NULL, *sig = NULL, *ctx = NULL, *pooled = NULL, *noisy = NULL, *target = NULL, *pred = NULL;
-    float *dx = NULL, *dctx = NULL, *dpool = NULL;
-    memset(out, 0, sizeof *out);
-    if (!(x0 = batch_get(batch, "x0", 4, w4, sx))) { st = LOCUS_E_NOTFOUND; goto done; }
-    int64_t wn[4] = {sx[0], sx[1], sx[2], sx[3]}, wb[1] = {sx[0]}, wc[3] = {sx[0], -1, m->joint_dim}, wp[2] = {sx[0], m->pooled_dim};
-    if (!(noise = batch_get(batch, "noise", 4, wn, sn)) || !(sig = batch_get(batch, "sigmas", 1, wb, ss)) ||
-        !(ctx = batch_get(batch, "encoder_hidden_states", 3, wc, sc)) || !(pooled = batch_get(batch, "pooled_projections", 2, wp, sp))) {
-        st = LOCUS_E_NOTFOUND;
-        goto done;
-    }
-    if (m->out_channels != m->in_channels) { st = locus_fail(LOCUS_E_SHAPE, "grad: transformer in/out channels differ"); goto done; }
-    int B = (int)sx[0], C = (int)sx[1], H = (int)sx[2], W = (int)sx[3], S = (int)sc[1];
-    size_t n = (size_t)B * C * H * W, plane = (size_t)C * H * W;
-    noisy = locus_alloc(n * 4); target = locus_alloc(n * 4); pred = locus_alloc(n * 4); dx = locus_alloc(n * 4);
-    dctx = locus_alloc((size_t)B * S * m->joint_dim * 4); dpool = locus_alloc((size_t)B * m->pooled_dim * 4);
-    locus_flow_match_inputs(x0, noise, sig, B, plane, noisy, target, NULL);
-    if ((st = locus_mmdit_flow_loss_grad(m, x0, noise, sig, B, H, W, ctx, S, pooled, checkpoint, g, &out->loss, pred, dx, dctx, dpool)))
-        goto done;
-    if ((st = out_add(out, "loss", &out->loss, 1, 1, 0, 0, 0)) || (st = out_add(out, "pred", pred, 4, B, C, H, W)) ||
-        (st = out_add(out, "noisy", noisy, 4, B, C, H, W)) || (st = out_add(out, "target", target, 4, B, C, H, W)) ||
-        (st = out_add(out, "grad_input.sample", dx, 4, B, C, H, W)) ||
-        (st = out_add(out, "grad_input.encoder_hidden_states", dctx, 3, B, S, m->joint_dim, 0)) ||
-        (st = out_add(out, "grad_input.pooled_projections", dpool, 2, B, m->pooled_dim, 0, 0)))
-        goto done;
-done:
-    locus_free(x0); locus_free(noise); locus_free(sig); locus_free(ctx); locus_free(pooled); locus_free(noisy); locus_free(target);
-    locus_free(pred); locus_free(dx); locus_free(dctx); locus_free(dpool);
-    if (st) locus_grad_out_free(out);
-    return st;
-}
-
 /* ---- the command ---- */
 
 static int gfail(const char *fmt, const char *a) {
@@ -238,6 +193,11 @@ static int gfail(const char *fmt, const char *a) {
     fprintf(stderr, fmt, a);
     fprintf(stderr, "\n");
     return 2;
+}
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 static int is_file(const char *p) {
@@ -304,14 +264,17 @@ int locus_cmd_grad(int argc, char **argv) {
         if (locus_json_parse_file(&doc, cfg)) return gfail("%s", locus_errmsg());
         int ok = 1;
         const char *cls = locus_json_str(doc.root, "_class_name", "", &ok);
-        const char *k2 = !strcmp(cls, "UNet2DConditionModel") ? "unet" : !strcmp(cls, "AutoencoderKL") ? "vae"
-                         : !strcmp(cls, "SD3Transformer2DModel") ? "transformer" : NULL;
-        if (!k2) { fprintf(stderr, "locus grad: %s: _class_name '%s' is not a UNet2DConditionModel, AutoencoderKL or SD3Transformer2DModel\n", cfg, cls); locus_json_free(&doc); return 2; }
-        if (kind && strcmp(kind, k2)) { fprintf(stderr, "locus grad: %s is a %s folder, not --component %s\n", model, cls, kind); locus_json_free(&doc); return 2; }
+        /* a VAE, or a denoiser (the registry checks the class when it opens the folder) */
+        const char *k2 = !strcmp(cls, "AutoencoderKL") ? "vae" : "denoiser";
+        if (kind && !strcmp(kind, "vae") != !strcmp(k2, "vae")) {
+            fprintf(stderr, "locus grad: %s is a %s folder, not --component %s\n", model, cls, kind);
+            locus_json_free(&doc);
+            return 2;
+        }
         kind = k2;
         locus_json_free(&doc);
     } else {
-        if (!kind) {
+        if (!kind) { /* the pipeline's denoiser folder, as diffusers names it */
             snprintf(cfg, sizeof cfg, "%s/transformer/config.json", model);
             kind = is_file(cfg) ? "transformer" : "unet";
         }
@@ -329,28 +292,26 @@ int locus_cmd_grad(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     locus_status st;
     const locus_loader *L;
-    locus_unet u;
+    locus_denoiser den;
     locus_vae v;
-    locus_mmdit mm;
     locus_scheduler s;
+    locus_objective ob;
     locus_lora lo;
-    int is_unet = !strcmp(kind, "unet"), is_mmdit = !strcmp(kind, "transformer");
-    memset(&u, 0, sizeof u); memset(&v, 0, sizeof v); memset(&s, 0, sizeof s); memset(&mm, 0, sizeof mm); memset(&lo, 0, sizeof lo);
-    if (is_mmdit) {
-        st = locus_mmdit_load(&mm, dir);
-        L = &mm.L;
-    } else if (is_unet) {
+    int is_vae = !strcmp(kind, "vae"), has_sched = 0;
+    memset(&den, 0, sizeof den); memset(&v, 0, sizeof v); memset(&s, 0, sizeof s); memset(&lo, 0, sizeof lo);
+    if (!is_vae) {
         char sd[4200];
         if (sched_dir) snprintf(sd, sizeof sd, "%s", sched_dir);
         else snprintf(sd, sizeof sd, "%s/../scheduler", dir);
-        st = locus_unet_load(&u, dir);
-        if (!st && (st = locus_scheduler_load(&s, sd))) { locus_unet_free(&u); }
-        L = &u.L;
+        st = locus_denoiser_open(&den, dir, NULL);
+        if (!st && (sched_dir || is_dir(sd))) { st = locus_scheduler_load(&s, sd); has_sched = !st; }
+        if (!st) st = locus_objective_init(&ob, &den, has_sched ? &s : NULL);
+        if (st) locus_denoiser_close(&den);
+        L = den.loader;
     } else {
         st = locus_vae_load(&v, dir);
         L = &v.L;
     }
-    if (st) { locus_st_close(&bf); return gfail("%s", locus_errmsg()); }
     int nt = 0;
     if (lora) { /* the adapters' factors are the trainable parameters (named as locus_lora_save writes them) */
         st = locus_lora_read(&lo, (locus_loader *)L, lora, 1.0f);
@@ -366,19 +327,12 @@ int locus_cmd_grad(int argc, char **argv) {
     }
     if (!st && (!lora || params)) {
         int nb = 0;
-        if (is_mmdit && !params) { /* every loaded tensor but SD3's position table, a frozen buffer in diffusers */
-            for (size_t i = 0; i < L->nrec && !st; i++)
-                if (strcmp(L->params[i].name, "pos_embed.pos_embed")) {
-                    st = locus_grads_track(&g, L->params[i].name, L->params[i].data, L->params[i].ndim, L->params[i].shape);
-                    nb++;
-                }
-        } else nb = locus_grads_track_loader(&g, L, params);
+        nb = is_vae ? locus_grads_track_loader(&g, L, params) : locus_denoiser_track_params(&den, &g, params);
         if (nb == 0) st = locus_fail(LOCUS_E_ARG, "--params '%s' matches no parameter of %s", params ? params : "", dir);
         else if (nb < 0) st = LOCUS_E_NOMEM;
         else nt += nb;
     }
-    if (!st) st = is_mmdit ? locus_grad_mmdit(&mm, &bf, checkpoint, &g, &o)
-                  : is_unet ? locus_grad_unet(&u, &s, &bf, checkpoint, &g, &o) : locus_grad_vae(&v, &bf, checkpoint, &g, &o);
+    if (!st) st = is_vae ? locus_grad_vae(&v, &bf, checkpoint, &g, &o) : locus_grad_denoiser(&den, &ob, &bf, checkpoint, &g, &o);
     if (!st) { /* dump: outputs, then grad.<name> in load order */
         locus_st_writer *w = locus_st_writer_new();
         char nm[600];
@@ -402,9 +356,9 @@ int locus_cmd_grad(int argc, char **argv) {
     locus_grad_out_free(&o);
     locus_grads_free(&g);
     locus_lora_free(&lo);
-    if (is_mmdit) locus_mmdit_free(&mm);
-    else if (is_unet) { locus_scheduler_free(&s); locus_unet_free(&u); }
-    else locus_vae_free(&v);
+    if (is_vae) locus_vae_free(&v);
+    else locus_denoiser_close(&den);
+    if (has_sched) locus_scheduler_free(&s);
     locus_st_close(&bf);
     return rc;
 }

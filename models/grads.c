@@ -166,6 +166,8 @@ static int match_list(const char *pattern, const char *name) {
     return 0;
 }
 
+int locus_grads_name_matches(const char *pattern, const char *name) { return match_list(pattern, name); }
+
 int locus_grads_track_loader(locus_grads *g, const locus_loader *L, const char *pattern) {
     int added = 0;
     for (size_t i = 0; i < L->nrec; i++) {

@@ -2,6 +2,7 @@
 #include "mmdit.h"
 
 #include "denoiser.h"
+#include "mmdit_bwd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -395,7 +396,20 @@ static void mmdit_den_close(locus_denoiser *d) {
     free(d->model);
 }
 
-const locus_denoiser_ops locus_mmdit_denoiser_ops = {"SD3Transformer2DModel", mmdit_den_forward, mmdit_den_layers, mmdit_den_close, NULL, NULL};
+static locus_status mmdit_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
+                                            int S, const float *pooled, float *out, int checkpoint, void **tape) {
+    return locus_mmdit_forward_train(d->model, x, B, h, w, t, ctx, S, pooled, out, checkpoint, (locus_mmdit_tape **)tape);
+}
+
+static locus_status mmdit_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
+                                       const locus_grads *g) {
+    return locus_mmdit_backward(d->model, tape, dout, dx, dctx, dpooled, g);
+}
+
+static void mmdit_den_tape_free(void *tape) { locus_mmdit_tape_free(tape); }
+
+const locus_denoiser_ops locus_mmdit_denoiser_ops = {"SD3Transformer2DModel", mmdit_den_forward,   mmdit_den_layers,   mmdit_den_close,
+                                                    mmdit_den_train_forward, mmdit_den_backward, mmdit_den_tape_free};
 
 locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
     memset(d, 0, sizeof *d);
@@ -411,5 +425,8 @@ locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
     d->pooled_dim = m->pooled_dim;
     d->params = m->L.nparams;
     d->ntext_layers = m->nlayers;
+    d->flow_default = 1;
+    static const char *const buffers[] = {"pos_embed.pos_embed", NULL}; /* a registered buffer in diffusers */
+    d->buffers = buffers;
     return LOCUS_OK;
 }

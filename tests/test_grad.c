@@ -128,10 +128,20 @@ static void check_determinism(const char *what, eval_fn run, void *ctx, locus_gr
     CHECK(runs >= 3 && !bad, "%s: gradients bit-identical across ISAs, threads and checkpointing", what);
 }
 
+/* the UNet through the family-free path: a denoiser view of u and the scheduler's objective */
+static locus_status grad_unet(locus_unet *u, const locus_scheduler *s, const locus_st_file *batch, int ck, const locus_grads *g,
+                              locus_grad_out *o) {
+    locus_denoiser d;
+    locus_objective ob;
+    locus_unet_denoiser(&d, u); /* a view: not closed (u belongs to the caller) */
+    locus_status st = locus_objective_init(&ob, &d, s);
+    return st ? st : locus_grad_denoiser(&d, &ob, batch, ck, g, o);
+}
+
 typedef struct { locus_unet *u; locus_scheduler *s; const locus_st_file *g; } unet_ctx;
 static locus_status run_unet(void *c, int ck, const locus_grads *g, locus_grad_out *o) {
     unet_ctx *x = c;
-    return locus_grad_unet(x->u, x->s, x->g, ck, g, o);
+    return grad_unet(x->u, x->s, x->g, ck, g, o);
 }
 typedef struct { locus_vae *v; const locus_st_file *g; } vae_ctx;
 static locus_status run_vae(void *c, int ck, const locus_grads *g, locus_grad_out *o) {
@@ -157,7 +167,7 @@ static void test_unet(void) {
         locus_grads_init(&gr);
         int nt = locus_grads_track_loader(&gr, &u.L, NULL);
         locus_grad_out o;
-        if (locus_grad_unet(&u, &s, &g, 0, &gr, &o)) { CHECK(0, "grad unet: %s", locus_errmsg()); }
+        if (grad_unet(&u, &s, &g, 0, &gr, &o)) { CHECK(0, "grad unet: %s", locus_errmsg()); }
         else {
             uint64_t h = hash_all(&gr, &o);
             if (!plain) {
@@ -285,7 +295,7 @@ static void test_unet_lora(void) {
     }
     CHECK(na == 8, "lora: 8 adapters attached (%d)", na);
     locus_grad_out o;
-    if (locus_grad_unet(&u, &s, &g, 0, &gr, &o)) CHECK(0, "grad unet lora: %s", locus_errmsg());
+    if (grad_unet(&u, &s, &g, 0, &gr, &o)) CHECK(0, "grad unet lora: %s", locus_errmsg());
     else {
         cmp_ctx c = {0};
         for (size_t i = 0; i < gr.n; i++) cmp(&c, &g, gr.e[i].name, gr.e[i].grad, gr.e[i].numel);
