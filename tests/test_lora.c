@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/arena.h"
@@ -462,7 +465,48 @@ static void test_train_replay(const char *cas, const char *model, const char *la
     CHECK(same_file(out[0], out[1]) && same_file(dump[0], dump[2]), "%s: 2 steps + --resume to 3 == 3 steps, byte for byte (LoRA file and dump)", cas);
 }
 
+/* SIGKILL during a run, then --resume: the same bytes as an uninterrupted run (the child is this program
+ * re-executed with --train, a fresh process, killed as soon as its first checkpoint exists). */
+static void test_kill_resume(void) {
+    char mdir[512], bat[512], init[512], out[2][512], dump[2][512], ckpt[600];
+    snprintf(mdir, sizeof mdir, "%s/ldm", G);
+    snprintf(bat, sizeof bat, "%s/train/golden_train_unet.safetensors", G);
+    snprintf(init, sizeof init, "%s/train/lora_init_unet.safetensors", G);
+    for (int r = 0; r < 2; r++) {
+        snprintf(out[r], 512, "%s/kill%d.safetensors", tmpdir, r);
+        snprintf(dump[r], 512, "%s/killdump%d.safetensors", tmpdir, r);
+    }
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out[1]);
+    char *argv[] = {"train-lora", "--model", mdir, "--batches", bat, "--lora-layers", (char *)UNET_LAYERS, "--rank", "4", "--alpha", "4",
+                    "--lora-init", init, "--lr", "1e-3", "--steps", "24", "--checkpoint-every", "2", "-o", out[0], "--dump", dump[0],
+                    "--resume", NULL};
+    int rc0 = locus_cmd_train_lora(23, argv); /* without --resume */
+    argv[20] = out[1];
+    argv[22] = dump[1];
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *cargv[26] = {"/proc/self/exe", "--train"};
+        for (int i = 1; i < 23; i++) cargv[i + 1] = argv[i];
+        cargv[24] = NULL; /* fresh run, no --resume */
+        if (!freopen("/dev/null", "w", stderr)) _exit(3);
+        execv("/proc/self/exe", cargv);
+        _exit(3);
+    }
+    int killed = 0, status = 0;
+    for (int i = 0; i < 20000; i++) { /* up to 20 s */
+        if (access(ckpt, F_OK) == 0) { kill(pid, SIGKILL); killed = 1; break; }
+        if (waitpid(pid, &status, WNOHANG) == pid) { pid = 0; break; }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (pid) waitpid(pid, &status, 0);
+    int rc1 = locus_cmd_train_lora(24, argv); /* --resume */
+    CHECK(rc0 == 0 && rc1 == 0 && killed && same_file(out[0], out[1]) && same_file(dump[0], dump[1]),
+          "SIGKILL after the first checkpoint + --resume == uninterrupted 24 steps, byte for byte (rc %d %d, killed %d)", rc0, rc1, killed);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--train")) return locus_cmd_train_lora(argc - 1, argv + 1);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     snprintf(tmpdir, sizeof tmpdir, "/tmp/locus_test_lora.%d", (int)getpid());
     locus_mkdir(tmpdir);
@@ -478,6 +522,7 @@ int main(int argc, char **argv) {
     test_train_objective("sd3", "sd3");
     test_train_replay("unet", "ldm", UNET_LAYERS, UNET_TARGETS);
     test_train_replay("sd3", "sd3", "transformer_blocks.0.attn", "to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out");
+    test_kill_resume();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
