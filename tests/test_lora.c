@@ -505,6 +505,82 @@ static void test_kill_resume(void) {
           "SIGKILL after the first checkpoint + --resume == uninterrupted 24 steps, byte for byte (rc %d %d, killed %d)", rc0, rc1, killed);
 }
 
+/* The trained LoRA is the same bytes for every kernel table and thread count; a NaN loss stops the run
+ * naming the step, with the last checkpoint intact; locus_lora_load chains adapters owned by the loader. */
+static void test_train_determinism(void) {
+    char mdir[512], bat[512], init[512], out[512], ref[512];
+    snprintf(mdir, sizeof mdir, "%s/ldm", G);
+    snprintf(bat, sizeof bat, "%s/train/golden_train_unet.safetensors", G);
+    snprintf(init, sizeof init, "%s/train/lora_init_unet.safetensors", G);
+    snprintf(ref, sizeof ref, "%s/isa_ref.safetensors", tmpdir);
+    snprintf(out, sizeof out, "%s/isa.safetensors", tmpdir);
+    char *argv[] = {"train-lora", "--model", mdir, "--batches", bat, "--lora-layers", "*attn2", "--rank", "3", "--alpha", "5",
+                    "--seed", "9", "--lr", "1e-3", "--steps", "3", "--clip-grad", "1e-4", "-o", ref, NULL};
+    const locus_kernels *orig = locus_k();
+    int th0 = locus_threads();
+    int rc = locus_cmd_train_lora(21, argv), same = rc == 0, runs = 0;
+    argv[20] = out;
+    static const locus_isa isas[] = {LOCUS_ISA_SCALAR, LOCUS_ISA_AVX2, LOCUS_ISA_AVX512, LOCUS_ISA_NEON};
+    for (int i = 0; i < 4; i++) {
+        if (!locus_kernels_for(isas[i])) continue;
+        locus_kernels_force(isas[i]);
+        for (int th = 1; th <= 3; th += 2) {
+            locus_set_threads(th);
+            same &= locus_cmd_train_lora(21, argv) == 0 && same_file(ref, out);
+            runs++;
+        }
+    }
+    locus_kernels_force(orig->isa);
+    locus_set_threads(th0);
+    CHECK(same, "train-lora (glob layers, rank 3, gaussian init, clipping active): same LoRA bytes for %d ISA x thread runs", runs);
+
+    /* NaN loss at step 2 */
+    locus_st_file g;
+    if (locus_st_open(&g, bat)) return;
+    locus_st_writer *w = locus_st_writer_new();
+    static const char *parts[] = {"x0", "noise", "timesteps", "encoder_hidden_states"};
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "batch0.%s", parts[k]);
+            const locus_st_tensor *t = locus_st_find(&g, nm);
+            snprintf(nm, sizeof nm, "batch%d.%s", b, parts[k]);
+            if (b == 1 && k == 0) {
+                float *x = malloc(t->nbytes);
+                memcpy(x, t->data, t->nbytes);
+                x[5] = NAN;
+                locus_st_writer_add(w, nm, t->dtype, t->ndim, t->shape, x);
+                free(x);
+            } else locus_st_writer_add(w, nm, t->dtype, t->ndim, t->shape, t->data);
+        }
+    char nanb[512], nout[512], ck[600];
+    snprintf(nanb, sizeof nanb, "%s/nan.safetensors", tmpdir);
+    snprintf(nout, sizeof nout, "%s/nanout.safetensors", tmpdir);
+    snprintf(ck, sizeof ck, "%s.ckpt", nout);
+    locus_st_writer_save(w, nanb);
+    locus_st_writer_free(w);
+    locus_st_close(&g);
+    char *av[] = {"train-lora", "--model", mdir, "--batches", nanb, "--lora-layers", "*attn2", "--rank", "2", "--steps", "2",
+                  "--checkpoint-every", "1", "-o", nout, NULL};
+    rc = locus_cmd_train_lora(15, av);
+    locus_st_file cf;
+    int64_t step = -1;
+    if (locus_st_open(&cf, ck) == LOCUS_OK) {
+        const locus_st_tensor *t = locus_st_find(&cf, "train.step");
+        if (t) locus_st_to_i64(t, &step, 1);
+        locus_st_close(&cf);
+    }
+    CHECK(rc == 2 && step == 1 && access(nout, F_OK) != 0, "NaN loss at step 2: exit 2, checkpoint of step 1 intact (%lld), no output", (long long)step);
+
+    /* --lora FILE[:SCALE] for generation: two loads chain, memory owned by the loader */
+    locus_unet u;
+    if (!load_unet(&u)) return;
+    CHECK(locus_lora_load(&u.L, init, 0.5f) == LOCUS_OK && locus_lora_load(&u.L, init, 2.0f) == LOCUS_OK, "locus_lora_load twice: %s", locus_errmsg());
+    const nn_lora *a = u.down[0].attn[0].blocks[0].a2.k.lora;
+    CHECK(a && a->scale == 0.5f && a->next && a->next->scale == 2.0f && !a->next->next && a->down[0] == a->next->down[0], "adapters chained in load order");
+    locus_unet_free(&u);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--train")) return locus_cmd_train_lora(argc - 1, argv + 1);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
@@ -523,6 +599,7 @@ int main(int argc, char **argv) {
     test_train_replay("unet", "ldm", UNET_LAYERS, UNET_TARGETS);
     test_train_replay("sd3", "sd3", "transformer_blocks.0.attn", "to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out");
     test_kill_resume();
+    test_train_determinism();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
