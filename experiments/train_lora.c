@@ -208,7 +208,7 @@ locus_status locus_train_loss(const locus_train_model *m, const locus_train_batc
  * to its buffer in g (the LoRA factors).  This is the one place the denoiser's training forward/backward is
  * called: noisy input and target as locus_train_noise, the training forward (same bits as the inference
  * forward), MSE and its gradient, the hand-written backward. */
-static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, const locus_grads *g, float gscale, float *loss) {
+static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, const locus_grads *g, float gscale, int ckpt, float *loss) {
     size_t n = (size_t)b->B * b->C * b->H * b->W;
     float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float)),
           *dpred = malloc(n * sizeof(float));
@@ -218,14 +218,14 @@ static locus_status eval_grad(const locus_train_model *m, const locus_train_batc
         locus_train_noise(m, b, noisy, target);
         if (m->sd3) {
             locus_mmdit_tape *tape = NULL;
-            st = locus_mmdit_forward_train(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, 0, &tape);
+            st = locus_mmdit_forward_train(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, ckpt, &tape);
             if (!st) {
                 *loss = locus_train_mse(pred, target, n, dpred, gscale);
                 st = locus_mmdit_backward(&m->mmdit, tape, dpred, NULL, NULL, NULL, g);
             }
         } else {
             locus_unet_tape *tape = NULL;
-            st = locus_unet_forward_train(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, 0, &tape);
+            st = locus_unet_forward_train(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, ckpt, &tape);
             if (!st) {
                 *loss = locus_train_mse(pred, target, n, dpred, gscale);
                 st = locus_unet_backward(&m->unet, tape, dpred, NULL, NULL, g);
@@ -240,7 +240,7 @@ static locus_status eval_grad(const locus_train_model *m, const locus_train_batc
 
 typedef struct {
     const char *model, *data, *batches, *layers, *targets, *init, *out, *dump;
-    int rank, batch_size, grad_accum, steps, ckpt_every, resume, warmup, threads;
+    int rank, batch_size, grad_accum, steps, ckpt_every, resume, warmup, threads, grad_ckpt;
     double alpha, lr, wd, b1, b2, eps, clip;
     uint64_t seed;
 } train_opts;
@@ -394,7 +394,8 @@ static int usage_train(void) {
             "usage: locus train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets to_q,to_k,to_v,to_out.0]\n"
             "         -o LORA.safetensors [--rank 64] [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--weight-decay 1e-2]\n"
             "         [--betas 0.9,0.999] [--eps 1e-8] [--clip-grad 1.0 (0: off)] [--warmup 0] [--batch-size 1] [--grad-accum 1]\n"
-            "         [--steps N] [--seed 42] [--checkpoint-every 100] [--dump FILE] [--resume] [--threads N]\n");
+            "         [--steps N] [--seed 42] [--checkpoint-every 100] [--dump FILE] [--resume] [--threads N]\n"
+            "         [--gradient-checkpointing (less memory, same bits)]\n");
     return 2;
 }
 
@@ -424,6 +425,7 @@ int locus_cmd_train_lora(int argc, char **argv) {
         dst = x; i++; continue;                                                                                    \
     }
         if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
+        if (!strcmp(a, "--gradient-checkpointing")) { o.grad_ckpt = 1; continue; }
         if (!v) { if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage_train(); snprintf(msg, sizeof msg, "%s needs a value", a); return fail2(msg); }
         if (!strcmp(a, "--model")) { o.model = v; i++; continue; }
         if (!strcmp(a, "--data")) { o.data = v; i++; continue; }
@@ -523,7 +525,7 @@ int locus_cmd_train_lora(int argc, char **argv) {
             locus_train_batch b;
             float l = 0;
             locus_status st = locus_train_batch_read(&bf, k, &m, &b);
-            if (!st) st = eval_grad(&m, &b, &grads, 1.0f / (float)o.grad_accum, &l);
+            if (!st) st = eval_grad(&m, &b, &grads, 1.0f / (float)o.grad_accum, o.grad_ckpt, &l);
             locus_train_batch_free(&b);
             if (st) { fail2(locus_errmsg()); goto out; }
             lsum += l;
