@@ -15,6 +15,7 @@
 #include "../core/arena.h"
 #include "../core/fileio.h"
 #include "../core/json.h"
+#include "../core/png.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
 #include "../experiments/train_lora.h"
@@ -581,6 +582,51 @@ static void test_train_determinism(void) {
     locus_unet_free(&u);
 }
 
+/* --data DIR: a tiny image folder; runs for UNet and SD3 pipelines, same bytes for 1 and 3 threads and for a
+ * SIGKILL-free interrupted (2 steps + --resume to 4) run; bad folders give one error. */
+static void test_train_data(const char *pipe, const char *layers, const char *targets) {
+    char dd[512], mdir[512], out[3][512], p[700];
+    snprintf(dd, sizeof dd, "%s/data_%s", tmpdir, pipe);
+    snprintf(mdir, sizeof mdir, "%s/pipelines/%s", G, pipe);
+    locus_mkdir(dd);
+    uint8_t pix[40 * 24 * 3];
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < (int)sizeof pix; k++) pix[k] = (uint8_t)(k * (7 + i) + i * 31);
+        snprintf(p, sizeof p, "%s/img%d.png", dd, i);
+        locus_png_write(p, pix, i == 1 ? 24 : 40, i == 1 ? 40 : 24, 3, NULL, 0);
+    }
+    const char *meta = "{\"file_name\": \"img0.png\", \"text\": \"A sign that says \\\"HELLO\\\".\"}\n"
+                       "{\"file_name\": \"img1.png\", \"text\": \"a red fox\"}\n\n"
+                       "{\"file_name\": \"img2.png\", \"text\": \"a red fox\"}\n";
+    snprintf(p, sizeof p, "%s/metadata.jsonl", dd);
+    locus_write_atomic(p, meta, strlen(meta));
+    for (int r = 0; r < 3; r++) snprintf(out[r], 512, "%s/data_%s_%d.safetensors", tmpdir, pipe, r);
+    char *argv[] = {"train-lora", "--model", mdir, "--data", dd, "--lora-layers", (char *)layers, "--lora-targets", (char *)targets,
+                    "--rank", "2", "--lr", "1e-3", "--batch-size", "2", "--steps", "4", "--max-sequence-length", "8", "-o", out[0], "--resume", NULL};
+    int rc0 = locus_cmd_train_lora(21, argv);
+    int th0 = locus_threads();
+    locus_set_threads(th0 == 1 ? 3 : 1);
+    argv[20] = out[1];
+    int rc1 = locus_cmd_train_lora(21, argv);
+    locus_set_threads(th0);
+    argv[20] = out[2];
+    argv[16] = "2";
+    int rc2 = locus_cmd_train_lora(21, argv);
+    argv[16] = "4";
+    int rc3 = locus_cmd_train_lora(22, argv);
+    CHECK(rc0 == 0 && rc1 == 0 && rc2 == 0 && rc3 == 0 && same_file(out[0], out[1]) && same_file(out[0], out[2]),
+          "%s --data: 4 steps of batch 2 (rc %d %d %d %d); same bytes for other threads and for 2 steps + --resume to 4", pipe, rc0, rc1, rc2, rc3);
+    /* errors */
+    snprintf(p, sizeof p, "%s/img1.png", dd);
+    locus_write_atomic(p, "not a png", 9);
+    int rc = locus_cmd_train_lora(21, argv);
+    CHECK(rc == 2 && strstr(locus_errmsg(), "img1.png"), "%s --data: unreadable image -> exit 2 naming it: %s", pipe, locus_errmsg());
+    snprintf(p, sizeof p, "%s/metadata.jsonl", dd);
+    unlink(p);
+    rc = locus_cmd_train_lora(21, argv);
+    CHECK(rc == 2 && strstr(locus_errmsg(), "no metadata.jsonl"), "%s --data: no metadata.jsonl -> exit 2: %s", pipe, locus_errmsg());
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--train")) return locus_cmd_train_lora(argc - 1, argv + 1);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
@@ -600,6 +646,8 @@ int main(int argc, char **argv) {
     test_train_replay("sd3", "sd3", "transformer_blocks.0.attn", "to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out");
     test_kill_resume();
     test_train_determinism();
+    test_train_data("sd15-tiny", "*attn2", "to_k,to_v");
+    test_train_data("sd3-tiny", "transformer_blocks.{0,1}.attn", "add_k_proj,add_v_proj");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
