@@ -627,6 +627,36 @@ static void test_train_data(const char *pipe, const char *layers, const char *ta
     CHECK(rc == 2 && strstr(locus_errmsg(), "no metadata.jsonl"), "%s --data: no metadata.jsonl -> exit 2: %s", pipe, locus_errmsg());
 }
 
+/* locus lora merge: the merged folder's UNet equals the original with the adapters attached; lora list runs */
+static void test_merge_cmd(void) {
+    char mdir[512], lf[600], od[512], spec[700];
+    snprintf(mdir, sizeof mdir, "%s/ldm", G);
+    snprintf(lf, sizeof lf, "%s/train/lora_init_unet.safetensors", G);
+    snprintf(od, sizeof od, "%s/merged_unet", tmpdir);
+    snprintf(spec, sizeof spec, "%s:0.7", lf);
+    char *av[] = {"lora", "merge", "--model", mdir, "--lora", spec, "--lora", lf, "-o", od, NULL};
+    int rc = locus_cmd_lora(10, av);
+    char *al[] = {"lora", "list", lf, NULL};
+    FILE *keep = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rl = locus_cmd_lora(3, al);
+    fclose(stdout);
+    stdout = keep;
+    locus_unet a, b;
+    if (rc || !load_unet(&a) || locus_unet_load(&b, od)) { CHECK(0, "merge rc %d: %s", rc, locus_errmsg()); return; }
+    locus_lora_load(&a.L, lf, 0.7f);
+    locus_lora_load(&a.L, lf, 1.0f);
+    float x[2 * 4 * 8 * 8], t[2] = {10, 500}, ctx[2 * 7 * 32], ya[2 * 4 * 8 * 8], yb[2 * 4 * 8 * 8];
+    t_fill(x, sizeof x / 4, 1, -1, 1);
+    t_fill(ctx, sizeof ctx / 4, 2, -1, 1);
+    locus_unet_forward(&a, x, 2, 8, 8, t, ctx, 7, ya, NULL);
+    locus_unet_forward(&b, x, 2, 8, 8, t, ctx, 7, yb, NULL);
+    double mref, md = t_maxdiff(ya, yb, sizeof ya / 4, &mref);
+    CHECK(rl == 0 && md / mref < 1e-5, "lora merge (two files, scales 0.7 and 1): merged UNet == adapters attached (rel %.3g); lora list ok", md / mref);
+    locus_unet_free(&a);
+    locus_unet_free(&b);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--train")) return locus_cmd_train_lora(argc - 1, argv + 1);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
@@ -645,6 +675,7 @@ int main(int argc, char **argv) {
     test_train_replay("unet", "ldm", UNET_LAYERS, UNET_TARGETS);
     test_train_replay("sd3", "sd3", "transformer_blocks.0.attn", "to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out");
     test_kill_resume();
+    test_merge_cmd();
     test_train_determinism();
     test_train_data("sd15-tiny", "*attn2", "to_k,to_v");
     test_train_data("sd3-tiny", "transformer_blocks.{0,1}.attn", "add_k_proj,add_v_proj");
