@@ -80,8 +80,8 @@ locus_status locus_train_data_load(locus_train_data *d, const char *model_dir, c
     d->S = sd3 ? 77 + max_seq : 77;
     d->P = sd3 ? p.mmdit.pooled_dim : 0;
     size_t lat = (size_t)d->C * d->h * d->w;
-    img = malloc((size_t)3 * R * R * sizeof(float));
-    lv = malloc(lat * sizeof(float));
+    img = malloc((size_t)3 * R * R * sizeof(float)); /* [1,3,R,R] preprocessed image */
+    lv = malloc(lat * sizeof(float));                /* [1,C,h,w] posterior log-variance */
     if (!img || !lv) { st = locus_fail(LOCUS_E_NOMEM, "out of memory"); goto done; }
     int line = 0;
     for (char *s = text, *nl; !st && s && *s; s = nl ? nl + 1 : NULL) {

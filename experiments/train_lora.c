@@ -176,7 +176,7 @@ void locus_train_noise(const locus_train_model *m, const locus_train_batch *b, f
 }
 
 float locus_train_mse(const float *pred, const float *target, size_t n, float *dpred, float gscale) {
-    float *d = malloc((n ? n : 1) * sizeof(float));
+    float *d = malloc((n ? n : 1) * sizeof(float)); /* [n] pred - target */
     if (!d) abort();
     for (size_t k = 0; k < n; k++) d[k] = pred[k] - target[k];
     float loss = locus_k()->row->rdot(d, d, n) / (float)n;
@@ -195,7 +195,7 @@ static void model_forward(const locus_train_model *m, const locus_train_batch *b
 
 locus_status locus_train_loss(const locus_train_model *m, const locus_train_batch *b, float *loss) {
     size_t n = (size_t)b->B * b->C * b->H * b->W;
-    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float));
+    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float)); /* [B,C,H,W] each */
     if (!noisy || !target || !pred) { free(noisy); free(target); free(pred); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
     locus_train_noise(m, b, noisy, target);
     model_forward(m, b, noisy, pred);
@@ -210,8 +210,10 @@ locus_status locus_train_loss(const locus_train_model *m, const locus_train_batc
  * forward), MSE and its gradient, the hand-written backward. */
 static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, const locus_grads *g, float gscale, int ckpt, float *loss) {
     size_t n = (size_t)b->B * b->C * b->H * b->W;
-    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float)),
-          *dpred = malloc(n * sizeof(float));
+    float *noisy = malloc(n * sizeof(float));  /* [B,C,H,W] the denoiser's input */
+    float *target = malloc(n * sizeof(float)); /* [B,C,H,W] regression target */
+    float *pred = malloc(n * sizeof(float));   /* [B,C,H,W] denoiser output */
+    float *dpred = malloc(n * sizeof(float));  /* [B,C,H,W] d loss / d pred */
     locus_status st = LOCUS_OK;
     if (!noisy || !target || !pred || !dpred) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
     if (!st) {
