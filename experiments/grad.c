@@ -1,6 +1,7 @@
-/* grad.c — `locus grad`: one training-loss evaluation (UNet denoising MSE or the VAE reconstruction + KL
- * loss) on tensors from a batch file, its backward through the hand-written backward passes
- * (models/unet_bwd.c, models/vae_bwd.c), and a safetensors dump of the loss, the prediction, every trainable
+/* grad.c — `locus grad`: one training-loss evaluation (UNet denoising MSE, SD3 flow-matching MSE or the VAE
+ * reconstruction + KL loss) on tensors from a batch file, its backward through the hand-written backward
+ * passes (models/unet_bwd.c, models/mmdit_bwd.c, models/vae_bwd.c), optionally with LoRA adapters
+ * (models/lora.h) whose factors are then the trainable parameters, and a safetensors dump of the loss, the prediction, every trainable
  * parameter's gradient (`grad.<diffusers name>`) and the input gradients (`grad_input.*`) — the same names
  * as the torch-autograd goldens (shared/golden/train), so a dump can be compared tensor by tensor. */
 #include "grad.h"
@@ -14,6 +15,8 @@
 #include "../core/arena.h"
 #include "../core/json.h"
 #include "../core/version.h"
+#include "../models/lora.h"
+#include "../models/mmdit_bwd.h"
 #include "../models/unet_bwd.h"
 #include "../models/vae_bwd.h"
 #include "../simd/ops.h"
@@ -193,6 +196,41 @@ done:
     return st;
 }
 
+locus_status locus_grad_mmdit(const locus_mmdit *m, const locus_st_file *batch, int checkpoint, const locus_grads *g,
+                              locus_grad_out *out) {
+    locus_status st = LOCUS_OK;
+    int64_t sx[4], sn[4], ss[1], sc[3], sp[2], w4[4] = {-1, m->in_channels, -1, -1};
+    float *x0 = NULL, *noise = NULL, *sig = NULL, *ctx = NULL, *pooled = NULL, *noisy = NULL, *target = NULL, *pred = NULL;
+    float *dx = NULL, *dctx = NULL, *dpool = NULL;
+    memset(out, 0, sizeof *out);
+    if (!(x0 = batch_get(batch, "x0", 4, w4, sx))) { st = LOCUS_E_NOTFOUND; goto done; }
+    int64_t wn[4] = {sx[0], sx[1], sx[2], sx[3]}, wb[1] = {sx[0]}, wc[3] = {sx[0], -1, m->joint_dim}, wp[2] = {sx[0], m->pooled_dim};
+    if (!(noise = batch_get(batch, "noise", 4, wn, sn)) || !(sig = batch_get(batch, "sigmas", 1, wb, ss)) ||
+        !(ctx = batch_get(batch, "encoder_hidden_states", 3, wc, sc)) || !(pooled = batch_get(batch, "pooled_projections", 2, wp, sp))) {
+        st = LOCUS_E_NOTFOUND;
+        goto done;
+    }
+    if (m->out_channels != m->in_channels) { st = locus_fail(LOCUS_E_SHAPE, "grad: transformer in/out channels differ"); goto done; }
+    int B = (int)sx[0], C = (int)sx[1], H = (int)sx[2], W = (int)sx[3], S = (int)sc[1];
+    size_t n = (size_t)B * C * H * W, plane = (size_t)C * H * W;
+    noisy = locus_alloc(n * 4); target = locus_alloc(n * 4); pred = locus_alloc(n * 4); dx = locus_alloc(n * 4);
+    dctx = locus_alloc((size_t)B * S * m->joint_dim * 4); dpool = locus_alloc((size_t)B * m->pooled_dim * 4);
+    locus_flow_match_inputs(x0, noise, sig, B, plane, noisy, target, NULL);
+    if ((st = locus_mmdit_flow_loss_grad(m, x0, noise, sig, B, H, W, ctx, S, pooled, checkpoint, g, &out->loss, pred, dx, dctx, dpool)))
+        goto done;
+    if ((st = out_add(out, "loss", &out->loss, 1, 1, 0, 0, 0)) || (st = out_add(out, "pred", pred, 4, B, C, H, W)) ||
+        (st = out_add(out, "noisy", noisy, 4, B, C, H, W)) || (st = out_add(out, "target", target, 4, B, C, H, W)) ||
+        (st = out_add(out, "grad_input.sample", dx, 4, B, C, H, W)) ||
+        (st = out_add(out, "grad_input.encoder_hidden_states", dctx, 3, B, S, m->joint_dim, 0)) ||
+        (st = out_add(out, "grad_input.pooled_projections", dpool, 2, B, m->pooled_dim, 0, 0)))
+        goto done;
+done:
+    locus_free(x0); locus_free(noise); locus_free(sig); locus_free(ctx); locus_free(pooled); locus_free(noisy); locus_free(target);
+    locus_free(pred); locus_free(dx); locus_free(dctx); locus_free(dpool);
+    if (st) locus_grad_out_free(out);
+    return st;
+}
+
 /* ---- the command ---- */
 
 static int gfail(const char *fmt, const char *a) {
@@ -219,9 +257,15 @@ static const char *GRAD_USAGE =
     "    vae:  x [B,3,H,W] in [-1,1], eps [B,L,H/f,W/f]; loss = MSE(decode(mean + exp(logvar/2) eps), x)\n"
     "          + 1e-6 * mean over the batch of the KL term\n"
     "  OUT gets loss, pred, grad.<parameter> for every trainable parameter (--params: comma-separated globs\n"
-    "  with * ? {a,b} over diffusers names; default all) and grad_input.sample (+ .encoder_hidden_states).\n"
-    "  --checkpoint re-runs each block's forward in the backward (less memory, same bits).\n"
-    "  Not yet: --component transformer (SD3 MMDiT backward) and --lora (LoRA adapters).\n";
+    "  with * ? {a,b} over diffusers names; default all) and grad_input.sample (+ .encoder_hidden_states,\n"
+    "  .pooled_projections).\n"
+    "    transformer (SD3/SD3.5): x0, noise [B,C,H,W], sigmas [B], encoder_hidden_states [B,S,D],\n"
+    "          pooled_projections [B,P]; loss = MSE of the prediction against noise - x0 at\n"
+    "          (1 - sigma) x0 + sigma noise, timestep sigma * 1000 (flow matching)\n"
+    "  --lora FILE attaches LoRA adapters (diffusers/PEFT/kohya keys); then the trainable parameters are the\n"
+    "  adapters' factors (grad.unet.<module>.lora.down.weight, ... as locus writes LoRA files), plus the base\n"
+    "  parameters --params names.  --checkpoint re-runs each block's forward in the backward (less memory,\n"
+    "  same bits).\n";
 
 int locus_cmd_grad(int argc, char **argv) {
     const char *model = NULL, *batch = NULL, *comp = NULL, *lora = NULL, *dump = NULL, *params = NULL, *sched_dir = NULL;
@@ -249,7 +293,6 @@ int locus_cmd_grad(int argc, char **argv) {
     if (!model || !batch || !dump) return gfail("%s", "--model DIR, --batch FILE and --dump OUT are required (see locus grad --help)");
     if (comp && strcmp(comp, "unet") && strcmp(comp, "vae") && strcmp(comp, "transformer"))
         return gfail("--component %s: expected unet, vae or transformer", comp);
-    if (lora) return gfail("--lora %s: LoRA adapters are not supported by locus grad yet (needs models/lora.h)", lora);
     if (threads) locus_set_threads(threads);
     /* component folder: DIR itself (config.json) or DIR/<component> */
     char dir[4096], cfg[4200];
@@ -276,8 +319,7 @@ int locus_cmd_grad(int argc, char **argv) {
         snprintf(cfg, sizeof cfg, "%s/config.json", dir);
         if (!is_file(cfg)) { fprintf(stderr, "locus grad: %s has neither config.json nor a %s/ component folder\n", model, kind); return 2; }
     }
-    if (!strcmp(kind, "transformer"))
-        return gfail("%s: --component transformer (SD3 MMDiT) is not supported by locus grad yet (its backward is not merged)", dir);
+    if (lora && !strcmp(kind, "vae")) return gfail("--lora %s: LoRA adapters apply to the unet or transformer, not the VAE", lora);
     locus_st_file bf;
     if (locus_st_open(&bf, batch)) return gfail("%s", locus_errmsg());
     locus_loader_set_plain_weights(1); /* training layout; the bits are the same either way */
@@ -289,10 +331,15 @@ int locus_cmd_grad(int argc, char **argv) {
     const locus_loader *L;
     locus_unet u;
     locus_vae v;
+    locus_mmdit mm;
     locus_scheduler s;
-    int is_unet = !strcmp(kind, "unet");
-    memset(&u, 0, sizeof u); memset(&v, 0, sizeof v); memset(&s, 0, sizeof s);
-    if (is_unet) {
+    locus_lora lo;
+    int is_unet = !strcmp(kind, "unet"), is_mmdit = !strcmp(kind, "transformer");
+    memset(&u, 0, sizeof u); memset(&v, 0, sizeof v); memset(&s, 0, sizeof s); memset(&mm, 0, sizeof mm); memset(&lo, 0, sizeof lo);
+    if (is_mmdit) {
+        st = locus_mmdit_load(&mm, dir);
+        L = &mm.L;
+    } else if (is_unet) {
         char sd[4200];
         if (sched_dir) snprintf(sd, sizeof sd, "%s", sched_dir);
         else snprintf(sd, sizeof sd, "%s/../scheduler", dir);
@@ -304,10 +351,34 @@ int locus_cmd_grad(int argc, char **argv) {
         L = &v.L;
     }
     if (st) { locus_st_close(&bf); return gfail("%s", locus_errmsg()); }
-    int nt = locus_grads_track_loader(&g, L, params);
-    if (nt == 0) st = locus_fail(LOCUS_E_ARG, "--params '%s' matches no parameter of %s", params ? params : "", dir);
-    else if (nt < 0) st = LOCUS_E_NOMEM;
-    if (!st) st = is_unet ? locus_grad_unet(&u, &s, &bf, checkpoint, &g, &o) : locus_grad_vae(&v, &bf, checkpoint, &g, &o);
+    int nt = 0;
+    if (lora) { /* the adapters' factors are the trainable parameters (named as locus_lora_save writes them) */
+        st = locus_lora_read(&lo, (locus_loader *)L, lora, 1.0f);
+        for (int i = 0; !st && i < lo.n; i++) {
+            char key[1200];
+            int64_t sd[2] = {lo.e[i].ad.r, lo.e[i].in}, su[2] = {lo.e[i].out, lo.e[i].ad.r};
+            locus_lora_key(&lo, i, 1, "", key, sizeof key);
+            st = locus_grads_track(&g, key, lo.e[i].ad.down, 2, sd);
+            locus_lora_key(&lo, i, 0, "", key, sizeof key);
+            if (!st) st = locus_grads_track(&g, key, lo.e[i].ad.up, 2, su);
+            nt += 2;
+        }
+    }
+    if (!st && (!lora || params)) {
+        int nb = 0;
+        if (is_mmdit && !params) { /* every loaded tensor but SD3's position table, a frozen buffer in diffusers */
+            for (size_t i = 0; i < L->nrec && !st; i++)
+                if (strcmp(L->params[i].name, "pos_embed.pos_embed")) {
+                    st = locus_grads_track(&g, L->params[i].name, L->params[i].data, L->params[i].ndim, L->params[i].shape);
+                    nb++;
+                }
+        } else nb = locus_grads_track_loader(&g, L, params);
+        if (nb == 0) st = locus_fail(LOCUS_E_ARG, "--params '%s' matches no parameter of %s", params ? params : "", dir);
+        else if (nb < 0) st = LOCUS_E_NOMEM;
+        else nt += nb;
+    }
+    if (!st) st = is_mmdit ? locus_grad_mmdit(&mm, &bf, checkpoint, &g, &o)
+                  : is_unet ? locus_grad_unet(&u, &s, &bf, checkpoint, &g, &o) : locus_grad_vae(&v, &bf, checkpoint, &g, &o);
     if (!st) { /* dump: outputs, then grad.<name> in load order */
         locus_st_writer *w = locus_st_writer_new();
         char nm[600];
@@ -330,7 +401,10 @@ int locus_cmd_grad(int argc, char **argv) {
     if (st) rc = gfail("%s", locus_errmsg());
     locus_grad_out_free(&o);
     locus_grads_free(&g);
-    if (is_unet) { locus_scheduler_free(&s); locus_unet_free(&u); } else locus_vae_free(&v);
+    locus_lora_free(&lo);
+    if (is_mmdit) locus_mmdit_free(&mm);
+    else if (is_unet) { locus_scheduler_free(&s); locus_unet_free(&u); }
+    else locus_vae_free(&v);
     locus_st_close(&bf);
     return rc;
 }

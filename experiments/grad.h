@@ -6,6 +6,7 @@
 
 #include "../core/safetensors.h"
 #include "../models/grads.h"
+#include "../models/mmdit.h"
 #include "../models/scheduler.h"
 #include "../models/unet.h"
 #include "../models/vae.h"
@@ -42,6 +43,13 @@ locus_status locus_grad_unet(const locus_unet *u, const locus_scheduler *s, cons
  * out: loss [1], pred (= rec), mean, logvar, z, kl [B], grad_input.sample (d loss / d x). */
 locus_status locus_grad_vae(const locus_vae *v, const locus_st_file *batch, int checkpoint, const locus_grads *g,
                             locus_grad_out *out);
+
+/* SD3/SD3.5 transformer flow-matching loss on a batch holding x0, noise [B,C,H,W], sigmas [B],
+ * encoder_hidden_states [B,S,joint_dim] and pooled_projections [B,pooled_dim] (locus_mmdit_flow_loss_grad,
+ * models/mmdit_bwd.h).  out: loss, pred, noisy, target, grad_input.sample, grad_input.encoder_hidden_states,
+ * grad_input.pooled_projections. */
+locus_status locus_grad_mmdit(const locus_mmdit *m, const locus_st_file *batch, int checkpoint, const locus_grads *g,
+                              locus_grad_out *out);
 
 int locus_cmd_grad(int argc, char **argv);
 

@@ -15,6 +15,7 @@
 #include "../core/safetensors.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
+#include "../models/pipeline.h"
 #include "generate.h"
 #include "layers.h"
 #include "grad.h"
@@ -61,7 +62,13 @@ static int usage(FILE *f) {
 }
 
 static int cmd_info(int argc, char **argv) {
-    if (argc == 3 && !strcmp(argv[1], "--model")) return locus_cmd_info_model(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--model")) {
+        locus_pipeline p;
+        if (locus_pipeline_open(&p, argv[2]) != LOCUS_OK) { fprintf(stderr, "locus info: %s\n", locus_errmsg()); return 2; }
+        locus_pipeline_print_info(&p, argv[2]);
+        locus_pipeline_close(&p);
+        return 0;
+    }
     if (argc != 1) {
         fprintf(stderr, "locus: usage: locus info [--model DIR]\n");
         return 2;

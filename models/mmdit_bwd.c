@@ -9,6 +9,7 @@
  */
 #include "mmdit_bwd.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,8 +71,9 @@ static void modulate(const float *x, float *y, int B, int T, int D, const float 
     }
 }
 
-/* out[b,ch,r*p+pi,c*p+qi] <-> po[b,(r*wp+c),(pi*p+qi)*C+ch] (diffusers unpatchify); to_img selects the direction. */
-static void unpatchify(float *po, float *out, int B, int C, int H, int W, int p, int to_img) {
+/* Index pairs of diffusers' unpatchify: image element [b,ch,r*p+pi,c*p+qi] of [B,C,H,W] <-> token element
+ * [b, r*wp+c, (pi*p+qi)*C+ch] of [B,N,p*p*C].  to_img: img = po (forward); else po = img (its gradient). */
+static void unpatchify(const float *src, float *dst, int B, int C, int H, int W, int p, int to_img) {
     int hp = H / p, wp = W / p, N = hp * wp;
     for (int b = 0; b < B; b++)
         for (int r = 0; r < hp; r++)
@@ -81,8 +83,8 @@ static void unpatchify(float *po, float *out, int B, int C, int H, int W, int p,
                         for (int ch = 0; ch < C; ch++) {
                             size_t io = (((size_t)b * C + ch) * H + r * p + pi) * W + cc * p + qi;
                             size_t ip = (((size_t)b * N + r * wp + cc) * p * p + pi * p + qi) * C + ch;
-                            if (to_img) out[io] = po[ip];
-                            else po[ip] = out[io];
+                            if (to_img) dst[io] = src[ip];
+                            else dst[ip] = src[io];
                         }
 }
 
@@ -161,20 +163,28 @@ done:
 
 locus_status locus_mmdit_backward(const locus_mmdit *m, locus_mmdit_tape *t, const float *dout, float *dx, float *dctx,
                                   float *dpooled, const locus_grads *g) {
+    assert(t && t->nblk == m->nlayers); /* a tape of this model, not yet consumed */
     int B = t->B, H = t->H, W = t->W, S = t->S, N = t->N, D = m->D, p = m->patch, C = m->out_channels;
     size_t BD = (size_t)B * D, ND = (size_t)B * N * D, SD = (size_t)B * S * D;
-    float *dpo = dup(NULL, (size_t)B * N * p * p * C) /* [B,N,p*p*C] */, *dnh = dup(NULL, ND) /* [B,N,D] */;
-    float *dh = dup(NULL, ND) /* [B,N,D] */, *dc = dup(NULL, SD) /* [B,S,D] */, *de = dup(NULL, 2 * BD) /* [B,2D] */;
-    float *dtemb_act = dup(NULL, BD) /* [B,D] */, *dtemb = dup(NULL, BD), *ds = dup(NULL, BD), *da = dup(NULL, BD) /* [B,D] */;
-    float *ln = dup(NULL, ND), *pr = dup(NULL, ND) /* [B,N,D] scratch */, *s1 = dup(NULL, D);
-    float *hs = dup(NULL, ND), *cs = dup(NULL, SD) /* recompute outputs (discarded) */, *dpe = dup(NULL, ND) /* [B,D,N] */;
+    float *dpo = dup(NULL, (size_t)B * N * p * p * C);   /* [B,N,p*p*C] d proj_out output */
+    float *dnh = dup(NULL, ND);                           /* [B,N,D] d norm_out output */
+    float *dh = dup(NULL, ND);                            /* [B,N,D] d image stream */
+    float *dc = dup(NULL, SD);                            /* [B,S,D] d context stream */
+    float *de = dup(NULL, 2 * BD);                        /* [B,2D] d norm_out.linear output */
+    float *dtemb_act = dup(NULL, BD);                     /* [B,D] d silu(temb) */
+    float *dtemb = dup(NULL, BD);                         /* [B,D] d temb */
+    float *ds = dup(NULL, BD), *da = dup(NULL, BD);       /* [B,D] d of an MLP's SiLU output / input */
+    float *ln = dup(NULL, ND), *pr = dup(NULL, ND);       /* [B,N,D] scratch: LayerNorm recompute, products */
+    float *s1 = dup(NULL, D);                             /* [D] 1 + scale */
+    float *hs = dup(NULL, ND), *cs = dup(NULL, SD);       /* [B,N,D], [B,S,D] outputs of a re-run block (discarded) */
+    float *dpe = dup(NULL, ND);                           /* [B,D,N] d patch-embedding conv output */
     locus_status st = LOCUS_OK;
     if (!dpo || !dnh || !dh || !dc || !de || !dtemb_act || !dtemb || !ds || !da || !ln || !pr || !s1 || !hs || !cs || !dpe) {
         st = locus_fail(LOCUS_E_NOMEM, "mmdit backward: out of memory");
         goto done;
     }
     /* proj_out, then norm_out: nh_out = LN(h_fin)(1 + scale) + shift with e_out = (scale, shift) */
-    unpatchify(dpo, (float *)dout, B, C, H, W, p, 0); /* reads dout only */
+    unpatchify(dout, dpo, B, C, H, W, p, 0);
     nn_linear_bwd(&m->proj_out, t->nh_out, B * N, dpo, dnh, 0, g);
     locus_layer_norm(t->h_fin, ln, (size_t)B * N, D, NULL, NULL, EPS_LN);
     locus_binary(dnh, ln, pr, ND, LOCUS_BIN_MUL, 0.0f);
@@ -243,7 +253,9 @@ locus_status locus_mmdit_flow_loss_grad(const locus_mmdit *m, const float *x0, c
         return locus_fail(LOCUS_E_UNSUPPORTED, "flow-matching loss: in_channels %d != out_channels %d", m->in_channels, m->out_channels);
     if (B < 1 || H < 1 || W < 1) return locus_fail(LOCUS_E_ARG, "flow-matching loss: empty batch (%d x %dx%d)", B, H, W);
     size_t n = (size_t)m->in_channels * H * W, tot = (size_t)B * n;
-    float *noisy = dup(NULL, tot), *target = dup(NULL, tot), *out = dup(NULL, tot), *dout = dup(NULL, tot), *ts = dup(NULL, B);
+    float *noisy = dup(NULL, tot), *target = dup(NULL, tot); /* [B,C,H,W] */
+    float *out = dup(NULL, tot), *dout = dup(NULL, tot);      /* [B,C,H,W] prediction and d loss / d prediction */
+    float *ts = dup(NULL, B);                                 /* [B] timesteps */
     locus_status st = LOCUS_OK;
     if (!noisy || !target || !out || !dout || !ts) { st = locus_fail(LOCUS_E_NOMEM, "flow-matching loss: out of memory"); goto done; }
     locus_flow_match_inputs(x0, noise, sigmas, B, n, noisy, target, ts);

@@ -15,6 +15,7 @@
  *   h += gate_mlp * ff(LN(h)(1+scale_mlp)+shift_mlp)      (FeedForward with GELU-tanh)
  *   not pre_only: c += c_gate_msa * to_add_out(o_ctx);  c += c_gate_mlp * ff_context(LN(c)(1+..)+..)
  */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -287,6 +288,7 @@ static void proj_join_bwd(const nn_linear *l, const float *x, const float *dj, i
 
 locus_status locus_mmdit_block_bwd(const locus_mmdit *m, int i, const locus_mmdit_block_acts *a, int B, int N, int S,
                                    const float *temb_act, float *dh, float *dc, float *dtemb_act, const locus_grads *g) {
+    assert(a->slab && a->h_in && a->c_in); /* the block's forward ran (or was re-run) */
     const mmdit_block *b = &m->blocks[i];
     int D = m->D, hd = m->head_dim, J = N + S, k1 = b->dual ? 9 : 6, k2 = b->pre_only ? 2 : 6;
     size_t s1 = (size_t)k1 * D, s2 = (size_t)k2 * D;

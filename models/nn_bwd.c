@@ -182,7 +182,7 @@ void nn_attention_bwd(const nn_attention *a, nn_attention_act *s, const float *x
 
 /* ---- BasicTransformerBlock ---- */
 
-static void tblock_act_free(nn_tblock_act *s) {
+void nn_tblock_act_free(nn_tblock_act *s) {
     locus_free(s->h0); locus_free(s->h1); locus_free(s->h2);
     locus_free(s->t1); locus_free(s->t2); locus_free(s->t3);
     locus_free(s->p); locus_free(s->gg);
@@ -191,8 +191,7 @@ static void tblock_act_free(nn_tblock_act *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* h[B,T,dim] updated in place, as nn.c's nn_tblock_fwd (without hooks) */
-static void tblock_fwd_train(const nn_tblock *b, float *h, int B, int T, const float *ctx, int S, nn_tblock_act *s) {
+void nn_tblock_fwd_train(const nn_tblock *b, float *h, int B, int T, const float *ctx, int S, nn_tblock_act *s) {
     size_t N = (size_t)B * T * b->dim, rows = (size_t)B * T;
     int fi = b->ff_inner;
     float *a = talloc(N); /* [B,T,dim] module output before the residual add */
@@ -219,12 +218,11 @@ static void tblock_fwd_train(const nn_tblock *b, float *h, int B, int T, const f
     locus_free(a);
 }
 
-static void lnorm_bwd(const nn_lnorm *n, const float *x, const float *dy, size_t rows, float *dx, const locus_grads *g) {
-    locus_layer_norm_bwd(x, dy, rows, n->c, n->w, n->eps, dx, 1, locus_grads_of(g, n->w), locus_grads_of(g, n->b), 1);
+void nn_lnorm_bwd(const nn_lnorm *n, const float *x, size_t rows, const float *dy, float *dx, int accum_dx, const locus_grads *g) {
+    locus_layer_norm_bwd(x, dy, rows, n->c, n->w, n->eps, dx, accum_dx, locus_grads_of(g, n->w), locus_grads_of(g, n->b), 1);
 }
 
-/* dh[B,T,dim]: gradient of the block output in, of the block input out (in place); dctx accumulated */
-static void tblock_bwd(const nn_tblock *b, nn_tblock_act *s, int B, int T, const float *ctx, int S, float *dh, float *dctx,
+void nn_tblock_bwd(const nn_tblock *b, nn_tblock_act *s, int B, int T, const float *ctx, int S, float *dh, float *dctx,
                        const locus_grads *g) {
     size_t N = (size_t)B * T * b->dim, rows = (size_t)B * T;
     int fi = b->ff_inner;
@@ -233,22 +231,22 @@ static void tblock_bwd(const nn_tblock *b, nn_tblock_act *s, int B, int T, const
     nn_linear_bwd(&b->ff_out, s->gg, (int)rows, dh, dgg, 0, g);
     locus_geglu_bwd(s->p, dgg, dp, rows, (size_t)fi, 0);
     nn_linear_bwd(&b->ff_in, s->t3, (int)rows, dp, dt, 0, g);
-    lnorm_bwd(&b->n3, s->h2, dt, rows, dh, g);
+    nn_lnorm_bwd(&b->n3, s->h2, rows, dt, dh, 1, g);
     /* attn2: h2 = h1 + attn2(norm2(h1), ctx) */
     nn_attention_bwd(&b->a2, &s->a2, s->t2, B, T, ctx, S, dh, dt, 0, dctx, 1, g);
-    lnorm_bwd(&b->n2, s->h1, dt, rows, dh, g);
+    nn_lnorm_bwd(&b->n2, s->h1, rows, dt, dh, 1, g);
     /* attn1: h1 = h0 + attn1(norm1(h0)) (or of ctx with only_cross_attention) */
     if (b->only_cross) nn_attention_bwd(&b->a1, &s->a1, s->t1, B, T, ctx, S, dh, dt, 0, dctx, 1, g);
     else nn_attention_bwd(&b->a1, &s->a1, s->t1, B, T, s->t1, T, dh, dt, 0, dt, 0, g);
-    lnorm_bwd(&b->n1, s->h0, dt, rows, dh, g);
+    nn_lnorm_bwd(&b->n1, s->h0, rows, dt, dh, 1, g);
     locus_free(dgg); locus_free(dp); locus_free(dt);
-    tblock_act_free(s);
+    nn_tblock_act_free(s);
 }
 
 /* ---- Transformer2DModel ---- */
 
 void nn_transformer2d_act_free(const nn_transformer2d *t, nn_transformer2d_act *s) {
-    if (s->blocks) for (int i = 0; i < t->nblocks; i++) tblock_act_free(&s->blocks[i]);
+    if (s->blocks) for (int i = 0; i < t->nblocks; i++) nn_tblock_act_free(&s->blocks[i]);
     locus_free(s->blocks);
     if (s->pin != s->n0) locus_free(s->pin);
     locus_free(s->n0); locus_free(s->hout);
@@ -275,7 +273,7 @@ void nn_transformer2d_fwd_train(const nn_transformer2d *t, const float *x, int B
         locus_transpose(tmp, h, B, I, HW);
         locus_free(tmp);
     }
-    for (int i = 0; i < t->nblocks; i++) tblock_fwd_train(&t->blocks[i], h, B, HW, ctx, S, &s->blocks[i]);
+    for (int i = 0; i < t->nblocks; i++) nn_tblock_fwd_train(&t->blocks[i], h, B, HW, ctx, S, &s->blocks[i]);
     if (t->linear_proj) {
         float *tmp = talloc((size_t)B * HW * C);
         nn_linear_fwd(&t->proj_out_l, h, B * HW, tmp);
@@ -304,7 +302,7 @@ void nn_transformer2d_bwd(const nn_transformer2d *t, nn_transformer2d_act *s, co
         nn_conv_bwd(&t->proj_out_c, s->hout, B, H, W, dy, tmp, 0, g); /* [B,I,HW] */
         locus_transpose(tmp, dh, B, I, HW);
     }
-    for (int i = t->nblocks - 1; i >= 0; i--) tblock_bwd(&t->blocks[i], &s->blocks[i], B, HW, ctx, S, dh, dctx, g);
+    for (int i = t->nblocks - 1; i >= 0; i--) nn_tblock_bwd(&t->blocks[i], &s->blocks[i], B, HW, ctx, S, dh, dctx, g);
     if (t->linear_proj) {
         nn_linear_bwd(&t->proj_in_l, s->pin, B * HW, dh, tmp, 0, g); /* [B,HW,C] */
         locus_transpose(tmp, dn0, B, HW, C);

@@ -40,6 +40,9 @@ void nn_conv_bwd_ex(const nn_conv *c, const float *x, int B, int H, int W, int p
 void nn_gnorm_bwd(const nn_gnorm *n, const float *x, int B, int HW, const float *dy, int act, float *dx, int accum_dx,
                   const locus_grads *g);
 
+/* LayerNorm (elementwise affine) over rows of n->c: dx[rows,c] written/accumulated, dw/db tracked. */
+void nn_lnorm_bwd(const nn_lnorm *n, const float *x, size_t rows, const float *dy, float *dx, int accum_dx, const locus_grads *g);
+
 /* ---- ResnetBlock2D ---- */
 typedef struct {
     int B, H, W;
@@ -83,6 +86,14 @@ typedef struct {
     float *p;             /* [B,T,2*ff_inner] ff.net.0.proj output (hidden | gate) */
     float *gg;            /* [B,T,ff_inner] hidden * gelu(gate) = ff.net.2 input */
 } nn_tblock_act;
+
+/* BasicTransformerBlock: h[B,T,dim] updated in place exactly as nn.c's block forward (no hooks, no
+ * cross-attention injection); s filled.  Backward: dh holds the gradient of the block output on entry and
+ * that of its input on return; dctx[B,S,ctx_dim] (or NULL) accumulated.  Frees s. */
+void nn_tblock_fwd_train(const nn_tblock *b, float *h, int B, int T, const float *ctx, int S, nn_tblock_act *s);
+void nn_tblock_bwd(const nn_tblock *b, nn_tblock_act *s, int B, int T, const float *ctx, int S, float *dh, float *dctx,
+                   const locus_grads *g);
+void nn_tblock_act_free(nn_tblock_act *s);
 
 typedef struct {
     int B, H, W;

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "denoiser.h"
 #include "sampler.h"
 #include "t5.h"
 #include "textenc.h"
@@ -25,8 +26,7 @@ typedef struct {
     locus_pipe_kind kind;
     char dir[PATH_MAX];
     char class_name[64];
-    locus_unet unet;     /* SD / LDM */
-    locus_mmdit mmdit;   /* SD3: transformer/ */
+    locus_denoiser den;  /* unet/ (SD, LDM) or transformer/ (SD3) */
     locus_textenc text2; /* SD3: text_encoder_2 (OpenCLIP-G) */
     int has_text2;
     locus_t5 t5;         /* SD3: text_encoder_3 (optional, as in diffusers) */
@@ -42,10 +42,21 @@ typedef struct {
     int vae_factor; /* pixels per latent */
     int clip_skip;  /* SD1.x/SD2 prompts: final LN of the (clip_skip+1)-th last CLIP layer (diffusers' clip_skip) */
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
+    float default_guidance; /* the diffusers pipeline's default guidance_scale (LDM 1, SD 7.5, SD3 7) */
+    int text_tokens_fixed;  /* > 0: prompts always give this many tokens (77); 0: 77 + max_seq (SD3's T5) */
 } locus_pipeline;
 
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
+
+/* Prompt -> the denoiser's text conditioning, whatever the family: embeds [1,T,den.ctx_dim] (T from
+ * locus_pipeline_text_tokens) and, when den.pooled_dim > 0, pooled [1,pooled_dim]. max_seq: T5 tokens (SD3). */
+locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T);
+/* Tokens of an encoded prompt for this pipeline */
+int locus_pipeline_text_tokens(const locus_pipeline *p, int max_seq);
+
+/* Print the architecture (`locus info --model`). */
+void locus_pipeline_print_info(const locus_pipeline *p, const char *dir);
 
 /* Prompt -> [1,77,D] text embeddings (the text encoder's last_hidden_state, as StableDiffusionPipeline
  * with clip_skip None; p->clip_skip > 0 takes an earlier layer; LDM: LDMBert on the BERT WordPiece ids, as

@@ -62,7 +62,7 @@ static float *step(locus_unet_tape *t, int kind, const void *m, float *x, int ci
     s->u.kind = kind; s->u.m = m; s->u.x = x; s->u.B = t->B; s->u.cin = cin; s->u.H = H; s->u.W = W;
     s->u.pad_t = s->u.pad_l = pad_t; s->u.pad_b = pad_b;
     s->out_skip = out_skip; s->cat_skip = cat_skip; s->cprev = cprev;
-    float *y = talloc(nn_unit_shape(&s->u));
+    float *y = talloc(nn_unit_shape(&s->u)); /* [B,cout,Ho,Wo] */
     nn_unit_fwd(&s->u, t->temb, t->ctx, t->S, y, t->checkpoint);
     if (out_skip >= 0) t->skip_n[out_skip] = (size_t)t->B * s->u.cout * s->u.Ho * s->u.Wo;
     return y;
@@ -90,8 +90,8 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
     locus_act(t->emb, t->temb, nt, LOCUS_ACT_SILU);
 
     int C0 = u->block_out[0], C = C0, nskip = 0;
-    float *skipx[8 * UNET_MAX_BLOCKS + 1];
-    float *h = talloc((size_t)B * C0 * H * W);
+    float *skipx[8 * UNET_MAX_BLOCKS + 1]; /* skip tensors [B,c_s,H_s,W_s] (c_s etc. from skip_n) */
+    float *h = talloc((size_t)B * C0 * H * W); /* [B,C0,H,W] conv_in output = skip 0 */
     nn_conv_fwd(&u->conv_in, sample, B, H, W, h);
     t->skip_n[0] = (size_t)B * C0 * H * W;
     skipx[nskip++] = h;
@@ -99,7 +99,7 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
     for (int i = 0; i < u->nblocks; i++) {
         const unet_block *b = &u->down[i];
         for (int j = 0; j < b->nlayers; j++) {
-            float *x = talloc((size_t)B * C * H * W);
+            float *x = talloc((size_t)B * C * H * W); /* [B,C,H,W] resnet input (copy of a skip) */
             memcpy(x, h, (size_t)B * C * H * W * sizeof(float));
             float *y = step(t, NN_UNIT_RESNET, &b->res[j], x, C, H, W, 0, 0, b->cross ? -1 : nskip, -1, 0);
             C = b->cout;
@@ -109,7 +109,7 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
         }
         if (b->has_sample) { /* padding downsample_padding on all sides, or F.pad(0,1,0,1) when it is 0 */
             int pt = b->sample.pad, pb = b->sample.pad ? b->sample.pad : 1;
-            float *x = talloc((size_t)B * C * H * W);
+            float *x = talloc((size_t)B * C * H * W); /* [B,C,H,W] downsampler input */
             memcpy(x, h, (size_t)B * C * H * W * sizeof(float));
             h = step(t, NN_UNIT_CONV, &b->sample, x, C, H, W, pt, pb, nskip, -1, 0);
             nn_unit *un = &t->steps[t->nsteps - 1].u;
@@ -120,7 +120,7 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
     t->nskip = nskip;
     /* mid (its input, the last skip, is copied into the unit) */
     {
-        float *x = talloc((size_t)B * C * H * W);
+        float *x = talloc((size_t)B * C * H * W); /* [B,C,h,w] mid-block input */
         memcpy(x, h, (size_t)B * C * H * W * sizeof(float));
         h = step(t, NN_UNIT_RESNET, &u->mid.res[0], x, C, H, W, 0, 0, -1, -1, 0);
         h = step(t, NN_UNIT_TRANSFORMER, &u->mid.attn[0], h, C, H, W, 0, 0, -1, -1, 0);
@@ -131,10 +131,10 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
         const unet_block *b = &u->up[i];
         for (int j = 0; j < b->nlayers; j++) {
             int si = --nskip;
-            float *sk = skipx[si];
+            float *sk = skipx[si]; /* [B,sc,H,W] */
             int sc = (int)(t->skip_n[si] / ((size_t)B * H * W)), cin = C + sc;
             size_t hw = (size_t)H * W;
-            float *cat = talloc((size_t)B * cin * hw);
+            float *cat = talloc((size_t)B * cin * hw); /* [B,C+sc,H,W] */
             for (int bb = 0; bb < B; bb++) {
                 memcpy(cat + (size_t)bb * cin * hw, h + (size_t)bb * C * hw, (size_t)C * hw * sizeof(float));
                 memcpy(cat + ((size_t)bb * cin + C) * hw, sk + (size_t)bb * sc * hw, (size_t)sc * hw * sizeof(float));
@@ -191,7 +191,7 @@ locus_status locus_unet_backward(const locus_unet *u, locus_unet_tape *t, const 
             size_t phw = (size_t)un->H * un->W;
             int sc = un->cin - s->cprev;
             dh = talloc((size_t)B * s->cprev * phw);
-            float *ds = talloc((size_t)B * sc * phw);
+            float *ds = talloc((size_t)B * sc * phw); /* [B,sc,H,W] */
             for (int bb = 0; bb < B; bb++) {
                 memcpy(dh + (size_t)bb * s->cprev * phw, dx + (size_t)bb * un->cin * phw, (size_t)s->cprev * phw * sizeof(float));
                 memcpy(ds + (size_t)bb * sc * phw, dx + ((size_t)bb * un->cin + s->cprev) * phw, (size_t)sc * phw * sizeof(float));
@@ -210,7 +210,7 @@ locus_status locus_unet_backward(const locus_unet *u, locus_unet_tape *t, const 
     locus_free(dh);
     for (int i = 0; i < 8 * UNET_MAX_BLOCKS + 1; i++) locus_free(dskip[i]);
     /* time embedding */
-    float *d1 = talloc(nt), *d2 = talloc(nt);
+    float *d1 = talloc(nt), *d2 = talloc(nt); /* [B,temb_dim] */
     locus_act_bwd(t->emb, dtemb, d1, nt, LOCUS_ACT_SILU, 0);          /* d emb */
     nn_linear_bwd(&u->time_2, t->e1a, B, d1, d2, 0, g);               /* d silu(e1) */
     locus_act_bwd(t->e1, d2, d1, nt, LOCUS_ACT_SILU, 0);              /* d e1 */

@@ -49,7 +49,7 @@ static float *step(locus_vae_tape *t, int kind, const void *m, const nn_gnorm *g
     memset(u, 0, sizeof *u);
     u->kind = kind; u->m = m; u->gn = gn; u->x = x; u->B = t->B; u->cin = *C; u->H = *H; u->W = *W;
     u->pad_t = u->pad_l = pad_t; u->pad_b = pad_b;
-    float *y = talloc(nn_unit_shape(u));
+    float *y = talloc(nn_unit_shape(u)); /* [B,cout,Ho,Wo] */
     nn_unit_fwd(u, NULL, NULL, 0, y, t->checkpoint);
     *C = u->cout; *H = u->Ho; *W = u->Wo;
     return y;
@@ -89,7 +89,7 @@ locus_status locus_vae_encode_train(const locus_vae *v, const float *image, int 
     t->in = talloc(nin);
     memcpy(t->in, image, nin * sizeof(float));
     int C = v->block_out[0];
-    float *h = talloc((size_t)B * C * H * W);
+    float *h = talloc((size_t)B * C * H * W); /* [B,block_out[0],H,W] */
     nn_conv_fwd(&e->conv_in, image, B, H, W, h);
     for (int i = 0; i < nb; i++) {
         for (int j = 0; j < v->layers; j++) h = step(t, NN_UNIT_RESNET, &e->res[i][j], NULL, h, &C, &H, &W, 0, 0);
@@ -165,7 +165,7 @@ locus_status locus_vae_decode_train(const locus_vae *v, const float *z, int B, i
         nn_conv_fwd(&v->post_quant_conv, z, B, h, w, t->pq);
         zz = t->pq;
     }
-    float *a = talloc((size_t)B * C * H * W);
+    float *a = talloc((size_t)B * C * H * W); /* [B,block_out[-1],h,w] */
     nn_conv_fwd(&d->conv_in, zz, B, H, W, a);
     a = mid_train(t, &d->mid, a, &C, &H, &W);
     for (int i = 0; i < nb; i++) {

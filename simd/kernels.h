@@ -50,6 +50,9 @@ typedef struct {
     void (*fma_acc)(float *acc, const float *a, const float *b, size_t n);
     /* 16-lane sum of (a - b)^2 (FMA per lane); grad, if not NULL: grad = (a - b) * c */
     float (*sqdiff)(const float *a, const float *b, size_t n, float *grad, float c);
+    /* one scalar FMA chain: acc = fma(a[i], b[i], acc) for i = 0..n-1 in order; returns acc (a per-channel
+     * parameter gradient; an FMA instruction on the SIMD tables, libm's correctly rounded fmaf on scalar) */
+    float (*fma_chain)(const float *a, const float *b, size_t n, float acc);
     /* softmax backward on a row: ds = (p * (dp - dsum)) * scale */
     void (*softmax_bwd)(const float *p, const float *dp, float *ds, size_t n, float dsum, float scale);
     /* ---- end of backward row kernels ---- */

@@ -300,6 +300,11 @@ static float K(sqdiff)(const float *a, const float *b, size_t n, float *grad, fl
     return v16_hsum(acc);
 }
 
+static float K(fma_chain)(const float *a, const float *b, size_t n, float acc) {
+    for (size_t i = 0; i < n; i++) acc = fmaf(a[i], b[i], acc);
+    return acc;
+}
+
 static void K(softmax_bwd)(const float *p, const float *dp, float *ds, size_t n, float dsum, float scale) {
     v16 vs = v16_set1(dsum), sc = v16_set1(scale);
     for (size_t i = 0; i < n; i += 16) {
@@ -329,6 +334,7 @@ static const locus_row_kernels K(row_kernels) = {
     .norm_bwd_apply = K(norm_bwd_apply),
     .fma_acc = K(fma_acc),
     .sqdiff = K(sqdiff),
+    .fma_chain = K(fma_chain),
     .softmax_bwd = K(softmax_bwd),
     /* end backward */
 };

@@ -225,7 +225,7 @@ void locus_group_norm_bwd(const float *x, const float *dy, int B, int C, size_t 
                     const float *dp = dpre + ((size_t)bb * C + c) * HW; /* [HW] */
                     if (dw) {
                         rk->norm_apply(x + ((size_t)bb * C + c) * HW, xh, HW, mean[(long)bb * G + g], rstd[(long)bb * G + g], NULL, NULL);
-                        for (size_t p = 0; p < HW; p++) sw = fmaf(dp[p], xh[p], sw);
+                        sw = rk->fma_chain(dp, xh, HW, sw);
                     }
                     if (db)
                         for (size_t p = 0; p < HW; p++) sb = sb + dp[p];

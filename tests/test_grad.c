@@ -3,7 +3,10 @@
  * + KL) give every grad.* parameter gradient, grad_input.*, loss and pred within 1e-4 (max|diff| /
  * max|golden| per tensor), exactly zero where the golden is exactly zero; the same bits for every ISA x
  * 1/2/3 threads, with and without checkpointing, and with packed or plain Linear weights; the prediction
- * equals the inference forward's bits. */
+ * equals the inference forward's bits; LoRA adapter gradients against autograd's; and, for configurations
+ * the goldens lack (linear projections, only-cross attention, several transformer layers, F.pad
+ * downsampling, 3 blocks; a VAE without quant convs), directional finite differences per module group.
+ * `--check-dump` / `--same-tensors` serve tests/run_tests.sh's `locus grad` checks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,8 @@
 #include "../core/hash.h"
 #include "../experiments/grad.h"
 #include "../models/nn_bwd.h"
+#include "../models/unet_bwd.h"
+#include "../models/vae_bwd.h"
 #include "../simd/ops.h"
 #include "parity.h"
 #include "testutil.h"
@@ -40,7 +45,8 @@ static void cmp(cmp_ctx *c, const locus_st_file *g, const char *gname, const flo
     double rel = maxref > 0 ? maxd / maxref : maxd;
     if (maxref <= c->floor) { /* rounding noise of an exact zero */
         c->noise++;
-        printf("  %s: golden is rounding noise (max %.2e); locus max|diff| %.2e (floor %.2e)\n", gname, maxref, maxd, c->floor);
+        printf("  %s: golden is %s (max %.2e); locus max|diff| %.2e (floor %.2e)\n", gname, maxref > 0 ? "rounding noise" : "exactly zero",
+               maxref, maxd, c->floor);
         CHECK(maxd <= c->floor, "%s: within the noise floor %.2e (max|diff| %.2e)", gname, c->floor, maxd);
         rel = 0;
     }
@@ -106,7 +112,6 @@ static void check_determinism(const char *what, eval_fn run, void *ctx, locus_gr
         locus_kernels_force((locus_isa)isa);
         for (int th = 1; th <= 3; th++)
             for (int ck = 0; ck <= 1; ck++) {
-                if (th == 2 && !ck) continue; /* keep the run short: 1 and 3 threads without checkpointing */
                 locus_set_threads(th);
                 locus_grads_zero(gr);
                 locus_grad_out o;
@@ -211,6 +216,18 @@ static void test_vae(void) {
         const char *outs[] = {"loss", "pred", "mean", "logvar", "z", "kl"};
         const char *gouts[] = {"batch0.loss", "batch0.rec", "batch0.mean", "batch0.logvar", "batch0.z", "batch0.kl"};
         compare_golden("vae", &g, &gr, &o, outs, gouts, 6);
+        /* the training forwards give the inference bits: encode(x) -> mean, logvar; decode(z) -> pred */
+        const locus_grad_tensor *pr = locus_grad_out_find(&o, "pred"), *me = locus_grad_out_find(&o, "mean"),
+                                *lv = locus_grad_out_find(&o, "logvar"), *zz = locus_grad_out_find(&o, "z");
+        int64_t nx;
+        float *x = golden_f32(&g, "batch0.x", &nx);
+        size_t nl = (size_t)me->shape[0] * me->shape[1] * me->shape[2] * me->shape[3];
+        float *m2 = malloc(nl * 4), *l2 = malloc(nl * 4), *r2 = malloc((size_t)nx * 4);
+        locus_vae_encode(&v, x, (int)pr->shape[0], (int)pr->shape[2], (int)pr->shape[3], m2, l2, NULL);
+        locus_vae_decode(&v, zz->data, (int)zz->shape[0], (int)zz->shape[2], (int)zz->shape[3], r2, NULL);
+        CHECK(!t_bitdiff(m2, me->data, nl) && !t_bitdiff(l2, lv->data, nl) && !t_bitdiff(r2, pr->data, (size_t)nx),
+              "vae: training forwards == locus_vae_encode / locus_vae_decode bits");
+        free(x); free(m2); free(l2); free(r2);
         uint64_t h = hash_all(&gr, &o);
         vae_ctx c = {&v, &g};
         check_determinism("vae", run_vae, &c, &gr, h);
@@ -220,6 +237,260 @@ static void test_vae(void) {
     locus_vae_free(&v);
     locus_loader_set_plain_weights(0);
     locus_st_close(&g);
+}
+
+/* LoRA adapters on the UNet's attn2 projections (the golden's lora_init.*, rank 4, alpha 4): nn_linear_bwd's
+ * adapter gradients against autograd's lora_grad.* (base weights frozen: only the factors are tracked),
+ * and the loss against lora_loss[0]. */
+static void test_unet_lora(void) {
+    char p[512];
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/train/golden_train_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_loader_set_plain_weights(0); /* adapters on packed base weights */
+    locus_unet u;
+    locus_scheduler s;
+    snprintf(p, sizeof p, "%s/ldm/unet", G);
+    if (locus_unet_load(&u, p)) { CHECK(0, "%s", locus_errmsg()); locus_st_close(&g); return; }
+    snprintf(p, sizeof p, "%s/ldm/scheduler", G);
+    if (locus_scheduler_load(&s, p)) { CHECK(0, "%s", locus_errmsg()); locus_unet_free(&u); locus_st_close(&g); return; }
+    nn_lora ad[64];
+    float *bufs[128];
+    int na = 0, nb = 0;
+    locus_grads gr;
+    locus_grads_init(&gr);
+    const char *pre = "lora_init.unet.", *suf = ".lora.down.weight";
+    for (size_t i = 0; i < g.count && na < 64; i++) {
+        const char *nm = g.tensors[i].name;
+        size_t ln = strlen(nm);
+        if (strncmp(nm, pre, strlen(pre)) || ln < strlen(suf) || strcmp(nm + ln - strlen(suf), suf)) continue;
+        char mod[256], upn[300], dn[300];
+        snprintf(mod, sizeof mod, "%.*s", (int)(ln - strlen(pre) - strlen(suf)), nm + strlen(pre));
+        snprintf(upn, sizeof upn, "%s%s.lora.up.weight", pre, mod);
+        nn_linear *l = NULL;
+        for (size_t k = 0; k < u.L.nmods; k++)
+            if (!strcmp(u.L.mods[k].name, mod) && u.L.mods[k].kind == LOCUS_MOD_LINEAR) l = u.L.mods[k].ptr;
+        int64_t n1, n2;
+        float *down = golden_f32(&g, nm, &n1), *up = golden_f32(&g, upn, &n2);
+        const locus_st_tensor *td = locus_st_find(&g, nm), *tu = locus_st_find(&g, upn);
+        if (!l || !down || !up) { CHECK(0, "lora: module %s or its factors missing", mod); free(down); free(up); continue; }
+        nn_lora *a = &ad[na++];
+        a->down = down; a->up = up; a->r = (int)td->shape[0]; a->scale = 4.0f / (float)a->r; a->next = NULL;
+        bufs[nb++] = down; bufs[nb++] = up;
+        l->lora = a;
+        snprintf(dn, sizeof dn, "lora_grad.unet.%s.lora.down.weight", mod);
+        locus_grads_track(&gr, dn, down, 2, td->shape);
+        snprintf(dn, sizeof dn, "lora_grad.unet.%s.lora.up.weight", mod);
+        locus_grads_track(&gr, dn, up, 2, tu->shape);
+    }
+    CHECK(na == 8, "lora: 8 adapters attached (%d)", na);
+    locus_grad_out o;
+    if (locus_grad_unet(&u, &s, &g, 0, &gr, &o)) CHECK(0, "grad unet lora: %s", locus_errmsg());
+    else {
+        cmp_ctx c = {0};
+        for (size_t i = 0; i < gr.n; i++) cmp(&c, &g, gr.e[i].name, gr.e[i].grad, gr.e[i].numel);
+        int64_t nl;
+        float *ll = golden_f32(&g, "lora_loss", &nl);
+        double lrel = ll ? fabs(o.loss - ll[0]) / fabs(ll[0]) : 1;
+        printf("unet lora: %d adapter gradients, worst %.2e (%s); loss %.9g vs %.9g\n", c.compared, c.worst, c.wname, o.loss, ll ? ll[0] : 0.0);
+        CHECK(c.compared == 16 && c.worst <= 1e-4, "lora gradients within 1e-4 (worst %.2e at %s)", c.worst, c.wname);
+        CHECK(lrel <= 1e-5, "lora loss %.9g vs golden lora_loss[0]", o.loss);
+        free(ll);
+        locus_grad_out_free(&o);
+    }
+    for (size_t k = 0; k < u.L.nmods; k++) if (u.L.mods[k].kind == LOCUS_MOD_LINEAR) ((nn_linear *)u.L.mods[k].ptr)->lora = NULL;
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    locus_grads_free(&gr);
+    locus_scheduler_free(&s);
+    locus_unet_free(&u);
+    locus_st_close(&g);
+}
+
+/* ---- configurations the goldens do not cover, by directional finite differences ----
+ * For a linear loss L = <R, output> the backward gives, for each group of parameters (a top-level module:
+ * conv_in, time_embedding, down_blocks.N, mid_block, up_blocks.N, ...) and each input, the directional
+ * derivative D = <grad, r> along a random direction r.  The fp32 forward's central differences
+ * fd(h) = (L(+h r) - L(-h r)) / 2h at h = 1e-3 and 5e-4, Richardson-extrapolated ((4 fd(h/2) - fd(h)) / 3,
+ * which cancels the h^2 term), must agree with D within 1e-3 |D| + 1e-4 |D_all| (rounding noise of the
+ * forward is ~5e-5 |D_all|); a missing or wrong path in one module is a large error in its group. */
+
+static double dotd(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* group key of a parameter name: "down_blocks.1", "mid_block", "conv_in", "decoder.up_blocks.0", ... */
+static void group_key(const char *name, char *key, size_t n) {
+    int dots = !strncmp(name, "encoder.", 8) || !strncmp(name, "decoder.", 8);
+    const char *p = name + (dots ? 8 : 0);
+    if (!strncmp(p, "down_blocks.", 12) || !strncmp(p, "up_blocks.", 10)) dots++;
+    const char *e = name;
+    for (int d = 0; d <= dots && e; d++) { e = strchr(e, '.'); if (e && d < dots) e++; }
+    size_t len = e ? (size_t)(e - name) : strlen(name);
+    snprintf(key, n, "%.*s", (int)(len < n - 1 ? len : n - 1), name);
+}
+
+typedef void (*fwd_fn)(void *ctx, float *out);
+
+/* moves parameter group `grp` (or input -grp-1) by h along r */
+static void nudge(locus_loader *L, const int *gid, float **in, const size_t *nin, int nins, const float *r, int grp, float h) {
+    size_t o = 0;
+    for (size_t i = 0; i < L->nrec; i++) {
+        if (gid[i] == grp) for (size_t k = 0; k < L->params[i].numel; k++) L->params[i].data[k] += h * r[o + k];
+        o += L->params[i].numel;
+    }
+    for (int j = 0; j < nins; j++) {
+        if (grp == -j - 1) for (size_t k = 0; k < nin[j]; k++) in[j][k] += h * r[o + k];
+        o += nin[j];
+    }
+}
+
+static double fd_at(locus_loader *L, const int *gid, float **in, const size_t *nin, int nins, const float *r, int grp, float h,
+                    fwd_fn fwd, void *ctx, const float *R, float *out, size_t nout) {
+    double l[2];
+    for (int sg = 0; sg < 2; sg++) {
+        nudge(L, gid, in, nin, nins, r, grp, sg ? -h : h);
+        fwd(ctx, out);
+        l[sg] = dotd(R, out, nout);
+        nudge(L, gid, in, nin, nins, r, grp, sg ? h : -h);
+    }
+    return (l[0] - l[1]) / (2.0 * h);
+}
+
+static void fd_groups(const char *what, locus_loader *L, const locus_grads *g, float **in, float *const *din, const size_t *nin,
+                      const char *const *in_names, int nins, const float *r, fwd_fn fwd, void *ctx, const float *R, float *out,
+                      size_t nout) {
+    int *gid = malloc(L->nrec * sizeof *gid), ng = 0;
+    char keys[64][96], k[96];
+    for (size_t i = 0; i < L->nrec; i++) {
+        group_key(L->params[i].name, k, sizeof k);
+        int j = 0;
+        while (j < ng && strcmp(keys[j], k)) j++;
+        if (j == ng && ng < 64) snprintf(keys[ng++], 96, "%s", k);
+        gid[i] = j;
+    }
+    double D[72] = {0}, Dall = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < L->nrec; i++) {
+        const float *gr = locus_grads_of(g, L->params[i].data);
+        if (gr) D[gid[i]] += dotd(gr, r + o, L->params[i].numel);
+        o += L->params[i].numel;
+    }
+    for (int j = 0; j < nins; j++) { D[ng + j] = dotd(din[j], r + o, nin[j]); o += nin[j]; }
+    for (int j = 0; j < ng + nins; j++) Dall += fabs(D[j]);
+    double worst = 0;
+    char wname[96] = "";
+    int bad = 0;
+    for (int j = 0; j < ng + nins; j++) {
+        int grp = j < ng ? j : -(j - ng) - 1;
+        double f1 = fd_at(L, gid, in, nin, nins, r, grp, 1e-3f, fwd, ctx, R, out, nout);
+        double f2 = fd_at(L, gid, in, nin, nins, r, grp, 5e-4f, fwd, ctx, R, out, nout);
+        double fd = (4 * f2 - f1) / 3, err = fabs(fd - D[j]), tol = 1e-3 * fabs(D[j]) + 1e-4 * Dall;
+        const char *nm = j < ng ? keys[j] : in_names[j - ng];
+        if (getenv("LOCUS_VERBOSE")) printf("  %-28s D %12.6g  fd %12.6g  err/tol %.2f\n", nm, D[j], fd, err / tol);
+        if (err / tol > worst) { worst = err / tol; snprintf(wname, sizeof wname, "%s", nm); }
+        if (err > tol) { bad++; CHECK(0, "%s: group %s: backward %.6g, finite difference %.6g", what, nm, D[j], fd); }
+    }
+    printf("%s: %d parameter groups + %d inputs checked by finite differences, worst error/tolerance %.2f (%s)\n", what, ng, nins, worst, wname);
+    CHECK(!bad && ng > 3, "%s: directional derivatives agree with finite differences", what);
+    free(gid);
+}
+
+static const char *UNET_VARIANT =
+    "{\"_class_name\": \"UNet2DConditionModel\", \"block_out_channels\": [16, 24, 32], \"layers_per_block\": 2,"
+    " \"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\", \"CrossAttnDownBlock2D\"],"
+    " \"up_block_types\": [\"CrossAttnUpBlock2D\", \"UpBlock2D\", \"CrossAttnUpBlock2D\"], \"attention_head_dim\": [2, 4, 4],"
+    " \"transformer_layers_per_block\": [2, 1, 1], \"use_linear_projection\": true, \"only_cross_attention\": [true, false, false],"
+    " \"downsample_padding\": 0, \"cross_attention_dim\": 24, \"norm_num_groups\": 8, \"in_channels\": 4, \"out_channels\": 4}";
+
+typedef struct { const locus_unet *u; const float *x, *ts, *ctx; int B, H, W, S; } unet_fwd_ctx;
+static void unet_fwd(void *c, float *out) {
+    unet_fwd_ctx *f = c;
+    locus_unet_forward(f->u, f->x, f->B, f->H, f->W, f->ts, f->ctx, f->S, out, NULL);
+}
+
+static void test_fd_unet(void) {
+    const char *cfg = "/tmp/locus_test_grad_unet_variant.json";
+    FILE *f = fopen(cfg, "w");
+    if (!f) { CHECK(0, "cannot write %s", cfg); return; }
+    fputs(UNET_VARIANT, f);
+    fclose(f);
+    locus_loader_set_plain_weights(1);
+    locus_unet u;
+    locus_status st = locus_unet_load_random(&u, cfg, 7);
+    remove(cfg);
+    if (st) { CHECK(0, "variant unet: %s", locus_errmsg()); locus_loader_set_plain_weights(0); return; }
+    int B = 2, H = 8, W = 12, S = 5;
+    size_t nx = (size_t)B * 4 * H * W, nc = (size_t)B * S * 24, np = 0;
+    for (size_t i = 0; i < u.L.nrec; i++) np += u.L.params[i].numel;
+    float *x = malloc(nx * 4), *ctx = malloc(nc * 4), *R = malloc(nx * 4), *y = malloc(nx * 4), *dx = malloc(nx * 4), *dc = malloc(nc * 4);
+    float *r = malloc((np + nx + nc) * 4), ts[2] = {37, 810};
+    t_fill(x, nx, 1, -1, 1); t_fill(ctx, nc, 2, -1, 1); t_fill(R, nx, 3, -1, 1); t_fill(r, np + nx + nc, 4, -1, 1);
+    locus_grads g;
+    locus_grads_init(&g);
+    locus_grads_track_loader(&g, &u.L, NULL);
+    locus_unet_tape *tape;
+    if (locus_unet_forward_train(&u, x, B, H, W, ts, ctx, S, y, 1, &tape)) CHECK(0, "%s", locus_errmsg());
+    else {
+        locus_unet_backward(&u, tape, R, dx, dc, &g); /* dL/dy = R */
+        float *in[2] = {x, ctx}, *din[2] = {dx, dc};
+        size_t nin[2] = {nx, nc};
+        const char *names[2] = {"sample", "encoder_hidden_states"};
+        unet_fwd_ctx fc = {&u, x, ts, ctx, B, H, W, S};
+        fd_groups("unet variant (linear proj, only-cross, 2 transformer layers, 3 blocks, pad 0)", &u.L, &g, in, din, nin, names, 2, r,
+                  unet_fwd, &fc, R, y, nx);
+    }
+    locus_grads_free(&g);
+    free(x); free(ctx); free(R); free(y); free(dx); free(dc); free(r);
+    locus_unet_free(&u);
+    locus_loader_set_plain_weights(0);
+}
+
+static const char *VAE_VARIANT =
+    "{\"_class_name\": \"AutoencoderKL\", \"block_out_channels\": [8, 16, 16], \"layers_per_block\": 2, \"norm_num_groups\": 4,"
+    " \"latent_channels\": 4, \"in_channels\": 3, \"out_channels\": 3, \"use_quant_conv\": false, \"use_post_quant_conv\": false}";
+
+typedef struct { const locus_vae *v; const float *z; int B, h, w; } vae_fwd_ctx;
+static void vae_fwd(void *c, float *out) {
+    vae_fwd_ctx *f = c;
+    locus_vae_decode(f->v, f->z, f->B, f->h, f->w, out, NULL);
+}
+
+static void test_fd_vae(void) {
+    const char *cfg = "/tmp/locus_test_grad_vae_variant.json";
+    FILE *f = fopen(cfg, "w");
+    if (!f) { CHECK(0, "cannot write %s", cfg); return; }
+    fputs(VAE_VARIANT, f);
+    fclose(f);
+    locus_loader_set_plain_weights(1);
+    locus_vae v;
+    locus_status st = locus_vae_load_random(&v, cfg, 9);
+    remove(cfg);
+    if (st) { CHECK(0, "variant vae: %s", locus_errmsg()); locus_loader_set_plain_weights(0); return; }
+    /* random-weight mode loads the decoder only: 3 up blocks of 3 resnets, mid block with attention */
+    int B = 2, h = 4, w = 6, H = 16, W = 24;
+    size_t nz = (size_t)B * 4 * h * w, ni = (size_t)B * 3 * H * W, np = 0;
+    for (size_t i = 0; i < v.L.nrec; i++) np += v.L.params[i].numel;
+    float *z = malloc(nz * 4), *R = malloc(ni * 4), *img = malloc(ni * 4), *dz = malloc(nz * 4), *r = malloc((np + nz) * 4);
+    t_fill(z, nz, 5, -1, 1); t_fill(R, ni, 6, -1, 1); t_fill(r, np + nz, 7, -1, 1);
+    locus_grads g;
+    locus_grads_init(&g);
+    locus_grads_track_loader(&g, &v.L, NULL);
+    locus_vae_tape *tape;
+    if (locus_vae_decode_train(&v, z, B, h, w, img, 0, &tape)) CHECK(0, "%s", locus_errmsg());
+    else {
+        locus_vae_decode_backward(&v, tape, R, dz, &g);
+        float *in[1] = {z}, *din[1] = {dz};
+        size_t nin[1] = {nz};
+        const char *names[1] = {"z"};
+        vae_fwd_ctx fc = {&v, z, B, h, w};
+        fd_groups("vae decoder variant (3 blocks, 2 layers, no quant convs)", &v.L, &g, in, din, nin, names, 1, r, vae_fwd, &fc, R, img, ni);
+    }
+    locus_grads_free(&g);
+    free(z); free(R); free(img); free(dz); free(r);
+    locus_vae_free(&v);
+    locus_loader_set_plain_weights(0);
 }
 
 /* the gradient table's name patterns and pointer lookups */
@@ -255,10 +526,75 @@ static void test_grads_table(void) {
     }
 }
 
-int main(void) {
+/* --check-dump DUMP GOLDEN: a `locus grad` dump against a training golden (every grad.*, grad_input.*,
+ * loss and pred); --same-tensors A B: two dumps hold the same tensors with the same bits (metadata aside). */
+static int check_dump(const char *dump, const char *golden) {
+    locus_st_file d, g;
+    if (locus_st_open(&d, dump) || locus_st_open(&g, golden)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    cmp_ctx c = {0};
+    double gmax = 0;
+    for (size_t i = 0; i < g.count; i++) {
+        if (strncmp(g.tensors[i].name, "grad.", 5)) continue;
+        int64_t n;
+        float *r = golden_f32(&g, g.tensors[i].name, &n);
+        for (int64_t k = 0; r && k < n; k++) if (fabs(r[k]) > gmax) gmax = fabs(r[k]);
+        free(r);
+    }
+    c.floor = 1e-6 * gmax;
+    int missing = 0, lora = 0; /* a --lora dump holds grad.unet.* / grad.transformer.* (the golden's lora_grad.*) */
+    for (size_t i = 0; i < d.count; i++)
+        lora |= !strncmp(d.tensors[i].name, "grad.unet.", 10) || !strncmp(d.tensors[i].name, "grad.transformer.", 17);
+    if (lora) { /* the loss against lora_loss[0] (the adapters change the prediction) */
+        int64_t n1, n2;
+        float *l = golden_f32(&d, "loss", &n1), *gl = golden_f32(&g, "lora_loss", &n2);
+        CHECK(l && gl && fabs(l[0] - gl[0]) <= 1e-5 * fabs(gl[0]), "lora loss %.9g vs lora_loss[0] %.9g", l ? l[0] : 0, gl ? gl[0] : 0);
+        free(l); free(gl);
+    }
+    for (size_t i = 0; i < g.count; i++) {
+        const char *nm = g.tensors[i].name, *dn = nm;
+        if (lora) {
+            if (strncmp(nm, "lora_grad.", 10)) continue;
+            dn = nm + 5; /* "grad.<prefix>.<module>..." */
+        } else if (!strcmp(nm, "batch0.loss")) dn = "loss";
+        else if (!strcmp(nm, "batch0.pred") || !strcmp(nm, "batch0.rec")) dn = "pred";
+        else if (strncmp(nm, "grad.", 5) && strncmp(nm, "grad_input.", 11)) continue;
+        int64_t n;
+        float *x = golden_f32(&d, dn, &n);
+        if (!x) { missing++; CHECK(0, "%s: no tensor %s", dump, dn); continue; }
+        cmp(&c, &g, nm, x, (size_t)n);
+        free(x);
+    }
+    printf("%s: %d tensors compared with %s, worst %.2e (%s)\n", dump, c.compared, golden, c.worst, c.wname);
+    CHECK(c.compared > 0 && !missing && c.worst <= 1e-4, "dump within 1e-4 of the golden (worst %.2e at %s)", c.worst, c.wname);
+    locus_st_close(&d);
+    locus_st_close(&g);
+    return t_failed != 0;
+}
+
+static int same_tensors(const char *a, const char *b) {
+    locus_st_file x, y;
+    if (locus_st_open(&x, a) || locus_st_open(&y, b)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int bad = x.count != y.count;
+    for (size_t i = 0; !bad && i < x.count; i++) {
+        const locus_st_tensor *t = &x.tensors[i], *u = locus_st_find(&y, t->name);
+        bad = !u || u->nbytes != t->nbytes || memcmp(u->data, t->data, t->nbytes);
+        if (bad) fprintf(stderr, "%s differs\n", t->name);
+    }
+    if (!bad) printf("%zu tensors bit-identical\n", x.count);
+    locus_st_close(&x);
+    locus_st_close(&y);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "--same-tensors")) return same_tensors(argv[2], argv[3]);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_grads_table();
     test_unet();
+    test_unet_lora();
     test_vae();
+    test_fd_unet();
+    test_fd_vae();
     return t_finish("test_grad");
 }
