@@ -70,15 +70,15 @@ locus_status locus_train_data_load(locus_train_data *d, const char *model_dir, c
     float *img = NULL, *lv = NULL;
     if (p.kind == LOCUS_PIPE_LDM) { st = locus_fail(LOCUS_E_UNSUPPORTED, "--data: LDM pipelines are not supported (use --batches)"); goto done; }
     int f = p.vae_factor, sd3 = p.kind == LOCUS_PIPE_SD3;
-    int R = resolution > 0 ? resolution : (sd3 ? p.mmdit.sample_size : p.unet.sample_size) * f;
+    int R = resolution > 0 ? resolution : p.den.sample_size * f;
     if (R % f || R < f) { st = locus_fail(LOCUS_E_ARG, "--resolution %d is not a positive multiple of the VAE factor %d", R, f); goto done; }
     d->C = p.vae.latent_channels;
     d->h = d->w = R / f;
     d->scaling = p.vae.scaling_factor;
     d->shift = p.vae.shift_factor;
-    d->D = sd3 ? p.mmdit.joint_dim : p.unet.ctx_dim;
-    d->S = sd3 ? 77 + max_seq : 77;
-    d->P = sd3 ? p.mmdit.pooled_dim : 0;
+    d->D = p.den.ctx_dim;
+    d->S = locus_pipeline_text_tokens(&p, max_seq);
+    d->P = p.den.pooled_dim;
     size_t lat = (size_t)d->C * d->h * d->w;
     img = malloc((size_t)3 * R * R * sizeof(float)); /* [1,3,R,R] preprocessed image */
     lv = malloc(lat * sizeof(float));                /* [1,C,h,w] posterior log-variance */
