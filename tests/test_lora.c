@@ -175,6 +175,14 @@ static void test_files_unet(void) {
               !t_bitdiff(b.e[1].ad.up, e1->ad.up, 4 * (size_t)e1->out) && b.e[0].ad.scale == 1.0f,
           "PEFT keys (alpha defaults to r): %s", locus_errmsg());
     locus_lora_free(&b);
+    char cfgp[600];
+    snprintf(cfgp, sizeof cfgp, "%s/adapter_config.json", tmpdir);
+    const char *pc = "{\"r\": 4, \"lora_alpha\": 8}";
+    locus_write_atomic(cfgp, pc, strlen(pc));
+    CHECK(locus_lora_read(&b, &u.L, path, 1) == LOCUS_OK && b.e[0].alpha == 8.0f && b.e[0].ad.scale == 2.0f,
+          "PEFT folder: lora_alpha from adapter_config.json beside the file: %s", locus_errmsg());
+    locus_lora_free(&b);
+    unlink(cfgp);
     char kk[6][256];
     snprintf(kk[0], 256, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_q.lora_down.weight");
     snprintf(kk[1], 256, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_q.lora_up.weight");
