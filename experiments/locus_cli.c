@@ -51,7 +51,7 @@ static int usage(FILE *f) {
             "             one training-loss evaluation: loss, prediction and every parameter's gradient (see grad --help)\n"
             "  merge -o RESULTS_DIR SHARD_DIR...  join localize shards into the result of an unsharded run\n"
             /* ---- lora-adamw ---- */
-            "  train-lora --model DIR --batches FILE --lora-layers L1,L2 [--lora-targets T1,T2] -o LORA.safetensors [--rank 64]\n"
+            "  train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets T1,T2] -o LORA.safetensors [--rank 64]\n"
             "           [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--steps N] [--dump FILE] [--resume] ...  LoRA fine-tuning\n"
             "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
             "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"

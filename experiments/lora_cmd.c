@@ -143,7 +143,9 @@ static int cmd_merge(int argc, char **argv) {
         for (int k = 0; k < s.n; k++) {
             char buf[1100];
             snprintf(buf, sizeof buf, "%s.weight", s.e[k].module);
-            merged[nmerged++] = strdup(buf);
+            int dup = 0;
+            for (int q = 0; q < nmerged && !dup; q++) dup = !strcmp(merged[q], buf);
+            if (!dup) merged[nmerged++] = strdup(buf);
         }
         fprintf(stderr, "locus: lora merge: %s (%d adapters, weight %g) folded in\n", path, s.n, w);
         locus_lora_free(&s);

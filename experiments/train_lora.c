@@ -176,7 +176,7 @@ void locus_train_noise(const locus_train_model *m, const locus_train_batch *b, f
 }
 
 float locus_train_mse(const float *pred, const float *target, size_t n, float *dpred, float gscale) {
-    float *d = malloc((n ? n : 1) * sizeof(float));
+    float *d = malloc((n ? n : 1) * sizeof(float)); /* [n] pred - target */
     if (!d) abort();
     for (size_t k = 0; k < n; k++) d[k] = pred[k] - target[k];
     float loss = locus_k()->row->rdot(d, d, n) / (float)n;
@@ -195,7 +195,7 @@ static void model_forward(const locus_train_model *m, const locus_train_batch *b
 
 locus_status locus_train_loss(const locus_train_model *m, const locus_train_batch *b, float *loss) {
     size_t n = (size_t)b->B * b->C * b->H * b->W;
-    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float));
+    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float)); /* [B,C,H,W] each */
     if (!noisy || !target || !pred) { free(noisy); free(target); free(pred); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
     locus_train_noise(m, b, noisy, target);
     model_forward(m, b, noisy, pred);
@@ -208,24 +208,26 @@ locus_status locus_train_loss(const locus_train_model *m, const locus_train_batc
  * to its buffer in g (the LoRA factors).  This is the one place the denoiser's training forward/backward is
  * called: noisy input and target as locus_train_noise, the training forward (same bits as the inference
  * forward), MSE and its gradient, the hand-written backward. */
-static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, const locus_grads *g, float gscale, float *loss) {
+static locus_status eval_grad(const locus_train_model *m, const locus_train_batch *b, const locus_grads *g, float gscale, int ckpt, float *loss) {
     size_t n = (size_t)b->B * b->C * b->H * b->W;
-    float *noisy = malloc(n * sizeof(float)), *target = malloc(n * sizeof(float)), *pred = malloc(n * sizeof(float)),
-          *dpred = malloc(n * sizeof(float));
+    float *noisy = malloc(n * sizeof(float));  /* [B,C,H,W] the denoiser's input */
+    float *target = malloc(n * sizeof(float)); /* [B,C,H,W] regression target */
+    float *pred = malloc(n * sizeof(float));   /* [B,C,H,W] denoiser output */
+    float *dpred = malloc(n * sizeof(float));  /* [B,C,H,W] d loss / d pred */
     locus_status st = LOCUS_OK;
     if (!noisy || !target || !pred || !dpred) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
     if (!st) {
         locus_train_noise(m, b, noisy, target);
         if (m->sd3) {
             locus_mmdit_tape *tape = NULL;
-            st = locus_mmdit_forward_train(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, 0, &tape);
+            st = locus_mmdit_forward_train(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, ckpt, &tape);
             if (!st) {
                 *loss = locus_train_mse(pred, target, n, dpred, gscale);
                 st = locus_mmdit_backward(&m->mmdit, tape, dpred, NULL, NULL, NULL, g);
             }
         } else {
             locus_unet_tape *tape = NULL;
-            st = locus_unet_forward_train(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, 0, &tape);
+            st = locus_unet_forward_train(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, ckpt, &tape);
             if (!st) {
                 *loss = locus_train_mse(pred, target, n, dpred, gscale);
                 st = locus_unet_backward(&m->unet, tape, dpred, NULL, NULL, g);
@@ -240,7 +242,7 @@ static locus_status eval_grad(const locus_train_model *m, const locus_train_batc
 
 typedef struct {
     const char *model, *data, *batches, *layers, *targets, *init, *out, *dump;
-    int rank, batch_size, grad_accum, steps, ckpt_every, resume, warmup, threads;
+    int rank, batch_size, grad_accum, steps, ckpt_every, resume, warmup, threads, grad_ckpt, resolution, max_seq;
     double alpha, lr, wd, b1, b2, eps, clip;
     uint64_t seed;
 } train_opts;
@@ -308,9 +310,10 @@ static locus_status dump_write(const dump_rec *d, locus_st_writer *w, const char
 /* The settings a resumed run must share with the run that wrote the checkpoint. */
 static void config_string(const train_opts *o, char *s, size_t n) {
     snprintf(s, n, "model=%s;data=%s;batches=%s;layers=%s;targets=%s;rank=%d;alpha=%.17g;init=%s;lr=%.17g;wd=%.17g;betas=%.17g,%.17g;eps=%.17g;"
-             "clip=%.17g;warmup=%d;batch_size=%d;grad_accum=%d;seed=%llu;dump=%d",
+             "clip=%.17g;warmup=%d;batch_size=%d;grad_accum=%d;seed=%llu;dump=%d;resolution=%d;max_seq=%d",
              o->model, o->data ? o->data : "", o->batches ? o->batches : "", o->layers, o->targets, o->rank, o->alpha, o->init ? o->init : "",
-             o->lr, o->wd, o->b1, o->b2, o->eps, o->clip, o->warmup, o->batch_size, o->grad_accum, (unsigned long long)o->seed, o->dump != NULL);
+             o->lr, o->wd, o->b1, o->b2, o->eps, o->clip, o->warmup, o->batch_size, o->grad_accum, (unsigned long long)o->seed, o->dump != NULL,
+             o->resolution, o->max_seq);
 }
 
 typedef struct {
@@ -391,10 +394,12 @@ static locus_status checkpoint_load(train_state *t, int64_t *step) {
 
 static int usage_train(void) {
     fprintf(stderr,
-            "usage: locus train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets to_q,to_k,to_v,to_out.0]\n"
+            "usage: locus train-lora --model DIR (--batches FILE | --data DIR [--resolution R] [--max-sequence-length 77])\n"
+            "         --lora-layers L1,L2 [--lora-targets to_q,to_k,to_v,to_out.0]\n"
             "         -o LORA.safetensors [--rank 64] [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--weight-decay 1e-2]\n"
             "         [--betas 0.9,0.999] [--eps 1e-8] [--clip-grad 1.0 (0: off)] [--warmup 0] [--batch-size 1] [--grad-accum 1]\n"
-            "         [--steps N] [--seed 42] [--checkpoint-every 100] [--dump FILE] [--resume] [--threads N]\n");
+            "         [--steps N] [--seed 42] [--checkpoint-every 100] [--dump FILE] [--resume] [--threads N]\n"
+            "         [--gradient-checkpointing (less memory, same bits)]\n");
     return 2;
 }
 
@@ -413,7 +418,7 @@ int locus_cmd_train_lora(int argc, char **argv) {
     train_opts o = {0};
     o.targets = "to_q,to_k,to_v,to_out.0";
     o.rank = 64; o.alpha = 64; o.lr = 1e-6; o.wd = 1e-2; o.b1 = 0.9; o.b2 = 0.999; o.eps = 1e-8; o.clip = 1.0;
-    o.batch_size = 1; o.grad_accum = 1; o.seed = 42; o.ckpt_every = 100;
+    o.batch_size = 1; o.grad_accum = 1; o.seed = 42; o.ckpt_every = 100; o.max_seq = 77;
     char msg[600];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -424,6 +429,7 @@ int locus_cmd_train_lora(int argc, char **argv) {
         dst = x; i++; continue;                                                                                    \
     }
         if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
+        if (!strcmp(a, "--gradient-checkpointing")) { o.grad_ckpt = 1; continue; }
         if (!v) { if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage_train(); snprintf(msg, sizeof msg, "%s needs a value", a); return fail2(msg); }
         if (!strcmp(a, "--model")) { o.model = v; i++; continue; }
         if (!strcmp(a, "--data")) { o.data = v; i++; continue; }
@@ -454,20 +460,22 @@ int locus_cmd_train_lora(int argc, char **argv) {
         NUMARG("--seed", o.seed, x >= 0 && x == floor(x))
         NUMARG("--checkpoint-every", o.ckpt_every, x >= 0 && x == (int)x)
         NUMARG("--threads", o.threads, x >= 1 && x == (int)x)
+        NUMARG("--resolution", o.resolution, x >= 1 && x == (int)x)
+        NUMARG("--max-sequence-length", o.max_seq, x >= 1 && x <= 512 && x == (int)x)
 #undef NUMARG
         snprintf(msg, sizeof msg, "unknown option '%s'", a);
         return fail2(msg);
     }
     if (!o.model || !o.out || !o.layers || (!o.data == !o.batches)) return usage_train();
     if (o.threads) locus_set_threads(o.threads);
-    if (o.data)
-        return fail2("--data (image folder + metadata.jsonl) is not implemented yet; use --batches with pre-encoded latents and text embeddings");
 
+    locus_train_data data = {0};
+    if (o.data && locus_train_data_load(&data, o.model, o.data, o.resolution, o.max_seq)) return fail2(locus_errmsg());
     locus_train_model m;
-    locus_st_file bf;
-    if (locus_train_model_open(&m, o.model)) return fail2(locus_errmsg());
-    if (locus_st_open(&bf, o.batches)) { locus_train_model_close(&m); return fail2(locus_errmsg()); }
-    int nb = locus_train_batch_count(&bf);
+    locus_st_file bf = {0};
+    if (locus_train_model_open(&m, o.model)) { locus_train_data_free(&data); return fail2(locus_errmsg()); }
+    if (o.batches && locus_st_open(&bf, o.batches)) { locus_train_model_close(&m); return fail2(locus_errmsg()); }
+    int nb = o.batches ? locus_train_batch_count(&bf) : 0;
     int rc = 2;
     locus_lora s = {0};
     locus_adamw opt = {0};
@@ -477,8 +485,9 @@ int locus_cmd_train_lora(int argc, char **argv) {
     locus_grads_init(&grads);
     locus_mt19937 rng;
     locus_mt19937_seed(&rng, o.seed);
-    if (nb == 0) { snprintf(msg, sizeof msg, "%s: no batch0.x0", o.batches); fail2(msg); goto out; }
-    if (!o.steps) o.steps = nb / o.grad_accum > 0 ? nb / o.grad_accum : 1;
+    if (o.batches && nb == 0) { snprintf(msg, sizeof msg, "%s: no batch0.x0", o.batches); fail2(msg); goto out; }
+    if (!o.steps && o.batches) o.steps = nb / o.grad_accum > 0 ? nb / o.grad_accum : 1;
+    if (!o.steps) o.steps = (int)((data.n + (int64_t)o.batch_size * o.grad_accum - 1) / ((int64_t)o.batch_size * o.grad_accum)); /* one epoch */
     if (locus_lora_create(&s, m.L, o.layers, o.targets, o.rank, (float)o.alpha, o.seed)) { fail2(locus_errmsg()); goto out; }
     if (o.init) {
         locus_lora init;
@@ -519,11 +528,12 @@ int locus_cmd_train_lora(int argc, char **argv) {
         locus_grads_zero(&grads);
         float lsum = 0;
         for (int a = 0; a < o.grad_accum; a++) {
-            int k = (int)(((step - 1) * o.grad_accum + a) % nb);
+            int64_t q = (step - 1) * o.grad_accum + a; /* micro-batch index */
             locus_train_batch b;
             float l = 0;
-            locus_status st = locus_train_batch_read(&bf, k, &m, &b);
-            if (!st) st = eval_grad(&m, &b, &grads, 1.0f / (float)o.grad_accum, &l);
+            locus_status st = o.batches ? locus_train_batch_read(&bf, (int)(q % nb), &m, &b)
+                                        : locus_train_data_batch(&data, &m, q * o.batch_size, o.batch_size, o.seed, &rng, &b);
+            if (!st) st = eval_grad(&m, &b, &grads, 1.0f / (float)o.grad_accum, o.grad_ckpt, &l);
             locus_train_batch_free(&b);
             if (st) { fail2(locus_errmsg()); goto out; }
             lsum += l;
@@ -580,7 +590,8 @@ out:
     dump_free(&dump);
     locus_adamw_free(&opt);
     locus_lora_free(&s);
-    locus_st_close(&bf);
+    if (o.batches) locus_st_close(&bf);
+    locus_train_data_free(&data);
     locus_train_model_close(&m);
     return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "../core/rng.h"
 #include "../core/safetensors.h"
 #include "../models/mmdit.h"
 #include "../models/scheduler.h"
@@ -61,6 +62,29 @@ float locus_train_mse(const float *pred, const float *target, size_t n, float *d
 
 /* Forward-only loss of one batch with whatever adapters are attached (no gradient). */
 locus_status locus_train_loss(const locus_train_model *m, const locus_train_batch *b, float *loss);
+
+/* --data DIR (experiments/train_data.c): the posterior of every image's latent and the embeddings of every
+ * distinct caption, computed once with the pipeline's VAE and text encoder(s). */
+typedef struct {
+    int n, C, h, w;       /* examples; latent channels and size */
+    float *mean, *std;    /* [n,C,h,w] latent posterior (std = exp(logvar / 2)) */
+    float scaling, shift; /* latents = (sample - shift) * scaling */
+    int *prompt;          /* [n] caption index of each example */
+    int nprompts, S, D, P;
+    float *ctx;           /* [nprompts,S,D] text embeddings */
+    float *pooled;        /* [nprompts,P] pooled embeddings (SD3) */
+} locus_train_data;
+
+/* Read DIR/metadata.jsonl and its PNG images with the pipeline at model_dir (SD1.x/SD2 or SD3; resolution
+ * 0 = the denoiser's sample_size x VAE factor; max_seq = T5 tokens for SD3).  Errors name the file and line:
+ * no metadata.jsonl, a bad line, an unreadable image, a resolution that is not a multiple of the VAE factor. */
+locus_status locus_train_data_load(locus_train_data *d, const char *model_dir, const char *data_dir, int resolution, int max_seq);
+void locus_train_data_free(locus_train_data *d);
+
+/* The micro-batch of B examples starting at position `first` of the epoch sequence (permutation per epoch
+ * from (seed, epoch)); latents, noise and timesteps / sigmas drawn from g in that order. */
+locus_status locus_train_data_batch(const locus_train_data *d, const locus_train_model *m, int64_t first, int B, uint64_t seed,
+                                    locus_mt19937 *g, locus_train_batch *b);
 
 /* CLI entry points (argv[0] is the command name). */
 int locus_cmd_train_lora(int argc, char **argv);

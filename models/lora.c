@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/arena.h"
 #include "../core/rng.h"
@@ -380,6 +381,20 @@ locus_status locus_lora_read(locus_lora *s, locus_loader *L, const char *path, f
         char *end;
         meta_alpha = strtod(as, &end);
         if (end == as || *end || !(meta_alpha > 0)) st = st ? st : locus_fail(LOCUS_E_FORMAT, "%s: __metadata__ alpha '%s' is not a positive number", path, as);
+    } else if (!st) { /* PEFT's save_pretrained folder: adapter_config.json beside the weights holds lora_alpha */
+        char cp[4200];
+        const char *sl = strrchr(path, '/');
+        snprintf(cp, sizeof cp, "%.*sadapter_config.json", sl ? (int)(sl - path + 1) : 0, path);
+        locus_json_doc cfg;
+        if (access(cp, F_OK) == 0) {
+            if ((st = locus_json_parse_file(&cfg, cp))) st = locus_fail(st, "%s", locus_errmsg());
+            else {
+                int ok = 1;
+                meta_alpha = locus_json_num(cfg.root, "lora_alpha", 0, &ok);
+                if (!ok || meta_alpha < 0) st = locus_fail(LOCUS_E_FORMAT, "%s: lora_alpha is not a positive number", cp);
+                locus_json_free(&cfg);
+            }
+        }
     }
     int count = 0;
     for (size_t m = 0; m < L->nmods && !st; m++) {

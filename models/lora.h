@@ -58,7 +58,8 @@ locus_status locus_lora_create(locus_lora *s, locus_loader *L, const char *layer
 
 /* Read a LoRA file (diffusers, PEFT or kohya keys; see docs/LORA.md) for loader L and attach it with user
  * weight `weight` (scale = alpha / r * weight).  Alpha: a kohya `.alpha` tensor, else the file's
- * __metadata__ "alpha" (diffusers files written by locus), else r (scale 1, as PEFT without a config).
+ * __metadata__ "alpha" (diffusers files written by locus), else "lora_alpha" of an adapter_config.json in the
+ * same folder (PEFT's save_pretrained), else r (scale 1).
  * Errors name the key: unknown key or module, a down without its up, shape mismatch with the layer. */
 locus_status locus_lora_read(locus_lora *s, locus_loader *L, const char *path, float weight);
 

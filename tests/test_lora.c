@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/arena.h"
 #include "../core/fileio.h"
 #include "../core/json.h"
+#include "../core/png.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
 #include "../experiments/train_lora.h"
@@ -171,6 +175,14 @@ static void test_files_unet(void) {
               !t_bitdiff(b.e[1].ad.up, e1->ad.up, 4 * (size_t)e1->out) && b.e[0].ad.scale == 1.0f,
           "PEFT keys (alpha defaults to r): %s", locus_errmsg());
     locus_lora_free(&b);
+    char cfgp[600];
+    snprintf(cfgp, sizeof cfgp, "%s/adapter_config.json", tmpdir);
+    const char *pc = "{\"r\": 4, \"lora_alpha\": 8}";
+    locus_write_atomic(cfgp, pc, strlen(pc));
+    CHECK(locus_lora_read(&b, &u.L, path, 1) == LOCUS_OK && b.e[0].alpha == 8.0f && b.e[0].ad.scale == 2.0f,
+          "PEFT folder: lora_alpha from adapter_config.json beside the file: %s", locus_errmsg());
+    locus_lora_free(&b);
+    unlink(cfgp);
     char kk[6][256];
     snprintf(kk[0], 256, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_q.lora_down.weight");
     snprintf(kk[1], 256, "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_q.lora_up.weight");
@@ -462,7 +474,199 @@ static void test_train_replay(const char *cas, const char *model, const char *la
     CHECK(same_file(out[0], out[1]) && same_file(dump[0], dump[2]), "%s: 2 steps + --resume to 3 == 3 steps, byte for byte (LoRA file and dump)", cas);
 }
 
+/* SIGKILL during a run, then --resume: the same bytes as an uninterrupted run (the child is this program
+ * re-executed with --train, a fresh process, killed as soon as its first checkpoint exists). */
+static void test_kill_resume(void) {
+    char mdir[512], bat[512], init[512], out[2][512], dump[2][512], ckpt[600];
+    snprintf(mdir, sizeof mdir, "%s/ldm", G);
+    snprintf(bat, sizeof bat, "%s/train/golden_train_unet.safetensors", G);
+    snprintf(init, sizeof init, "%s/train/lora_init_unet.safetensors", G);
+    for (int r = 0; r < 2; r++) {
+        snprintf(out[r], 512, "%s/kill%d.safetensors", tmpdir, r);
+        snprintf(dump[r], 512, "%s/killdump%d.safetensors", tmpdir, r);
+    }
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", out[1]);
+    char *argv[] = {"train-lora", "--model", mdir, "--batches", bat, "--lora-layers", (char *)UNET_LAYERS, "--rank", "4", "--alpha", "4",
+                    "--lora-init", init, "--lr", "1e-3", "--steps", "24", "--checkpoint-every", "2", "-o", out[0], "--dump", dump[0],
+                    "--resume", NULL};
+    int rc0 = locus_cmd_train_lora(23, argv); /* without --resume */
+    argv[20] = out[1];
+    argv[22] = dump[1];
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *cargv[26] = {"/proc/self/exe", "--train"};
+        for (int i = 1; i < 23; i++) cargv[i + 1] = argv[i];
+        cargv[24] = NULL; /* fresh run, no --resume */
+        if (!freopen("/dev/null", "w", stderr)) _exit(3);
+        execv("/proc/self/exe", cargv);
+        _exit(3);
+    }
+    int killed = 0, status = 0;
+    for (int i = 0; i < 20000; i++) { /* up to 20 s */
+        if (access(ckpt, F_OK) == 0) { kill(pid, SIGKILL); killed = 1; break; }
+        if (waitpid(pid, &status, WNOHANG) == pid) { pid = 0; break; }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (pid) waitpid(pid, &status, 0);
+    int rc1 = locus_cmd_train_lora(24, argv); /* --resume */
+    CHECK(rc0 == 0 && rc1 == 0 && killed && same_file(out[0], out[1]) && same_file(dump[0], dump[1]),
+          "SIGKILL after the first checkpoint + --resume == uninterrupted 24 steps, byte for byte (rc %d %d, killed %d)", rc0, rc1, killed);
+}
+
+/* The trained LoRA is the same bytes for every kernel table and thread count; a NaN loss stops the run
+ * naming the step, with the last checkpoint intact; locus_lora_load chains adapters owned by the loader. */
+static void test_train_determinism(void) {
+    char mdir[512], bat[512], init[512], out[512], ref[512];
+    snprintf(mdir, sizeof mdir, "%s/ldm", G);
+    snprintf(bat, sizeof bat, "%s/train/golden_train_unet.safetensors", G);
+    snprintf(init, sizeof init, "%s/train/lora_init_unet.safetensors", G);
+    snprintf(ref, sizeof ref, "%s/isa_ref.safetensors", tmpdir);
+    snprintf(out, sizeof out, "%s/isa.safetensors", tmpdir);
+    char *argv[] = {"train-lora", "--model", mdir, "--batches", bat, "--lora-layers", "*attn2", "--rank", "3", "--alpha", "5",
+                    "--seed", "9", "--lr", "1e-3", "--steps", "3", "--clip-grad", "1e-4", "-o", ref, NULL};
+    const locus_kernels *orig = locus_k();
+    int th0 = locus_threads();
+    int rc = locus_cmd_train_lora(21, argv), same = rc == 0, runs = 0;
+    argv[20] = out;
+    static const locus_isa isas[] = {LOCUS_ISA_SCALAR, LOCUS_ISA_AVX2, LOCUS_ISA_AVX512, LOCUS_ISA_NEON};
+    for (int i = 0; i < 4; i++) {
+        if (!locus_kernels_for(isas[i])) continue;
+        locus_kernels_force(isas[i]);
+        for (int th = 1; th <= 3; th += 2) {
+            locus_set_threads(th);
+            same &= locus_cmd_train_lora(21, argv) == 0 && same_file(ref, out);
+            runs++;
+        }
+    }
+    locus_kernels_force(orig->isa);
+    locus_set_threads(th0);
+    CHECK(same, "train-lora (glob layers, rank 3, gaussian init, clipping active): same LoRA bytes for %d ISA x thread runs", runs);
+
+    /* NaN loss at step 2 */
+    locus_st_file g;
+    if (locus_st_open(&g, bat)) return;
+    locus_st_writer *w = locus_st_writer_new();
+    static const char *parts[] = {"x0", "noise", "timesteps", "encoder_hidden_states"};
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "batch0.%s", parts[k]);
+            const locus_st_tensor *t = locus_st_find(&g, nm);
+            snprintf(nm, sizeof nm, "batch%d.%s", b, parts[k]);
+            if (b == 1 && k == 0) {
+                float *x = malloc(t->nbytes);
+                memcpy(x, t->data, t->nbytes);
+                x[5] = NAN;
+                locus_st_writer_add(w, nm, t->dtype, t->ndim, t->shape, x);
+                free(x);
+            } else locus_st_writer_add(w, nm, t->dtype, t->ndim, t->shape, t->data);
+        }
+    char nanb[512], nout[512], ck[600];
+    snprintf(nanb, sizeof nanb, "%s/nan.safetensors", tmpdir);
+    snprintf(nout, sizeof nout, "%s/nanout.safetensors", tmpdir);
+    snprintf(ck, sizeof ck, "%s.ckpt", nout);
+    locus_st_writer_save(w, nanb);
+    locus_st_writer_free(w);
+    locus_st_close(&g);
+    char *av[] = {"train-lora", "--model", mdir, "--batches", nanb, "--lora-layers", "*attn2", "--rank", "2", "--steps", "2",
+                  "--checkpoint-every", "1", "-o", nout, NULL};
+    rc = locus_cmd_train_lora(15, av);
+    locus_st_file cf;
+    int64_t step = -1;
+    if (locus_st_open(&cf, ck) == LOCUS_OK) {
+        const locus_st_tensor *t = locus_st_find(&cf, "train.step");
+        if (t) locus_st_to_i64(t, &step, 1);
+        locus_st_close(&cf);
+    }
+    CHECK(rc == 2 && step == 1 && access(nout, F_OK) != 0, "NaN loss at step 2: exit 2, checkpoint of step 1 intact (%lld), no output", (long long)step);
+
+    /* --lora FILE[:SCALE] for generation: two loads chain, memory owned by the loader */
+    locus_unet u;
+    if (!load_unet(&u)) return;
+    CHECK(locus_lora_load(&u.L, init, 0.5f) == LOCUS_OK && locus_lora_load(&u.L, init, 2.0f) == LOCUS_OK, "locus_lora_load twice: %s", locus_errmsg());
+    const nn_lora *a = u.down[0].attn[0].blocks[0].a2.k.lora;
+    CHECK(a && a->scale == 0.5f && a->next && a->next->scale == 2.0f && !a->next->next && a->down[0] == a->next->down[0], "adapters chained in load order");
+    locus_unet_free(&u);
+}
+
+/* --data DIR: a tiny image folder; runs for UNet and SD3 pipelines, same bytes for 1 and 3 threads and for a
+ * SIGKILL-free interrupted (2 steps + --resume to 4) run; bad folders give one error. */
+static void test_train_data(const char *pipe, const char *layers, const char *targets) {
+    char dd[512], mdir[512], out[3][512], p[700];
+    snprintf(dd, sizeof dd, "%s/data_%s", tmpdir, pipe);
+    snprintf(mdir, sizeof mdir, "%s/pipelines/%s", G, pipe);
+    locus_mkdir(dd);
+    uint8_t pix[40 * 24 * 3];
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < (int)sizeof pix; k++) pix[k] = (uint8_t)(k * (7 + i) + i * 31);
+        snprintf(p, sizeof p, "%s/img%d.png", dd, i);
+        locus_png_write(p, pix, i == 1 ? 24 : 40, i == 1 ? 40 : 24, 3, NULL, 0);
+    }
+    const char *meta = "{\"file_name\": \"img0.png\", \"text\": \"A sign that says \\\"HELLO\\\".\"}\n"
+                       "{\"file_name\": \"img1.png\", \"text\": \"a red fox\"}\n\n"
+                       "{\"file_name\": \"img2.png\", \"text\": \"a red fox\"}\n";
+    snprintf(p, sizeof p, "%s/metadata.jsonl", dd);
+    locus_write_atomic(p, meta, strlen(meta));
+    for (int r = 0; r < 3; r++) snprintf(out[r], 512, "%s/data_%s_%d.safetensors", tmpdir, pipe, r);
+    char *argv[] = {"train-lora", "--model", mdir, "--data", dd, "--lora-layers", (char *)layers, "--lora-targets", (char *)targets,
+                    "--rank", "2", "--lr", "1e-3", "--batch-size", "2", "--steps", "4", "--max-sequence-length", "8", "-o", out[0], "--resume", NULL};
+    int rc0 = locus_cmd_train_lora(21, argv);
+    int th0 = locus_threads();
+    locus_set_threads(th0 == 1 ? 3 : 1);
+    argv[20] = out[1];
+    int rc1 = locus_cmd_train_lora(21, argv);
+    locus_set_threads(th0);
+    argv[20] = out[2];
+    argv[16] = "2";
+    int rc2 = locus_cmd_train_lora(21, argv);
+    argv[16] = "4";
+    int rc3 = locus_cmd_train_lora(22, argv);
+    CHECK(rc0 == 0 && rc1 == 0 && rc2 == 0 && rc3 == 0 && same_file(out[0], out[1]) && same_file(out[0], out[2]),
+          "%s --data: 4 steps of batch 2 (rc %d %d %d %d); same bytes for other threads and for 2 steps + --resume to 4", pipe, rc0, rc1, rc2, rc3);
+    /* errors */
+    snprintf(p, sizeof p, "%s/img1.png", dd);
+    locus_write_atomic(p, "not a png", 9);
+    int rc = locus_cmd_train_lora(21, argv);
+    CHECK(rc == 2 && strstr(locus_errmsg(), "img1.png"), "%s --data: unreadable image -> exit 2 naming it: %s", pipe, locus_errmsg());
+    snprintf(p, sizeof p, "%s/metadata.jsonl", dd);
+    unlink(p);
+    rc = locus_cmd_train_lora(21, argv);
+    CHECK(rc == 2 && strstr(locus_errmsg(), "no metadata.jsonl"), "%s --data: no metadata.jsonl -> exit 2: %s", pipe, locus_errmsg());
+}
+
+/* locus lora merge: the merged folder's UNet equals the original with the adapters attached; lora list runs */
+static void test_merge_cmd(void) {
+    char mdir[512], lf[600], od[512], spec[700];
+    snprintf(mdir, sizeof mdir, "%s/ldm", G);
+    snprintf(lf, sizeof lf, "%s/train/lora_init_unet.safetensors", G);
+    snprintf(od, sizeof od, "%s/merged_unet", tmpdir);
+    snprintf(spec, sizeof spec, "%s:0.7", lf);
+    char *av[] = {"lora", "merge", "--model", mdir, "--lora", spec, "--lora", lf, "-o", od, NULL};
+    int rc = locus_cmd_lora(10, av);
+    char *al[] = {"lora", "list", lf, NULL};
+    FILE *keep = stdout;
+    stdout = fopen("/dev/null", "w");
+    int rl = locus_cmd_lora(3, al);
+    fclose(stdout);
+    stdout = keep;
+    locus_unet a, b;
+    if (rc || !load_unet(&a) || locus_unet_load(&b, od)) { CHECK(0, "merge rc %d: %s", rc, locus_errmsg()); return; }
+    locus_lora_load(&a.L, lf, 0.7f);
+    locus_lora_load(&a.L, lf, 1.0f);
+    float x[2 * 4 * 8 * 8], t[2] = {10, 500}, ctx[2 * 7 * 32], ya[2 * 4 * 8 * 8], yb[2 * 4 * 8 * 8];
+    t_fill(x, sizeof x / 4, 1, -1, 1);
+    t_fill(ctx, sizeof ctx / 4, 2, -1, 1);
+    locus_unet_forward(&a, x, 2, 8, 8, t, ctx, 7, ya, NULL);
+    locus_unet_forward(&b, x, 2, 8, 8, t, ctx, 7, yb, NULL);
+    double mref, md = t_maxdiff(ya, yb, sizeof ya / 4, &mref);
+    CHECK(rl == 0 && md / mref < 1e-5, "lora merge (two files, scales 0.7 and 1): merged UNet == adapters attached (rel %.3g); lora list ok", md / mref);
+    locus_unet_free(&a);
+    locus_unet_free(&b);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--train")) return locus_cmd_train_lora(argc - 1, argv + 1);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     snprintf(tmpdir, sizeof tmpdir, "/tmp/locus_test_lora.%d", (int)getpid());
     locus_mkdir(tmpdir);
@@ -478,6 +682,11 @@ int main(int argc, char **argv) {
     test_train_objective("sd3", "sd3");
     test_train_replay("unet", "ldm", UNET_LAYERS, UNET_TARGETS);
     test_train_replay("sd3", "sd3", "transformer_blocks.0.attn", "to_q,to_k,to_v,to_out.0,add_q_proj,add_k_proj,add_v_proj,to_add_out");
+    test_kill_resume();
+    test_merge_cmd();
+    test_train_determinism();
+    test_train_data("sd15-tiny", "*attn2", "to_k,to_v");
+    test_train_data("sd3-tiny", "transformer_blocks.{0,1}.attn", "add_k_proj,add_v_proj");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
