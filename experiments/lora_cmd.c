@@ -17,6 +17,7 @@
 
 #include "../core/fileio.h"
 #include "../core/safetensors.h"
+#include "../models/denoiser.h"
 #include "../models/lora.h"
 #include "train_lora.h"
 
@@ -121,14 +122,12 @@ static int cmd_merge(int argc, char **argv) {
     char *cfgtext;
     size_t cfglen;
     if (locus_read_file(cfgp, &cfgtext, &cfglen)) return fail("merge", locus_errmsg());
-    int sd3 = strstr(cfgtext, "SD3Transformer2DModel") != NULL;
-    locus_unet u;
-    locus_mmdit m;
+    locus_denoiser den;
     locus_loader_set_plain_weights(1);
-    locus_status st = sd3 ? locus_mmdit_load(&m, comp) : locus_unet_load(&u, comp);
+    locus_status st = locus_denoiser_open(&den, comp, NULL);
     locus_loader_set_plain_weights(0);
     if (st) { free(cfgtext); return fail("merge", locus_errmsg()); }
-    locus_loader *L = sd3 ? &m.L : &u.L;
+    locus_loader *L = den.loader;
     char **merged = NULL;
     int nmerged = 0;
     for (int i = 0; i < nl && !st; i++) {
@@ -177,8 +176,7 @@ static int cmd_merge(int argc, char **argv) {
     for (int k = 0; k < nmerged; k++) free(merged[k]);
     free(merged);
     free(cfgtext);
-    if (sd3) locus_mmdit_free(&m);
-    else locus_unet_free(&u);
+    locus_denoiser_close(&den);
     if (st) return fail("merge", locus_errmsg());
     fprintf(stderr, "locus: lora merge: wrote %s (%zu tensors, %d merged weights as F32)\n", out, total, nmerged);
     return 0;

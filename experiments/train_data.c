@@ -68,8 +68,7 @@ locus_status locus_train_data_load(locus_train_data *d, const char *model_dir, c
     if ((st = locus_pipeline_open(&p, model_dir))) { free(text); return st; }
     char **caps = NULL;
     float *img = NULL, *lv = NULL;
-    if (p.kind == LOCUS_PIPE_LDM) { st = locus_fail(LOCUS_E_UNSUPPORTED, "--data: LDM pipelines are not supported (use --batches)"); goto done; }
-    int f = p.vae_factor, sd3 = p.kind == LOCUS_PIPE_SD3;
+    int f = p.vae_factor, pooled = p.den.pooled_dim > 0;
     int R = resolution > 0 ? resolution : p.den.sample_size * f;
     if (R % f || R < f) { st = locus_fail(LOCUS_E_ARG, "--resolution %d is not a positive multiple of the VAE factor %d", R, f); goto done; }
     d->C = p.vae.latent_channels;
@@ -123,17 +122,17 @@ locus_status locus_train_data_load(locus_train_data *d, const char *model_dir, c
         if (pi < 0) {
             char **nc = realloc(caps, (d->nprompts + 1) * sizeof *nc);
             float *ncx = nc ? realloc(d->ctx, (size_t)(d->nprompts + 1) * d->S * d->D * sizeof(float)) : NULL;
-            float *npo = ncx && sd3 ? realloc(d->pooled, (size_t)(d->nprompts + 1) * d->P * sizeof(float)) : NULL;
+            float *npo = ncx && pooled ? realloc(d->pooled, (size_t)(d->nprompts + 1) * d->P * sizeof(float)) : NULL;
             if (nc) caps = nc;
             if (ncx) d->ctx = ncx;
             if (npo) d->pooled = npo;
-            if (!ncx || (sd3 && !npo)) { locus_json_free(&doc); st = locus_fail(LOCUS_E_NOMEM, "out of memory"); break; }
+            if (!ncx || (pooled && !npo)) { locus_json_free(&doc); st = locus_fail(LOCUS_E_NOMEM, "out of memory"); break; }
             locus_embeds e;
             if ((st = locus_embeds_encode(&p, cap, NULL, 0, max_seq, &e))) { locus_json_free(&doc); st = locus_fail(st, "%s:%d: %s", path, line, locus_errmsg()); break; }
             if (e.T != d->S) st = locus_fail(LOCUS_E_SHAPE, "%s:%d: text embeddings of %d tokens, expected %d", path, line, e.T, d->S);
             else {
                 memcpy(d->ctx + (size_t)d->nprompts * d->S * d->D, e.cond, (size_t)d->S * d->D * sizeof(float));
-                if (sd3) memcpy(d->pooled + (size_t)d->nprompts * d->P, e.cond_pooled, (size_t)d->P * sizeof(float));
+                if (pooled) memcpy(d->pooled + (size_t)d->nprompts * d->P, e.cond_pooled, (size_t)d->P * sizeof(float));
             }
             locus_embeds_free(&e);
             caps[d->nprompts] = strdup(cap);
@@ -180,10 +179,11 @@ locus_status locus_train_data_batch(const locus_train_data *d, const locus_train
     b->noise = malloc(B * lat * sizeof(float));
     b->t = malloc(B * sizeof(float));
     b->ctx = malloc((size_t)B * d->S * d->D * sizeof(float));
-    if (m->sd3) { b->sigmas = malloc(B * sizeof(float)); b->pooled = malloc((size_t)B * d->P * sizeof(float)); }
+    if (d->P) b->pooled = malloc((size_t)B * d->P * sizeof(float));
+    if (m->flow) b->sigmas = malloc(B * sizeof(float));
     else b->tint = malloc(B * sizeof(int64_t));
     int *perm = malloc((size_t)d->n * sizeof(int));
-    if (!b->x0 || !b->noise || !b->t || !b->ctx || (m->sd3 ? !b->sigmas || !b->pooled : !b->tint) || !perm) {
+    if (!b->x0 || !b->noise || !b->t || !b->ctx || (d->P && !b->pooled) || (m->flow ? !b->sigmas : !b->tint) || !perm) {
         free(perm);
         locus_train_batch_free(b);
         return locus_fail(LOCUS_E_NOMEM, "out of memory");
@@ -196,12 +196,12 @@ locus_status locus_train_data_batch(const locus_train_data *d, const locus_train
         float *x = b->x0 + i * lat;
         for (size_t k = 0; k < lat; k++) x[k] = ((mu[k] + sd[k] * x[k]) - d->shift) * d->scaling;
         memcpy(b->ctx + (size_t)i * d->S * d->D, d->ctx + (size_t)d->prompt[ex] * d->S * d->D, (size_t)d->S * d->D * sizeof(float));
-        if (m->sd3) memcpy(b->pooled + (size_t)i * d->P, d->pooled + (size_t)d->prompt[ex] * d->P, (size_t)d->P * sizeof(float));
+        if (d->P) memcpy(b->pooled + (size_t)i * d->P, d->pooled + (size_t)d->prompt[ex] * d->P, (size_t)d->P * sizeof(float));
     }
     free(perm);
     locus_randn_gen(g, b->noise, B * lat);
     int N = m->sched.num_train;
-    if (m->sd3) {
+    if (m->flow) { /* logit-normal sigmas (mean 0, std 1) through the scheduler's shift, as diffusers' SD3 scripts */
         float u[64];
         for (int i0 = 0; i0 < B; i0 += 64) {
             int nb = B - i0 < 64 ? B - i0 : 64;

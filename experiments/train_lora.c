@@ -6,10 +6,11 @@
  * RNG position + loss history, one atomic file <out>.ckpt), progress on stderr.  `--resume` continues from
  * the checkpoint and gives the same bits as an uninterrupted run (every step is a deterministic function of
  * the state in the checkpoint).  The model evaluation is one function, eval_grad(): the denoiser's training
- * forward and backward (models/unet_bwd.h, models/mmdit_bwd.h).
+ * forward and backward (the denoiser interface's train_forward / backward, models/denoiser.h).
  */
 #include "train_lora.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,6 @@
 #include "../models/adamw.h"
 #include "../models/grads.h"
 #include "../models/lora.h"
-#include "../models/mmdit_bwd.h"
-#include "../models/unet_bwd.h"
 #include "../simd/kernels.h"
 #include "../simd/ops.h"
 
@@ -45,32 +44,23 @@ locus_status locus_train_model_open(locus_train_model *m, const char *dir) {
         snprintf(comp, sizeof comp, "%s", dir);
         snprintf(sched, sizeof sched, "%s/../scheduler", dir);
     }
-    char cfgp[4200];
-    snprintf(cfgp, sizeof cfgp, "%s/config.json", comp);
-    locus_json_doc cfg;
-    locus_status st = locus_json_parse_file(&cfg, cfgp);
-    if (st) return locus_fail(st, "--model %s: no denoiser (unet/ or transformer/ with config.json): %s", dir, locus_errmsg());
-    const char *cls = locus_json_str(cfg.root, "_class_name", "", NULL);
-    int unet = strstr(cls, "UNet2DConditionModel") != NULL, sd3 = strstr(cls, "SD3Transformer2DModel") != NULL;
-    char clsbuf[128];
-    snprintf(clsbuf, sizeof clsbuf, "%s", cls);
-    locus_json_free(&cfg);
-    if (!unet && !sd3) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: cannot train a LoRA for a %s", comp, clsbuf);
-    if ((st = locus_scheduler_load(&m->sched, sched))) return locus_fail(st, "--model %s: training noise schedule: %s", dir, locus_errmsg());
+    locus_status st = locus_scheduler_load(&m->sched, sched);
+    if (st) return locus_fail(st, "--model %s: training noise schedule: %s", dir, locus_errmsg());
     locus_loader_set_plain_weights(1);
-    m->sd3 = sd3;
-    st = sd3 ? locus_mmdit_load(&m->mmdit, comp) : locus_unet_load(&m->unet, comp);
+    st = locus_denoiser_open(&m->den, comp, NULL);
     locus_loader_set_plain_weights(0);
-    if (st) { locus_scheduler_free(&m->sched); return st; }
-    m->L = sd3 ? &m->mmdit.L : &m->unet.L;
+    if (!st) st = locus_objective_init(&m->ob, &m->den, &m->sched);
+    if (!st && !m->den.ops->train_forward) st = locus_fail(LOCUS_E_UNSUPPORTED, "%s: a %s cannot be trained yet", comp, m->den.ops->class_name);
+    if (st) { locus_denoiser_close(&m->den); locus_scheduler_free(&m->sched); return st; }
+    m->flow = m->ob.kind == LOCUS_OBJ_FLOW;
+    m->L = m->den.loader;
     snprintf(m->comp_dir, sizeof m->comp_dir, "%s", comp);
     return LOCUS_OK;
 }
 
 void locus_train_model_close(locus_train_model *m) {
     if (!m->L) return;
-    if (m->sd3) locus_mmdit_free(&m->mmdit);
-    else locus_unet_free(&m->unet);
+    locus_denoiser_close(&m->den);
     locus_scheduler_free(&m->sched);
     m->L = NULL;
 }
@@ -126,14 +116,17 @@ locus_status locus_train_batch_read(const locus_st_file *f, int k, const locus_t
     }
     b->t = malloc((size_t)b->B * sizeof(float));
     if (!st && !b->t) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
-    if (!st && m->sd3) {
-        st = get_f32(f, k, "sigmas", 1, s1, &b->sigmas);
-        if (!st) st = get_f32(f, k, "pooled_projections", 2, s2, &b->pooled);
+    if (!st && m->den.pooled_dim > 0) {
+        st = get_f32(f, k, "pooled_projections", 2, s2, &b->pooled);
         if (!st) {
             snprintf(nm, sizeof nm, "batch%d.pooled_projections", k);
             b->P = (int)locus_st_find(f, nm)->shape[1];
-            for (int i = 0; i < b->B; i++) b->t[i] = b->sigmas[i] * (float)m->sched.num_train;
         }
+    }
+    if (!st && m->flow) {
+        st = get_f32(f, k, "sigmas", 1, s1, &b->sigmas);
+        if (!st && (st = locus_objective_inputs(&m->ob, b->x0, b->noise, b->sigmas, b->B, 0, NULL, NULL, b->t)))
+            st = locus_fail(st, "%s: batch%d: %s", f->path, k, locus_errmsg());
     } else if (!st) {
         snprintf(nm, sizeof nm, "batch%d.timesteps", k);
         const locus_st_tensor *t = locus_st_find(f, nm);
@@ -155,24 +148,13 @@ locus_status locus_train_batch_read(const locus_st_file *f, int k, const locus_t
 
 void locus_train_noise(const locus_train_model *m, const locus_train_batch *b, float *noisy, float *target) {
     size_t per = (size_t)b->C * b->H * b->W;
-    for (int i = 0; i < b->B; i++) {
-        const float *x = b->x0 + i * per, *e = b->noise + i * per;
-        float *y = noisy + i * per, *tg = target + i * per;
-        if (m->sd3) { /* (1 - sigma) * x0 + sigma * noise; target noise - x0 */
-            float s = b->sigmas[i], one_s = 1.0f - s;
-            for (size_t k = 0; k < per; k++) {
-                y[k] = one_s * x[k] + s * e[k];
-                tg[k] = e[k] - x[k];
-            }
-        } else { /* DDPMScheduler.add_noise / get_velocity */
-            float ac = m->sched.alphas_cumprod[b->tint[i]];
-            float sa = sqrtf(ac), sb = sqrtf(1.0f - ac);
-            for (size_t k = 0; k < per; k++) {
-                y[k] = sa * x[k] + sb * e[k];
-                tg[k] = m->sched.pred == LOCUS_PRED_V ? sa * e[k] - sb * x[k] : e[k];
-            }
-        }
-    }
+    float *tv = malloc((size_t)b->B * sizeof(float)); /* [B] sigmas or timestep indices as the objective takes them */
+    if (!tv) abort();
+    for (int i = 0; i < b->B; i++) tv[i] = m->flow ? b->sigmas[i] : (float)b->tint[i];
+    locus_status st = locus_objective_inputs(&m->ob, b->x0, b->noise, tv, b->B, per, noisy, target, NULL);
+    assert(st == LOCUS_OK); /* batches were validated when read */
+    (void)st;
+    free(tv);
 }
 
 float locus_train_mse(const float *pred, const float *target, size_t n, float *dpred, float gscale) {
@@ -189,8 +171,7 @@ float locus_train_mse(const float *pred, const float *target, size_t n, float *d
 }
 
 static void model_forward(const locus_train_model *m, const locus_train_batch *b, const float *noisy, float *pred) {
-    if (m->sd3) locus_mmdit_forward(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, NULL);
-    else locus_unet_forward(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, NULL);
+    locus_denoiser_forward(&m->den, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, NULL);
 }
 
 locus_status locus_train_loss(const locus_train_model *m, const locus_train_batch *b, float *loss) {
@@ -218,20 +199,11 @@ static locus_status eval_grad(const locus_train_model *m, const locus_train_batc
     if (!noisy || !target || !pred || !dpred) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
     if (!st) {
         locus_train_noise(m, b, noisy, target);
-        if (m->sd3) {
-            locus_mmdit_tape *tape = NULL;
-            st = locus_mmdit_forward_train(&m->mmdit, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, ckpt, &tape);
-            if (!st) {
-                *loss = locus_train_mse(pred, target, n, dpred, gscale);
-                st = locus_mmdit_backward(&m->mmdit, tape, dpred, NULL, NULL, NULL, g);
-            }
-        } else {
-            locus_unet_tape *tape = NULL;
-            st = locus_unet_forward_train(&m->unet, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, pred, ckpt, &tape);
-            if (!st) {
-                *loss = locus_train_mse(pred, target, n, dpred, gscale);
-                st = locus_unet_backward(&m->unet, tape, dpred, NULL, NULL, g);
-            }
+        void *tape = NULL;
+        st = m->den.ops->train_forward(&m->den, noisy, b->B, b->H, b->W, b->t, b->ctx, b->S, b->pooled, pred, ckpt, &tape);
+        if (!st) {
+            *loss = locus_train_mse(pred, target, n, dpred, gscale);
+            st = m->den.ops->backward(&m->den, tape, dpred, NULL, NULL, NULL, g);
         }
     }
     free(noisy); free(target); free(pred); free(dpred);

@@ -12,30 +12,30 @@
 
 #include "../core/rng.h"
 #include "../core/safetensors.h"
-#include "../models/mmdit.h"
+#include "../models/denoiser.h"
+#include "../models/objective.h"
 #include "../models/scheduler.h"
-#include "../models/unet.h"
 
 /* One training batch (all buffers malloc'd, owned). */
 typedef struct {
     int B, C, H, W;
     float *x0, *noise;  /* [B,C,H,W] clean latents and the noise */
     float *t;           /* [B] timesteps given to the model */
-    int64_t *tint;      /* UNet: [B] training timestep indices; NULL for SD3 */
-    float *sigmas;      /* SD3: [B]; NULL for a UNet */
+    int64_t *tint;      /* DDPM objectives: [B] training timestep indices; NULL for flow matching */
+    float *sigmas;      /* flow matching: [B]; NULL for DDPM objectives */
     float *ctx;         /* [B,S,D] text embeddings */
     int S, D;
-    float *pooled;      /* SD3: [B,P] pooled text embeddings */
+    float *pooled;      /* [B,P] pooled text embeddings when the denoiser takes them (P > 0) */
     int P;
 } locus_train_batch;
 
 /* The denoiser being trained, with its training noise schedule. */
 typedef struct {
-    int sd3;
-    locus_unet unet;
-    locus_mmdit mmdit;
+    locus_denoiser den;
     locus_scheduler sched;
-    locus_loader *L; /* the denoiser's loader (registry of Linear layers) */
+    locus_objective ob; /* from the scheduler: DDPM epsilon / v, or flow matching */
+    int flow;           /* ob.kind == LOCUS_OBJ_FLOW: batches carry sigmas */
+    locus_loader *L;    /* the denoiser's loader (registry of Linear layers) */
     char comp_dir[4096];
 } locus_train_model;
 
