@@ -280,6 +280,26 @@ cli_err "grad batch without x0" "no tensor 'x0'" "$B/locus" grad --model $G/ldm/
 [ ! -e "$tmp/x.st" ] || { f=$((f+1)); echo "  FAIL grad left a dump behind after an error"; }
 record "grad-cli" $p $f
 
+# 5c. LoRA through the denoiser: train-lora on images locus itself made (--data), then generate --lora.
+#     A LoRA whose up factors are zero (lr 0: PEFT's init) leaves the sampled tensors bit-identical; trained
+#     adapters change them; a file with a wrong key is refused naming it.
+p=0 f=0
+SD=$G/pipelines/sd15-tiny
+mkdir -p "$tmp/ld"
+for i in 0 1; do "$B/locus" generate --model $SD --prompt "sign $i" --seed $i --steps 2 -o "$tmp/ld/$i.png" 2>/dev/null; done
+printf '{"file_name": "0.png", "text": "A sign that says \\"OPEN\\"."}\n{"file_name": "1.png", "text": "A sign that says \\"STOP\\"."}\n' >"$tmp/ld/metadata.jsonl"
+lt() { "$B/locus" train-lora --model $SD --data "$tmp/ld" --lora-layers 'up_blocks.1.attentions.*.transformer_blocks.*.attn2' --rank 2 --alpha 2 --steps 2 --seed 1 "$@" 2>"$tmp/lt.err" >/dev/null; }
+if lt --lr 0 -o "$tmp/zero.safetensors" && lt --lr 0.05 -o "$tmp/lora.safetensors"; then p=$((p+1)); else f=$((f+1)); echo "  FAIL train-lora --data: $(tail -1 "$tmp/lt.err")"; fi
+gl() { "$B/locus" generate --model $SD --prompt 'A sign that says "OPEN".' --seed 3 --steps 3 "$@" 2>/dev/null; }
+gl -o "$tmp/l0.png" --dump "$tmp/l0.st"; gl --lora "$tmp/zero.safetensors" -o "$tmp/l1.png" --dump "$tmp/l1.st"
+gl --lora "$tmp/lora.safetensors:0.8" -o "$tmp/l2.png" --dump "$tmp/l2.st"
+if "$B/test_grad" --same-tensors "$tmp/l0.st" "$tmp/l1.st" >/dev/null 2>&1; then p=$((p+1)); else f=$((f+1)); echo "  FAIL a zero-up LoRA changed the sampled tensors"; fi
+if [ -s "$tmp/l2.st" ] && ! "$B/test_grad" --same-tensors "$tmp/l0.st" "$tmp/l2.st" >/dev/null 2>&1; then p=$((p+1)); else f=$((f+1)); echo "  FAIL a trained LoRA did not change the image"; fi
+if "$B/locus" lora list "$tmp/lora.safetensors" 2>/dev/null | grep -q "unet.up_blocks.1"; then p=$((p+1)); else f=$((f+1)); echo "  FAIL lora list does not show diffusers' unet.<module> keys"; fi
+gl --lora "$G/train/lora_init_sd3.safetensors" -o "$tmp/l3.png" 2>"$tmp/l3.err"; rc=$?
+if [ $rc -ne 0 ] && [ ! -e "$tmp/l3.png" ]; then p=$((p+1)); else f=$((f+1)); echo "  FAIL an SD3 LoRA on a UNet was accepted"; fi
+record "lora-cli" $p $f
+
 # 6. locus localize / merge: golden parity of its cells, determinism, shards, SIGKILL + resume, bad input
 mkdir -p "$tmp/loc"
 bash tests/localize_test.sh "$B" "$tmp/loc" >"$tmp/loc.out" 2>&1
