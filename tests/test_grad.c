@@ -596,7 +596,42 @@ static int same_tensors(const char *a, const char *b) {
     return bad;
 }
 
+/* --hash: the hash of every UNet and VAE parameter gradient and output of the golden batches (for comparing
+ * builds: clang, the aarch64/NEON build under qemu) */
+static int print_hash(void) {
+    const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    char p[512];
+    locus_st_file g, gv;
+    locus_unet u;
+    locus_vae v;
+    locus_scheduler s;
+    snprintf(p, sizeof p, "%s/train/golden_train_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    snprintf(p, sizeof p, "%s/train/golden_train_vae.safetensors", G);
+    if (locus_st_open(&gv, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    snprintf(p, sizeof p, "%s/ldm/unet", G);
+    if (locus_unet_load(&u, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    snprintf(p, sizeof p, "%s/ldm/scheduler", G);
+    if (locus_scheduler_load(&s, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    snprintf(p, sizeof p, "%s/ldm/vae", G);
+    if (locus_vae_load(&v, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    locus_grads gr, gw;
+    locus_grads_init(&gr);
+    locus_grads_init(&gw);
+    locus_grads_track_loader(&gr, &u.L, NULL);
+    locus_grads_track_loader(&gw, &v.L, NULL);
+    locus_grad_out o, ov;
+    if (grad_unet(&u, &s, &g, 0, &gr, &o) || locus_grad_vae(&v, &gv, 0, &gw, &ov)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    printf("grad_unet %016llx\ngrad_vae %016llx\n", (unsigned long long)hash_all(&gr, &o), (unsigned long long)hash_all(&gw, &ov));
+    locus_grad_out_free(&o); locus_grad_out_free(&ov);
+    locus_grads_free(&gr); locus_grads_free(&gw);
+    locus_unet_free(&u); locus_vae_free(&v); locus_scheduler_free(&s);
+    locus_st_close(&g); locus_st_close(&gv);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--hash")) return print_hash();
     if (argc == 4 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "--same-tensors")) return same_tensors(argv[2], argv[3]);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
