@@ -120,7 +120,9 @@ $(BUILD)/bench_kernels: $(BUILD)/obj/benchmarks/bench_kernels.o $(BUILD)/liblocu
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
 $(BUILD)/bench_models: $(BUILD)/obj/benchmarks/bench_models.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models
+$(BUILD)/bench_train: $(BUILD)/obj/benchmarks/bench_train.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models $(BUILD)/bench_train
 	@bash benchmarks/run_bench.sh $(BUILD)
 
 # ---- fuzzing (clang + libFuzzer) ----
