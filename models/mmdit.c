@@ -9,7 +9,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc((n ? n : 1) * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status mmdit_build(locus_mmdit *m);
 
 locus_status locus_mmdit_load(locus_mmdit *m, const char *dir) {

@@ -16,7 +16,7 @@ void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int6
     h->fn(h->ctx, name, x, ndim, shape);
 }
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 
 void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, const char *name) {
     l->in = in;
