@@ -565,9 +565,11 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
         m_textenc(&s, &p->text, 77, 1); m_textenc(&s, &p->text2, 77, 1);
         if (p->has_t5) m_t5(&s, &p->t5, S - 77);
         m_free(&s, 77.0 * p->text.D); m_free(&s, 77.0 * p->text2.D);
-    } else if (!sd3 && p->has_text) { /* models/textenc.c locus_textenc_clip_skip */
-        double T = p->text.maxpos < 77 ? p->text.maxpos : 77;
-        m_alloc(&s, T * p->text.D); m_textenc(&s, &p->text, T, 0); m_free(&s, T * p->text.D);
+    } else if (!sd3 && p->has_text) { /* models/textenc.c locus_textenc_clip_skip (a hidden-state copy when k > 0) */
+        double T = p->text.maxpos < 77 ? p->text.maxpos : 77, hs = p->clip_skip > 0 ? T * p->text.D : 0;
+        if (hs) m_alloc(&s, hs);
+        m_textenc(&s, &p->text, T, 0);
+        if (hs) m_free(&s, hs);
     }
     peak[0] = s.peak;
     /* 2. sampling (models/sampler.c): the latent, the CFG batch, predictions, guided prediction, contexts */
