@@ -282,7 +282,13 @@ void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, 
  * Each helper names the code it mirrors; a change there must be mirrored here — tests/test_peak.c compares
  * the estimate with locus_mem_peak() of real runs on both tiny pipelines at two sizes each (within 5%), so a
  * drift shows up as a failing test.  Not modelled: hooks (attention probabilities, caches), LoRA adapters,
- * --dump (every step's tensors are kept) and the temporary unpacked weight after a kernel-table switch. */
+ * --dump (every step's tensors are kept) and the temporary unpacked weight after a kernel-table switch.  With
+ * several threads, the per-thread GEMM scratch inside attention is counted as held by all threads at once: an
+ * upper bound (whether the threads' blocks overlap in time varies from run to run). */
+
+/* private constants of the kernel drivers, copied: simd/gemm.c KC, MC_TARGET, NC, SERIAL_FLOPS; simd/attention.c QB */
+enum { G_KC = 512, G_MC_TARGET = 144, G_NC = 3072, A_QB = 64 };
+#define G_SERIAL_FLOPS 2000000.0
 
 typedef struct { double live, peak; int nt; } msim; /* bytes held, high-water mark, threads */
 
@@ -290,12 +296,12 @@ static double msz(double floats) { double b = floats > 0 ? floats * 4 : 1; retur
 static void m_alloc(msim *s, double floats) { s->live += msz(floats); if (s->live > s->peak) s->peak = s->live; }
 static void m_free(msim *s, double floats) { s->live -= msz(floats); }
 
-/* simd/gemm.c gemm_run: B panels (unless pre-packed) and one A block per thread (threaded from 2 MFLOP on) */
+/* simd/gemm.c locus_gemm / gemm_run: B panels (unless pre-packed) and one A block per thread */
 static void m_gemm(msim *s, double M, double N, double K, int packed, int serial) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const locus_kernels *kt = locus_k();
-    double MC = (144 / kt->mr) * kt->mr, kc = K < 512 ? K : 512, nc = N < 3072 ? N : 3072;
-    int nt = serial || 2 * M * N * K < 2e6 ? 1 : s->nt;
+    double MC = (G_MC_TARGET / kt->mr) * kt->mr, kc = K < G_KC ? K : G_KC, nc = N < G_NC ? N : G_NC;
+    int nt = serial || 2 * M * N * K < G_SERIAL_FLOPS ? 1 : s->nt;
     double bb = ceil(nc / kt->nr) * kt->nr * kc, ab = nt * MC * kc;
     if (!packed) m_alloc(s, bb);
     m_alloc(s, ab);
@@ -309,16 +315,16 @@ static void m_conv(msim *s, int cin, int cout, int k, double HWo) { m_gemm(s, co
 /* simd/attention.c locus_attention: score rows per thread, packed K^T and V per (batch, head), then each
  * thread's serial GEMMs (one A block at a time; the P.V one is the larger) */
 static void m_attention(msim *s, int B, int H, double Tq, double Tk, int D) {
-    double ntask = B * H * ceil(Tq / 64);
+    double ntask = B * H * ceil(Tq / A_QB);
     int nt = s->nt;
     if (ntask < nt) nt = (int)ntask;
     if (Tq * Tk * D * B * H < 1e5) nt = 1;
     if (nt < 1) nt = 1;
     const locus_kernels *kt = locus_k();
-    double sbuf = nt * 64.0 * (Tk > 0 ? Tk : 1), nbh = (double)B * H;
+    double sbuf = (double)nt * A_QB * (Tk > 0 ? Tk : 1), nbh = (double)B * H;
     double kp = (double)locus_gemm_packed_b_floats((int)Tk, D) * nbh, vp = (double)locus_gemm_packed_b_floats(D, (int)Tk) * nbh;
-    double MC = (144 / kt->mr) * kt->mr, kc = Tk > D ? Tk : D;
-    double ab = MC * (kc < 512 ? kc : 512);
+    double MC = (G_MC_TARGET / kt->mr) * kt->mr, kc = Tk > D ? Tk : D;
+    double ab = MC * (kc < G_KC ? kc : G_KC);
     m_alloc(s, sbuf); m_alloc(s, kp); m_alloc(s, vp);
     for (int t = 0; t < nt; t++) m_alloc(s, ab);
     for (int t = 0; t < nt; t++) m_free(s, ab);
