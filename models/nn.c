@@ -50,7 +50,7 @@ void locus_hook_text_kv(const locus_hooks *h, const locus_text_kv *site) {
         if (h->list[i].text_kv) h->list[i].text_kv(h->list[i].ctx, &at, site);
 }
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 
 void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, const char *name) {
     l->in = in;
@@ -153,11 +153,7 @@ void nn_resnet_fwd(const nn_resnet *r, const float *x, int B, int H, int W, cons
     if (r->has_temb && temb_act) {
         float *tp = talloc((size_t)B * r->cout);
         nn_linear_fwd(&r->temb, temb_act, B, tp);
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < r->cout; c++) {
-                float *p = h + ((size_t)b * r->cout + c) * HW;
-                locus_scale_shift(p, p, HW, 1.0f, tp[b * r->cout + c]); /* h + temb[:, :, None, None] */
-            }
+        locus_scale_shift_rows(h, h, (size_t)B * r->cout, HW, NULL, tp); /* h + temb[:, :, None, None], rows (b, c) */
         locus_free(tp);
     }
     float *t2 = talloc((size_t)B * r->cout * HW);
