@@ -2,8 +2,8 @@
  * saved as a Hugging Face CLIP folder): PIL-exact preprocessing (pixel_values within 1e-6 for upscaling,
  * downscaling and both crop directions), image and text embeddings, token ids, cosines and scores within
  * 1e-4; the same bits for every ISA table x 1/2/3 threads in-process; the crop rounding and size rules;
- * truncation of long prompts; bad input refused.  `--hash` prints the hashes of every output (for
- * cross-process comparison in run_tests.sh). */
+ * truncation of long prompts; bad input refused.  `--check-dump DUMP GOLDEN` checks a `locus clip-score
+ * --dump` file (used by run_tests.sh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +101,7 @@ static void test_rules(void) {
     for (size_t i = 0; i < sizeof dst; i++) uniform &= dst[i] == 200;
     CHECK(uniform, "uniform image stays uniform through the bicubic resize");
     CHECK(locus_resize_bicubic_u8(src, 0, 5, 3, dst, 9, 4) == LOCUS_E_ARG, "resize of an empty image refused");
+    CHECK(locus_clip_t(-0.25f) == 0.0f && locus_clip_t(0.5f) == 1.25f && locus_clip_t(0.0f) == 0.0f, "CLIP-T = 2.5 * max(cos, 0)");
 }
 
 static void test_golden(const char *G) {
@@ -200,9 +201,52 @@ static void test_errors(const char *G) {
     CHECK(locus_clip_open(&c, p) == LOCUS_E_FORMAT && strstr(locus_errmsg(), "vision_config"), "folder without vision_config refused: %s", locus_errmsg());
 }
 
+/* --check-dump DUMP GOLDEN: a `locus clip-score --dump` file against the golden (every golden tensor present
+ * with its shape; pixel_values within 1e-6, ids equal, the rest within 1e-4); prints the FNV hash of all
+ * dumped tensor bytes in name order (run_tests.sh compares it across LOCUS_ISA x LOCUS_THREADS). */
+static int check_dump(const char *dump, const char *golden) {
+    locus_st_file d, g;
+    if (locus_st_open(&d, dump)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (locus_st_open(&g, golden)) { fprintf(stderr, "%s\n", locus_errmsg()); locus_st_close(&d); return 1; }
+    int bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < g.count; i++) {
+        const locus_st_tensor *gt = &g.tensors[i], *dt = locus_st_find(&d, gt->name);
+        int64_t n = locus_st_numel(gt);
+        if (!dt || dt->ndim != gt->ndim || memcmp(dt->shape, gt->shape, sizeof(int64_t) * gt->ndim) || dt->dtype != gt->dtype) {
+            fprintf(stderr, "FAIL dump: %s missing or of another shape/dtype\n", gt->name);
+            bad++;
+            continue;
+        }
+        if (gt->dtype == LOCUS_I64) {
+            if (dt->nbytes != gt->nbytes || memcmp(dt->data, gt->data, gt->nbytes)) { fprintf(stderr, "FAIL dump: %s differs\n", gt->name); bad++; }
+            continue;
+        }
+        float *a = malloc(n * 4), *b = malloc(n * 4);
+        locus_st_to_f32(dt, a, n);
+        locus_st_to_f32(gt, b, n);
+        double md = t_maxdiff(a, b, (size_t)n, NULL), tol = strstr(gt->name, "pixel_values") ? 1e-6 : 1e-4;
+        if (!(md <= tol)) { fprintf(stderr, "FAIL dump: %s max diff %.3g > %.0e\n", gt->name, md, tol); bad++; }
+        if (md > worst && !strstr(gt->name, "pixel_values")) worst = md;
+        free(a); free(b);
+    }
+    uint64_t h = LOCUS_FNV_INIT;
+    for (size_t i = 0; i < d.count; i++) h = locus_fnv1a(h, d.tensors[i].data, d.tensors[i].nbytes);
+    printf("clip-score dump: %zu golden tensors, %d bad, worst embedding/cos/score diff %.3g, hash %016llx\n", g.count, bad, worst,
+           (unsigned long long)h);
+    locus_st_close(&d);
+    locus_st_close(&g);
+    return bad != 0;
+}
+
 int main(int argc, char **argv) {
     const char *G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
-    (void)argc; (void)argv;
+    if (argc == 4 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3]);
+    if (argc == 3 && !strcmp(argv[1], "--write-rgba")) { /* an 8x8 RGBA PNG (clip-score must refuse it) */
+        uint8_t px[8 * 8 * 4];
+        for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 7);
+        return locus_png_write(argv[2], px, 8, 8, 4, NULL, 0) != LOCUS_OK;
+    }
     test_rules();
     test_golden(G);
     test_errors(G);
