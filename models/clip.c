@@ -154,11 +154,12 @@ float locus_clip_cosine(const float *a, const float *b, int n) {
     const locus_row_kernels *rk = locus_k()->row;
     float na = sqrtf(rk->rdot(a, a, (size_t)n)), nb = sqrtf(rk->rdot(b, b, (size_t)n));
     if (!(na > 0) || !(nb > 0)) return 0.0f; /* a zero embedding matches nothing */
-    float *an = malloc(sizeof(float) * 2 * (size_t)n), *bn = an ? an + n : NULL; /* a / |a|, b / |b| */
-    if (!an) return rk->rdot(a, b, (size_t)n) / na / nb;
+    float stack[2 * 1024], *an = n <= 1024 ? stack : malloc(sizeof(float) * 2 * (size_t)n); /* a / |a|, then b / |b| */
+    if (!an) return NAN; /* embeddings longer than 1024 and no memory */
+    float *bn = an + n;
     for (int i = 0; i < n; i++) { an[i] = a[i] / na; bn[i] = b[i] / nb; }
     float cs = rk->rdot(an, bn, (size_t)n);
-    free(an);
+    if (an != stack) free(an);
     return cs;
 }
 

@@ -55,7 +55,8 @@ locus_status locus_clip_tokenize(const locus_clip *c, const char *prompt, int64_
 locus_status locus_clip_embed_text(const locus_clip *c, const char *prompt, float *embeds, int64_t *ids);
 
 /* Cosine similarity of two embeddings of length n: each divided by its norm, then their dot product (16-lane
- * row kernels, the same bits on every ISA). */
+ * row kernels, the same bits on every ISA).  0 when either embedding is zero; NAN only if n > 1024 and a
+ * scratch buffer cannot be allocated. */
 float locus_clip_cosine(const float *a, const float *b, int n);
 
 /* CLIP-T from a cosine: 2.5 * max(cos, 0). */
