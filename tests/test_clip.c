@@ -2,7 +2,7 @@
  * saved as a Hugging Face CLIP folder): PIL-exact preprocessing (pixel_values within 1e-6 for upscaling,
  * downscaling and both crop directions), image and text embeddings, token ids, cosines and scores within
  * 1e-4; the same bits for every ISA table x 1/2/3 threads in-process; the crop rounding and size rules;
- * truncation of long prompts; bad input refused.  `--check-dump DUMP GOLDEN` checks a `locus clip-score
+ * truncation of long prompts; vision hook points; bad input refused.  `--check-dump DUMP GOLDEN` checks a `locus clip-score
  * --dump` file (used by run_tests.sh). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +73,17 @@ static double gdiff(const locus_st_file *g, const char *name, const float *a, in
     double d = t_maxdiff(a, ref, (size_t)n, NULL);
     free(ref);
     return d;
+}
+
+typedef struct { int calls, shape_ok, zero; } hook_log;
+
+/* counts vision hook points; with `zero`, overwrites the block outputs encoder.layers.<i> */
+static void count_hook(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape) {
+    hook_log *h = ctx;
+    h->calls++;
+    int post = !strcmp(at->name, "post_layernorm");
+    h->shape_ok += post ? ndim == 2 && shape[0] == 1 && shape[1] == 128 : ndim == 3 && shape[0] == 1 && shape[1] == 17 && shape[2] == 128;
+    if (h->zero && !strncmp(at->name, "encoder.layers.", 15) && !strchr(at->name + 15, '.')) memset(x, 0, sizeof(float) * 17 * 128);
 }
 
 static void test_rules(void) {
@@ -187,6 +198,18 @@ static void test_golden(const char *G) {
     CHECK(locus_clip_score(&c, im.rgb[0], im.w[0], im.h[0], prompts[1], &score) == LOCUS_OK && score == o.score[1],
           "locus_clip_score equals the table entry (%g vs %g)", score, o.score[1]);
     CHECK(locus_clip_embed_image(&c, im.rgb[0], 0, 10, o.img[0], NULL) == LOCUS_E_ARG, "empty image refused");
+    /* vision hook points: embeddings, pre_layrnorm, 3 per layer, post_layernorm; a hook that zeroes the block
+     * outputs changes the embedding, and the forward without hooks is unchanged */
+    hook_log hl = {0, 0};
+    locus_hooks hk = locus_hooks_one(count_hook, &hl);
+    float e1[16], e2[16];
+    locus_clip_vision_forward(&c.vision, o.pix[0], 1, e1, NULL, &hk);
+    CHECK(hl.calls == 3 + 3 * c.vision.nlayers && hl.shape_ok == hl.calls, "vision hook points: %d calls (%d with the right shape)", hl.calls, hl.shape_ok);
+    hl.zero = 1;
+    locus_clip_vision_forward(&c.vision, o.pix[0], 1, e2, NULL, &hk);
+    CHECK(memcmp(e1, e2, sizeof e1) != 0, "a hook that overwrites encoder.layers.* changes the image embedding");
+    locus_clip_vision_forward(&c.vision, o.pix[0], 1, e2, NULL, NULL);
+    CHECK(!memcmp(e1, e2, sizeof e1) && !memcmp(e1, o.img[0], sizeof e1), "forward with read-only hooks = without hooks = embed_image");
     for (int i = 0; i < NIMG; i++) free(im.rgb[i]);
     outputs_free(&o);
     locus_st_close(&g);
