@@ -98,9 +98,19 @@ static void pack_dycol(const void *vctx, int k0, int kc, int j0, int w, int ldbp
                 for (int t = 0; t < run; t++) o[j + t] = 0.0f;
             } else {
                 const float *row = plane + (size_t)(ty / s) * c->Wo;
-                for (int t = 0; t < run; t++) {
-                    int tx = ix + t + c->pad_l - kx;
-                    o[j + t] = (tx >= 0 && tx % s == 0 && tx / s < c->Wo) ? row[tx / s] : 0.0f;
+                int tx0 = ix + c->pad_l - kx; /* tx of the run's first pixel */
+                if (s == 1) { /* zeros left of dy's row, a contiguous copy, zeros right of it */
+                    int a = tx0 < 0 ? (-tx0 < run ? -tx0 : run) : 0;
+                    int e = c->Wo - tx0 < run ? c->Wo - tx0 : run;
+                    if (e < a) e = a;
+                    for (int t = 0; t < a; t++) o[j + t] = 0.0f;
+                    if (e > a) memcpy(o + j + a, row + tx0 + a, (size_t)(e - a) * sizeof(float));
+                    for (int t = e; t < run; t++) o[j + t] = 0.0f;
+                } else {
+                    for (int t = 0; t < run; t++) {
+                        int tx = tx0 + t;
+                        o[j + t] = (tx >= 0 && tx % s == 0 && tx / s < c->Wo) ? row[tx / s] : 0.0f;
+                    }
                 }
             }
             j += run;

@@ -260,6 +260,26 @@ if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit
 else f=$((f+1)); echo "  FAIL peak memory estimate '$est' vs measured '$meas'"; fi
 record "layers" $p $f
 
+# 5b. locus grad (branch grad-unet): UNet, VAE, SD3/SD3.5 and LoRA gradient dumps match torch autograd (tests/golden/train),
+# the same tensors bit for bit with LOCUS_ISA=scalar, 3 threads and --checkpoint; a clear error for bad input
+p=0 f=0
+T=$G/train
+for c in "unet $G/ldm/unet" "vae $G/ldm/vae" "sd3 $G/sd3/transformer" "sd35 $G/sd35/transformer" \
+         "unet $G/ldm --lora $T/lora_init_unet.safetensors" "sd3 $G/sd3/transformer --lora $T/lora_init_sd3.safetensors"; do
+  set -- $c
+  g=$1; shift
+  : >"$tmp/gc.out"
+  if "$B/locus" grad --model "$@" --batch $T/golden_train_$g.safetensors --dump "$tmp/g.st" >/dev/null &&
+     "$B/test_grad" --check-dump "$tmp/g.st" $T/golden_train_$g.safetensors >"$tmp/gc.out" 2>&1 &&
+     LOCUS_ISA=scalar "$B/locus" grad --model "$@" --batch $T/golden_train_$g.safetensors --threads 3 --checkpoint --dump "$tmp/gs.st" >/dev/null &&
+     "$B/test_grad" --same-tensors "$tmp/g.st" "$tmp/gs.st" >/dev/null; then p=$((p+1)); grep -v 'golden is' "$tmp/gc.out" | sed 's/^/  /'
+  else f=$((f+1)); echo "  FAIL locus grad $c"; sed 's/^/  /' "$tmp/gc.out" | tail -5; fi
+done
+cli_err "grad without --batch" "required" "$B/locus" grad --model $G/ldm/unet --dump "$tmp/x.st"
+cli_err "grad batch without x0" "no tensor 'x0'" "$B/locus" grad --model $G/ldm/unet --batch $T/golden_train_vae.safetensors --dump "$tmp/x.st"
+[ ! -e "$tmp/x.st" ] || { f=$((f+1)); echo "  FAIL grad left a dump behind after an error"; }
+record "grad-cli" $p $f
+
 # 6. locus localize / merge: golden parity of its cells, determinism, shards, SIGKILL + resume, bad input
 mkdir -p "$tmp/loc"
 bash tests/localize_test.sh "$B" "$tmp/loc" >"$tmp/loc.out" 2>&1

@@ -69,6 +69,51 @@ static int same_bits(const float *a, const float *b, size_t n) { return t_bitdif
 
 enum { G_LIN, G_COLSUM, G_CONV, G_ATTN, G_LN, G_RMS, G_GN, G_ACT, G_GEGLU, G_UP, G_MSE, G_COUNT };
 
+/* ------------------------------------------------------------------ GEMM accum (locus_gemm_desc.accum) */
+
+/* C = A[:, :K1].B[:K1, :] then accum with A[:, K1:].B[K1:, :] == one GEMM over K, bit for bit (with and without
+ * bias, a K split inside and across KC blocks, packed and direct A); K = 0 with accum leaves C (+ bias). */
+static void check_gemm_accum(void) {
+    static const int cs[][4] = {{1, 1, 2, 1}, {7, 33, 65, 30}, {13, 16, 700, 512}, {50, 20, 1100, 600}, {6, 100, 40, 0}};
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
+        int M = cs[ci][0], N = cs[ci][1], K = cs[ci][2], K1 = cs[ci][3];
+        float *A = frand((size_t)M * K, 1 + ci, -1, 1), *B = frand((size_t)K * N, 2 + ci, -1, 1), *bias = frand(N, 3, -1, 1);
+        float *C = fbuf((size_t)M * N), *C2 = fbuf((size_t)M * N);
+        for (int bk = 0; bk <= 1; bk++) {
+            locus_gemm_desc d = {0};
+            d.M = M; d.N = N; d.K = K;
+            d.A = A; d.a_rs = K; d.a_cs = 1;
+            d.B = B; d.b_rs = N; d.b_cs = 1;
+            d.C = C; d.ldc = N;
+            locus_gemm(&d); /* C = A.B */
+            locus_gemm_desc e = d;
+            e.C = C2; e.K = K1;
+            locus_gemm(&e);
+            e.A = A + K1; e.B = B + (size_t)K1 * N; e.K = K - K1; e.accum = 1;
+            if (bk) { e.bias = bias; e.bias_kind = LOCUS_UKR_BIAS_COL; }
+            locus_gemm(&e); /* C2 = chain over [0, K1) continued over [K1, K) (+ bias) */
+            if (bk)
+                for (size_t i = 0; i < (size_t)M * N; i++) C[i] = C[i] + bias[i % N];
+            CHECK(same_bits(C, C2, (size_t)M * N), "gemm accum M=%d N=%d K=%d split %d bias=%d: %zu of %d differ", M, N, K, K1, bk,
+                  t_bitdiff(C, C2, (size_t)M * N), M * N);
+        }
+        char nm[64];
+        snprintf(nm, sizeof nm, "gemm_accum%zu", ci); rec(nm, C2, (size_t)M * N);
+        /* K = 0: accum keeps C and adds the bias */
+        memcpy(C, C2, (size_t)M * N * sizeof(float));
+        locus_gemm_desc z = {0};
+        z.M = M; z.N = N; z.K = 0; z.A = A; z.a_rs = 1; z.a_cs = 1; z.B = B; z.b_rs = N; z.b_cs = 1; z.C = C2; z.ldc = N; z.accum = 1;
+        locus_gemm(&z);
+        CHECK(same_bits(C, C2, (size_t)M * N), "gemm accum K=0 changed C");
+        z.bias = bias; z.bias_kind = LOCUS_UKR_BIAS_COL;
+        locus_gemm(&z);
+        int ok = 1;
+        for (size_t i = 0; i < (size_t)M * N; i++) ok &= C2[i] == C[i] + bias[i % N];
+        CHECK(ok, "gemm accum K=0 with bias: C + bias");
+        locus_free(A); locus_free(B); locus_free(bias); locus_free(C); locus_free(C2);
+    }
+}
+
 /* ------------------------------------------------------------------ linear + colsum */
 
 static void check_linear(void) {
@@ -575,6 +620,7 @@ static void check_elementwise(void) {
 
 static void run_all(void) {
     g_nh = 0;
+    check_gemm_accum();
     check_linear();
     check_conv();
     check_attention();
