@@ -4,6 +4,7 @@
  *   locus generate ...         text -> image (see usage)
  *   locus localize ...         the paper's localization sweep (each layer patched alone, OCR metrics, plots)
  *   locus merge ...            join localize shards
+ *   locus clip-score ...       CLIP-T of images against prompts (issue 17)
  *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
  * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
@@ -21,6 +22,7 @@
 #include "grad.h"
 #include "localize.h"
 #include "train_lora.h" /* lora-adamw: train-lora, lora */
+#include "clip_score.h" /* issue 17: clip-score */
 #include "../simd/ops.h"
 
 static int usage(FILE *f) {
@@ -56,6 +58,11 @@ static int usage(FILE *f) {
             "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
             "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"
             /* ---- end lora-adamw ---- */
+            /* ---- issue 17: clip-score ---- */
+            "  clip-score --clip DIR --image PNG... --prompt TEXT... [--dump FILE] [--threads N]\n"
+            "           CLIP-T = 2.5 * max(cos, 0) of every image with every prompt (OpenAI CLIP from a Hugging Face CLIP\n"
+            "           folder, e.g. openai/clip-vit-base-patch32; preprocessing as clip.py, PIL-exact bicubic)\n"
+            /* ---- end clip-score ---- */
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
@@ -126,6 +133,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
     if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
+    if (!strcmp(cmd, "clip-score")) return locus_cmd_clip_score(argc - 1, argv + 1); /* issue 17 */
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);
