@@ -3,6 +3,5 @@
 #define LOCUS_GENERATE_H
 
 int locus_cmd_generate(int argc, char **argv);
-int locus_cmd_info_model(const char *dir);
 
 #endif

@@ -4,6 +4,7 @@
  *   locus generate ...         text -> image (see usage)
  *   locus localize ...         the paper's localization sweep (each layer patched alone, OCR metrics, plots)
  *   locus merge ...            join localize shards
+ *   locus clip-score ...       CLIP-T of images against prompts (issue 17)
  *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
  * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
@@ -15,9 +16,13 @@
 #include "../core/safetensors.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
+#include "../models/pipeline.h"
 #include "generate.h"
 #include "layers.h"
+#include "grad.h"
 #include "localize.h"
+#include "train_lora.h" /* lora-adamw: train-lora, lora */
+#include "clip_score.h" /* issue 17: clip-score */
 #include "../simd/ops.h"
 
 static int usage(FILE *f) {
@@ -44,14 +49,33 @@ static int usage(FILE *f) {
             "           [--patch-halves cond|both] [--perm-seed N] [--mse true|uint8-wrap] [--shard I/N] [--resume] [--threads N]\n"
             "             each layer (group) patched alone with a deranged word's prompt; OCR (tesseract) metrics as the\n"
             "             paper; results.csv/.jsonl per cell, summary.csv, ocr_f1.png, grid.png; resumable, shardable\n"
+            "  grad --model DIR --batch FILE --dump OUT [--component unet|vae] [--params PATTERN] [--checkpoint]\n"
+            "             one training-loss evaluation: loss, prediction and every parameter's gradient (see grad --help)\n"
             "  merge -o RESULTS_DIR SHARD_DIR...  join localize shards into the result of an unsharded run\n"
+            /* ---- lora-adamw ---- */
+            "  train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets T1,T2] -o LORA.safetensors [--rank 64]\n"
+            "           [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--steps N] [--dump FILE] [--resume] ...  LoRA fine-tuning\n"
+            "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
+            "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"
+            /* ---- end lora-adamw ---- */
+            /* ---- issue 17: clip-score ---- */
+            "  clip-score --clip DIR --image PNG... --prompt TEXT... [--dump FILE] [--threads N]\n"
+            "           CLIP-T = 2.5 * max(cos, 0) of every image with every prompt (OpenAI CLIP from a Hugging Face CLIP\n"
+            "           folder, e.g. openai/clip-vit-base-patch32; preprocessing as clip.py, PIL-exact bicubic)\n"
+            /* ---- end clip-score ---- */
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
 }
 
 static int cmd_info(int argc, char **argv) {
-    if (argc == 3 && !strcmp(argv[1], "--model")) return locus_cmd_info_model(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--model")) {
+        locus_pipeline p;
+        if (locus_pipeline_open(&p, argv[2]) != LOCUS_OK) { fprintf(stderr, "locus info: %s\n", locus_errmsg()); return 2; }
+        locus_pipeline_print_info(&p, argv[2]);
+        locus_pipeline_close(&p);
+        return 0;
+    }
     if (argc != 1) {
         fprintf(stderr, "locus: usage: locus info [--model DIR]\n");
         return 2;
@@ -106,6 +130,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "localize")) return locus_cmd_localize(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return locus_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
+    if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
+    if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
+    if (!strcmp(cmd, "clip-score")) return locus_cmd_clip_score(argc - 1, argv + 1); /* issue 17 */
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);

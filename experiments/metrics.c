@@ -5,26 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/utf8.h"
+
 /* UTF-8 -> lower-cased code points (ASCII letters lower-cased, as str.lower() does for them; other code points
- * kept).  Malformed bytes become U+FFFD.  Returns the count; *out is malloc'd. */
+ * kept).  Each byte that does not start a well-formed character (core/utf8.h) becomes U+FFFD.  Returns the
+ * count; *out is malloc'd. */
 static int decode(const char *s, uint32_t **out) {
     size_t n = strlen(s);
     uint32_t *cp = malloc((n + 1) * sizeof *cp);
     int k = 0;
     const unsigned char *p = (const unsigned char *)s, *e = p + n;
     while (p < e) {
-        uint32_t c = *p;
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || p + len > e) { cp[k++] = 0xFFFD; p++; continue; }
-        if (len > 1) {
-            c &= 0x3F >> (len - 1);
-            int ok = 1;
-            for (int i = 1; i < len; i++) {
-                if ((p[i] & 0xC0) != 0x80) ok = 0;
-                c = c << 6 | (p[i] & 0x3F);
-            }
-            if (!ok) { cp[k++] = 0xFFFD; p++; continue; }
-        }
+        uint32_t c;
+        size_t len = locus_utf8_next((const char *)p, (size_t)(e - p), &c);
+        if (!len) { cp[k++] = 0xFFFD; p++; continue; }
         if (c >= 'A' && c <= 'Z') c += 32;
         cp[k++] = c;
         p += len;

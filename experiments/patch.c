@@ -1,4 +1,4 @@
-/* patch.c — cross-attention injection (see patch.h). */
+/* patch.c — text patching through the text-K/V override point, and interventions on hook points (see patch.h). */
 #include "patch.h"
 
 #include <fnmatch.h>
@@ -6,106 +6,69 @@
 #include <stdlib.h>
 #include <string.h>
 
-locus_status locus_injection_resolve(locus_injection *inj, const locus_unet *u, const char *spec) {
-    static char all[LOCUS_MAX_PATCH_LAYERS][128];
-    int nall = locus_unet_cross_layers(u, all, LOCUS_MAX_PATCH_LAYERS);
-    inj->nlayers = 0;
-    char *copy = strdup(spec), *save = NULL;
-    locus_status st = LOCUS_OK;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        size_t tl = strlen(tok);
-        while (tl && tok[tl - 1] == ' ') tok[--tl] = 0;
-        int hits = 0;
-        for (int i = 0; i < nall; i++) {
-            size_t n = strlen(tok);
-            if (strncmp(all[i], tok, n) || (all[i][n] && all[i][n] != '.')) continue;
-            hits++;
-            int dup = 0;
-            for (int j = 0; j < inj->nlayers; j++) dup |= !strcmp(inj->layers[j], all[i]);
-            if (!dup && inj->nlayers < LOCUS_MAX_PATCH_LAYERS) snprintf(inj->layers[inj->nlayers++], 128, "%s", all[i]);
-        }
-        if (!hits) {
-            st = locus_fail(LOCUS_E_ARG, "--patch-layers: '%s' is not a cross-attention layer of this UNet (e.g. %s; see locus info --model)", tok,
-                            nall ? all[0] : "none");
-            break;
-        }
+locus_status locus_textpatch_init(locus_textpatch *tp, const locus_denoiser *d, int max_steps) {
+    memset(tp, 0, sizeof *tp);
+    tp->nlayers = d->ntext_layers;
+    tp->max_steps = max_steps;
+    size_t nl = (size_t)(tp->nlayers > 0 ? tp->nlayers : 1);
+    tp->record = calloc(nl, 1);
+    tp->active = calloc(nl, 1);
+    tp->k = calloc(nl * (size_t)max_steps, sizeof(float *));
+    tp->v = calloc(nl * (size_t)max_steps, sizeof(float *));
+    if (!tp->record || !tp->active || !tp->k || !tp->v) {
+        locus_textpatch_free(tp);
+        return locus_fail(LOCUS_E_NOMEM, "out of memory for the text patcher");
     }
-    free(copy);
-    if (!st && !inj->nlayers) st = locus_fail(LOCUS_E_ARG, "--patch-layers: no layers given");
-    return st;
+    return LOCUS_OK;
 }
 
-const float *locus_injection_ctx(void *arg, const char *name, int step) {
-    const locus_injection *inj = arg;
-    if (step < inj->start_step) return NULL;
-    for (int i = 0; i < inj->nlayers; i++)
-        if (!strcmp(inj->layers[i], name)) return inj->ctx;
-    return NULL;
+void locus_textpatch_free(locus_textpatch *tp) {
+    for (size_t i = 0; tp->k && i < (size_t)tp->nlayers * tp->max_steps; i++) { free(tp->k[i]); free(tp->v[i]); }
+    free(tp->k); free(tp->v); free(tp->record); free(tp->active); free(tp->kbuf); free(tp->vbuf);
+    memset(tp, 0, sizeof *tp);
 }
 
-locus_status locus_kvpatch_init(locus_kvpatch *kv, const locus_mmdit *m, const char *spec) {
-    memset(kv, 0, sizeof *kv);
-    char *copy = strdup(spec), *save = NULL;
-    locus_status st = LOCUS_OK;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        int idx = -1, used = 0;
-        if (sscanf(tok, "transformer_blocks.%d%n", &idx, &used) != 1 || (tok[used] && strcmp(tok + used, ".attn")) || idx < 0 || idx >= m->nlayers) {
-            st = locus_fail(LOCUS_E_ARG, "--patch-layers: '%s' is not a joint block of this transformer (transformer_blocks.0 .. transformer_blocks.%d)", tok,
-                            m->nlayers - 1);
-            break;
-        }
-        int dup = 0;
-        for (int j = 0; j < kv->nblocks; j++) dup |= kv->blocks[j] == idx;
-        if (dup || kv->nblocks == LOCUS_MAX_KV_BLOCKS) continue;
-        kv->blocks[kv->nblocks] = idx;
-        snprintf(kv->kname[kv->nblocks], 96, "transformer_blocks.%d.attn.add_k", idx);
-        snprintf(kv->vname[kv->nblocks], 96, "transformer_blocks.%d.attn.add_v", idx);
-        kv->nblocks++;
-    }
-    free(copy);
-    if (!st && !kv->nblocks) st = locus_fail(LOCUS_E_ARG, "--patch-layers: no blocks given");
-    if (!st) {
-        kv->k = calloc((size_t)kv->nblocks * LOCUS_MAX_KV_STEPS, sizeof(float *));
-        kv->v = calloc((size_t)kv->nblocks * LOCUS_MAX_KV_STEPS, sizeof(float *));
-        if (!kv->k || !kv->v) st = locus_fail(LOCUS_E_NOMEM, "out of memory for the K/V cache");
-    }
-    return st;
-}
-
-void locus_kvpatch_free(locus_kvpatch *kv) {
-    for (size_t i = 0; kv->k && i < (size_t)kv->nblocks * LOCUS_MAX_KV_STEPS; i++) { free(kv->k[i]); free(kv->v[i]); }
-    free(kv->k);
-    free(kv->v);
-    kv->k = kv->v = NULL;
-}
-
-void locus_kvpatch_begin(locus_kvpatch *kv, int mode) {
-    kv->mode = mode;
-    memset(kv->kcalls, 0, sizeof kv->kcalls);
-}
-
-void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape) {
-    locus_kvpatch *kv = ctx;
-    for (int j = 0; j < kv->nblocks; j++) {
-        int isk = !strcmp(name, kv->kname[j]), isv = !isk && !strcmp(name, kv->vname[j]);
-        if (!isk && !isv) continue;
-        int step = isk ? kv->kcalls[j]++ : kv->kcalls[j] - 1;
-        if (step < 0 || step >= LOCUS_MAX_KV_STEPS) return;
-        size_t n = (size_t)shape[0] * shape[1] * shape[2];
-        float **slot = isk ? &kv->k[(size_t)j * LOCUS_MAX_KV_STEPS + step] : &kv->v[(size_t)j * LOCUS_MAX_KV_STEPS + step];
-        if (kv->mode == 0) {
-            if (!*slot) *slot = malloc(n * sizeof(float));
-            if (*slot) memcpy(*slot, x, n * sizeof(float));
-            kv->n = n;
-        } else if (*slot && step >= kv->start_step && n == kv->n && (!kv->active || (kv->active >> j & 1))) {
-            if (kv->mode == 2 || shape[0] < 2) memcpy(x, *slot, n * sizeof(float));
-            else memcpy(x + n / 2, *slot + n / 2, n / 2 * sizeof(float)); /* batch row 1 = conditional half */
-        }
+static void textpatch_kv(void *ctx, const locus_hook_at *at, const locus_text_kv *site) {
+    locus_textpatch *tp = ctx;
+    int j = site->index, step = at->step;
+    if (j < 0 || j >= tp->nlayers || step < 0 || step >= tp->max_steps || tp->mode == LOCUS_TP_OFF) return;
+    size_t row = (size_t)site->S * site->D, n = (size_t)site->B * row;
+    float **ks = &tp->k[(size_t)j * tp->max_steps + step], **vs = &tp->v[(size_t)j * tp->max_steps + step];
+    if (tp->mode == LOCUS_TP_RECORD) {
+        if (!tp->record[j]) return;
+        if (!*ks) *ks = malloc(n * sizeof(float));
+        if (!*vs) *vs = malloc(n * sizeof(float));
+        if (*ks) memcpy(*ks, site->k, n * sizeof(float));
+        if (*vs) memcpy(*vs, site->v, n * sizeof(float));
+        tp->n = n;
         return;
     }
+    if (!tp->active[j] || step < tp->start_step) return;
+    /* rows patched: the conditional one (the last) of a CFG pair, or all rows without CFG or with `both` */
+    int r0 = at->cfg && !tp->both ? site->B - 1 : 0;
+    if (tp->ctx_b && site->project) {
+        if (tp->nbuf < row) {
+            free(tp->kbuf); free(tp->vbuf);
+            tp->kbuf = malloc(row * sizeof(float));
+            tp->vbuf = malloc(row * sizeof(float));
+            tp->nbuf = tp->kbuf && tp->vbuf ? row : 0;
+            if (!tp->nbuf) return;
+        }
+        site->project(site, tp->ctx_b, tp->kbuf, tp->vbuf);
+        /* B's text in the conditional rows; an unconditional row keeps the shared negative prompt */
+        for (int b = at->cfg ? site->B - 1 : 0; b < site->B; b++) {
+            memcpy(site->k + b * row, tp->kbuf, row * sizeof(float));
+            memcpy(site->v + b * row, tp->vbuf, row * sizeof(float));
+        }
+        tp->hits++;
+    } else if (*ks && *vs && n == tp->n) {
+        memcpy(site->k + r0 * row, *ks + r0 * row, (n - r0 * row) * sizeof(float));
+        memcpy(site->v + r0 * row, *vs + r0 * row, (n - r0 * row) * sizeof(float));
+        tp->hits++;
+    }
 }
+
+locus_hook_entry locus_textpatch_hook(locus_textpatch *tp) { return (locus_hook_entry){NULL, NULL, textpatch_kv, tp}; }
 
 locus_status locus_interventions_parse(locus_interventions *v, const char *spec) {
     char *copy = strdup(spec), *save = NULL;
@@ -157,10 +120,11 @@ void locus_interventions_free(locus_interventions *v) {
         }
 }
 
-void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape) {
+static void interventions_fn(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape) {
     locus_interventions *v = ctx;
-    if (v->next && v->next->fn) v->next->fn(v->next->ctx, name, x, ndim, shape);
-    if (v->step < v->step_from || (v->step_to >= 0 && v->step > v->step_to) || ndim < 2) return;
+    const char *name = at->name;
+    int step = at->step; /* denoiser evaluation index, as --intervene-steps and --cache keys count them */
+    if (step < v->step_from || (v->step_to >= 0 && step > v->step_to) || ndim < 2) return;
     size_t nl = strlen(name);
     if (nl >= 6 && !strcmp(name + nl - 6, ".probs")) return; /* read-only */
     for (int i = 0; i < v->n; i++) {
@@ -175,7 +139,7 @@ void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, c
         float *rep = NULL; /* replace: the cached tensor of this hook point and step, as f32 */
         if (iv->op == 3) {
             char key[600];
-            snprintf(key, sizeof key, "step%d.%s", v->step, name);
+            snprintf(key, sizeof key, "step%d.%s", step, name);
             const locus_st_tensor *t = locus_st_find(iv->src, key);
             int same = t && t->ndim == ndim;
             for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
@@ -211,4 +175,37 @@ void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, c
         v->hits++;
         return;
     }
+}
+
+locus_hook_entry locus_interventions_hook(locus_interventions *v) { return (locus_hook_entry){interventions_fn, NULL, NULL, v}; }
+
+locus_status locus_interventions_configure(locus_interventions *v, const char *steps, int nheads, const char *heads, const char *half) {
+    v->step_from = 0;
+    v->step_to = -1;
+    v->half = 1;
+    if (steps && sscanf(steps, "%d:%d", &v->step_from, &v->step_to) != 2)
+        return locus_fail(LOCUS_E_ARG, "--intervene-steps %s: expected FROM:TO (inclusive, TO -1 = to the end)", steps);
+    v->heads = nheads;
+    if (heads) {
+        char *cp = strdup(heads), *sv = NULL;
+        if (!cp) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+        for (char *t = strtok_r(cp, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+            int hh = atoi(t);
+            if (hh < 0 || hh >= nheads || hh >= 64) {
+                locus_status st = locus_fail(LOCUS_E_ARG, "--intervene-heads: head %s outside 0..%d", t, nheads - 1);
+                free(cp);
+                return st;
+            }
+            v->head_mask |= 1ull << hh;
+            v->head_mask_n++;
+        }
+        free(cp);
+    }
+    if (half) {
+        if (!strcmp(half, "cond")) v->half = 1;
+        else if (!strcmp(half, "uncond")) v->half = 2;
+        else if (!strcmp(half, "both")) v->half = 0;
+        else return locus_fail(LOCUS_E_ARG, "--intervene-half %s: expected cond, uncond or both", half);
+    }
+    return LOCUS_OK;
 }

@@ -1,59 +1,44 @@
-/* patch.h — cross-attention injection, the paper's patching method for UNet models.
+/* patch.h — the paper's text patching and the interventions on hook points, as hooks (nn.h) for any denoiser.
  *
- * On the chosen cross-attention layers, K and V are computed from prompt B's text embedding while the
- * queries and every other layer keep prompt A (Staniszewski et al., 2025).  In a CFG batch [uncond, cond]
- * only the conditional half gets B by default; `both` patches both halves (uncond from B's negative prompt).
- * Layers are diffusers paths: an attn2 path, or any prefix of one at a '.' boundary (a block: all its attn2).
+ * Text patching (Staniszewski et al., 2025): in chosen text-reading attention layers, the keys and values of
+ * the text come from prompt B while the queries and every other layer keep prompt A.  One mechanism serves
+ * every family through the denoiser's text-K/V override point (locus_text_kv):
+ *   - projection (UNet cross-attention injection): the layer's K/V are recomputed from B's prompt embedding;
+ *   - replay (MM-DiT joint attention, whose text K/V depend on the block's text stream): a full run with
+ *     prompt B records the chosen layers' text K/V at every step, and A's run uses those of the same step.
+ * In a CFG batch [uncond, cond] only the conditional half gets B by default; `both` patches both halves
+ * (replay: B's run's unconditional K/V too — what the authors' SD3 code literally does; projection: the
+ * unconditional text is the same negative prompt for A and B, so nothing changes).  Patching starts at
+ * `start_step`.  Layer sets are resolved once into flags over the denoiser's text layers (reentrant).
  */
 #ifndef LOCUS_PATCH_H
 #define LOCUS_PATCH_H
 
 #include "../core/safetensors.h"
-#include "../models/mmdit.h"
-#include "../models/unet.h"
+#include "../models/denoiser.h"
 
-#define LOCUS_MAX_PATCH_LAYERS 256
-
-typedef struct {
-    char layers[LOCUS_MAX_PATCH_LAYERS][128];
-    int nlayers;
-    int start_step;
-    const float *ctx; /* [B,S,D] context for the patched layers */
-} locus_injection;
-
-/* Resolve a comma-separated layer list against the UNet; an entry matching no cross-attention layer is an
- * error naming it. */
-locus_status locus_injection_resolve(locus_injection *inj, const locus_unet *u, const char *spec);
-
-/* locus_hooks.cross_ctx callback (arg = locus_injection*). */
-const float *locus_injection_ctx(void *arg, const char *name, int step);
-
-/* The paper's K/V patching for MM-DiT joint attention: a full CFG run with prompt B records, at every step,
- * the text-stream K and V of the chosen joint blocks (add_k_proj / add_v_proj outputs, after qk-norm when
- * the block has it); the run with prompt A then uses B's K and V of the same step in those blocks only —
- * conditional half by default, both halves with `both` (what the authors' code literally does). */
-#define LOCUS_MAX_KV_BLOCKS 64
-#define LOCUS_MAX_KV_STEPS 1001
+enum { LOCUS_TP_OFF, LOCUS_TP_RECORD, LOCUS_TP_PATCH };
 
 typedef struct {
-    int nblocks;
-    int blocks[LOCUS_MAX_KV_BLOCKS];
-    char kname[LOCUS_MAX_KV_BLOCKS][96], vname[LOCUS_MAX_KV_BLOCKS][96];
-    float **k, **v;    /* [block * LOCUS_MAX_KV_STEPS + step] -> [B,S,D] */
-    int kcalls[LOCUS_MAX_KV_BLOCKS];
-    size_t n;          /* floats per cached tensor */
-    int mode;          /* 0 record, 1 patch the conditional half, 2 patch both halves */
-    unsigned long long active; /* patch modes: bit j set = patch blocks[j]; 0 = all recorded blocks */
-    int start_step;
-} locus_kvpatch;
+    int nlayers;              /* the denoiser's text layers */
+    int mode;                 /* LOCUS_TP_OFF / RECORD (store K/V of `record` layers) / PATCH (`active` layers) */
+    int both, start_step;
+    unsigned char *record;    /* [nlayers] layers recorded in RECORD mode */
+    unsigned char *active;    /* [nlayers] layers patched in PATCH mode */
+    const float *ctx_b;       /* projection: prompt B's embedding [S, ctx_dim], or NULL to replay recordings */
+    float **k, **v;           /* replay: [layer * max_steps + step] -> [B,S,D] as recorded */
+    int max_steps;
+    size_t n;                 /* floats per recorded tensor */
+    float *kbuf, *vbuf;       /* projection scratch [S, D] */
+    size_t nbuf;
+    int hits;                 /* patched layer calls in the last run */
+} locus_textpatch;
 
-/* Resolve "transformer_blocks.N[.attn][,...]"; errors name an entry that is not a joint block. */
-locus_status locus_kvpatch_init(locus_kvpatch *kv, const locus_mmdit *m, const char *spec);
-void locus_kvpatch_free(locus_kvpatch *kv);
-/* Start a run: mode 0 records, 1/2 patch.  Resets the step counters. */
-void locus_kvpatch_begin(locus_kvpatch *kv, int mode);
-/* locus_hooks.fn callback (ctx = locus_kvpatch*). */
-void locus_kvpatch_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+/* A text patcher for denoiser d (all flags clear, mode OFF).  max_steps bounds the recorded steps. */
+locus_status locus_textpatch_init(locus_textpatch *tp, const locus_denoiser *d, int max_steps);
+void locus_textpatch_free(locus_textpatch *tp);
+/* The hook to add to a run (text_kv callback, ctx = tp). */
+locus_hook_entry locus_textpatch_hook(locus_textpatch *tp);
 
 /* Interventions on hook points, applied in place during one run: zero, scale by a factor, replace each
  * token's vector by the mean over tokens, or replace the values by those a cache file holds for the same hook
@@ -77,9 +62,8 @@ typedef struct {
     int heads, head_mask_n;  /* heads per tensor (0 = whole vector) and selected heads (bit set) */
     unsigned long long head_mask;
     int half;                /* 0 both, 1 conditional (batch row 1), 2 unconditional (row 0) */
-    int step, hits;
+    int hits;
     int missing;             /* replace: hook points matched but without a cached tensor of their shape */
-    const locus_hooks *next; /* chained hook (called first) */
 } locus_interventions;
 
 /* Parses the spec, opening replace sources (a missing or malformed file is an error); release with
@@ -87,6 +71,11 @@ typedef struct {
  * of the CLI). */
 locus_status locus_interventions_parse(locus_interventions *v, const char *spec);
 void locus_interventions_free(locus_interventions *v);
-void locus_interventions_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+/* The CLI's refinements: steps "FROM:TO" (inclusive, TO -1 = to the end; NULL = all), heads per tensor and a
+ * comma-separated head list (NULL = all), half "cond" | "uncond" | "both" (NULL = cond).  Errors name the
+ * option. */
+locus_status locus_interventions_configure(locus_interventions *v, const char *steps, int nheads, const char *heads, const char *half);
+/* The hook to add to a run (ctx = v). */
+locus_hook_entry locus_interventions_hook(locus_interventions *v);
 
 #endif

@@ -1,6 +1,9 @@
 /* mmdit.c — SD3Transformer2DModel load and forward (diffusers v0.31 semantics; see mmdit.h). */
 #include "mmdit.h"
 
+#include "denoiser.h"
+#include "mmdit_bwd.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +12,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc((n ? n : 1) * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status mmdit_build(locus_mmdit *m);
 
 locus_status locus_mmdit_load(locus_mmdit *m, const char *dir) {
@@ -107,30 +110,15 @@ void locus_mmdit_free(locus_mmdit *m) {
 }
 
 /* y[b,t,:] = LN(x[b,t,:]) * (1 + scale[b]) + shift[b]  (LayerNorm without affine, eps 1e-6); scale/shift
- * rows have stride `es` floats per batch element */
+ * rows have stride `es` floats per batch element.  One threaded op over the B*T rows (same bits as the
+ * LayerNorm followed by per-row MUL and ADD). */
 static void modulate(const float *x, float *y, int B, int T, int D, const float *scale, const float *shift, size_t es) {
-    locus_layer_norm(x, y, (size_t)B * T, D, NULL, NULL, 1e-6f);
-    float *s1 = talloc(D);
-    for (int b = 0; b < B; b++) {
-        for (int d = 0; d < D; d++) s1[d] = 1.0f + scale[b * es + d];
-        for (int t = 0; t < T; t++) {
-            float *r = y + ((size_t)b * T + t) * D;
-            locus_binary(r, s1, r, D, LOCUS_BIN_MUL, 0.0f);
-            locus_binary(r, shift + b * es, r, D, LOCUS_BIN_ADD, 0.0f);
-        }
-    }
-    locus_free(s1);
+    locus_layer_norm_modulate(x, y, (size_t)B, (size_t)T, (size_t)D, 1e-6f, scale, shift, es);
 }
 
-/* h[b,t,:] += gate[b] * o[b,t,:] */
+/* h[b,t,:] += gate[b] * o[b,t,:]  (product rounded, then the sum; threaded over the B*T rows) */
 static void gated_add(float *h, const float *o, int B, int T, int D, const float *gate, size_t es) {
-    float *t = talloc(D);
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < T; i++) {
-            locus_binary(gate + b * es, o + ((size_t)b * T + i) * D, t, D, LOCUS_BIN_MUL, 0.0f);
-            locus_binary(h + ((size_t)b * T + i) * D, t, h + ((size_t)b * T + i) * D, D, LOCUS_BIN_ADD, 0.0f);
-        }
-    locus_free(t);
+    locus_bcast_gated_add(h, o, gate, es, (size_t)B, (size_t)T, (size_t)D);
 }
 
 /* FeedForward gelu-approximate: net.2(gelu_tanh(net.0.proj(x))) */
@@ -148,7 +136,7 @@ static void qk_rms(float *x, int rows_heads, int hd, const float *w) {
 
 /* hook a [B,D] chunk of AdaLN parameters (row stride es) under `name` */
 static void hook_chunk(const locus_hooks *hooks, const char *name, const float *e, int B, int D, size_t es) {
-    if (!hooks || !hooks->fn) return;
+    if (!locus_hooks_active(hooks)) return;
     float *t = talloc((size_t)B * D);
     for (int b = 0; b < B; b++) memcpy(t + (size_t)b * D, e + b * es, (size_t)D * sizeof(float));
     locus_hook(hooks, name, t, 2, B, D, 0, 0);
@@ -208,6 +196,12 @@ static void block_fwd(const locus_mmdit *m, const mmdit_block *b, int i, float *
     qk_rms(ki, B * N * H, hd, b->nk);
     qk_rms(qc, B * S * H, hd, b->naq);
     qk_rms(kc, B * S * H, hd, b->nak);
+    if (locus_hooks_active(hooks)) { /* the text K/V override point of this joint block (the paper's K/V patching site) */
+        char ln[64];
+        snprintf(ln, sizeof ln, "transformer_blocks.%d.attn", i);
+        locus_text_kv site = {ln, i, B, S, D, kc, vc, NULL, b};
+        locus_hook_text_kv(hooks, &site);
+    }
     /* hook points as attention uses them (after qk-norm when the block has it): image .q .k .v [B,N,D], text
      * .add_q .add_k .add_v [B,S,D] — add_k/add_v are the paper's K/V patching sites */
     static const char *const qkv_names[6] = {"q", "k", "v", "add_q", "add_k", "add_v"};
@@ -229,7 +223,7 @@ static void block_fwd(const locus_mmdit *m, const mmdit_block *b, int i, float *
     /* attention probabilities [B,H,J,J] only when a hook asks for them (they can be large) */
     float *probs = NULL;
     snprintf(n, sizeof n, "transformer_blocks.%d.attn.probs", i);
-    if (hooks && hooks->fn && hooks->want && hooks->want(hooks->want_arg, n)) probs = talloc((size_t)B * H * J * J);
+    if (locus_hook_wants(hooks, n)) probs = talloc((size_t)B * H * J * J);
     locus_attn_desc d = {B, H, J, J, hd, q, (ptrdiff_t)J * D, D, k, (ptrdiff_t)J * D, D, v, (ptrdiff_t)J * D, D, o, (ptrdiff_t)J * D, D,
                          1.0f / sqrtf((float)hd), NULL, 0, 0, probs};
     locus_attention(&d);
@@ -337,4 +331,87 @@ void locus_mmdit_forward(const locus_mmdit *m, const float *x, int B, int H, int
                                 po[(((size_t)b * N + r * wp + cc) * p * p + pi * p + qi) * C + ch];
     locus_free(pe); locus_free(h); locus_free(tp); locus_free(a); locus_free(temb); locus_free(pt); locus_free(c);
     locus_free(e); locus_free(nh); locus_free(po);
+}
+
+/* ---- the MM-DiT as a locus_denoiser (denoiser.h) ---- */
+
+static void mmdit_den_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx, int S,
+                              const float *pooled, float *out, const locus_hooks *hooks) {
+    locus_mmdit_forward(d->model, x, B, h, w, t, ctx, S, pooled, out, hooks);
+}
+
+static size_t lin_params(const nn_linear *l) { return (size_t)l->in * l->out + (l->b ? (size_t)l->out : 0); }
+
+/* joint attention layers (the text stream's K and V come from add_k_proj / add_v_proj: the paper's patched
+ * sites) and SD3.5's second, image-only attention */
+static int mmdit_den_layers(const locus_denoiser *d, locus_layer_info *out, int max) {
+    const locus_mmdit *m = d->model;
+    int k = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const mmdit_block *b = &m->blocks[i];
+        if (k < max) {
+            locus_layer_info *li = &out[k];
+            memset(li, 0, sizeof *li);
+            snprintf(li->name, sizeof li->name, "transformer_blocks.%d.attn", i);
+            li->kind = LOCUS_LAYER_JOINT;
+            li->heads = m->heads;
+            li->text_params = lin_params(&b->ak) + lin_params(&b->av);
+            li->text_index = i;
+            snprintf(li->site, sizeof li->site, "transformer_blocks.%d", i); /* the paper patches "block i" */
+        }
+        k++;
+        if (b->dual) {
+            if (k < max) {
+                locus_layer_info *li = &out[k];
+                memset(li, 0, sizeof *li);
+                snprintf(li->name, sizeof li->name, "transformer_blocks.%d.attn2", i);
+                li->kind = LOCUS_LAYER_SELF;
+                li->heads = m->heads;
+                li->text_index = -1;
+                snprintf(li->site, sizeof li->site, "%s", li->name);
+            }
+            k++;
+        }
+    }
+    return k;
+}
+
+static void mmdit_den_close(locus_denoiser *d) {
+    locus_mmdit_free(d->model);
+    free(d->model);
+}
+
+static locus_status mmdit_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
+                                            int S, const float *pooled, float *out, int checkpoint, void **tape) {
+    return locus_mmdit_forward_train(d->model, x, B, h, w, t, ctx, S, pooled, out, checkpoint, (locus_mmdit_tape **)tape);
+}
+
+static locus_status mmdit_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
+                                       const locus_grads *g) {
+    return locus_mmdit_backward(d->model, tape, dout, dx, dctx, dpooled, g);
+}
+
+static void mmdit_den_tape_free(void *tape) { locus_mmdit_tape_free(tape); }
+
+const locus_denoiser_ops locus_mmdit_denoiser_ops = {"SD3Transformer2DModel", mmdit_den_forward,   mmdit_den_layers,   mmdit_den_close,
+                                                    mmdit_den_train_forward, mmdit_den_backward, mmdit_den_tape_free};
+
+locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
+    memset(d, 0, sizeof *d);
+    d->ops = &locus_mmdit_denoiser_ops;
+    d->model = m;
+    d->loader = &m->L;
+    d->in_channels = m->in_channels;
+    d->out_channels = m->out_channels;
+    d->sample_size = m->sample_size;
+    d->size_multiple = m->patch;
+    d->patch = m->patch;
+    d->ctx_dim = m->joint_dim;
+    d->pooled_dim = m->pooled_dim;
+    d->params = m->L.nparams;
+    d->ntext_layers = m->nlayers;
+    d->flow_default = 1;
+    static const char *const buffers[] = {"pos_embed.pos_embed", NULL}; /* a registered buffer in diffusers */
+    d->buffers = buffers;
+    return LOCUS_OK;
 }

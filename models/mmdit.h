@@ -40,4 +40,8 @@ void locus_mmdit_free(locus_mmdit *m);
 void locus_mmdit_forward(const locus_mmdit *m, const float *x, int B, int H, int W, const float *timesteps, const float *ctx, int S,
                          const float *pooled, float *out, const locus_hooks *hooks);
 
+/* Wrap a loaded MM-DiT (ownership passes: closing the denoiser frees and free()s m) as a locus_denoiser. */
+struct locus_denoiser;
+locus_status locus_mmdit_denoiser(struct locus_denoiser *d, locus_mmdit *m);
+
 #endif

@@ -10,13 +10,47 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
-    if (!h || !h->fn) return;
-    int64_t shape[4] = {d0, d1, d2, d3};
-    h->fn(h->ctx, name, x, ndim, shape);
+void locus_hooks_init(locus_hooks *h) {
+    memset(h, 0, sizeof *h);
+    h->step = -1;
 }
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+int locus_hooks_add(locus_hooks *h, locus_hook_entry hk) {
+    if (h->n >= LOCUS_MAX_HOOKS) return -1;
+    h->list[h->n++] = hk;
+    return 0;
+}
+
+locus_hooks locus_hooks_one(void (*fn)(void *, const locus_hook_at *, float *, int, const int64_t *), void *ctx) {
+    locus_hooks h;
+    locus_hooks_init(&h);
+    locus_hooks_add(&h, (locus_hook_entry){fn, NULL, NULL, ctx});
+    return h;
+}
+
+void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    if (!h) return;
+    int64_t shape[4] = {d0, d1, d2, d3};
+    locus_hook_at at = {name, h->step, h->cfg};
+    for (int i = 0; i < h->n; i++)
+        if (h->list[i].fn) h->list[i].fn(h->list[i].ctx, &at, x, ndim, shape);
+}
+
+int locus_hook_wants(const locus_hooks *h, const char *name) {
+    if (!h) return 0;
+    for (int i = 0; i < h->n; i++)
+        if (h->list[i].want && h->list[i].want(h->list[i].ctx, name)) return 1;
+    return 0;
+}
+
+void locus_hook_text_kv(const locus_hooks *h, const locus_text_kv *site) {
+    if (!h) return;
+    locus_hook_at at = {site->layer, h->step, h->cfg};
+    for (int i = 0; i < h->n; i++)
+        if (h->list[i].text_kv) h->list[i].text_kv(h->list[i].ctx, &at, site);
+}
+
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 
 void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, const char *name) {
     l->in = in;
@@ -119,11 +153,7 @@ void nn_resnet_fwd(const nn_resnet *r, const float *x, int B, int H, int W, cons
     if (r->has_temb && temb_act) {
         float *tp = talloc((size_t)B * r->cout);
         nn_linear_fwd(&r->temb, temb_act, B, tp);
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < r->cout; c++) {
-                float *p = h + ((size_t)b * r->cout + c) * HW;
-                locus_scale_shift(p, p, HW, 1.0f, tp[b * r->cout + c]); /* h + temb[:, :, None, None] */
-            }
+        locus_scale_shift_rows(h, h, (size_t)B * r->cout, HW, NULL, tp); /* h + temb[:, :, None, None], rows (b, c) */
         locus_free(tp);
     }
     float *t2 = talloc((size_t)B * r->cout * HW);
@@ -148,6 +178,15 @@ void nn_attention_load(locus_loader *L, nn_attention *a, int query_dim, int ctx_
     snprintf(n, sizeof n, "%s.to_k", name); nn_linear_load(L, &a->k, ctx_dim, a->inner, qkv_bias, n);
     snprintf(n, sizeof n, "%s.to_v", name); nn_linear_load(L, &a->v, ctx_dim, a->inner, qkv_bias, n);
     snprintf(n, sizeof n, "%s.to_out.0", name); nn_linear_load(L, &a->out, a->inner, query_dim, 1, n);
+    a->text_index = -1;
+}
+
+/* locus_text_kv.project of a classic attention layer: K = to_k(ctx), V = to_v(ctx) for one batch row (the
+ * GEMM computes every row with the same chain whatever the row count, so these are the layer's own bits) */
+static void nn_attention_project(const locus_text_kv *site, const float *ctx, float *k_out, float *v_out) {
+    const nn_attention *a = site->impl;
+    nn_linear_fwd(&a->k, ctx, site->S, k_out);
+    nn_linear_fwd(&a->v, ctx, site->S, v_out);
 }
 
 void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const float *ctx, int S, float *y,
@@ -157,7 +196,11 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
     nn_linear_fwd(&a->q, x, B * T, q);
     nn_linear_fwd(&a->k, ctx, B * S, k);
     nn_linear_fwd(&a->v, ctx, B * S, v);
-    if (hooks && hooks->fn) { /* hook points: <layer>.q [B,T,inner], .k / .v [B,S,inner], .out (heads, before to_out) */
+    if (a->text_index >= 0 && locus_hooks_active(hooks)) {
+        locus_text_kv site = {name, a->text_index, B, S, C, k, v, nn_attention_project, a};
+        locus_hook_text_kv(hooks, &site);
+    }
+    if (locus_hooks_active(hooks)) { /* hook points: <layer>.q [B,T,inner], .k / .v [B,S,inner], .out (heads, before to_out) */
         char hn[512];
         snprintf(hn, sizeof hn, "%s.q", name); locus_hook(hooks, hn, q, 3, B, T, C, 0);
         snprintf(hn, sizeof hn, "%s.k", name); locus_hook(hooks, hn, k, 3, B, S, C, 0);
@@ -166,7 +209,7 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
     float *probs = NULL; /* [B,heads,T,S], only when a hook asks for <layer>.probs */
     char pn[512];
     snprintf(pn, sizeof pn, "%s.probs", name);
-    if (hooks && hooks->fn && hooks->want && hooks->want(hooks->want_arg, pn)) probs = talloc((size_t)B * a->heads * T * S);
+    if (locus_hook_wants(hooks, pn)) probs = talloc((size_t)B * a->heads * T * S);
     locus_attn_desc d = {B, a->heads, T, S, a->dim_head, q, (ptrdiff_t)T * C, C, k, (ptrdiff_t)S * C, C, v, (ptrdiff_t)S * C, C,
                          o, (ptrdiff_t)T * C, C, 1.0f / sqrtf((float)a->dim_head), NULL, 0, 0, probs};
     locus_attention(&d);
@@ -174,7 +217,7 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
         locus_hook(hooks, pn, probs, 4, B, a->heads, T, S);
         locus_free(probs);
     }
-    if (hooks && hooks->fn) {
+    if (locus_hooks_active(hooks)) {
         char hn[512];
         snprintf(hn, sizeof hn, "%s.out", name);
         locus_hook(hooks, hn, o, 3, B, T, C, 0);
@@ -212,12 +255,7 @@ static void nn_tblock_fwd(const nn_tblock *b, float *h, int B, int T, const floa
     locus_binary(a, h, h, N, LOCUS_BIN_ADD, 0.0f);
     locus_layer_norm(h, t, (size_t)B * T, b->dim, b->n2.w, b->n2.b, b->n2.eps);
     snprintf(n, sizeof n, "%s.attn2", name);
-    const float *c2 = ctx;
-    if (hooks && hooks->cross_ctx) {
-        const float *o = hooks->cross_ctx(hooks->cross_arg, n, hooks->step);
-        if (o) c2 = o;
-    }
-    nn_attention_fwd(&b->a2, t, B, T, c2, S, a, hooks, n);
+    nn_attention_fwd(&b->a2, t, B, T, ctx, S, a, hooks, n);
     locus_binary(a, h, h, N, LOCUS_BIN_ADD, 0.0f);
     locus_layer_norm(h, t, (size_t)B * T, b->dim, b->n3.w, b->n3.b, b->n3.eps);
     /* GEGLU: proj -> (hidden, gate) halves -> hidden * gelu(gate) -> net.2 */

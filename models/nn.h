@@ -11,25 +11,68 @@
 
 #include "loader.h"
 
-/* Activation hooks: called with the module path (diffusers naming) and its output; the callee may read or
- * overwrite the data in place (used by parity tests and, later, patching). */
+/* ---- Hooks: how experiments see and change a forward pass ----
+ *
+ * A hook point is a module output (or an attention internal) named by its diffusers path, e.g.
+ * "down_blocks.0.attentions.0.transformer_blocks.0.attn2", "...attn2.k", "transformer_blocks.1.attn:0".
+ * A forward calls every hook of the list in order at every hook point; each is told the point's name, the
+ * sampler step and the batch layout (CFG pair or not) — no hook has to count calls to know where it is.
+ * Hooks may overwrite the tensor in place (interventions, patching); later hooks see the change.
+ *
+ * Text K/V override: every attention layer that reads the text (UNet cross-attention attn2, MM-DiT joint
+ * attention's text stream, IF's added K/V) calls `text_kv` of each hook with its text keys and values
+ * [B,S,inner] right after computing them (after qk-norm where the model has it) and before its .k/.v (or
+ * .add_k/.add_v) hook points.  The hook may overwrite rows (one batch row per CFG half) — the paper's
+ * patching — using `project` to compute K/V from another prompt's embedding where the layer allows it. */
 typedef struct {
-    void (*fn)(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+    const char *name; /* hook point (diffusers path) */
+    int step;         /* sampler step of this denoiser evaluation (0-based); -1 outside a sampling loop */
+    int cfg;          /* 1: the batch is a CFG pair, row 0 unconditional, row 1 conditional; 0: conditional only */
+} locus_hook_at;
+
+typedef struct locus_text_kv {
+    const char *layer; /* diffusers path of the attention layer */
+    int index;         /* its position in the denoiser's list of text layers (locus_denoiser_text_layers) */
+    int B, S, D;       /* k, v: [B,S,D] */
+    float *k, *v;
+    /* Computes this layer's K and V from a text embedding ctx[S, ctx_dim] (one batch row) into k_out, v_out
+     * [S,D] — the same bits the layer computes for that row.  NULL when the layer's text K/V are not a
+     * function of the prompt embedding alone (MM-DiT: they come from the block's text stream). */
+    void (*project)(const struct locus_text_kv *site, const float *ctx, float *k_out, float *v_out);
+    const void *impl;
+} locus_text_kv;
+
+typedef struct {
+    void (*fn)(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape); /* may be NULL */
+    /* Costly points ("<attention>.probs" [B,heads,Tq,Tk]) are computed only when some hook's want() says so;
+     * they are read-only (the attention output is computed from the unmodified probabilities). */
+    int (*want)(void *ctx, const char *name);
+    void (*text_kv)(void *ctx, const locus_hook_at *at, const locus_text_kv *site); /* may be NULL */
     void *ctx;
-    /* Cross-attention injection: asked for every cross-attention layer (name = its diffusers path, e.g.
-     * "mid_block.attentions.0.transformer_blocks.0.attn2"); return another text context of the same shape
-     * [B,S,D] to compute that layer's K and V from, or NULL to keep the model's.  `step` is the sampler step. */
-    const float *(*cross_ctx)(void *arg, const char *name, int step);
-    void *cross_arg;
-    int step;
-    /* Optional, costly hook points (attention probabilities "<attention path>.probs", [B,heads,Tq,Tk]) are
-     * computed only when want(want_arg, name) returns non-zero.  They are read-only: the attention output is
-     * already computed from the unmodified probabilities. */
-    int (*want)(void *arg, const char *name);
-    void *want_arg;
+} locus_hook_entry;
+
+#define LOCUS_MAX_HOOKS 8
+
+typedef struct {
+    locus_hook_entry list[LOCUS_MAX_HOOKS]; /* called in this order */
+    int n;
+    int step, cfg;                    /* set by the sampler before each evaluation */
 } locus_hooks;
 
+/* An empty list (step -1); locus_hooks_add appends (returns -1 when full, an invariant the callers keep). */
+void locus_hooks_init(locus_hooks *h);
+int locus_hooks_add(locus_hooks *h, locus_hook_entry hk);
+/* A list of one hook (tests, single-purpose callers). */
+locus_hooks locus_hooks_one(void (*fn)(void *, const locus_hook_at *, float *, int, const int64_t *), void *ctx);
+
+/* Emit a hook point (h may be NULL); d0..d3 the shape (ndim of them used). */
 void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+/* Does any hook want the costly point `name`? */
+int locus_hook_wants(const locus_hooks *h, const char *name);
+/* Emit the text K/V override point of an attention layer. */
+void locus_hook_text_kv(const locus_hooks *h, const locus_text_kv *site);
+/* Is there any hook at all (to skip building hook-point names)? */
+static inline int locus_hooks_active(const locus_hooks *h) { return h && h->n > 0; }
 
 /* A low-rank adapter on a Linear layer (PEFT / diffusers LoRA): y += scale * (x down^T) up^T with
  * down [r, in] (lora_A, lora.down) and up [out, r] (lora_B, lora.up); scale = alpha / r times the user's
@@ -74,6 +117,7 @@ void nn_resnet_fwd(const nn_resnet *r, const float *x, int B, int H, int W, cons
 typedef struct {
     nn_linear q, k, v, out;
     int heads, dim_head, inner, query_dim, ctx_dim;
+    int text_index; /* position among the denoiser's text-reading layers (cross-attention), -1 if not one */
 } nn_attention;
 
 void nn_attention_load(locus_loader *L, nn_attention *a, int query_dim, int ctx_dim, int heads, int dim_head, int qkv_bias,

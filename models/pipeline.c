@@ -1,6 +1,7 @@
 /* pipeline.c — opening pipeline folders and decoding latents (see pipeline.h). */
 #include "pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include "../core/arena.h"
 #include "../core/hash.h"
 #include "../core/json.h"
+#include "mmdit.h"
+#include "unet.h"
 
 static int is_dir(const char *p) {
     struct stat sb;
@@ -54,13 +57,13 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
     char c[PATH_MAX + 32];
     locus_status st;
     snprintf(c, sizeof c, "%s/transformer", dir);
-    if ((st = locus_mmdit_load(&p->mmdit, c))) return st;
-    if (!pick(dir, "vae", NULL, c, sizeof c)) { locus_mmdit_free(&p->mmdit); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ folder", dir); }
-    if ((st = locus_vae_load(&p->vae, c))) { locus_mmdit_free(&p->mmdit); return st; }
+    if ((st = locus_denoiser_open(&p->den, c, "SD3Transformer2DModel"))) return st;
+    if (!pick(dir, "vae", NULL, c, sizeof c)) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ folder", dir); }
+    if ((st = locus_vae_load(&p->vae, c))) { locus_denoiser_close(&p->den); return st; }
     if (!pick(dir, "scheduler", NULL, c, sizeof c) || (st = locus_scheduler_load(&p->sched, c))) {
         if (!st) st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir);
         locus_vae_free(&p->vae);
-        locus_mmdit_free(&p->mmdit);
+        locus_denoiser_close(&p->den);
         return st;
     }
     if (pick(dir, "text_encoder", NULL, c, sizeof c)) {
@@ -81,18 +84,18 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
     if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); if ((st = locus_clip_tok_load(&p->tok2, c))) goto fail; }
     snprintf(c, sizeof c, "%s/tokenizer_3/spiece.model", dir);
     if (is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
-    if (p->has_t5 && p->t5.D != p->mmdit.joint_dim) {
-        st = locus_fail(LOCUS_E_SHAPE, "%s: T5 width %d does not match the transformer's joint_attention_dim %d", dir, p->t5.D, p->mmdit.joint_dim);
+    if (p->has_t5 && p->t5.D != p->den.ctx_dim) {
+        st = locus_fail(LOCUS_E_SHAPE, "%s: T5 width %d does not match the transformer's joint_attention_dim %d", dir, p->t5.D, p->den.ctx_dim);
         goto fail;
     }
-    if (p->vae.latent_channels != p->mmdit.in_channels) {
+    if (p->vae.latent_channels != p->den.in_channels) {
         st = locus_fail(LOCUS_E_SHAPE, "%s: VAE latent_channels %d does not match the transformer's in_channels %d", dir, p->vae.latent_channels,
-                        p->mmdit.in_channels);
+                        p->den.in_channels);
         goto fail;
     }
     p->vae_factor = 1 << (p->vae.nblocks - 1);
     unsigned long long h = LOCUS_FNV_INIT;
-    h = hash_component(h, &p->mmdit.L);
+    h = hash_component(h, p->den.loader);
     h = hash_component(h, &p->vae.L);
     if (p->has_text) h = hash_component(h, &p->text.L);
     if (p->has_text2) h = hash_component(h, &p->text2.L);
@@ -104,14 +107,14 @@ fail:
     return st;
 }
 
-int locus_pipeline_latent_channels(const locus_pipeline *p) { return p->kind == LOCUS_PIPE_SD3 ? p->mmdit.in_channels : p->unet.in_channels; }
+int locus_pipeline_latent_channels(const locus_pipeline *p) { return p->den.in_channels; }
 
 locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T) {
     if (!p->has_text || !p->has_text2 || !p->tok || !p->tok2)
         return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need tokenizer/, tokenizer_2/, text_encoder/ and text_encoder_2/; pass --prompt-embeds FILE", p->dir);
     if (p->has_t5 && !p->tok3)
         return locus_fail(LOCUS_E_NOTFOUND, "%s: text_encoder_3 needs tokenizer_3/spiece.model; pass --prompt-embeds FILE", p->dir);
-    int J = p->mmdit.joint_dim, D1 = p->text.D, D2 = p->text2.D;
+    int J = p->den.ctx_dim, D1 = p->text.D, D2 = p->text2.D;
     if (D1 + D2 > J) return locus_fail(LOCUS_E_SHAPE, "%s: CLIP widths %d + %d exceed the joint width %d", p->dir, D1, D2, J);
     int64_t ids1[77], ids2[77];
     int tr1 = 0, tr2 = 0;
@@ -143,7 +146,24 @@ locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const cha
     return st;
 }
 
+static locus_status pipeline_open(locus_pipeline *p, const char *dir);
+
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
+    locus_status st = pipeline_open(p, dir);
+    if (st) return st;
+    p->default_guidance = p->kind == LOCUS_PIPE_LDM ? 1.0f : p->kind == LOCUS_PIPE_SD3 ? 7.0f : 7.5f;
+    p->text_tokens_fixed = p->kind == LOCUS_PIPE_SD3 ? 0 : 77;
+    return LOCUS_OK;
+}
+
+int locus_pipeline_text_tokens(const locus_pipeline *p, int max_seq) { return p->text_tokens_fixed ? p->text_tokens_fixed : 77 + max_seq; }
+
+locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T) {
+    if (p->kind == LOCUS_PIPE_SD3) return locus_pipeline_encode_prompt_sd3(p, prompt, max_seq, embeds, pooled, T);
+    return locus_pipeline_encode_prompt(p, prompt, embeds, T);
+}
+
+static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     memset(p, 0, sizeof *p);
     snprintf(p->dir, sizeof p->dir, "%s", dir);
     if (!is_dir(dir)) return locus_fail(LOCUS_E_IO, "%s: no such model folder", dir);
@@ -172,22 +192,22 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
         return open_sd3(p, dir);
     }
     if (!pick(dir, "unet", NULL, c, sizeof c)) return locus_fail(LOCUS_E_NOTFOUND, "%s: no unet/ folder", dir);
-    if ((st = locus_unet_load(&p->unet, c))) return st;
+    if ((st = locus_denoiser_open(&p->den, c, "UNet2DConditionModel"))) return st;
     if (!pick(dir, "vae", "vqvae", c, sizeof c)) { locus_pipeline_close(p); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ (or vqvae/) folder", dir); }
     if (strstr(c, "vqvae")) p->kind = LOCUS_PIPE_LDM;
-    if ((st = locus_vae_load(&p->vae, c))) { locus_unet_free(&p->unet); return st; }
+    if ((st = locus_vae_load(&p->vae, c))) { locus_denoiser_close(&p->den); return st; }
     if (!pick(dir, "scheduler", NULL, c, sizeof c)) { locus_pipeline_close(p); return locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir); }
-    if ((st = locus_scheduler_load(&p->sched, c))) { locus_vae_free(&p->vae); locus_unet_free(&p->unet); return st; }
+    if ((st = locus_scheduler_load(&p->sched, c))) { locus_vae_free(&p->vae); locus_denoiser_close(&p->den); return st; }
     if (pick(dir, "text_encoder", "bert", c, sizeof c)) {
         if ((st = locus_textenc_load(&p->text, c))) {
-            locus_scheduler_free(&p->sched); locus_vae_free(&p->vae); locus_unet_free(&p->unet);
+            locus_scheduler_free(&p->sched); locus_vae_free(&p->vae); locus_denoiser_close(&p->den);
             return st;
         }
         p->has_text = 1;
         if (p->text.kind == LOCUS_TEXT_LDMBERT) p->kind = LOCUS_PIPE_LDM;
-        if (p->text.D != p->unet.ctx_dim) {
+        if (p->text.D != p->den.ctx_dim) {
             char msg[512];
-            snprintf(msg, sizeof msg, "%s: text encoder width %d does not match the UNet's cross_attention_dim %d", c, p->text.D, p->unet.ctx_dim);
+            snprintf(msg, sizeof msg, "%s: text encoder width %d does not match the UNet's cross_attention_dim %d", c, p->text.D, p->den.ctx_dim);
             locus_pipeline_close(p);
             return locus_fail(LOCUS_E_SHAPE, "%s", msg);
         }
@@ -209,15 +229,15 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
             return st;
         }
     }
-    if (p->vae.latent_channels != p->unet.in_channels) {
+    if (p->vae.latent_channels != p->den.in_channels) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, p->vae.latent_channels, p->unet.in_channels);
+        snprintf(msg, sizeof msg, "%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, p->vae.latent_channels, p->den.in_channels);
         locus_pipeline_close(p);
         return locus_fail(LOCUS_E_SHAPE, "%s", msg);
     }
     p->vae_factor = 1 << (p->vae.nblocks - 1);
     unsigned long long h = LOCUS_FNV_INIT;
-    h = hash_component(h, &p->unet.L);
+    h = hash_component(h, p->den.loader);
     h = hash_component(h, &p->vae.L);
     if (p->has_text) h = hash_component(h, &p->text.L);
     p->model_hash = h;
@@ -238,8 +258,7 @@ void locus_pipeline_close(locus_pipeline *p) {
     p->has_text = p->has_text2 = p->has_t5 = 0;
     locus_scheduler_free(&p->sched);
     locus_vae_free(&p->vae);
-    if (p->kind == LOCUS_PIPE_SD3) locus_mmdit_free(&p->mmdit);
-    else locus_unet_free(&p->unet);
+    locus_denoiser_close(&p->den);
 }
 
 locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *prompt, float *embeds, int *T) {
@@ -268,34 +287,3 @@ void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, 
     locus_free(z);
 }
 
-/* activation bytes of one mmdit forward, mirroring mmdit.c's allocations (B = 2, CFG pair) */
-static double mmdit_act(const locus_mmdit *m, int h, int w, int S, int nt) {
-    double B = 2, D = m->D, N = (double)(h / m->patch) * (w / m->patch), J = N + S;
-    double fwd = B * D * N * 2 + B * S * D + B * (256 + 3 * D) + B * 16.0 * h * w * 2 + B * S * m->joint_dim + B * m->pooled_dim;
-    double blk = B * 15 * D + B * N * D * 3 + B * S * D * 4 + 4 * B * J * D;
-    double attn = 2 * B * J * D + (double)nt * 64 * J;
-    double ff = B * N * 4 * D;
-    return 4 * (fwd + blk + (attn > ff ? attn : ff));
-}
-
-/* activation bytes of a VAE decode to W x H: the two ping-pong buffers, a resnet's three temporaries and the
- * single-head mid-block attention */
-static double vae_act(const locus_vae *v, int W, int H) {
-    double big = 0;
-    int nb = v->nblocks;
-    for (int i = 0; i < nb; i++) { double s = (double)v->block_out[i] * W * H; if (s > big) big = s; }
-    int f = 1 << (nb - 1);
-    double tok = (double)(W / f) * (H / f), Cm = v->block_out[nb - 1];
-    double mid = 3 * Cm * tok + 2 * Cm * tok + 64.0 * tok;
-    return 4 * (5 * big + mid);
-}
-
-size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int text_tokens, int threads) {
-    double weights = 4.0 * (double)(p->vae.L.nparams + (p->has_text ? p->text.L.nparams : 0) + (p->has_text2 ? p->text2.L.nparams : 0) +
-                                    (p->has_t5 ? p->t5.L.nparams : 0) + (p->kind == LOCUS_PIPE_SD3 ? p->mmdit.L.nparams : p->unet.L.nparams));
-    int f = p->vae_factor;
-    double den = 0;
-    if (p->kind == LOCUS_PIPE_SD3) den = mmdit_act(&p->mmdit, H / f, W / f, text_tokens, threads);
-    double vae = vae_act(&p->vae, W, H);
-    return (size_t)(weights + (den > vae ? den : vae));
-}

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "denoiser.h"
 #include "sampler.h"
 #include "t5.h"
 #include "textenc.h"
@@ -25,8 +26,7 @@ typedef struct {
     locus_pipe_kind kind;
     char dir[PATH_MAX];
     char class_name[64];
-    locus_unet unet;     /* SD / LDM */
-    locus_mmdit mmdit;   /* SD3: transformer/ */
+    locus_denoiser den;  /* unet/ (SD, LDM) or transformer/ (SD3) */
     locus_textenc text2; /* SD3: text_encoder_2 (OpenCLIP-G) */
     int has_text2;
     locus_t5 t5;         /* SD3: text_encoder_3 (optional, as in diffusers) */
@@ -42,10 +42,21 @@ typedef struct {
     int vae_factor; /* pixels per latent */
     int clip_skip;  /* SD1.x/SD2 prompts: final LN of the (clip_skip+1)-th last CLIP layer (diffusers' clip_skip) */
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
+    float default_guidance; /* the diffusers pipeline's default guidance_scale (LDM 1, SD 7.5, SD3 7) */
+    int text_tokens_fixed;  /* > 0: prompts always give this many tokens (77); 0: 77 + max_seq (SD3's T5) */
 } locus_pipeline;
 
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
+
+/* Prompt -> the denoiser's text conditioning, whatever the family: embeds [1,T,den.ctx_dim] (T from
+ * locus_pipeline_text_tokens) and, when den.pooled_dim > 0, pooled [1,pooled_dim]. max_seq: T5 tokens (SD3). */
+locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T);
+/* Tokens of an encoded prompt for this pipeline */
+int locus_pipeline_text_tokens(const locus_pipeline *p, int max_seq);
+
+/* Print the architecture (`locus info --model`). */
+void locus_pipeline_print_info(const locus_pipeline *p, const char *dir);
 
 /* Prompt -> [1,77,D] text embeddings (the text encoder's last_hidden_state, as StableDiffusionPipeline
  * with clip_skip None; p->clip_skip > 0 takes an earlier layer; LDM: LDMBert on the BERT WordPiece ids, as
@@ -63,9 +74,14 @@ locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const cha
 /* in_channels / latent size of the denoiser */
 int locus_pipeline_latent_channels(const locus_pipeline *p);
 
-/* Peak memory (bytes) of a generate run at W x H: all loaded weights (fp32) plus the larger of the denoiser's
- * CFG-pair activations and the VAE decode, counted from the buffers the forward functions allocate. */
+/* Peak memory (bytes of locus_alloc blocks, what locus_mem_peak reports) of a plain CFG generate run at W x H
+ * with text_tokens context tokens (SD3: 77 + T5 tokens) on `threads` threads: all loaded weights plus the
+ * highest of the three phases (prompt + negative prompt encoding, denoising, VAE decode), each replayed
+ * without computing from the forwards' allocation sequence (how, and what is not counted: models/pipeline.c).
+ * _parts also reports parts[0] = weights and parts[1..3] = each phase's peak above the weights (what the run
+ * holds then plus its activations and kernel scratch); the estimate is parts[0] + max(parts[1..3]). */
 size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int text_tokens, int threads);
+size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H, int text_tokens, int threads, size_t parts[4]);
 
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
  * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */

@@ -348,3 +348,7 @@ locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *mo, co
     }
     return LOCUS_OK;
 }
+
+const char *locus_scheduler_name(const locus_scheduler *s) {
+    return s->kind == LOCUS_SCHED_EULER ? "euler" : s->kind == LOCUS_SCHED_PNDM ? "pndm" : s->kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
+}

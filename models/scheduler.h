@@ -56,6 +56,8 @@ void locus_scheduler_free(locus_scheduler *s);
 /* Use another sampler with the same training schedule (like diffusers' Scheduler.from_config):
  * "ddim", "euler" or "pndm" (PLMS, skip_prk_steps).  Unknown names are LOCUS_E_ARG. */
 locus_status locus_scheduler_override(locus_scheduler *s, const char *name);
+/* The sampler's short name as --sampler spells it: "ddim", "euler", "pndm" or "flow". */
+const char *locus_scheduler_name(const locus_scheduler *s);
 
 /* set_timesteps(n); errors for n < 1 or n > num_train. */
 /* Flow matching with use_dynamic_shifting: the number of image tokens ((H/patch) x (W/patch)) from which mu is

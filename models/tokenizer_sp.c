@@ -2,6 +2,7 @@
 #include "tokenizer_sp.h"
 
 #include "token_ids.h"
+#include "../core/utf8.h"
 
 #include <errno.h>
 #include <float.h>
@@ -188,23 +189,6 @@ void locus_sp_tok_free(locus_sp_tok *t) {
 
 static int utf8_len(unsigned char c) { return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4; }
 
-/* Length of one valid UTF-8 character at s (as SentencePiece's IsValidDecodeUTF8: shortest form, no
- * surrogates, <= U+10FFFF), or 0 when the bytes are malformed. */
-static size_t utf8_valid(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (!len || len > n) return 0;
-    uint32_t cp = c & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    static const uint32_t minv[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < minv[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 /* Longest rule of the precompiled map matching a prefix of s (darts-clone commonPrefixSearch): returns the
  * matched length (0: none) and the replacement's offset in t->norm. */
 static size_t charsmap_match(const locus_sp_tok *t, const unsigned char *s, size_t n, size_t *value) {
@@ -240,7 +224,7 @@ static size_t norm_prefix(const locus_sp_tok *t, const unsigned char *s, size_t 
         *outn = strlen(t->norm + v);
         return m;
     }
-    size_t l = utf8_valid(s, n);
+    size_t l = locus_utf8_next((const char *)s, n, NULL); /* as SentencePiece's IsValidDecodeUTF8 */
     if (!l) {
         *out = "\xef\xbf\xbd";
         *outn = 3;

@@ -1,6 +1,9 @@
 /* unet.c — UNet2DConditionModel load and forward (diffusers v0.31 semantics; see unet.h). */
 #include "unet.h"
 
+#include "denoiser.h"
+#include "unet_bwd.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +11,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {
@@ -168,8 +171,14 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     nn_gnorm_load(L, &u->norm_out, C0, u->groups, u->eps, "conv_norm_out");
     nn_conv_load(L, &u->conv_out, C0, u->out_channels, 3, 1, 1, "conv_out");
     st = locus_loader_status(L);
-    if (st) locus_unet_free(u); /* cleanup keeps the thread's error message */
-    return st;
+    if (st) { locus_unet_free(u); return st; } /* cleanup keeps the thread's error message */
+    /* number the text-reading layers (attn2) in forward order: the index of their text K/V override point */
+    locus_attn_layer *al = malloc(sizeof *al * 4096);
+    int na = al ? locus_unet_attn_layers(u, al, 4096) : 0, ti = 0;
+    for (int i = 0; i < na; i++)
+        if (al[i].cross) ((nn_attention *)al[i].a)->text_index = ti++;
+    free(al);
+    return LOCUS_OK;
 }
 
 static void free_block(unet_block *b) {
@@ -353,4 +362,74 @@ void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, 
     locus_hook(hooks, "conv_out", out, 4, B, u->out_channels, H, W);
     locus_free(t); locus_free(h); locus_free(tp); locus_free(e1); locus_free(emb);
     while (nskip > 0) locus_free(skips[--nskip].x);
+}
+
+/* ---- the UNet as a locus_denoiser (denoiser.h) ---- */
+
+static void unet_den_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx, int S,
+                             const float *pooled, float *out, const locus_hooks *hooks) {
+    (void)pooled;
+    locus_unet_forward(d->model, x, B, h, w, t, ctx, S, out, hooks);
+}
+
+static size_t lin_params(const nn_linear *l) { return (size_t)l->in * l->out + (l->b ? (size_t)l->out : 0); }
+
+static int unet_den_layers(const locus_denoiser *d, locus_layer_info *out, int max) {
+    locus_attn_layer *al = malloc(sizeof *al * 4096);
+    if (!al) return 0;
+    int n = locus_unet_attn_layers(d->model, al, 4096), k = 0;
+    for (int i = 0; i < n && k < max; i++, k++) {
+        locus_layer_info *li = &out[k];
+        memset(li, 0, sizeof *li);
+        snprintf(li->name, sizeof li->name, "%s", al[i].name);
+        li->kind = al[i].cross ? LOCUS_LAYER_CROSS : LOCUS_LAYER_SELF;
+        li->heads = al[i].a->heads;
+        li->text_params = al[i].cross ? lin_params(&al[i].a->k) + lin_params(&al[i].a->v) : 0;
+        li->text_index = al[i].cross ? al[i].a->text_index : -1;
+        snprintf(li->site, sizeof li->site, "%s", al[i].name);
+    }
+    free(al);
+    return n;
+}
+
+static void unet_den_close(locus_denoiser *d) {
+    locus_unet_free(d->model);
+    free(d->model);
+}
+
+static locus_status unet_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
+                                           int S, const float *pooled, float *out, int checkpoint, void **tape) {
+    (void)pooled;
+    return locus_unet_forward_train(d->model, x, B, h, w, t, ctx, S, out, checkpoint, (locus_unet_tape **)tape);
+}
+
+static locus_status unet_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
+                                      const locus_grads *g) {
+    if (dpooled) return locus_fail(LOCUS_E_ARG, "a UNet2DConditionModel has no pooled text input");
+    return locus_unet_backward(d->model, tape, dout, dx, dctx, g);
+}
+
+static void unet_den_tape_free(void *tape) { locus_unet_tape_free(tape); }
+
+const locus_denoiser_ops locus_unet_denoiser_ops = {"UNet2DConditionModel", unet_den_forward,   unet_den_layers,   unet_den_close,
+                                                   unet_den_train_forward, unet_den_backward, unet_den_tape_free};
+
+locus_status locus_unet_denoiser(locus_denoiser *d, locus_unet *u) {
+    memset(d, 0, sizeof *d);
+    d->ops = &locus_unet_denoiser_ops;
+    d->model = u;
+    d->loader = &u->L;
+    d->in_channels = u->in_channels;
+    d->out_channels = u->out_channels;
+    d->sample_size = u->sample_size;
+    d->size_multiple = 1 << (u->nblocks - 1);
+    d->patch = 0;
+    d->ctx_dim = u->ctx_dim;
+    d->pooled_dim = 0;
+    d->text_kv_projectable = 1;
+    d->params = u->L.nparams;
+    char (*names)[128] = malloc(sizeof *names * 4096);
+    d->ntext_layers = names ? locus_unet_cross_layers(u, names, 4096) : 0;
+    free(names);
+    return LOCUS_OK;
 }

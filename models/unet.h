@@ -65,4 +65,8 @@ int locus_unet_attn_layers(const locus_unet *u, locus_attn_layer *out, int max);
 /* Parameter count of the denoiser. */
 size_t locus_unet_params(const locus_unet *u);
 
+/* Wrap a loaded UNet (ownership passes: closing the denoiser frees and free()s u) as a locus_denoiser. */
+struct locus_denoiser;
+locus_status locus_unet_denoiser(struct locus_denoiser *d, locus_unet *u);
+
 #endif

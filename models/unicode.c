@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "unicode_tables.h"
+#include "../core/utf8.h"
 
 #define N_OF(a) (sizeof(a) / sizeof(*(a)))
 
@@ -57,19 +58,9 @@ void locus_ustr_from_utf8(locus_ustr *s, const char *text, size_t len) {
     const unsigned char *p = (const unsigned char *)text, *e = p + len;
     s->n = 0;
     while (p < e) {
-        uint32_t c = *p;
-        size_t l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = l && p + l <= e;
-        if (ok && l > 1) {
-            c &= 0x7F >> l;
-            for (size_t i = 1; i < l; i++) {
-                ok &= (p[i] & 0xC0) == 0x80;
-                c = c << 6 | (p[i] & 0x3F);
-            }
-            static const uint32_t minv[5] = {0, 0, 0x80, 0x800, 0x10000};
-            ok &= c >= minv[l] && c <= 0x10FFFF && !(c >= 0xD800 && c <= 0xDFFF);
-        }
-        if (!ok) { locus_ustr_push(s, 0xFFFD); p++; continue; }
+        uint32_t c;
+        size_t l = locus_utf8_next((const char *)p, (size_t)(e - p), &c);
+        if (!l) { locus_ustr_push(s, 0xFFFD); p++; continue; }
         locus_ustr_push(s, c);
         p += l;
     }

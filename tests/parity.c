@@ -40,8 +40,9 @@ double parity_rel(const locus_st_file *g, const char *name, const float *x, int6
     return md / mr;
 }
 
-void parity_hook(void *vctx, const char *name, float *x, int ndim, const int64_t *shape) {
+void parity_hook(void *vctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape) {
     parity_ctx *c = vctx;
+    const char *name = at->name;
     char key[320];
     snprintf(key, sizeof key, "%s%s", c->prefix, name);
     const locus_st_tensor *t = locus_st_find(c->golden, key);
@@ -59,10 +60,10 @@ void parity_hook(void *vctx, const char *name, float *x, int ndim, const int64_t
     if (r > c->worst || r != r) { c->worst = r; snprintf(c->worst_name, sizeof c->worst_name, "%s", key); }
 }
 
-void parity_pair_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape) {
+void parity_pair_hook(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape) {
     parity_pair *t = ctx;
-    parity_hook(t->a, name, x, ndim, shape);
-    parity_hook(t->b, name, x, ndim, shape);
+    parity_hook(t->a, at, x, ndim, shape);
+    parity_hook(t->b, at, x, ndim, shape);
 }
 
 void parity_step_cb(void *vc, int step, int nsteps, const float *unc, const float *cond, const float *guided, const float *lat, size_t n) {

@@ -15,14 +15,14 @@ typedef struct {
     int verbose;
 } parity_ctx;
 
-void parity_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+void parity_hook(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape);
 
 /* relative max error of x against golden tensor `name`; -1 if missing/shape mismatch */
 double parity_rel(const locus_st_file *g, const char *name, const float *x, int64_t n);
 
 /* A hook that feeds two parity contexts (e.g. "act." and "output." probes of one golden file). */
 typedef struct { parity_ctx *a, *b; } parity_pair;
-void parity_pair_hook(void *ctx, const char *name, float *x, int ndim, const int64_t *shape);
+void parity_pair_hook(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape);
 
 /* Sampler step callback comparing {run}.stepN.{noise_pred_uncond,noise_pred_text,noise_pred,latent_out}. */
 typedef struct { const locus_st_file *g; const char *run; double worst; char wname[128]; int n; } parity_steps;

@@ -1,5 +1,6 @@
 /* test_core.c — core/: JSON parser, safetensors reader/writer and its validation, f16/bf16 widening,
- * torch-compatible randn against the golden noise, arena planning, PNG round trip.
+ * torch-compatible randn against the golden noise, PNG round trip, the string builder, JSON writer and UTF-8
+ * validator.
  *
  *   test_core               run the checks
  *   test_core --malformed DIR   write the malformed safetensors files used by the CLI error test into DIR
@@ -14,9 +15,12 @@
 #include "../core/arena.h"
 #include "../core/half.h"
 #include "../core/json.h"
+#include "../core/jsonw.h"
 #include "../core/png.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
+#include "../core/strbuf.h"
+#include "../core/utf8.h"
 #include "testutil.h"
 
 static const char *g_tmp;
@@ -228,22 +232,9 @@ static void test_rng(const char *golden_dir) {
     CHECK(locus_hash_uniform(3, 1000) == locus_hash_uniform(3, 1000) && locus_hash_uniform(3, 1000) != locus_hash_uniform(4, 1000), "hash RNG");
 }
 
-/* ---------------------------------------------------------------- arena, PNG */
+/* ---------------------------------------------------------------- PNG */
 
-static void test_arena_png(void) {
-    locus_arena plan, real;
-    locus_arena_plan(&plan);
-    size_t sizes[] = {1, 100, 64, 4097, 3};
-    for (int i = 0; i < 5; i++) locus_arena_alloc(&plan, sizes[i]);
-    CHECK(locus_arena_init(&real, plan.peak) == LOCUS_OK, "arena init");
-    int aligned = 1;
-    for (int i = 0; i < 5; i++) {
-        void *p = locus_arena_alloc(&real, sizes[i]);
-        aligned &= p && ((uintptr_t)p % 64) == 0;
-    }
-    CHECK(aligned, "planned arena holds exactly the planned allocations, 64-byte aligned");
-    CHECK(locus_arena_alloc(&real, 1) == NULL && strstr(locus_errmsg(), "arena"), "arena overflow returns NULL with a message");
-    locus_arena_free(&real);
+static void test_png(void) {
     /* PNG round trip with metadata; float -> u8 conversion like diffusers */
     float img[3 * 2 * 2] = {-1, 0, 1, 2, -2, 0.5f, -0.5f, 0.001f, 0, 0, 0, 0};
     uint8_t u8[12], *back = NULL;
@@ -264,6 +255,137 @@ static void test_arena_png(void) {
     CHECK(locus_png_write("/nonexistent/dir/x.png", u8, 2, 2, 3, NULL, 0) == LOCUS_E_IO && access("/nonexistent/dir/x.png", F_OK) != 0, "png write error, no file");
 }
 
+/* ================================================================ strbuf, JSON writer, UTF-8 validator
+ * (core/strbuf.h, core/jsonw.h, core/utf8.h) — the text that localize's result files are made of. */
+
+static void test_strbuf(void) {
+    locus_strbuf b = {0};
+    CHECK(!strcmp(locus_sb_str(&b), "") && b.n == 0, "empty builder reads as \"\"");
+    locus_sb_puts(&b, "ab");
+    locus_sb_putn(&b, "c\0d", 3);
+    locus_sb_printf(&b, "[%d|%s]", 42, "x");
+    CHECK(b.n == 11 && !memcmp(b.s, "abc\0d[42|x]", 12), "puts, putn with a NUL, printf (n=%zu)", b.n);
+    char big[3000];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK(locus_sb_printf(&b, "<%s>", big) == LOCUS_OK && b.n == 11 + 3001 && b.s[12] == 'q' && b.s[b.n - 1] == '>' && b.s[b.n] == 0,
+          "printf longer than the scratch buffer (n=%zu)", b.n);
+    char *s = locus_sb_take(&b);
+    CHECK(s && strlen(s) == 3 && b.s == NULL && b.n == 0, "take hands over the text and empties the builder");
+    free(s);
+    s = locus_sb_take(&b);
+    CHECK(s && !strcmp(s, ""), "take of an empty builder is \"\"");
+    free(s);
+    /* allocation failure: reported, sticky, never a crash */
+    locus_sb_puts(&b, "keep");
+    locus_clear_error();
+    CHECK(locus_sb_putn(&b, "x", (size_t)-1 / 2) == LOCUS_E_NOMEM && strstr(locus_errmsg(), "string builder"), "impossible growth is LOCUS_E_NOMEM with a message: '%s'", locus_errmsg());
+    CHECK(locus_sb_puts(&b, "more") == LOCUS_E_NOMEM && locus_sb_printf(&b, "%d", 1) == LOCUS_E_NOMEM && b.n == 4 && locus_sb_status(&b) == LOCUS_E_NOMEM,
+          "after a failure appends do nothing and the status stays failed");
+    CHECK(locus_sb_take(&b) == NULL && b.s == NULL && !b.failed, "take after a failure is NULL and resets the builder");
+    locus_sb_free(&b);
+}
+
+/* the writer's whole output for one document */
+#define JW_EXPECT(build, want, what)                                                                            \
+    do {                                                                                                        \
+        locus_strbuf b_ = {0};                                                                                  \
+        locus_jsonw w_;                                                                                         \
+        locus_jw_init(&w_, &b_);                                                                                \
+        locus_jsonw *w = &w_;                                                                                   \
+        build;                                                                                                  \
+        CHECK(w_.depth == 0 && !strcmp(locus_sb_str(&b_), want), "%s: got '%s' want '%s'", what, locus_sb_str(&b_), want); \
+        locus_sb_free(&b_);                                                                                     \
+    } while (0)
+
+static void test_jsonw(void) {
+    /* escaping: quote, backslash, newline as \n, other controls and DEL as \u00xx, UTF-8 bytes as they are */
+    JW_EXPECT(locus_jw_str(w, "a\"b\\c\nd\te\rf\x01g\x1fh\x7fi caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 /"),
+              "\"a\\\"b\\\\c\\nd\\u0009e\\u000df\\u0001g\\u001fh\\u007fi caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 /\"", "string escaping");
+    JW_EXPECT(locus_jw_strn(w, "a\0b", 3), "\"a\\u0000b\"", "embedded NUL");
+    JW_EXPECT(locus_jw_str(w, ""), "\"\"", "empty string");
+    /* numbers as localize has always written them */
+    JW_EXPECT((locus_jw_array(w, LOCUS_JW_INLINE), locus_jw_num(w, 0.1f), locus_jw_num(w, 0.1), locus_jw_num(w, 7.5f), locus_jw_num(w, 1e-10),
+               locus_jw_num(w, 123456789012.0), locus_jw_num(w, -0.0), locus_jw_num(w, 148.13080406189), locus_jw_num(w, 0),
+               locus_jw_num(w, NAN), locus_jw_num(w, -INFINITY), locus_jw_int(w, -9223372036854775807LL - 1), locus_jw_int(w, 42),
+               locus_jw_bool(w, 1), locus_jw_bool(w, 0), locus_jw_null(w), locus_jw_end(w)),
+              "[0.100000001, 0.1, 7.5, 1e-10, 1.23456789e+11, -0, 148.130804, 0, null, null, -9223372036854775808, 42, true, false, null]",
+              "number formatting (%.9g, non-finite as null, %lld)");
+    /* layouts and nesting: the shape of localize's config.json */
+    JW_EXPECT((locus_jw_object(w, LOCUS_JW_BLOCK), locus_jw_key(w, "n"), locus_jw_int(w, 1), locus_jw_key(w, "seeds"),
+               locus_jw_array(w, LOCUS_JW_INLINE), locus_jw_int(w, 0), locus_jw_int(w, 5), locus_jw_end(w), locus_jw_key(w, "layers"),
+               locus_jw_array(w, LOCUS_JW_BLOCK), locus_jw_str(w, "a"), locus_jw_str(w, "b"), locus_jw_end(w), locus_jw_key(w, "items"),
+               locus_jw_array(w, LOCUS_JW_BLOCK), locus_jw_object(w, LOCUS_JW_INLINE), locus_jw_key(w, "w"), locus_jw_str(w, "x"),
+               locus_jw_key(w, "t"), locus_jw_int(w, 1), locus_jw_end(w), locus_jw_end(w), locus_jw_key(w, "e"),
+               locus_jw_object(w, LOCUS_JW_BLOCK), locus_jw_end(w), locus_jw_key(w, "f"), locus_jw_array(w, LOCUS_JW_INLINE), locus_jw_end(w),
+               locus_jw_key(w, "deep"), locus_jw_array(w, LOCUS_JW_BLOCK), locus_jw_array(w, LOCUS_JW_BLOCK), locus_jw_object(w, LOCUS_JW_BLOCK),
+               locus_jw_key(w, "k\""), locus_jw_null(w), locus_jw_end(w), locus_jw_end(w), locus_jw_end(w), locus_jw_end(w)),
+              "{\n  \"n\": 1,\n  \"seeds\": [0, 5],\n  \"layers\": [\n    \"a\",\n    \"b\"\n  ],\n  \"items\": [\n    {\"w\": \"x\", \"t\": 1}\n  ],\n"
+              "  \"e\": {},\n  \"f\": [],\n  \"deep\": [\n    [\n      {\n        \"k\\\"\": null\n      }\n    ]\n  ]\n}",
+              "block and inline nesting");
+    /* JSON Lines: consecutive top-level values */
+    JW_EXPECT((locus_jw_object(w, LOCUS_JW_INLINE), locus_jw_key(w, "a"), locus_jw_int(w, 1), locus_jw_end(w), locus_sb_puts(w->b, "\n"),
+               locus_jw_object(w, LOCUS_JW_INLINE), locus_jw_key(w, "b"), locus_jw_str(w, "\n"), locus_jw_end(w), locus_sb_puts(w->b, "\n")),
+              "{\"a\": 1}\n{\"b\": \"\\n\"}\n", "two rows of JSON Lines");
+    /* what the writer writes, the parser reads back: every byte 1..255 in a string, and nested values */
+    char all[256];
+    for (int i = 1; i < 256; i++) all[i - 1] = (char)i;
+    all[255] = 0;
+    locus_strbuf b = {0};
+    locus_jsonw w;
+    locus_jw_init(&w, &b);
+    locus_jw_object(&w, LOCUS_JW_BLOCK);
+    locus_jw_key(&w, "s");
+    locus_jw_str(&w, all);
+    locus_jw_key(&w, "x");
+    locus_jw_array(&w, LOCUS_JW_INLINE);
+    locus_jw_num(&w, 0.333333343f);
+    locus_jw_int(&w, -7);
+    locus_jw_end(&w);
+    locus_jw_end(&w);
+    locus_json_doc d;
+    int ok = 1;
+    CHECK(locus_sb_status(&b) == LOCUS_OK && locus_json_parse(&d, b.s, b.n, "jsonw") == LOCUS_OK, "writer output parses: %s", locus_errmsg());
+    if (d.root) {
+        const locus_json *x = locus_json_get(d.root, "x");
+        CHECK(!strcmp(locus_json_str(d.root, "s", "", &ok), all) && ok, "string of bytes 1..255 round-trips through the parser");
+        CHECK(x && x->len == 2 && (float)x->kids[0]->num == 0.333333343f && x->kids[1]->i == -7, "%%.9g of a float parses back to the same float");
+        locus_json_free(&d);
+    }
+    locus_sb_free(&b);
+}
+
+static void test_utf8(void) {
+    static const struct { const char *s; size_t n; uint32_t cp; } good[] = {
+        {"A", 1, 0x41},           {"\x7f", 1, 0x7f},         {"\xc2\x80", 2, 0x80},          {"\xc3\xa9", 2, 0xe9},
+        {"\xdf\xbf", 2, 0x7ff},   {"\xe0\xa0\x80", 3, 0x800}, {"\xe2\x82\xac", 3, 0x20ac},   {"\xed\x9f\xbf", 3, 0xd7ff},
+        {"\xee\x80\x80", 3, 0xe000}, {"\xef\xbf\xbf", 3, 0xffff}, {"\xf0\x90\x80\x80", 4, 0x10000}, {"\xf4\x8f\xbf\xbf", 4, 0x10ffff}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        uint32_t cp = 0;
+        size_t l = locus_utf8_next(good[i].s, strlen(good[i].s), &cp);
+        CHECK(l == good[i].n && cp == good[i].cp, "utf8 %zu: U+%04X is %zu bytes (got %zu, U+%04X)", i, (unsigned)good[i].cp, good[i].n, l, (unsigned)cp);
+    }
+    static const char *const bad[] = {
+        "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", /* overlong */
+        "\xed\xa0\x80", "\xed\xbf\xbf", "\xed\xb0\x80",                                                  /* surrogates */
+        "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\xe2\x82\x41", "\xc3\xc3\xa9", "\xf0\x9f\x98\x20",          /* truncated */
+        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf7\xbf\xbf\xbf", "\xf8\x88\x80\x80\x80", "\xfc\x84\x80\x80\x80\x80", "\xfe", "\xff", /* > U+10FFFF */
+        "\x80", "\xbf", "\xa9"};                                                                          /* lone continuation */
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        uint32_t cp = 0xABCD;
+        CHECK(locus_utf8_next(bad[i], strlen(bad[i]), &cp) == 0 && cp == 0xABCD, "utf8 bad %zu (%02x...) rejected", i, (unsigned char)bad[i][0]);
+        char ctx[32];
+        snprintf(ctx, sizeof ctx, "ok %s ok", bad[i]);
+        CHECK(!locus_utf8_valid(ctx, strlen(ctx)), "utf8 bad %zu rejected inside a string", i);
+    }
+    CHECK(locus_utf8_next("\xe2\x82\xac", 2, NULL) == 0, "a character longer than n is truncated (no read past n)");
+    CHECK(locus_utf8_valid("", 0) && locus_utf8_valid("plain ASCII", 11), "empty and ASCII strings are valid");
+    const char *mix = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf";
+    CHECK(locus_utf8_valid(mix, strlen(mix)), "mixed 1-4 byte characters are valid");
+    CHECK(!locus_utf8_valid(mix, strlen(mix) - 1), "the same cut inside its last character is not");
+}
+/* ================================================================ end of strbuf / JSON writer / UTF-8 */
+
 /* wrapping the current message in a new one (locus_fail(..., "%s", locus_errmsg())) keeps it intact */
 static void test_error_wrap(void) {
     locus_fail(LOCUS_E_IO, "inner: %s", "file.bin: cannot open");
@@ -278,10 +400,13 @@ int main(int argc, char **argv) {
     const char *golden = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_error_wrap();
     test_json();
+    test_strbuf();
+    test_jsonw();
+    test_utf8();
     test_half();
     test_safetensors();
     test_rng(golden);
-    test_arena_png();
+    test_png();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_tmp);

@@ -25,7 +25,7 @@ static void run(const char *G, const char *name) {
     int B = (int)xt->shape[0], H = (int)xt->shape[2], W = (int)xt->shape[3], S = (int)ct->shape[1];
     float *out = malloc(nx * 4), *out2 = malloc(nx * 4);
     parity_ctx pc = {&g, "act.", 0, 0, 0, "", getenv("LOCUS_VERBOSE") != NULL};
-    locus_hooks hooks = {parity_hook, &pc};
+    locus_hooks hooks = locus_hooks_one(parity_hook, &pc);
     locus_mmdit_forward(&m, x, B, H, W, t, c, S, pl, out, &hooks);
     double r = parity_rel(&g, "output.sample", out, nx);
     int nact = 0;

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../models/mmdit.h"
 #include "../models/sampler.h"
+#include "../models/unet.h"
 #include "../models/vae.h"
 #include "../experiments/patch.h"
 #include "../simd/ops.h"
@@ -347,7 +349,10 @@ int main(int argc, char **argv) {
     locus_step_cb cb = {parity_step_cb, &sc};
     float *lat = malloc(nn * sizeof(float));
     memcpy(lat, noise, nn * sizeof(float));
-    CHECK(locus_sample_unet(&u, &s, 4, 3.0f, lat, 8, 8, eu, ea, 77, &cb, NULL) == LOCUS_OK, "sample: %s", locus_errmsg());
+    locus_denoiser d; /* a view of u (not closed: u lives on this stack frame) */
+    locus_unet_denoiser(&d, &u);
+    locus_cond cu = {eu, NULL}, ca = {ea, NULL};
+    CHECK(locus_sample(&d, &s, 4, 3.0f, lat, 8, 8, &cu, &ca, 77, &cb, NULL) == LOCUS_OK, "sample: %s", locus_errmsg());
     double rf = parity_rel(&g, "base.final_latent", lat, nn);
     /* LDMTextToImagePipeline: latents = 1 / scaling_factor * latents */
     float *z = malloc(nn * sizeof(float)), *img = malloc(3 * 16 * 16 * sizeof(float));
@@ -361,21 +366,27 @@ int main(int argc, char **argv) {
     CHECK(ri >= 0 && ri <= 1e-4, "decoded image within 1e-4 (%.2e)", ri);
     /* the paper's injection at mid_block.attentions.0.transformer_blocks.0.attn2: cond half gets prompt B */
     int64_t nb;
-    float *eb = golden_f32(&g, "embeds.b", &nb), *pctx = malloc(2 * nb * sizeof(float));
-    memcpy(pctx, eu, nb * sizeof(float));
-    memcpy(pctx + nb, eb, nb * sizeof(float));
-    locus_injection inj = {0};
-    CHECK(locus_injection_resolve(&inj, &u, "mid_block.attentions.0") == LOCUS_OK && inj.nlayers == 1, "resolve a block path to its attn2");
-    CHECK(locus_injection_resolve(&inj, &u, "mid_block.attentions.9") == LOCUS_E_ARG, "unknown layer refused: %s", locus_errmsg());
-    locus_injection_resolve(&inj, &u, "mid_block.attentions.0.transformer_blocks.0.attn2");
-    inj.ctx = pctx;
-    locus_hooks ph = {0};
-    ph.cross_ctx = locus_injection_ctx;
-    ph.cross_arg = &inj;
+    float *eb = golden_f32(&g, "embeds.b", &nb), *pctx = NULL;
+    locus_textpatch inj;
+    CHECK(locus_textpatch_init(&inj, &d, 8) == LOCUS_OK, "textpatch init");
+    int nsel = 0;
+    CHECK(locus_denoiser_select_text_layers(&d, "mid_block.attentions.0", "--patch-layers", inj.active) == LOCUS_OK, "resolve a block path");
+    for (int i = 0; i < inj.nlayers; i++) nsel += inj.active[i];
+    CHECK(nsel == 1, "a block path selects its attn2 (%d selected)", nsel);
+    CHECK(locus_denoiser_select_text_layers(&d, "mid_block.attentions.9", "--patch-layers", inj.active) == LOCUS_E_ARG, "unknown layer refused: %s",
+          locus_errmsg());
+    locus_denoiser_select_text_layers(&d, "mid_block.attentions.0.transformer_blocks.0.attn2", "--patch-layers", inj.active);
+    inj.ctx_b = eb;
+    inj.mode = LOCUS_TP_PATCH;
+    locus_hooks ph;
+    locus_hooks_init(&ph);
+    locus_hooks_add(&ph, locus_textpatch_hook(&inj));
     parity_steps pc = {&g, "patched", 0, "", 0};
     locus_step_cb pcb = {parity_step_cb, &pc};
     memcpy(lat, noise, nn * sizeof(float));
-    CHECK(locus_sample_unet(&u, &s, 4, 3.0f, lat, 8, 8, eu, ea, 77, &pcb, &ph) == LOCUS_OK, "patched sample");
+    CHECK(locus_sample(&d, &s, 4, 3.0f, lat, 8, 8, &cu, &ca, 77, &pcb, &ph) == LOCUS_OK, "patched sample");
+    CHECK(inj.hits == 4, "the patched layer was patched at every step (%d)", inj.hits);
+    locus_textpatch_free(&inj);
     double prf = parity_rel(&g, "patched.final_latent", lat, nn);
     for (int64_t i = 0; i < nn; i++) z[i] = inv * lat[i];
     locus_vae_decode(&v, z, 1, 8, 8, img, NULL);

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../models/mmdit.h"
 #include "../models/sampler.h"
+#include "../models/unet.h"
 #include "../models/vae.h"
 #include "../experiments/patch.h"
 #include "parity.h"
@@ -43,7 +45,10 @@ static void run_model(const char *G, const char *name) {
     parity_steps sc = {&g, "base", 0, "", 0};
     locus_step_cb cb = {parity_step_cb, &sc};
     memcpy(lat, noise, nn * 4);
-    CHECK(locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, ea, S, pu, pa, &cb, NULL) == LOCUS_OK, "%s sample", name);
+    locus_denoiser d; /* a view of m (not closed: m lives on this stack frame) */
+    locus_mmdit_denoiser(&d, &m);
+    locus_cond cu = {eu, pu}, ca = {ea, pa}, cbn = {eb, pb};
+    CHECK(locus_sample(&d, &s, 4, 3.0f, lat, 8, 8, &cu, &ca, S, &cb, NULL) == LOCUS_OK, "%s sample", name);
     double rf = parity_rel(&g, "base.final_latent", lat, nn);
     for (int64_t i = 0; i < nn; i++) z[i] = lat[i] / v.scaling_factor + v.shift_factor;
     locus_vae_decode(&v, z, 1, 8, 8, img, NULL);
@@ -52,21 +57,27 @@ static void run_model(const char *G, const char *name) {
     CHECK(sc.n == 16 && sc.worst <= 1e-4 && rf >= 0 && rf <= 1e-4 && ri >= 0 && ri <= 1e-4, "%s base run within 1e-4", name);
     /* K/V patching: (1) prompt-B run caching block 1's text K/V at every step */
     const char *ksite = m.qk_norm ? "norm_added_k" : "add_k_proj";
-    locus_kvpatch kv;
-    CHECK(locus_kvpatch_init(&kv, &m, "transformer_blocks.1") == LOCUS_OK, "%s kvpatch init: %s", name, locus_errmsg());
-    locus_kvpatch_begin(&kv, 0);
-    locus_hooks hk = {locus_kvpatch_hook, &kv, NULL, NULL, 0};
+    locus_textpatch kv;
+    CHECK(locus_textpatch_init(&kv, &d, 8) == LOCUS_OK, "%s textpatch init: %s", name, locus_errmsg());
+    CHECK(locus_denoiser_select_text_layers(&d, "transformer_blocks.1", "--patch-layers", kv.record) == LOCUS_OK, "%s select block 1: %s", name,
+          locus_errmsg());
+    CHECK(locus_denoiser_select_text_layers(&d, "transformer_blocks.9", "--patch-layers", kv.active) == LOCUS_E_ARG, "%s unknown block refused",
+          name);
+    kv.mode = LOCUS_TP_RECORD;
+    locus_hooks hk;
+    locus_hooks_init(&hk);
+    locus_hooks_add(&hk, locus_textpatch_hook(&kv));
     parity_steps sb = {&gk, "source_b", 0, "", 0};
     locus_step_cb cbb = {parity_step_cb, &sb};
     memcpy(lat, noise, nn * 4);
-    locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, eb, S, pu, pb, &cbb, &hk);
+    locus_sample(&d, &s, 4, 3.0f, lat, 8, 8, &cu, &cbn, S, &cbb, &hk);
     double rc = 0;
     for (int st = 0; st < 4; st++) {
         char kn[64];
         snprintf(kn, sizeof kn, "cache_b.step%d.%s", st, ksite);
-        double a = parity_rel(&gk, kn, kv.k[st], (int64_t)kv.n);
+        double a = kv.k[1 * kv.max_steps + st] ? parity_rel(&gk, kn, kv.k[1 * kv.max_steps + st], (int64_t)kv.n) : -1;
         snprintf(kn, sizeof kn, "cache_b.step%d.add_v_proj", st);
-        double b = parity_rel(&gk, kn, kv.v[st], (int64_t)kv.n);
+        double b = kv.v[1 * kv.max_steps + st] ? parity_rel(&gk, kn, kv.v[1 * kv.max_steps + st], (int64_t)kv.n) : -1;
         rc = fmax(rc, (a < 0 || b < 0) ? 1e9 : fmax(a, b));
     }
     printf("%s kv cache: prompt-B run worst %.2e (%s), cached K/V worst %.2e\n", name, sb.worst, sb.wname, rc);
@@ -74,11 +85,13 @@ static void run_model(const char *G, const char *name) {
     /* (2) prompt A with block 1's text K/V from the cache: conditional half, then both halves */
     for (int mode = 1; mode <= 2; mode++) {
         const char *run = mode == 1 ? "kvpatch" : "kvpatch_both";
-        locus_kvpatch_begin(&kv, mode);
+        memcpy(kv.active, kv.record, (size_t)kv.nlayers);
+        kv.mode = LOCUS_TP_PATCH;
+        kv.both = mode == 2;
         parity_steps pc = {&gk, run, 0, "", 0};
         locus_step_cb pcb = {parity_step_cb, &pc};
         memcpy(lat, noise, nn * 4);
-        locus_sample_mmdit(&m, &s, 4, 3.0f, lat, 8, 8, eu, ea, S, pu, pa, &pcb, &hk);
+        locus_sample(&d, &s, 4, 3.0f, lat, 8, 8, &cu, &ca, S, &pcb, &hk);
         char key[64];
         snprintf(key, sizeof key, "%s.final_latent", run);
         double pf = parity_rel(&gk, key, lat, nn);
@@ -89,7 +102,7 @@ static void run_model(const char *G, const char *name) {
         printf("%s %s: %d step tensors, worst %.2e (%s); final_latent %.2e; image %.2e\n", name, run, pc.n, pc.worst, pc.wname, pf, pi);
         CHECK(pc.n == 16 && pc.worst <= 1e-4 && pf >= 0 && pf <= 1e-4 && pi >= 0 && pi <= 1e-4, "%s %s within 1e-4", name, run);
     }
-    locus_kvpatch_free(&kv);
+    locus_textpatch_free(&kv);
     free(noise); free(ea); free(eu); free(eb); free(pa); free(pu); free(pb); free(lat); free(img); free(z);
     locus_st_close(&g); locus_st_close(&gk);
     locus_scheduler_free(&s); locus_vae_free(&v); locus_mmdit_free(&m);
@@ -106,7 +119,7 @@ static void test_vae3(const char *G) {
     int64_t nl;
     float *lat = golden_f32(&g, "input.latent", &nl), *img = malloc(3 * 16 * 16 * 4);
     parity_ctx pc = {&g, "act.", 0, 0, 0, "", 0};
-    locus_hooks hooks = {parity_hook, &pc};
+    locus_hooks hooks = locus_hooks_one(parity_hook, &pc);
     locus_vae_decode(&v, lat, 1, 8, 8, img, &hooks);
     double r = parity_rel(&g, "output.decoded", img, 3 * 16 * 16);
     int nact = 0;

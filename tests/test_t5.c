@@ -34,7 +34,7 @@ static void test_t5(const char *G) {
     float *last = malloc(N * 4), *pen = malloc(N * 4);
     parity_ctx pa = {&g, "act.", 0, 0, 0, "", 0}, po = {&g, "output.", 0, 0, 0, "", 0};
     parity_pair tw = {&pa, &po};
-    locus_hooks hooks = {parity_pair_hook, &tw};
+    locus_hooks hooks = locus_hooks_one(parity_pair_hook, &tw);
     locus_t5_forward(&t, ids, B, T, NULL, last, t.nlayers - 1, pen, &hooks);
     double rl = parity_rel(&g, "output.last_hidden_state", last, (int64_t)N), rp = parity_rel(&g, "output.penultimate", pen, (int64_t)N);
     printf("t5 parity: %d act + %d output probes, worst %.2e (%s) / %.2e (%s); last_hidden_state %.2e penultimate %.2e\n", pa.matched, po.matched,
@@ -74,7 +74,7 @@ static void test_clip_g(const char *G) {
     float *last = malloc(N * 4), *pen = malloc(N * 4), *pooled = malloc((size_t)B * t.D * 4), *te = malloc((size_t)B * t.proj_dim * 4);
     parity_ctx pa = {&g, "act.", 0, 0, 0, "", 0}, po = {&g, "output.", 0, 0, 0, "", 0};
     parity_pair tw = {&pa, &po};
-    locus_hooks hooks = {parity_pair_hook, &tw};
+    locus_hooks hooks = locus_hooks_one(parity_pair_hook, &tw);
     locus_textenc_forward(&t, ids, B, T, last, t.nlayers - 1, pen, pooled, te, &hooks);
     double r1 = parity_rel(&g, "output.last_hidden_state", last, (int64_t)N), r2 = parity_rel(&g, "output.penultimate", pen, (int64_t)N),
            r3 = parity_rel(&g, "output.pooler_output", pooled, (int64_t)B * t.D), r4 = parity_rel(&g, "output.text_embeds", te, (int64_t)B * t.proj_dim);

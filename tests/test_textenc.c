@@ -32,7 +32,7 @@ static void run(const char *G, const char *dir, const char *golden, const char *
     float *last = malloc(N * 4), *pen = malloc(N * 4), *pooled = malloc((size_t)B * t.D * 4), *te = malloc((size_t)B * t.D * 4);
     parity_ctx pa = {&g, "act.", 0, 0, 0, "", 0}, po = {&g, "output.", 0, 0, 0, "", 0};
     parity_pair tw = {&pa, &po};
-    locus_hooks hooks = {parity_pair_hook, &tw};
+    locus_hooks hooks = locus_hooks_one(parity_pair_hook, &tw);
     CHECK(locus_textenc_forward(&t, ids, B, T, last, t.nlayers - 1, pen, pooled, te, &hooks) == LOCUS_OK, "%s forward: %s", label, locus_errmsg());
     double rl = parity_rel(&g, "output.last_hidden_state", last, (int64_t)N);
     int nact = count_prefix(&g, "act.");

@@ -34,7 +34,7 @@ static void test_golden_unet(void) {
     int B = 2, H = 8, W = 8, S = (int)ct->shape[1];
     float *out = malloc(ns * sizeof(float)), *out2 = malloc(ns * sizeof(float));
     parity_ctx pc = {&g, "act.", 0, 0, 0, "", getenv("LOCUS_VERBOSE") != NULL};
-    locus_hooks hooks = {parity_hook, &pc};
+    locus_hooks hooks = locus_hooks_one(parity_hook, &pc);
     locus_unet_forward(&u, x, B, H, W, tf, ctx, S, out, &hooks);
     double r = parity_rel(&g, "output.sample", out, ns);
     printf("unet parity: %d act tensors matched, worst %.2e (%s); output.sample %.2e\n", pc.matched, pc.worst, pc.worst_name, r);

@@ -23,7 +23,7 @@ int main(void) {
     float *img = golden_f32(&g, "input.image", &ni), *gmean = golden_f32(&g, "output.latent_mean", &nm);
     float *mean = malloc(nm * 4), *logvar = malloc(nm * 4), *dec = malloc(ni * 4), *dec2 = malloc(ni * 4);
     parity_ctx pc = {&g, "act.", 0, 0, 0, "", getenv("LOCUS_VERBOSE") != NULL};
-    locus_hooks hooks = {parity_hook, &pc};
+    locus_hooks hooks = locus_hooks_one(parity_hook, &pc);
     locus_vae_encode(&v, img, 1, 16, 16, mean, logvar, &hooks);
     locus_vae_decode(&v, gmean, 1, 8, 8, dec, &hooks);
     double rm = parity_rel(&g, "output.latent_mean", mean, nm), rl = parity_rel(&g, "output.latent_logvar", logvar, nm),

@@ -1,0 +1,111 @@
+/* localize_int.h — private to the localize*.c files: the plan of an experiment, a result row, and the functions
+ * the four parts of `locus localize` / `locus merge` share.
+ *
+ *   localize_plan.c     words/prompts file -> items, the derangement A -> B, seeds, config.json out and back in
+ *   localize_results.c  rows as JSON Lines / CSV, resume (reading rows back), summaries, runs.log, `locus merge`
+ *   localize_figures.c  ocr_f1.png (bar chart), grid.png, heatmap.png
+ *   localize.c          the CLI and the experiment loop: the only part that loads a model and runs it (run.h)
+ *
+ * Cells: the plan's prompt x seed groups g = item * nseeds + seed index, each of cells_per_group cells in the
+ * order A unpatched, B unpatched, then each layer group; cell = g * cells_per_group + kind.
+ */
+#ifndef LOCUS_LOCALIZE_INT_H
+#define LOCUS_LOCALIZE_INT_H
+
+#include "../core/strbuf.h"
+#include "metrics.h"
+
+typedef struct {
+    char *word, *prompt;
+} lz_item;
+
+typedef struct {
+    /* settings (all recorded in config.json) */
+    const char *model, *template, *negative, *sampler, *words_file, *prompts_file, *layers_spec, *seeds_spec, *mse_mode;
+    char *out;
+    int steps, width, height, max_seq, start_step, both, threads, grid_cols, resume, shard, nshards;
+    float guidance;
+    long long perm_seed;
+    /* derived */
+    lz_item *items;
+    int nitems;
+    int *target;      /* [nitems]: item i's prompt B is item target[i]'s */
+    long long *seeds;
+    int nseeds;
+    char **layers;    /* patched layer groups, comma-separated paths each */
+    int nlayers;
+} lz_plan;
+
+/* One cell's result (done = 0: not run yet). */
+typedef struct {
+    int cell, done;
+    char *ocr;
+    locus_text_metrics ta, tb; /* OCR text against A's and B's word */
+    double mse, psnr, ssim;    /* against A's unpatched image */
+} lz_row;
+
+static inline int lz_cells_per_group(const lz_plan *P) { return P->nlayers + 2; }
+static inline int lz_ngroups(const lz_plan *P) { return P->nitems * P->nseeds; }
+static inline int lz_ncells(const lz_plan *P) { return lz_ngroups(P) * lz_cells_per_group(P); }
+
+/* The name of a cell kind (0 A, 1 B, 2.. layer groups) in tables, figures and rows. */
+static inline const char *lz_cell_label(const lz_plan *P, int kind) {
+    return kind == 0 ? "(prompt A, unpatched)" : kind == 1 ? "(prompt B, unpatched)" : P->layers[kind - 2];
+}
+
+/* ---- localize_plan.c */
+
+/* "locus CMD: message" on stderr; returns 2 (the CLI's exit code for errors). */
+int lz_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees what the plan owns (items, targets, seeds, layers, out); the settings are borrowed. */
+void lz_plan_free(lz_plan *P);
+/* The words or prompts file -> P->items (well-formed UTF-8, at least two); errors name the file and line. */
+int lz_read_items(lz_plan *P);
+/* P->target: a seeded permutation of the items without fixed points (nor a word onto an equal word). */
+int lz_derange(lz_plan *P);
+/* --seeds "0,1,5-9" -> P->seeds. */
+int lz_parse_seeds(lz_plan *P);
+/* config.json: every setting that changes results, in a fixed order (malloc'd; NULL with a message on
+ * allocation failure). */
+char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard, int nshards);
+/* Rebuild the parts of a plan that the result files need from DIR/config.json (for merge); *text gets the
+ * file's bytes (caller frees, also on error). */
+int lz_plan_from_config(lz_plan *P, const char *dir, char **text);
+
+/* ---- localize_results.c */
+
+/* A row as its results.jsonl line / results.csv line, and the CSV header, appended to b. */
+void lz_row_json(const lz_plan *P, const lz_row *r, locus_strbuf *b);
+void lz_row_csv(const lz_plan *P, const lz_row *r, locus_strbuf *b);
+void lz_csv_header(const lz_plan *P, locus_strbuf *b);
+/* Read results.jsonl into rows[]; drop (and with truncate_tail, truncate away) an unterminated tail.  Returns
+ * the number of rows loaded, or -1 after printing an error worth stopping for (a bad row in the middle). */
+int lz_load_rows(const lz_plan *P, const char *path, lz_row *rows, int truncate_tail);
+/* DIR/NAME := text, atomically. */
+int lz_write_text(const char *dir, const char *name, const char *text);
+/* DIR/NAME := the builder's text, atomically; an allocation failure in building it is reported instead. */
+int lz_write_sb(const char *dir, const char *name, const locus_strbuf *b);
+/* results.csv from the finished rows (rebuilt on resume: the CSV follows results.jsonl exactly). */
+int lz_write_csv(const lz_plan *P, const lz_row *rows);
+/* results.csv, summaries (and the table on stdout), ocr_f1.png, grid.png, heatmap.png from the finished rows. */
+int lz_finish_outputs(const lz_plan *P, const lz_row *rows);
+/* Delete the temporary files a killed run may have left in dir (never result files). */
+void lz_remove_stale_tmp(const char *dir);
+/* One line in OUT/runs.log: time, what, version, ISA, threads, shard, cells. */
+void lz_log_run(const lz_plan *P, const char *what, int cells);
+
+/* ---- localize_figures.c */
+
+/* ocr_f1.png: OCR-F1 against B's word (and A's) for each of the K cell kinds. */
+int lz_write_bar_chart(const lz_plan *P, int K, const char **labels, const double *f1b, const double *f1a);
+/* grid.png: rows = A, B, layer groups; columns = the first grid_cols prompts at the first seed. */
+int lz_write_grid(const lz_plan *P, const lz_row *rows);
+/* heatmap.png: OCR-F1 against B's word per layer group (rows) and prompt (columns, at most 100). */
+int lz_write_heatmap(const lz_plan *P, const lz_row *rows);
+
+/* ---- localize.c */
+
+/* The usage of `locus localize` and `locus merge` on stderr; returns 2. */
+int lz_usage(void);
+
+#endif

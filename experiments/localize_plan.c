@@ -1,0 +1,214 @@
+/* localize_plan.c — the plan of a localization experiment: the words or prompts (items), each item's target
+ * (prompt B) by a seeded derangement, the seeds, and config.json, which records every setting that changes
+ * results (written here, read back here for `locus merge`).  Nothing in this file loads a model. */
+#include "localize_int.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/fileio.h"
+#include "../core/json.h"
+#include "../core/jsonw.h"
+#include "../core/rng.h"
+#include "../core/utf8.h"
+
+int lz_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "locus %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 2;
+}
+
+void lz_plan_free(lz_plan *P) {
+    for (int i = 0; i < P->nitems; i++) { free(P->items[i].word); free(P->items[i].prompt); }
+    free(P->items);
+    free(P->target);
+    free(P->seeds);
+    for (int i = 0; i < P->nlayers; i++) free(P->layers[i]);
+    free(P->layers);
+    free(P->out);
+}
+
+/* the template with "{}" replaced by the word (NULL on allocation failure) */
+static char *fill_template(const char *tpl, const char *word) {
+    const char *at = strstr(tpl, "{}");
+    locus_strbuf b = {0};
+    locus_sb_putn(&b, tpl, (size_t)(at - tpl));
+    locus_sb_puts(&b, word);
+    locus_sb_puts(&b, at + 2);
+    return locus_sb_take(&b);
+}
+
+int lz_read_items(lz_plan *P) {
+    const char *path = P->words_file ? P->words_file : P->prompts_file;
+    char *data;
+    size_t len;
+    if (locus_read_file(path, &data, &len)) return lz_fail("localize", "%s", locus_errmsg());
+    int cap = 16, line = 0;
+    P->items = malloc((size_t)cap * sizeof(lz_item));
+    char *save = NULL;
+    for (char *ln = strtok_r(data, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        line++;
+        size_t l = strlen(ln);
+        while (l && (ln[l - 1] == '\r' || ln[l - 1] == ' ' || ln[l - 1] == '\t')) ln[--l] = 0;
+        while (*ln == ' ' || *ln == '\t') ln++;
+        if (!*ln) continue;
+        /* the result files are JSON, which must be well-formed UTF-8 */
+        if (!locus_utf8_valid(ln, strlen(ln))) { free(data); return lz_fail("localize", "%s:%d: not valid UTF-8 text", path, line); }
+        if (P->nitems == cap) P->items = realloc(P->items, (size_t)(cap *= 2) * sizeof(lz_item));
+        lz_item *it = &P->items[P->nitems];
+        if (P->words_file) {
+            it->word = strdup(ln);
+            it->prompt = fill_template(P->template, ln);
+            if (!it->prompt) { free(it->word); free(data); return lz_fail("localize", "%s", locus_errmsg()); }
+        } else {
+            char *q1 = strchr(ln, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+            if (!q2 || q2 == q1 + 1) { free(data); return lz_fail("localize", "%s:%d: a prompt needs its text in double quotes (A sign that says \"WORD\".)", path, line); }
+            it->word = strndup(q1 + 1, (size_t)(q2 - q1 - 1));
+            it->prompt = strdup(ln);
+        }
+        P->nitems++;
+    }
+    free(data);
+    if (P->nitems < 2) return lz_fail("localize", "%s: needs at least two words or prompts (found %d)", path, P->nitems);
+    return 0;
+}
+
+/* a uniformly random permutation without fixed points (and never a word onto an equal word), by rejection */
+int lz_derange(lz_plan *P) {
+    int n = P->nitems;
+    P->target = malloc((size_t)n * sizeof(int));
+    uint64_t ctr = 0;
+    for (int attempt = 0; attempt < 100000; attempt++) {
+        for (int i = 0; i < n; i++) P->target[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)(locus_hash_uniform((uint64_t)P->perm_seed, ctr++) * (i + 1));
+            if (j > i) j = i;
+            int t = P->target[i]; P->target[i] = P->target[j]; P->target[j] = t;
+        }
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) ok = P->target[i] != i && strcmp(P->items[i].word, P->items[P->target[i]].word);
+        if (ok) return 0;
+    }
+    return lz_fail("localize", "cannot pair the words with different ones (are they all the same?)");
+}
+
+int lz_parse_seeds(lz_plan *P) {
+    char *cp = strdup(P->seeds_spec), *save = NULL;
+    int cap = 8;
+    P->seeds = malloc((size_t)cap * sizeof(long long));
+    for (char *t = strtok_r(cp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        long long a, b;
+        int used = 0;
+        if (sscanf(t, "%lld-%lld%n", &a, &b, &used) == 2 && !t[used] && a >= 0 && b >= a && b - a < 100000) {
+        } else if (sscanf(t, "%lld%n", &a, &used) == 1 && !t[used] && a >= 0) b = a;
+        else { free(cp); return lz_fail("localize", "--seeds %s: expected non-negative integers and ranges (0,1,5-9)", P->seeds_spec); }
+        for (long long s = a; s <= b; s++) {
+            if (P->nseeds == cap) P->seeds = realloc(P->seeds, (size_t)(cap *= 2) * sizeof(long long));
+            P->seeds[P->nseeds++] = s;
+        }
+    }
+    free(cp);
+    if (!P->nseeds) return lz_fail("localize", "--seeds: no seeds given");
+    return 0;
+}
+
+/* one object member */
+static void kv_int(locus_jsonw *w, const char *k, long long v) { locus_jw_key(w, k); locus_jw_int(w, v); }
+static void kv_num(locus_jsonw *w, const char *k, double v) { locus_jw_key(w, k); locus_jw_num(w, v); }
+static void kv_str(locus_jsonw *w, const char *k, const char *v) { locus_jw_key(w, k); locus_jw_str(w, v); }
+
+char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard, int nshards) {
+    char hash[32], sh[32];
+    snprintf(hash, sizeof hash, "%016llx", model_hash);
+    snprintf(sh, sizeof sh, "%d/%d", shard, nshards);
+    locus_strbuf b = {0};
+    locus_jsonw w;
+    locus_jw_init(&w, &b);
+    locus_jw_object(&w, LOCUS_JW_BLOCK);
+    kv_int(&w, "locus_localize", 1);
+    kv_str(&w, "model", P->model);
+    kv_str(&w, "model_hash", hash);
+    kv_int(&w, "steps", P->steps);
+    kv_num(&w, "guidance", P->guidance);
+    kv_str(&w, "sampler", P->sampler);
+    kv_int(&w, "width", P->width);
+    kv_int(&w, "height", P->height);
+    kv_int(&w, "max_sequence_length", P->max_seq);
+    kv_str(&w, "negative_prompt", P->negative);
+    kv_int(&w, "grid_cols", P->grid_cols);
+    kv_int(&w, "start_step", P->start_step);
+    kv_str(&w, "patch_halves", P->both ? "both" : "cond");
+    kv_str(&w, "mse", P->mse_mode);
+    kv_int(&w, "perm_seed", P->perm_seed);
+    locus_jw_key(&w, "seeds");
+    locus_jw_array(&w, LOCUS_JW_INLINE);
+    for (int i = 0; i < P->nseeds; i++) locus_jw_int(&w, P->seeds[i]);
+    locus_jw_end(&w);
+    locus_jw_key(&w, "layers");
+    locus_jw_array(&w, LOCUS_JW_BLOCK);
+    for (int i = 0; i < P->nlayers; i++) locus_jw_str(&w, P->layers[i]);
+    locus_jw_end(&w);
+    locus_jw_key(&w, "items");
+    locus_jw_array(&w, LOCUS_JW_BLOCK);
+    for (int i = 0; i < P->nitems; i++) {
+        locus_jw_object(&w, LOCUS_JW_INLINE);
+        kv_str(&w, "word", P->items[i].word);
+        kv_str(&w, "prompt", P->items[i].prompt);
+        kv_int(&w, "target", P->target[i]);
+        locus_jw_end(&w);
+    }
+    locus_jw_end(&w);
+    /* the shard comes last: merge compares everything before it */
+    kv_str(&w, "shard", sh);
+    locus_jw_end(&w);
+    locus_sb_puts(&b, "\n");
+    return locus_sb_take(&b);
+}
+
+int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    memset(P, 0, sizeof *P);
+    *text = NULL;
+    size_t n;
+    if (locus_read_file(path, text, &n)) return lz_fail("merge", "%s", locus_errmsg());
+    locus_json_doc d;
+    if (locus_json_parse(&d, *text, n, path)) return lz_fail("merge", "%s", locus_errmsg());
+    const locus_json *o = d.root;
+    int ok = 1;
+    if (locus_json_int(o, "locus_localize", 0, &ok) != 1) { locus_json_free(&d); return lz_fail("merge", "%s: not a locus localize config", path); }
+    const locus_json *items = locus_json_get(o, "items"), *seeds = locus_json_get(o, "seeds"), *layers = locus_json_get(o, "layers");
+    if (!items || items->type != JSON_ARRAY || !seeds || seeds->type != JSON_ARRAY || !layers || layers->type != JSON_ARRAY) ok = 0;
+    P->width = (int)locus_json_int(o, "width", 0, &ok);
+    P->height = (int)locus_json_int(o, "height", 0, &ok);
+    const char *shard = locus_json_str(o, "shard", "", &ok);
+    if (sscanf(shard, "%d/%d", &P->shard, &P->nshards) != 2) ok = 0;
+    if (ok) {
+        P->nitems = (int)items->len;
+        P->items = calloc(items->len, sizeof(lz_item));
+        P->target = calloc(items->len, sizeof(int));
+        for (size_t i = 0; i < items->len; i++) {
+            P->items[i].word = strdup(locus_json_str(items->kids[i], "word", "", &ok));
+            P->items[i].prompt = strdup(locus_json_str(items->kids[i], "prompt", "", &ok));
+            P->target[i] = (int)locus_json_int(items->kids[i], "target", -1, &ok);
+            if (P->target[i] < 0 || P->target[i] >= (int)items->len) ok = 0;
+        }
+        P->nseeds = (int)seeds->len;
+        P->seeds = calloc(seeds->len, sizeof(long long));
+        for (size_t i = 0; i < seeds->len; i++) P->seeds[i] = seeds->kids[i]->i;
+        P->nlayers = (int)layers->len;
+        P->layers = calloc(layers->len, sizeof(char *));
+        for (size_t i = 0; i < layers->len; i++) P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
+        P->grid_cols = (int)locus_json_int(o, "grid_cols", 8, &ok);
+    }
+    locus_json_free(&d);
+    if (!ok || !P->nseeds || P->nitems < 2) return lz_fail("merge", "%s: malformed localize config", path);
+    return 0;
+}
