@@ -46,6 +46,7 @@
 #include "localize_int.h"
 #include "metrics.h"
 #include "ocr.h"
+#include "presets.h"
 #include "progress.h"
 #include "run.h"
 
@@ -54,6 +55,12 @@
 static int resolve_layers(lz_plan *P, locus_pipeline *p) {
     int cap = 64;
     P->layers = malloc((size_t)cap * sizeof(char *));
+    char *paper = NULL; /* --layers with the paper's numbers (#N) rewritten to layer names */
+    if (P->layers_spec && strchr(P->layers_spec, '#')) {
+        char err[256];
+        if (!(paper = lz_paper_layers(&p->den, P->layers_spec, err, sizeof err))) return lz_fail("localize", "--layers: %s", err);
+        P->layers_spec = paper;
+    }
     if (!P->layers_spec || !strcmp(P->layers_spec, "all")) {
         locus_layer_info *L = NULL;
         int n = locus_denoiser_layers(&p->den, &L);
@@ -73,6 +80,8 @@ static int resolve_layers(lz_plan *P, locus_pipeline *p) {
         }
         free(cp);
     }
+    free(paper);
+    P->layers_spec = NULL; /* borrowed from paper, now freed; the resolved groups are in P->layers */
     if (!P->nlayers) return lz_fail("localize", "no layers to patch");
     /* check each group now, so a typo fails before any image is made */
     unsigned char *sel = malloc((size_t)(p->den.ntext_layers > 0 ? p->den.ntext_layers : 1));
@@ -100,7 +109,7 @@ static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell,
     snprintf(path, sizeof path, "%s/images/c%06d.png", P->out, cell);
     char seed_s[32];
     snprintf(seed_s, sizeof seed_s, "%lld", P->seeds[g % P->nseeds]);
-    locus_png_text tx[] = {{"prompt", P->items[it].prompt}, {"patch_prompt", P->items[P->target[it]].prompt},
+    locus_png_text tx[] = {{"prompt", P->items[it].prompt}, {"patch_prompt", P->items[it].prompt_b},
                            {"layer", lz_cell_label(P, cell % K)}, {"seed", seed_s}};
     if (locus_png_write(path, pix, P->width, P->height, 3, tx, 4)) return lz_fail("localize", "%s", locus_errmsg());
     lz_row *r = &rows[cell];
@@ -108,7 +117,7 @@ static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell,
     r->ocr = locus_ocr_read(ocr, pix, P->width, P->height);
     if (!r->ocr) return lz_fail("localize", "%s", locus_errmsg());
     r->ta = locus_text_compare(r->ocr, P->items[it].word);
-    r->tb = locus_text_compare(r->ocr, P->items[P->target[it]].word);
+    r->tb = locus_text_compare(r->ocr, P->items[it].word_b);
     r->mse = !strcmp(P->mse_mode, "uint8-wrap") ? locus_mse_u8_wrap(ref, pix, P->height, P->width) : locus_mse_u8(ref, pix, P->height, P->width);
     r->psnr = locus_psnr(r->mse);
     r->ssim = locus_ssim_u8(ref, pix, P->height, P->width);
@@ -153,13 +162,14 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
     if (!todo) return 0;
     step_progress sp = {prog, done_cells};
     locus_run_opts o = {P->steps, P->guidance, P->width, P->height, (uint64_t)P->seeds[g % P->nseeds], cell_step, &sp};
+    o.quantize_trunc = P->quantize_trunc;
     int cfg = P->guidance > 1.0f, rc = 0;
     locus_embeds ea, eb;
     if (locus_embeds_encode(p, P->items[it].prompt, P->negative, cfg, P->max_seq, &ea))
         return lz_fail("localize", "prompt %d: %s", it, locus_errmsg());
-    if (locus_embeds_encode(p, P->items[P->target[it]].prompt, P->negative, cfg, P->max_seq, &eb)) {
+    if (locus_embeds_encode(p, P->items[it].prompt_b, P->negative, cfg, P->max_seq, &eb)) {
         locus_embeds_free(&ea);
-        return lz_fail("localize", "prompt %d: %s", P->target[it], locus_errmsg());
+        return lz_fail("localize", "prompt B of %d: %s", it, locus_errmsg());
     }
     size_t np = (size_t)3 * P->width * P->height;
     uint8_t *ref = malloc(np), *pix = malloc(np);
@@ -206,8 +216,9 @@ out:
 
 int lz_usage(void) {
     fprintf(stderr,
-            "usage: locus localize --model DIR (--words FILE | --prompts FILE) -o RESULTS_DIR\n"
-            "         [--template 'A sign that says \"{}\".'] [--seeds 0,1,5-9] [--layers all | L1,L2+L3,...]\n"
+            "usage: locus localize --model DIR (--words FILE... | --prompts FILE | --pairs FILE) -o RESULTS_DIR\n"
+            "         [--preset paper-sd3|paper-sdxl|paper-if] [--pairing derange|paper] [--quantize round|trunc]\n"
+            "         [--template 'A sign that says \"{}\".'] [--seeds 0,1,5-9] [--layers all | L1,L2+L3,#17,...]\n"
             "         [--steps N] [--guidance F] [--sampler NAME] [--negative-prompt TEXT] [--width W --height H]\n"
             "         [--max-sequence-length N] [--start-step K] [--patch-halves cond|both] [--perm-seed N]\n"
             "         [--mse true|uint8-wrap] [--grid-cols N] [--shard I/N] [--resume] [--threads N]\n"
@@ -227,6 +238,18 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
     P->grid_cols = 8;
     P->nshards = 1;
     const char *out = NULL;
+    /* a preset sets defaults; the options below override them wherever they stand */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--preset")) {
+            const lz_preset *ps = lz_preset_find(argv[i + 1]);
+            if (!ps) return lz_fail("localize", "--preset %s: expected paper-sd3, paper-sdxl or paper-if", argv[i + 1]);
+            P->preset = ps->name;
+            P->steps = ps->steps;
+            P->guidance = ps->guidance;
+            P->both = 1;
+            P->mse_mode = "uint8-wrap";
+            P->quantize_trunc = 1;
+        }
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--resume")) { P->resume = 1; continue; }
@@ -236,7 +259,19 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
         long x = strtol(v, &end, 10);
         int isnum = *v && !*end;
         if (!strcmp(k, "--model")) P->model = v;
-        else if (!strcmp(k, "--words")) P->words_file = v;
+        else if (!strcmp(k, "--words")) {
+            if (P->nwords_files == LZ_MAX_WORD_FILES) return lz_fail("localize", "--words: at most %d files", LZ_MAX_WORD_FILES);
+            if (!P->words_file) P->words_file = v;
+            P->words_files[P->nwords_files++] = v;
+        } else if (!strcmp(k, "--pairs")) P->pairs_file = v;
+        else if (!strcmp(k, "--preset")) continue; /* applied above */
+        else if (!strcmp(k, "--pairing")) {
+            if (strcmp(v, "derange") && strcmp(v, "paper")) return lz_fail("localize", "--pairing %s: expected derange or paper", v);
+            P->pairing = v;
+        } else if (!strcmp(k, "--quantize")) {
+            if (strcmp(v, "round") && strcmp(v, "trunc")) return lz_fail("localize", "--quantize %s: expected round or trunc", v);
+            P->quantize_trunc = !strcmp(v, "trunc");
+        }
         else if (!strcmp(k, "--prompts")) P->prompts_file = v;
         else if (!strcmp(k, "--template")) P->template = v;
         else if (!strcmp(k, "--seeds")) P->seeds_spec = v;
@@ -279,8 +314,9 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
     }
     if (!P->model) return lz_fail("localize", "--model DIR is required");
     if (!out) return lz_fail("localize", "-o RESULTS_DIR is required");
-    if (!P->words_file == !P->prompts_file) return lz_fail("localize", "give exactly one of --words FILE and --prompts FILE");
-    if (P->words_file && !strstr(P->template, "{}")) return lz_fail("localize", "--template must contain {} where the word goes");
+    if (!!P->words_file + !!P->prompts_file + !!P->pairs_file != 1) return lz_fail("localize", "give exactly one of --words FILE, --prompts FILE and --pairs FILE");
+    if (!P->prompts_file && !strstr(P->template, "{}")) return lz_fail("localize", "--template must contain {} where the word goes");
+    if (P->pairing && !strcmp(P->pairing, "paper") && !P->words_file) return lz_fail("localize", "--pairing paper pairs the words of --words files");
     P->out = strdup(out);
     return 0;
 }
@@ -297,7 +333,7 @@ int locus_cmd_localize(int argc, char **argv) {
     char *cfg = NULL;
     int pipe_open = 0, lockfd = -1;
     rc = 2;
-    if (lz_read_items(&P) || lz_derange(&P) || lz_parse_seeds(&P)) goto done;
+    if ((!P.pairs_file && lz_read_items(&P)) || lz_pair(&P) || lz_parse_seeds(&P)) goto done;
     if (locus_kernels_init() != LOCUS_OK) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     if (P.threads) locus_set_threads(P.threads);
     if (locus_pipeline_open(&p, P.model) != LOCUS_OK) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
@@ -313,10 +349,11 @@ int locus_cmd_localize(int argc, char **argv) {
     P.height = o.H;
     if (resolve_layers(&P, &p)) goto done;
     /* every prompt must encode (no surprise half-way through) */
-    for (int i = 0; i < P.nitems; i++) {
+    for (int i = 0; i < 2 * P.nitems; i++) {
         locus_embeds e;
-        if (locus_embeds_encode(&p, P.items[i].prompt, NULL, 0, P.max_seq, &e)) {
-            lz_fail("localize", "prompt %d (%s): %s", i, P.items[i].prompt, locus_errmsg());
+        const char *pr = i & 1 ? P.items[i / 2].prompt_b : P.items[i / 2].prompt;
+        if (locus_embeds_encode(&p, pr, NULL, 0, P.max_seq, &e)) {
+            lz_fail("localize", "prompt %d (%s): %s", i / 2, pr, locus_errmsg());
             goto done;
         }
         locus_embeds_free(&e);

@@ -15,13 +15,24 @@
 #include "../core/strbuf.h"
 #include "metrics.h"
 
+#define LZ_MAX_WORD_FILES 64
+
 typedef struct {
-    char *word, *prompt;
+    char *word, *prompt;      /* A's word and prompt */
+    char *word_b, *prompt_b;  /* the word patched in and B's prompt (lz_pair): B's word in the template, or with
+                               * --prompts A's prompt with B's word between A's quotes (the authors' prompt_AB) */
+    int file;                 /* which --words file the item came from (pairs are formed within a file) */
 } lz_item;
 
 typedef struct {
     /* settings (all recorded in config.json) */
     const char *model, *template, *negative, *sampler, *words_file, *prompts_file, *layers_spec, *seeds_spec, *mse_mode;
+    const char *words_files[LZ_MAX_WORD_FILES]; /* every --words FILE in order (words_file = the first) */
+    int nwords_files;
+    const char *pairs_file;   /* --pairs FILE: explicit A,B pairs (words in the template) */
+    const char *pairing;      /* "derange" (default: seeded permutation without fixed points) or "paper" */
+    const char *preset;       /* --preset NAME or NULL (presets.c) */
+    int quantize_trunc;       /* --quantize trunc */
     char *out;
     int steps, width, height, max_seq, start_step, both, threads, grid_cols, resume, shard, nshards;
     float guidance;
@@ -29,7 +40,7 @@ typedef struct {
     /* derived */
     lz_item *items;
     int nitems;
-    int *target;      /* [nitems]: item i's prompt B is item target[i]'s */
+    int *target;      /* [nitems]: item i's partner (B) among the items; -1 with --pairs */
     long long *seeds;
     int nseeds;
     char **layers;    /* patched layer groups, comma-separated paths each */
@@ -63,6 +74,11 @@ void lz_plan_free(lz_plan *P);
 int lz_read_items(lz_plan *P);
 /* P->target: a seeded permutation of the items without fixed points (nor a word onto an equal word). */
 int lz_derange(lz_plan *P);
+/* Pair the items and fill word_b / prompt_b: --pairs (items come from the file: call instead of
+ * lz_read_items), --pairing paper (pairing.h, within each --words file) or lz_derange. */
+int lz_pair(lz_plan *P);
+/* A's prompt with the text between its first pair of double quotes replaced by word_b (malloc'd). */
+char *lz_swap_quoted(const char *prompt, const char *word_b);
 /* --seeds "0,1,5-9" -> P->seeds. */
 int lz_parse_seeds(lz_plan *P);
 /* config.json: every setting that changes results, in a fixed order (malloc'd; NULL with a message on

@@ -85,7 +85,7 @@ static void row_emit(const lz_plan *P, const lz_row *r, emitter *e) {
     emit_int(e, "prompt", it);
     emit_int(e, "seed", P->seeds[g % P->nseeds]);
     emit_str(e, "word_a", P->items[it].word);
-    emit_str(e, "word_b", P->items[P->target[it]].word);
+    emit_str(e, "word_b", P->items[it].word_b);
     emit_str(e, "ocr", r->ocr ? r->ocr : "");
     const locus_text_metrics *t[2] = {&r->ta, &r->tb};
     static const char *const names[2][5] = {{"precision_a", "recall_a", "acc_a", "exact_a", "levenshtein_a"},
