@@ -16,9 +16,11 @@
 #include "../core/utf8.h"
 #include "pairing.h"
 
+const char *lz_cmd_name = "localize";
+
 int lz_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "locus %s: ", cmd);
+    fprintf(stderr, "locus %s: ", !strcmp(cmd, "localize") ? lz_cmd_name : cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -153,6 +155,7 @@ int lz_pair(lz_plan *P) {
     else if (P->pairing && !strcmp(P->pairing, "paper")) rc = pair_paper(P);
     else rc = lz_derange(P);
     if (rc || P->pairs_file) return rc;
+    if (P->benign_file) return lz_benign_targets(P);
     for (int i = 0; i < P->nitems; i++) {
         lz_item *it = &P->items[i], *t = &P->items[P->target[i]];
         it->word_b = strdup(t->word);
@@ -231,6 +234,7 @@ char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard,
     kv_int(&w, "perm_seed", P->perm_seed);
     /* settings added later are written only when not at their default, so earlier results directories keep
      * byte-identical configs (and --resume / merge keep working on them) */
+    if (P->experiment) kv_str(&w, "experiment", P->experiment == LZ_EDIT ? "edit" : "detox");
     if (P->preset) kv_str(&w, "preset", P->preset);
     if (P->quantize_trunc) kv_str(&w, "quantize", "trunc");
     if (P->pairs_file) kv_str(&w, "pairing", "pairs");
@@ -250,7 +254,7 @@ char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard,
         kv_str(&w, "word", P->items[i].word);
         kv_str(&w, "prompt", P->items[i].prompt);
         kv_int(&w, "target", P->target[i]);
-        if (P->pairs_file || P->prompts_file) { /* B is not simply the target item's word and prompt */
+        if (P->pairs_file || P->prompts_file || P->benign_file) { /* B is not simply the target item's word and prompt */
             kv_str(&w, "word_b", P->items[i].word_b);
             kv_str(&w, "prompt_b", P->items[i].prompt_b);
         }
@@ -309,6 +313,9 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
         P->layers = calloc(layers->len, sizeof(char *));
         for (size_t i = 0; i < layers->len; i++) P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
         P->grid_cols = (int)locus_json_int(o, "grid_cols", 8, &ok);
+        const locus_json *ex = locus_json_get(o, "experiment");
+        if (ex && ex->type == JSON_STRING) P->experiment = !strcmp(ex->str, "edit") ? LZ_EDIT : !strcmp(ex->str, "detox") ? LZ_DETOX : -1;
+        if (P->experiment < 0) ok = 0;
     }
     locus_json_free(&d);
     if (!ok || !P->nseeds || P->nitems < 2) return lz_fail("merge", "%s: malformed localize config", path);
