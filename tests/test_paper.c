@@ -16,7 +16,9 @@
 #include "../experiments/pairing.h"
 #include "../experiments/presets.h"
 #include "../experiments/run.h"
+#include "../models/nn.h"
 #include "../simd/kernels.h"
+#include "../simd/ops.h"
 #include "testutil.h"
 
 static const char *G;
@@ -212,6 +214,114 @@ static void test_presets_and_numbers(void) {
     locus_pipeline_close(&p);
 }
 
+/* attention p . V reference in double: o[t, h*D+d] = sum_j p[h,t,j] v[j, h*D+d] */
+static void ref_attn(const double *p, const float *v, int H, int T, int S, int D, double *o) {
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < D; d++) {
+                double s = 0;
+                for (int j = 0; j < S; j++) s += p[((size_t)h * T + t) * S + j] * v[(size_t)j * H * D + h * D + d];
+                o[(size_t)t * H * D + h * D + d] = s;
+            }
+}
+
+/* softmax(q k^T / sqrt(D)) per head in double; q [T,C], k [S,C] */
+static void ref_probs(const float *q, const float *k, int H, int T, int S, int D, double *p) {
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++) {
+            double m = -1e300, z = 0, *r = p + ((size_t)h * T + t) * S;
+            for (int j = 0; j < S; j++) {
+                double s = 0;
+                for (int d = 0; d < D; d++) s += (double)q[(size_t)t * H * D + h * D + d] * k[(size_t)j * H * D + h * D + d];
+                r[j] = s / sqrt((double)D);
+                if (r[j] > m) m = r[j];
+            }
+            for (int j = 0; j < S; j++) z += (r[j] = exp(r[j] - m));
+            for (int j = 0; j < S; j++) r[j] /= z;
+        }
+}
+
+/* one-hot maps: key t+1 for query t, written over the conditional row */
+static int onehot_probs(void *ctx, const locus_hook_at *at, const locus_attn_probs *site) {
+    (void)ctx;
+    float *p = site->p + (size_t)site->H * site->Tq * site->Tk; /* row 1 */
+    for (int h = 0; h < site->H; h++)
+        for (int t = 0; t < site->Tq; t++)
+            for (int j = 0; j < site->Tk; j++) p[((size_t)h * site->Tq + t) * site->Tk + j] = j == t + 1 ? 1.0f : 0.0f;
+    return at->step == 0;
+}
+
+/* The probability-override hook and the Prompt-to-Prompt baseline on one cross-attention layer with
+ * hand-checkable weights: to_v and to_out identity (so the output is p . ctx), heads 2 x 2, CFG pair. */
+static void test_p2p_attention(void) {
+    enum { B = 2, T = 3, S = 5, H = 2, D = 2, C = H * D };
+    if (locus_kernels_init()) { CHECK(0, "kernels"); return; }
+    static float wq[C * C], wk[C * C], eye[C * C], x[B * T * C], ca[B * S * C], cb[B * S * C];
+    t_fill(wq, C * C, 1, -1, 1);
+    t_fill(wk, C * C, 2, -1, 1);
+    for (int i = 0; i < C; i++) eye[i * C + i] = 1;
+    t_fill(x, B * T * C, 3, -1, 1);
+    t_fill(ca, B * S * C, 4, -1, 1);
+    t_fill(cb, B * S * C, 5, -1, 1);
+    nn_attention a;
+    memset(&a, 0, sizeof a);
+    a.q = (nn_linear){wq, NULL, C, C, NULL, 0, NULL};
+    a.k = (nn_linear){wk, NULL, C, C, NULL, 0, NULL};
+    a.v = (nn_linear){eye, NULL, C, C, NULL, 0, NULL};
+    a.out = (nn_linear){eye, NULL, C, C, NULL, 0, NULL};
+    a.heads = H; a.dim_head = D; a.inner = C; a.query_dim = C; a.ctx_dim = C; a.text_index = 0;
+    float y0[B * T * C], ya[B * T * C], yb[B * T * C], y1[B * T * C];
+    /* no hooks vs a recording P2P hook: the recorder changes nothing (bit for bit) */
+    nn_attention_fwd(&a, x, B, T, ca, S, y0, NULL, "t.attn2");
+    lz_p2p q;
+    lz_p2p_init(&q, 1, 1);
+    locus_hooks h;
+    locus_hooks_init(&h);
+    locus_hooks_add(&h, lz_p2p_hook(&q));
+    h.step = 0;
+    h.cfg = 1;
+    nn_attention_fwd(&a, x, B, T, ca, S, ya, &h, "t.attn2");
+    CHECK(!memcmp(y0, ya, sizeof y0) && q.hits == 1 && q.len[0] == (size_t)H * T * S, "P2P recording changed A's output or recorded nothing (hits %d)", q.hits);
+    /* injection into B's run: conditional row = A's maps . V_B, unconditional row = B's own attention */
+    q.record = 0;
+    nn_attention_fwd(&a, x, B, T, cb, S, yb, &h, "t.attn2");
+    float qx[B * T * C], ka[B * S * C], kb[B * S * C];
+    locus_linear(x, B * T, C, wq, NULL, C, qx);
+    locus_linear(ca, B * S, C, wk, NULL, C, ka);
+    locus_linear(cb, B * S, C, wk, NULL, C, kb);
+    double pa[H * T * S], pb[H * T * S], oc[T * C], ou[T * C];
+    ref_probs(qx + T * C, ka + S * C, H, T, S, D, pa); /* A's conditional maps */
+    ref_probs(qx, kb, H, T, S, D, pb);                 /* B's unconditional maps */
+    ref_attn(pa, cb + S * C, H, T, S, D, oc);
+    ref_attn(pb, cb, H, T, S, D, ou);
+    double dc = 0, du = 0, dmap = 0;
+    for (int i = 0; i < T * C; i++) {
+        dc = fmax(dc, fabs(yb[T * C + i] - oc[i]));
+        du = fmax(du, fabs(yb[i] - ou[i]));
+    }
+    for (int i = 0; i < H * T * S; i++) dmap = fmax(dmap, fabs(q.maps[0][i] - pa[i]));
+    CHECK(dmap < 1e-6 && dc < 1e-5 && du < 1e-5 && q.hits == 2, "P2P: recorded maps %.3g, injected row %.3g, other row %.3g from the double reference", dmap, dc, du);
+    if (dmap < 1e-6 && dc < 1e-5 && du < 1e-5)
+        printf("Prompt-to-Prompt on a 2-head cross-attention: A's maps recorded within %.2g of softmax(qk/sqrt(d)) in double; B's conditional output = A's maps . V_B within %.2g, unconditional row untouched (%.2g)\n",
+           dmap, dc, du);
+    /* after the injection window (step 1 >= 1 step) nothing is injected: B's own output, bit for bit */
+    h.step = 1;
+    nn_attention_fwd(&a, x, B, T, cb, S, y1, &h, "t.attn2");
+    nn_attention_fwd(&a, x, B, T, cb, S, y0, NULL, "t.attn2");
+    CHECK(!memcmp(y0, y1, sizeof y0), "P2P outside its steps changed the output");
+    lz_p2p_free(&q);
+    /* a hand-made map: query t attends only to key t+1, so the output row t is exactly ctx row t+1 */
+    locus_hooks h1;
+    locus_hooks_init(&h1);
+    locus_hooks_add(&h1, (locus_hook_entry){NULL, NULL, NULL, NULL, onehot_probs});
+    h1.step = 0;
+    h1.cfg = 1;
+    nn_attention_fwd(&a, x, B, T, cb, S, y1, &h1, "t.attn2");
+    int exact = 1;
+    for (int t = 0; t < T; t++) exact &= !memcmp(y1 + (size_t)(T + t) * C, cb + (size_t)(S + t + 1) * C, C * sizeof(float));
+    CHECK(exact, "one-hot maps: output rows are not exactly the selected context rows");
+}
+
 int main(void) {
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     test_lower_and_f1();
@@ -220,5 +330,6 @@ int main(void) {
     test_numpy_pairing();
     test_pairs_reader();
     test_presets_and_numbers();
+    test_p2p_attention();
     return t_finish("paper");
 }
