@@ -307,4 +307,11 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/loc.out"
 read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "localize" $p $f
 
+# 7. locus edit / detox, and the paper-fidelity options (presets, pairs, numpy pairing) through the CLI
+mkdir -p "$tmp/edit"
+bash tests/edit_test.sh "$B" "$tmp/edit" >"$tmp/edit.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/edit.out"
+read -r p f < <(tail -1 "$tmp/edit.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "edit" $p $f
+
 exit $overall
