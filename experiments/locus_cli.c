@@ -20,6 +20,7 @@
 #include "generate.h"
 #include "layers.h"
 #include "grad.h"
+#include "edit.h"
 #include "localize.h"
 #include "train_lora.h" /* lora-adamw: train-lora, lora */
 #include "clip_score.h" /* issue 17: clip-score */
@@ -51,7 +52,11 @@ static int usage(FILE *f) {
             "             paper; results.csv/.jsonl per cell, summary.csv, ocr_f1.png, grid.png; resumable, shardable\n"
             "  grad --model DIR --batch FILE --dump OUT [--component unet|vae] [--params PATTERN] [--checkpoint]\n"
             "             one training-loss evaluation: loss, prediction and every parameter's gradient (see grad --help)\n"
-            "  merge -o RESULTS_DIR SHARD_DIR...  join localize shards into the result of an unsharded run\n"
+            "  merge -o RESULTS_DIR SHARD_DIR...  join localize / edit / detox shards into the result of an unsharded run\n"
+            "  edit --model DIR (--words F | --prompts F | --pairs F) -o DIR (--preset paper-sd3|paper-sdxl|paper-if | --layers L)\n"
+            "                            the paper's text editing (A re-run with B's text in the layers), Prompt-to-Prompt baseline\n"
+            "  detox --model DIR --words LISTED --benign BENIGN -o DIR (--preset ... | --layers L)\n"
+            "                            toxic-text prevention: listed words patched with benign ones; negative-prompt / prompt-swap baselines\n"
             /* ---- lora-adamw ---- */
             "  train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets T1,T2] -o LORA.safetensors [--rank 64]\n"
             "           [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--steps N] [--dump FILE] [--resume] ...  LoRA fine-tuning\n"
@@ -129,6 +134,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return locus_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "localize")) return locus_cmd_localize(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return locus_cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "edit")) return locus_cmd_edit(argc - 1, argv + 1);
+    if (!strcmp(cmd, "detox")) return locus_cmd_detox(argc - 1, argv + 1);
     if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
     if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */

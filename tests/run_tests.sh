@@ -335,4 +335,11 @@ cli_err "clip-score text folder" "vision_config" "$B/locus" clip-score --clip $G
 record "clip-score" $p $f
 # ---- end clip-score ----
 
+# 7. locus edit / detox, and the paper-fidelity options (presets, pairs, numpy pairing) through the CLI
+mkdir -p "$tmp/edit"
+bash tests/edit_test.sh "$B" "$tmp/edit" >"$tmp/edit.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/edit.out"
+read -r p f < <(tail -1 "$tmp/edit.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "edit" $p $f
+
 exit $overall
