@@ -35,6 +35,7 @@ FLAGS_neon   =
 
 CORE_SRC = $(wildcard core/*.c)
 SIMD_SRC = simd/dispatch.c simd/gemm.c simd/conv.c simd/attention.c simd/ops.c simd/ref/kernels_scalar.c
+SIMD_SRC += simd/ops_bwd.c simd/conv_bwd.c simd/attention_bwd.c
 ifeq ($(ARCH),x86_64)
 SIMD_SRC += simd/avx2/kernels_avx2.c simd/avx512/kernels_avx512.c
 endif
@@ -101,16 +102,17 @@ asan:
 neon-test:
 	@bash .ci/deps.sh check-neon
 	@mkdir -p build-aarch64 && touch build-aarch64/.deps-ok
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= FT_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit
-	$(MAKE) $(BUILD)/test_kernels $(BUILD)/test_unet $(BUILD)/test_mmdit
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= FT_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit \
+	    build-aarch64/test_grad build-aarch64/test_grad_mmdit
+	$(MAKE) $(BUILD)/test_kernels $(BUILD)/test_unet $(BUILD)/test_mmdit $(BUILD)/test_grad $(BUILD)/test_grad_mmdit
 	@bash tests/neon_compare.sh $(BUILD) build-aarch64 | tee build-aarch64/neon.log; \
 	 tail -1 build-aarch64/neon.log | awk '{print "neon", $$2, $$4}' >build-aarch64/results; \
 	 test "$$(awk '{print $$3}' build-aarch64/results)" = 0
 
 # ---- clang: the same bits as gcc ----
 clang-test:
-	$(MAKE) BUILD=build-clang CC=clang build-clang/test_kernels build-clang/locus
-	$(MAKE) $(BUILD)/test_kernels $(BUILD)/locus
+	$(MAKE) BUILD=build-clang CC=clang build-clang/test_kernels build-clang/locus build-clang/test_grad build-clang/test_grad_mmdit
+	$(MAKE) $(BUILD)/test_kernels $(BUILD)/locus $(BUILD)/test_grad $(BUILD)/test_grad_mmdit
 	@bash tests/compiler_compare.sh $(BUILD) build-clang
 
 # ---- benchmarks ----
@@ -121,7 +123,9 @@ $(BUILD)/bench_kernels: $(BUILD)/obj/benchmarks/bench_kernels.o $(BUILD)/liblocu
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
 $(BUILD)/bench_models: $(BUILD)/obj/benchmarks/bench_models.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models
+$(BUILD)/bench_train: $(BUILD)/obj/benchmarks/bench_train.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models $(BUILD)/bench_train
 	@bash benchmarks/run_bench.sh $(BUILD)
 
 # ---- fuzzing (clang + libFuzzer) ----

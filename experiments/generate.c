@@ -14,10 +14,12 @@
 #include "../core/rng.h"
 #include "../core/safetensors.h"
 #include "../core/version.h"
+#include "../models/lora.h"
 #include "../models/pipeline.h"
 #include "../simd/kernels.h"
 
 #include "cache.h"
+#include "cli_opts.h"
 #include "patch.h"
 #include "progress.h"
 #include "run.h"
@@ -25,28 +27,27 @@
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler, *halves;
     const char *patch_prompt, *patch_embeds, *patch_layers, *cache_file, *cache_points, *intervene, *iv_steps, *iv_heads, *iv_half;
+    locus_optlist lora; /* --lora FILE[:SCALE], repeatable */
     long long seed, steps, width, height, threads, max_seq, clip_skip, start_step, iv_nheads;
     double guidance;
 } gen_args;
 
-/* The options: flag, kind (s string, i integer in [lo, hi], f number in [lo, hi]), field, help. */
-typedef struct { const char *flag; char kind; size_t off; long long lo, hi; const char *help; } gen_opt;
-#define OS(f, m, h) {f, 's', offsetof(gen_args, m), 0, 0, h}
-#define OI(f, m, lo, hi, h) {f, 'i', offsetof(gen_args, m), lo, hi, h}
-static const gen_opt opts[] = {
+#define OS(f, m, h) LOCUS_OPT_S(gen_args, f, m, h)
+#define OI(f, m, lo, hi, h) LOCUS_OPT_I(gen_args, f, m, lo, hi, h)
+static const locus_opt opts[] = {
     OS("--model", model, "DIR  pipeline folder (required)"), OS("--prompt", prompt, "TEXT"), OS("--negative-prompt", negative, "TEXT (default empty)"),
     OS("-o", out, "OUT.png (required)"), OS("--output", out, "OUT.png"), OS("--noise", noise_file, "FILE  tensor 'noise' [1,C,h,w] instead of the seed"),
     OS("--prompt-embeds", embeds_file, "FILE  cond, uncond (+ cond_pooled, uncond_pooled)"), OS("--dump", dump_file, "FILE  every step's predictions"),
     OS("--sampler", sampler, "ddim|euler|pndm|flow (default: the folder's scheduler)"), OS("--patch-prompt", patch_prompt, "TEXT  prompt B"),
     OS("--patch-embeds", patch_embeds, "FILE  prompt B's cond"), OS("--patch-layers", patch_layers, "L1,L2  text layers given prompt B's K/V"),
-    OS("--patch-halves", halves, "cond|both (default cond)"), OS("--cache", cache_file, "FILE"), OS("--cache-points", cache_points, "PATTERN[,PATTERN]"),
+    OS("--patch-halves", halves, "cond|both (default cond)"), LOCUS_OPT_L(gen_args, "--lora", lora, "FILE[:SCALE]  LoRA adapters (repeatable)"), OS("--cache", cache_file, "FILE"), OS("--cache-points", cache_points, "PATTERN[,PATTERN]"),
     OS("--intervene", intervene, "PATTERN=zero|scale:F|mean|replace:CACHE[;...]"), OS("--intervene-steps", iv_steps, "FROM:TO (default all)"),
     OS("--intervene-heads", iv_heads, "H1,H2 (needs --heads)"), OS("--intervene-half", iv_half, "cond|uncond|both (default cond)"),
     OI("--heads", iv_nheads, 1, 64, "N  heads of the hooked tensors"), OI("--start-step", start_step, 0, 1000, "N  first patched step (default 0)"),
     OI("--seed", seed, 0, 1LL << 53, "N (default 0)"), OI("--steps", steps, 1, 1000, "N (default 50)"), OI("--width", width, 8, 8192, "W (default: model size)"),
     OI("--height", height, 8, 8192, "H"), OI("--clip-skip", clip_skip, 0, 64, "N (default 0)"),
     OI("--max-sequence-length", max_seq, 1, 512, "N  T5 tokens (default 256)"), OI("--threads", threads, 1, 1024, "N (default: cores)"),
-    {"--guidance", 'f', offsetof(gen_args, guidance), 0, 100, "G (default: the pipeline's, e.g. 7.5)"},
+    LOCUS_OPT_F(gen_args, "--guidance", guidance, 0, 100, "G (default: the pipeline's, e.g. 7.5)"),
 };
 
 static int fail(const char *fmt, const char *a) {
@@ -60,28 +61,8 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     memset(a, 0, sizeof *a);
     a->steps = a->guidance = -1;
     a->negative = "";
-    for (int i = 1; i < argc; i++) {
-        const gen_opt *o = NULL;
-        for (size_t k = 0; k < sizeof opts / sizeof *opts && !o; k++) o = strcmp(argv[i], opts[k].flag) ? NULL : &opts[k];
-        if (!strcmp(argv[i], "--help")) {
-            printf("locus generate: text -> image\n");
-            for (size_t k = 0; k < sizeof opts / sizeof *opts; k++) printf("  %-22s %s\n", opts[k].flag, opts[k].help);
-            exit(0);
-        }
-        if (!o) return fail("unknown option %s (see 'locus help')", argv[i]);
-        if (i + 1 >= argc) return fail("option %s needs a value", argv[i]);
-        const char *v = argv[++i];
-        char *end, *field = (char *)a + o->off, msg[160];
-        errno = 0;
-        if (o->kind == 's') { *(const char **)field = v; continue; }
-        double x = o->kind == 'f' ? strtod(v, &end) : (double)strtoll(v, &end, 10);
-        if (errno || *end || end == v || x < o->lo || x > o->hi) {
-            snprintf(msg, sizeof msg, "%s %%s: expected %s from %lld to %lld", o->flag, o->kind == 'f' ? "a number" : "an integer", o->lo, o->hi);
-            return fail(msg, v);
-        }
-        if (o->kind == 'f') *(double *)field = x;
-        else *(long long *)field = strtoll(v, NULL, 10);
-    }
+    int rc = locus_opts_parse("generate", opts, sizeof opts / sizeof *opts, argc, argv, a);
+    if (rc) return rc < 0 ? -1 : rc;
     if (a->halves && strcmp(a->halves, "cond") && strcmp(a->halves, "both")) return fail("--patch-halves %s: expected cond or both", a->halves);
     if (!a->model) return fail("%s", "--model DIR is required");
     if (!a->out) return fail("%s", "-o OUT.png is required");
@@ -99,7 +80,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
 int locus_cmd_generate(int argc, char **argv) {
     gen_args a;
     int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
+    if (rc) return rc < 0 ? 0 : rc; /* -1: --help printed */
     if (locus_kernels_init() != LOCUS_OK) return fail("%s", locus_errmsg());
     if (a.threads) locus_set_threads((int)a.threads);
     if (a.sampler && strcmp(a.sampler, "ddim") && strcmp(a.sampler, "euler") && strcmp(a.sampler, "pndm") && strcmp(a.sampler, "flow"))
@@ -122,6 +103,12 @@ int locus_cmd_generate(int argc, char **argv) {
         CHECK(locus_interventions_configure(&ivs, a.iv_steps, (int)a.iv_nheads, a.iv_heads, a.iv_half));
     }
     CHECK(locus_run_prepare(&p, &o));
+    for (int i = 0; i < a.lora.n; i++) { /* adapters on the denoiser's Linear layers, applied after each base output */
+        char path[4096];
+        float w;
+        CHECK(locus_lora_parse_spec(a.lora.v[i], path, sizeof path, &w));
+        CHECK(locus_lora_load(p.den.loader, path, w));
+    }
     if (a.sampler) CHECK(locus_scheduler_override(&p.sched, a.sampler));
     /* text conditioning of prompt A (and B when patching) */
     if (a.embeds_file) CHECK(locus_embeds_load(&p, a.embeds_file, cfg, &ea));
@@ -157,9 +144,11 @@ int locus_cmd_generate(int argc, char **argv) {
                            {"seed", a.noise_file ? "(noise file)" : seed_s}, {"steps", steps_s}, {"sampler", locus_scheduler_name(&p.sched)},
                            {"guidance", g_s}, {"model_hash", hash_s}, {"isa", locus_isa_name()}, {"locus_version", LOCUS_VERSION},
                            {"patch_layers", a.patch_layers ? a.patch_layers : ""},
-                           {"patch_prompt", a.patch_prompt ? a.patch_prompt : a.patch_embeds ? "(embeddings file)" : ""}};
+                           {"patch_prompt", a.patch_prompt ? a.patch_prompt : a.patch_embeds ? "(embeddings file)" : ""},
+                           {"lora", a.lora.n ? a.lora.v[0] : ""}};
+    int ntx = (int)(sizeof tx / sizeof *tx) - !a.lora.n; /* the lora key only when adapters were applied */
     if (r.dump) {
-        for (size_t i = 0; i < sizeof tx / sizeof *tx; i++) locus_st_writer_add_meta(r.dump, tx[i].key, tx[i].value);
+        for (int i = 0; i < ntx; i++) locus_st_writer_add_meta(r.dump, tx[i].key, tx[i].value);
         CHECK(locus_st_writer_save(r.dump, a.dump_file));
     }
     if (ivs.n && !ivs.hits) {
@@ -172,7 +161,7 @@ int locus_cmd_generate(int argc, char **argv) {
         CHECK(locus_cache_close(&cache, 1));
         fprintf(stderr, "cached %d tensors to %s\n", cache.count, a.cache_file);
     }
-    if (locus_png_write(a.out, pix, o.W, o.H, 3, tx, (int)(sizeof tx / sizeof *tx))) {
+    if (locus_png_write(a.out, pix, o.W, o.H, 3, tx, ntx)) {
         if (a.dump_file) remove(a.dump_file);
         goto fail;
     }

@@ -103,3 +103,18 @@ locus_status locus_denoiser_select_text_layers(const locus_denoiser *d, const ch
     if (!st && !any) st = locus_fail(LOCUS_E_ARG, "%s: no layers given", what);
     return st;
 }
+
+int locus_denoiser_track_params(const locus_denoiser *d, locus_grads *g, const char *pattern) {
+    const locus_loader *L = d->loader;
+    int n = 0;
+    for (size_t i = 0; i < L->nrec; i++) {
+        const locus_param_rec *r = &L->params[i];
+        int buffer = 0;
+        for (const char *const *b = d->buffers; b && *b && !buffer; b++) buffer = !strcmp(*b, r->name);
+        if (buffer || (pattern && !locus_grads_name_matches(pattern, r->name))) continue;
+        if (locus_grads_of(g, r->data)) continue;
+        if (locus_grads_track(g, r->name, r->data, r->ndim, r->shape)) return -1;
+        n++;
+    }
+    return n;
+}

@@ -48,8 +48,10 @@ typedef struct {
     /* training (NULL while a family cannot train): see the file comment */
     locus_status (*train_forward)(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
                                   int S, const float *pooled, float *out, int checkpoint, void **tape);
+    /* consumes (frees) the tape; dx, dctx, dpooled may be NULL */
     locus_status (*backward)(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
                              const locus_grads *g);
+    void (*tape_free)(void *tape); /* drop a tape without a backward */
 } locus_denoiser_ops;
 
 struct locus_denoiser {
@@ -64,6 +66,8 @@ struct locus_denoiser {
     int ctx_dim, pooled_dim; /* text context width; pooled text width (0: none) */
     int ntext_layers;        /* layers with text_index >= 0 */
     int text_kv_projectable; /* 1: every text layer's K/V are a function of the prompt embedding (locus_text_kv.project) */
+    int flow_default;        /* 1: trained by flow matching unless a scheduler says otherwise (objective.h) */
+    const char *const *buffers; /* NULL-terminated names of loaded tensors that are buffers, not parameters */
     size_t params;
 };
 
@@ -85,6 +89,10 @@ int locus_denoiser_layers(const locus_denoiser *d, locus_layer_info **out);
  * flags.  An entry matching no text layer is an error naming it and giving an example.  `what` names the
  * option in messages ("--patch-layers"). */
 locus_status locus_denoiser_select_text_layers(const locus_denoiser *d, const char *spec, const char *what, unsigned char *sel);
+
+/* Track the denoiser's trainable parameters in g: every loaded tensor matching `pattern` (grads.h syntax;
+ * NULL = all) except its buffers.  Returns the count added (0: nothing matched) or -1 on allocation failure. */
+int locus_denoiser_track_params(const locus_denoiser *d, locus_grads *g, const char *pattern);
 
 /* Family implementations (registry entries). */
 extern const locus_denoiser_ops locus_unet_denoiser_ops;

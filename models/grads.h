@@ -41,6 +41,9 @@ void locus_grads_free(locus_grads *g);
  * added or -1 with locus_errmsg() set (out of memory). */
 int locus_grads_track_loader(locus_grads *g, const locus_loader *L, const char *pattern);
 
+/* Does `name` match the pattern list (the syntax of locus_grads_track_loader)? */
+int locus_grads_name_matches(const char *pattern, const char *name);
+
 /* Track one caller-owned tensor (copy of name kept). */
 locus_status locus_grads_track(locus_grads *g, const char *name, const float *param, int ndim, const int64_t *shape);
 

@@ -2,6 +2,7 @@
 #include "mmdit.h"
 
 #include "denoiser.h"
+#include "mmdit_bwd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +12,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc((n ? n : 1) * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status mmdit_build(locus_mmdit *m);
 
 locus_status locus_mmdit_load(locus_mmdit *m, const char *dir) {
@@ -109,30 +110,15 @@ void locus_mmdit_free(locus_mmdit *m) {
 }
 
 /* y[b,t,:] = LN(x[b,t,:]) * (1 + scale[b]) + shift[b]  (LayerNorm without affine, eps 1e-6); scale/shift
- * rows have stride `es` floats per batch element */
+ * rows have stride `es` floats per batch element.  One threaded op over the B*T rows (same bits as the
+ * LayerNorm followed by per-row MUL and ADD). */
 static void modulate(const float *x, float *y, int B, int T, int D, const float *scale, const float *shift, size_t es) {
-    locus_layer_norm(x, y, (size_t)B * T, D, NULL, NULL, 1e-6f);
-    float *s1 = talloc(D);
-    for (int b = 0; b < B; b++) {
-        for (int d = 0; d < D; d++) s1[d] = 1.0f + scale[b * es + d];
-        for (int t = 0; t < T; t++) {
-            float *r = y + ((size_t)b * T + t) * D;
-            locus_binary(r, s1, r, D, LOCUS_BIN_MUL, 0.0f);
-            locus_binary(r, shift + b * es, r, D, LOCUS_BIN_ADD, 0.0f);
-        }
-    }
-    locus_free(s1);
+    locus_layer_norm_modulate(x, y, (size_t)B, (size_t)T, (size_t)D, 1e-6f, scale, shift, es);
 }
 
-/* h[b,t,:] += gate[b] * o[b,t,:] */
+/* h[b,t,:] += gate[b] * o[b,t,:]  (product rounded, then the sum; threaded over the B*T rows) */
 static void gated_add(float *h, const float *o, int B, int T, int D, const float *gate, size_t es) {
-    float *t = talloc(D);
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < T; i++) {
-            locus_binary(gate + b * es, o + ((size_t)b * T + i) * D, t, D, LOCUS_BIN_MUL, 0.0f);
-            locus_binary(h + ((size_t)b * T + i) * D, t, h + ((size_t)b * T + i) * D, D, LOCUS_BIN_ADD, 0.0f);
-        }
-    locus_free(t);
+    locus_bcast_gated_add(h, o, gate, es, (size_t)B, (size_t)T, (size_t)D);
 }
 
 /* FeedForward gelu-approximate: net.2(gelu_tanh(net.0.proj(x))) */
@@ -395,7 +381,20 @@ static void mmdit_den_close(locus_denoiser *d) {
     free(d->model);
 }
 
-const locus_denoiser_ops locus_mmdit_denoiser_ops = {"SD3Transformer2DModel", mmdit_den_forward, mmdit_den_layers, mmdit_den_close, NULL, NULL};
+static locus_status mmdit_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
+                                            int S, const float *pooled, float *out, int checkpoint, void **tape) {
+    return locus_mmdit_forward_train(d->model, x, B, h, w, t, ctx, S, pooled, out, checkpoint, (locus_mmdit_tape **)tape);
+}
+
+static locus_status mmdit_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
+                                       const locus_grads *g) {
+    return locus_mmdit_backward(d->model, tape, dout, dx, dctx, dpooled, g);
+}
+
+static void mmdit_den_tape_free(void *tape) { locus_mmdit_tape_free(tape); }
+
+const locus_denoiser_ops locus_mmdit_denoiser_ops = {"SD3Transformer2DModel", mmdit_den_forward,   mmdit_den_layers,   mmdit_den_close,
+                                                    mmdit_den_train_forward, mmdit_den_backward, mmdit_den_tape_free};
 
 locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
     memset(d, 0, sizeof *d);
@@ -411,5 +410,8 @@ locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
     d->pooled_dim = m->pooled_dim;
     d->params = m->L.nparams;
     d->ntext_layers = m->nlayers;
+    d->flow_default = 1;
+    static const char *const buffers[] = {"pos_embed.pos_embed", NULL}; /* a registered buffer in diffusers */
+    d->buffers = buffers;
     return LOCUS_OK;
 }

@@ -2,6 +2,7 @@
 #include "unet.h"
 
 #include "denoiser.h"
+#include "unet_bwd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {
@@ -396,7 +397,22 @@ static void unet_den_close(locus_denoiser *d) {
     free(d->model);
 }
 
-const locus_denoiser_ops locus_unet_denoiser_ops = {"UNet2DConditionModel", unet_den_forward, unet_den_layers, unet_den_close, NULL, NULL};
+static locus_status unet_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
+                                           int S, const float *pooled, float *out, int checkpoint, void **tape) {
+    (void)pooled;
+    return locus_unet_forward_train(d->model, x, B, h, w, t, ctx, S, out, checkpoint, (locus_unet_tape **)tape);
+}
+
+static locus_status unet_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
+                                      const locus_grads *g) {
+    if (dpooled) return locus_fail(LOCUS_E_ARG, "a UNet2DConditionModel has no pooled text input");
+    return locus_unet_backward(d->model, tape, dout, dx, dctx, g);
+}
+
+static void unet_den_tape_free(void *tape) { locus_unet_tape_free(tape); }
+
+const locus_denoiser_ops locus_unet_denoiser_ops = {"UNet2DConditionModel", unet_den_forward,   unet_den_layers,   unet_den_close,
+                                                   unet_den_train_forward, unet_den_backward, unet_den_tape_free};
 
 locus_status locus_unet_denoiser(locus_denoiser *d, locus_unet *u) {
     memset(d, 0, sizeof *d);

@@ -2,8 +2,9 @@
  *
  * Loops: jc (NC columns) > pc (KC depth) > [pack B block, shared] > tasks over (MC row block x column
  * range) > [pack A block, per task] > jr (NR panel) > ir (MR panel) > micro-kernel.  K-blocks are carried
- * through C in memory: the first block starts from 0, later blocks continue the same FMA chain from the value
- * stored in C (fp32, exact), so the result equals one unblocked chain over k.  Tasks partition C, so the
+ * through C in memory: the first block starts from 0 (or, with d->accum, from C: how the backward ops
+ * accumulate gradients), later blocks continue the same FMA chain from the value stored in C (fp32, exact),
+ * so the result equals one unblocked chain over k.  Tasks partition C, so the
  * thread count never changes what any output sees.
  */
 #include <assert.h>
@@ -66,12 +67,15 @@ static void pack_b(const locus_gemm_desc *d, int k0, int kc, int j0, int w, int 
     else pack_b_strided(d, k0, kc, j0, w, ldbp, dst);
 }
 
-/* K == 0: C = bias (or 0) */
+/* K == 0: C = bias (or 0); with accum the (empty) chain starts from C: C = C (+ bias) */
 static void gemm_k0(const locus_gemm_desc *d) {
     for (int i = 0; i < d->M; i++)
-        for (int j = 0; j < d->N; j++)
-            d->C[(ptrdiff_t)i * d->ldc + j] = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias[j]
-                                              : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias[i] : 0.0f;
+        for (int j = 0; j < d->N; j++) {
+            float *c = &d->C[(ptrdiff_t)i * d->ldc + j];
+            float start = d->accum ? *c : 0.0f;
+            *c = d->bias_kind == LOCUS_UKR_BIAS_COL ? (d->accum ? start + d->bias[j] : d->bias[j])
+                 : d->bias_kind == LOCUS_UKR_BIAS_ROW ? (d->accum ? start + d->bias[i] : d->bias[i]) : start;
+        }
 }
 
 /* packed-B layout: K blocks of KC rows; within block pc (kc rows) panel p (columns p*NR..) at
@@ -148,7 +152,7 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
             int nj = nj_want > npan ? npan : nj_want;
             for (int pc = 0; pc < d->K; pc += KC) {
                 int kc = d->K - pc < KC ? d->K - pc : KC;
-                unsigned flags = (pc > 0 ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
+                unsigned flags = (pc > 0 || d->accum ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
                 if (!d->packed_b) {
 #pragma omp for schedule(static)
                     for (int p = 0; p < npan; p++) {

@@ -2,8 +2,8 @@
  *
  * Every op has a plain-C reference (simd/ref) and AVX2, AVX-512 and NEON versions that produce the SAME BITS
  * (see simd/kernels_impl.h for the rules that make that true).  locus_kernels_init() picks the best ISA the
- * CPU supports (CPUID), or the one forced by LOCUS_ISA=scalar|avx2|avx512|neon, and logs the choice;
- * locus_isa_name() is recorded in every output file.
+ * CPU supports (CPUID), or the one forced by LOCUS_ISA=scalar|avx2|avx512|neon; with LOCUS_VERBOSE set it
+ * logs the choice once on stderr (silent by default).  locus_isa_name() is recorded in every output file.
  */
 #ifndef LOCUS_KERNELS_H
 #define LOCUS_KERNELS_H
@@ -38,6 +38,24 @@ typedef struct {
     void (*timestep_embed)(float t, float *out, int dim, int flip, float shift, float scale, float neg_log_max_period);
     /* benchmark helper: `iters` rounds of independent FMA chains; returns the flops done (sink defeats DCE) */
     double (*fma_burn)(long iters, float *sink);
+    /* ---- backward (gradient) row kernels, used by simd/ops_bwd.c; `accum` != 0: out = out + value ---- */
+    /* dx (+)= dy * act'(x) (LOCUS_ACT_*; NONE: act' = 1) */
+    void (*act_bwd)(const float *x, const float *dy, float *dx, size_t n, int kind, int accum);
+    /* y = a * gelu_erf(g): da (+)= dy * gelu(g), dg (+)= (dy * a) * gelu'(g) */
+    void (*geglu_bwd)(const float *a, const float *g, const float *dy, float *da, float *dg, size_t n, int accum);
+    /* norm input gradient: dx (+)= ((g - c1) - xhat * c2) * rstd */
+    void (*norm_bwd_apply)(const float *g, const float *xhat, float *dx, size_t n, float c1, float c2, float rstd,
+                           int accum);
+    /* column chains: acc[i] = fma(a[i], b[i], acc[i]) (one step of each element's chain) */
+    void (*fma_acc)(float *acc, const float *a, const float *b, size_t n);
+    /* 16-lane sum of (a - b)^2 (FMA per lane); grad, if not NULL: grad = (a - b) * c */
+    float (*sqdiff)(const float *a, const float *b, size_t n, float *grad, float c);
+    /* one scalar FMA chain: acc = fma(a[i], b[i], acc) for i = 0..n-1 in order; returns acc (a per-channel
+     * parameter gradient; an FMA instruction on the SIMD tables, libm's correctly rounded fmaf on scalar) */
+    float (*fma_chain)(const float *a, const float *b, size_t n, float acc);
+    /* softmax backward on a row: ds = (p * (dp - dsum)) * scale */
+    void (*softmax_bwd)(const float *p, const float *dp, float *ds, size_t n, float dsum, float scale);
+    /* ---- end of backward row kernels ---- */
 } locus_row_kernels;
 
 /* GEMM micro-kernel flags */

@@ -212,6 +212,109 @@ static double K(fma_burn)(long iters, float *sink) {
     return 2.0 * 16 * V16_BURN_ACC * (double)iters;
 }
 
+/* ---------------------------------------------------------------- backward (gradient) row kernels
+ * Elementwise derivatives spelled as explicit v16 operations (same bits on every ISA), SLEEF functions as in
+ * the forward.  `accum`: the result is added to the value in the output (out = out + value). */
+
+/* act'(x) */
+static inline v16 K(act_d1)(v16 x, int kind) {
+    v16 one = v16_set1(1.0f);
+    switch (kind) {
+    case LOCUS_ACT_SILU: { /* s = 1 / (1 + exp(-x)); s * (1 + x * (1 - s)) */
+        v16 s = v16_div(one, v16_add(one, v16_exp(v16_sub(v16_zero(), x))));
+        return v16_mul(s, v16_add(one, v16_mul(x, v16_sub(one, s))));
+    }
+    case LOCUS_ACT_GELU_ERF: { /* 0.5 * (1 + erf(x / sqrt 2)) + x * (exp(-x^2 / 2) / sqrt(2 pi)) */
+        v16 cdf = v16_mul(v16_set1(0.5f), v16_add(one, v16_erf(v16_mul(x, v16_set1(0.70710678118654752440f)))));
+        v16 pdf = v16_mul(v16_exp(v16_mul(v16_mul(x, x), v16_set1(-0.5f))), v16_set1(0.39894228040143267794f));
+        return v16_add(cdf, v16_mul(x, pdf));
+    }
+    case LOCUS_ACT_GELU_TANH: { /* t = tanh(c (x + 0.044715 x^3)): 0.5 (1 + t) + (0.5 x) ((1 - t^2) c (1 + 3 * 0.044715 x^2)) */
+        v16 c = v16_set1(0.79788456080286535588f), x2 = v16_mul(x, x), x3 = v16_mul(x2, x);
+        v16 t = v16_tanh(v16_mul(c, v16_add(x, v16_mul(v16_set1(0.044715f), x3))));
+        v16 du = v16_mul(c, v16_add(one, v16_mul(v16_set1(0.134145f), x2)));
+        v16 sech2 = v16_sub(one, v16_mul(t, t));
+        return v16_add(v16_mul(v16_set1(0.5f), v16_add(one, t)), v16_mul(v16_mul(v16_set1(0.5f), x), v16_mul(sech2, du)));
+    }
+    case LOCUS_ACT_QUICK_GELU: { /* s = 1 / (1 + exp(-1.702 x)); s + (1.702 x) (s (1 - s)) */
+        v16 a = v16_set1(1.702f);
+        v16 s = v16_div(one, v16_add(one, v16_exp(v16_mul(v16_set1(-1.702f), x))));
+        return v16_add(s, v16_mul(v16_mul(a, x), v16_mul(s, v16_sub(one, s))));
+    }
+    default:
+        return one;
+    }
+}
+
+static void K(act_bwd)(const float *x, const float *dy, float *dx, size_t n, int kind, int accum) {
+    for (size_t i = 0; i < n; i += 16) {
+        int c = n - i >= 16 ? 16 : (int)(n - i);
+        v16 t = v16_mul(v16_loadn(dy + i, c, 0.0f), K(act_d1)(v16_loadn(x + i, c, 0.0f), kind));
+        if (accum) t = v16_add(v16_loadn(dx + i, c, 0.0f), t);
+        v16_storen(dx + i, t, c);
+    }
+}
+
+static void K(geglu_bwd)(const float *a, const float *g, const float *dy, float *da, float *dg, size_t n, int accum) {
+    for (size_t i = 0; i < n; i += 16) {
+        int c = n - i >= 16 ? 16 : (int)(n - i);
+        v16 vg = v16_loadn(g + i, c, 0.0f), vd = v16_loadn(dy + i, c, 0.0f);
+        v16 ta = v16_mul(vd, K(act1)(vg, LOCUS_ACT_GELU_ERF));
+        v16 tg = v16_mul(v16_mul(vd, v16_loadn(a + i, c, 0.0f)), K(act_d1)(vg, LOCUS_ACT_GELU_ERF));
+        if (accum) {
+            ta = v16_add(v16_loadn(da + i, c, 0.0f), ta);
+            tg = v16_add(v16_loadn(dg + i, c, 0.0f), tg);
+        }
+        v16_storen(da + i, ta, c);
+        v16_storen(dg + i, tg, c);
+    }
+}
+
+static void K(norm_bwd_apply)(const float *g, const float *xhat, float *dx, size_t n, float c1, float c2, float rstd,
+                              int accum) {
+    v16 v1 = v16_set1(c1), v2 = v16_set1(c2), r = v16_set1(rstd);
+    for (size_t i = 0; i < n; i += 16) {
+        int c = n - i >= 16 ? 16 : (int)(n - i);
+        v16 t = v16_sub(v16_sub(v16_loadn(g + i, c, 0.0f), v1), v16_mul(v16_loadn(xhat + i, c, 0.0f), v2));
+        t = v16_mul(t, r);
+        if (accum) t = v16_add(v16_loadn(dx + i, c, 0.0f), t);
+        v16_storen(dx + i, t, c);
+    }
+}
+
+static void K(fma_acc)(float *acc, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        int c = n - i >= 16 ? 16 : (int)(n - i);
+        v16_storen(acc + i, v16_fma(v16_loadn(a + i, c, 0.0f), v16_loadn(b + i, c, 0.0f), v16_loadn(acc + i, c, 0.0f)), c);
+    }
+}
+
+static float K(sqdiff)(const float *a, const float *b, size_t n, float *grad, float cg) {
+    v16 acc = v16_zero(), vc = v16_set1(cg);
+    for (size_t i = 0; i < n; i += 16) {
+        int c = n - i >= 16 ? 16 : (int)(n - i);
+        v16 d = v16_sub(v16_loadn(a + i, c, 0.0f), v16_loadn(b + i, c, 0.0f)); /* unused lanes: 0 */
+        acc = v16_fma(d, d, acc);
+        if (grad) v16_storen(grad + i, v16_mul(d, vc), c);
+    }
+    return v16_hsum(acc);
+}
+
+static float K(fma_chain)(const float *a, const float *b, size_t n, float acc) {
+    for (size_t i = 0; i < n; i++) acc = fmaf(a[i], b[i], acc);
+    return acc;
+}
+
+static void K(softmax_bwd)(const float *p, const float *dp, float *ds, size_t n, float dsum, float scale) {
+    v16 vs = v16_set1(dsum), sc = v16_set1(scale);
+    for (size_t i = 0; i < n; i += 16) {
+        int c = n - i >= 16 ? 16 : (int)(n - i);
+        v16 t = v16_mul(v16_loadn(p + i, c, 0.0f), v16_sub(v16_loadn(dp + i, c, 0.0f), vs));
+        v16_storen(ds + i, v16_mul(t, sc), c);
+    }
+}
+/* ---------------------------------------------------------------- end of backward row kernels */
+
 static const locus_row_kernels K(row_kernels) = {
     .rsum = K(rsum),
     .rmax = K(rmax),
@@ -225,4 +328,13 @@ static const locus_row_kernels K(row_kernels) = {
     .scale_shift = K(scale_shift),
     .timestep_embed = K(timestep_embed),
     .fma_burn = K(fma_burn),
+    /* backward */
+    .act_bwd = K(act_bwd),
+    .geglu_bwd = K(geglu_bwd),
+    .norm_bwd_apply = K(norm_bwd_apply),
+    .fma_acc = K(fma_acc),
+    .sqdiff = K(sqdiff),
+    .fma_chain = K(fma_chain),
+    .softmax_bwd = K(softmax_bwd),
+    /* end backward */
 };

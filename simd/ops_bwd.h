@@ -12,6 +12,9 @@
  * memory is the chain's start, exactly like the GEMM carries K-blocks through C), so calling an op twice
  * with accum = 1 the second time equals one chain over both inputs' rows in order.  accum = 0 overwrites.
  * Parameter-gradient outputs (dw, db) may be NULL: that gradient is then not computed (frozen parameter).
+ * Aliasing: outputs must not overlap inputs, except: locus_linear_bwd's dx may be x; layer/RMS norm dx may be
+ * x or dy; act_bwd dx may be x or dy; geglu_bwd dx may be x; mse grad may be a or b.  (Group norm, conv and
+ * attention: no overlap.)
  * Shapes follow PyTorch: Linear weights [out, in], conv weights [Cout, Cin, kh, kw], (B,C,H,W), (B,T,C).
  */
 #ifndef LOCUS_OPS_BWD_H
@@ -27,7 +30,8 @@
  *   dx[M,K] (+)= dy[M,N] . W[N,K]           one FMA chain over n per dx element
  *   dw[N,K] (+)= dy[M,N]^T . x[M,K]         one FMA chain over m = 0..M-1 per dw element
  *   db[N]   (+)= sum over m of dy[m,:]      one chain over m per element
- * Any of dx, dw, db may be NULL.  W may be NULL only when dx is NULL. */
+ * Any of dx, dw, db may be NULL.  W may be NULL only when dx is NULL.  W is the plain [N,K] matrix (a weight
+ * packed for the forward, nn_linear_load, must be unpacked first: locus_gemm_unpack_b_t). */
 void locus_linear_bwd(const float *x, const float *W, const float *dy, int M, int K, int N, float *dx, int accum_dx,
                       float *dw, float *db, int accum_w);
 
@@ -37,7 +41,8 @@ void locus_colsum(const float *x, size_t rows, size_t n, size_t ld, float *out, 
 /* ---- convolution (NCHW, groups = 1; the padding convention of locus_conv2d_ex) ---- */
 
 /* dx[B,Cin,H,W] (+)= gradient of conv2d w.r.t. its input: each dx element one chain over (co, ky, kx) in
- * that order (only taps that touched it). */
+ * that order (a transposed-convolution GEMM; taps that did not touch the element contribute an exact 0, so
+ * for finite weights this is the chain over the touching taps only). */
 void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, const float *w, int Cin, int H, int W, int kh,
                            int kw, int stride, int pad_t, int pad_l, float *dx, int accum);
 /* dw[Cout,Cin,kh,kw] (+)= sum over b, oy, ox of dy * x_tap: one chain per element over (b, oy, ox) in order;
@@ -49,22 +54,31 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
 
 /* Backward of locus_attention (same q/k/v/o layouts and strides as the forward descriptor `f`, which must be
  * the one the forward ran with; f->probs is ignored and the probabilities are recomputed exactly as the
- * forward computed them).  do_ has o's layout; dq, dk, dv have q's, k's and v's layouts and are overwritten
- * (or accumulated into with accum).  The additive mask gets no gradient.
+ * forward computed them; f->o is NOT read, so its buffer may have been reused).  do_ has o's layout (o_bs,
+ * o_ts); dq, dk, dv have q's, k's and v's layouts and are overwritten (or accumulated into with accum); any
+ * of them may be NULL (not computed).  The additive mask gets no gradient.
  *   dV = P^T dO   (one chain over queries per element)      dP = dO V^T
- *   dS = P * (dP - rowsum(dO * O))                          dQ = scale dS K,  dK = scale dS^T Q */
+ *   dS = P * (dP - rowsum(P * dP))  (= rowsum(dO * O))      dQ = scale dS K,  dK = scale dS^T Q
+ * dK and dV are chains over queries in order, so two calls over consecutive query ranges (the second with
+ * accum) equal one call over all queries.  Memory: 2 x Tk x (a block of queries) floats per (batch, head) in
+ * flight, at most 32 MiB unless Tk > 64K. */
 void locus_attention_bwd(const locus_attn_desc *f, const float *do_, float *dq, float *dk, float *dv, int accum);
+/* Tests: force the query block size of locus_attention_bwd (0: automatic, up to 32 MiB of P and dS per
+ * (batch, head)).  The results do not depend on it (that is what the tests check). */
+void locus_attention_bwd_block_rows(int rows);
 
 /* ---- normalisation ---- */
 
-/* y = LayerNorm(x) * w + b over rows of n: dx (+)= ..., dw/db (+)= column chains over rows (NULL: skip). */
+/* y = LayerNorm(x) * w + b over rows of n (w may be NULL; b does not enter the gradients): dx (+)= ...,
+ * dw (+)= column FMA chains of dy * xhat over rows in order, db (+)= column add chains (NULL: skip). */
 void locus_layer_norm_bwd(const float *x, const float *dy, size_t rows, size_t n, const float *w, float eps, float *dx,
                           int accum_dx, float *dw, float *db, int accum_w);
-/* y = x * rsqrt(mean(x^2) + eps) * w */
+/* y = x * rsqrt(mean(x^2) + eps) * w (w may be NULL); dw as for layer norm */
 void locus_rms_norm_bwd(const float *x, const float *dy, size_t rows, size_t n, const float *w, float eps, float *dx,
                         int accum_dx, float *dw, int accum_w);
 /* y = act(GroupNorm(x) * w + b) (act LOCUS_ACT_NONE or LOCUS_ACT_SILU, as locus_group_norm): the
- * pre-activation is recomputed from x.  dw/db: chains over (b, position) in order. */
+ * pre-activation is recomputed from x.  dw/db: one chain per channel over (b, position) in order (FMA for
+ * dw, add for db).  w, b may be NULL (1, 0). */
 void locus_group_norm_bwd(const float *x, const float *dy, int B, int C, size_t HW, int G, const float *w, const float *b,
                           float eps, int act, float *dx, int accum_dx, float *dw, float *db, int accum_w);
 

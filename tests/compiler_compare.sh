@@ -14,6 +14,10 @@ for isa in $("$g/locus" info | sed -n "s/^supported: //p"); do
   done
 done
 echo "clang vs gcc: $(wc -l <"$tmp/gcc") workload tensors per run"
+# gradients of the UNet, VAE, SD3 and SD3.5 golden batches
+if ("$c/test_grad" --hash && "$c/test_grad_mmdit" --hash) >"$tmp/cg" 2>/dev/null && ("$g/test_grad" --hash && "$g/test_grad_mmdit" --hash) >"$tmp/gg" 2>/dev/null &&
+   diff "$tmp/cg" "$tmp/gg" >/dev/null; then p=$((p+1))
+else f=$((f+1)); echo "FAIL clang-built gradients differ from gcc's"; fi
 # end to end: the same localize experiment (tokenizers, text encoders, UNet / MM-DiT, schedulers, VAE, OCR and
 # metrics) built by each compiler writes the same result files
 printf 'HELLO\nWORLD\nCAF\xc3\x89\n' >"$tmp/words.txt"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # neon_compare.sh — run the aarch64 build of test_kernels under qemu-user (NEON and scalar tables, 1 and 2
-# threads) and require its workload hashes to equal the x86 build's.  Usage: neon_compare.sh X86_BUILD ARM_BUILD
+# threads) and require its workload hashes (forwards and gradients) to equal the x86 build's.  Usage: neon_compare.sh X86_BUILD ARM_BUILD
 set -u
 x86=$1 arm=$2
 tmp=$(mktemp -d)
@@ -11,7 +11,8 @@ QEMU="qemu-aarch64 -L /"
 
 hashes() { # BUILD [qemu...]: kernel workload plus the UNet and MMDiT forwards on the golden inputs
   local b=$1; shift
-  "$@" "$b/test_kernels" --hash-small | grep -v '^#' && "$@" "$b/test_unet" --hash && "$@" "$b/test_mmdit" --hash
+  "$@" "$b/test_kernels" --hash-small | grep -v '^#' && "$@" "$b/test_unet" --hash && "$@" "$b/test_mmdit" --hash &&
+    "$@" "$b/test_grad" --hash && "$@" "$b/test_grad_mmdit" --hash
 }
 LOCUS_ISA=scalar LOCUS_THREADS=1 hashes "$x86" >"$tmp/x86" || { echo "neon: x86 hash run failed"; exit 1; }
 pass=0 fail=0
@@ -29,6 +30,6 @@ for isa in neon scalar; do
     fi
   done
 done
-echo "neon: $(wc -l <"$tmp/x86") tensors per run (kernel workload + UNet, SD3, SD3.5 forwards) compared with x86 (scalar, 1 thread)"
+echo "neon: $(wc -l <"$tmp/x86") tensors per run (kernel workload + UNet, SD3, SD3.5 forwards + UNet, VAE, SD3, SD3.5 gradients) compared with x86 (scalar, 1 thread)"
 echo "neon_compare: $pass passed, $fail failed"
 [ "$fail" = 0 ]

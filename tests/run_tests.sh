@@ -260,6 +260,46 @@ if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit
 else f=$((f+1)); echo "  FAIL peak memory estimate '$est' vs measured '$meas'"; fi
 record "layers" $p $f
 
+# 5b. locus grad (branch grad-unet): UNet, VAE, SD3/SD3.5 and LoRA gradient dumps match torch autograd (tests/golden/train),
+# the same tensors bit for bit with LOCUS_ISA=scalar, 3 threads and --checkpoint; a clear error for bad input
+p=0 f=0
+T=$G/train
+for c in "unet $G/ldm/unet" "vae $G/ldm/vae" "sd3 $G/sd3/transformer" "sd35 $G/sd35/transformer" \
+         "unet $G/ldm --lora $T/lora_init_unet.safetensors" "sd3 $G/sd3/transformer --lora $T/lora_init_sd3.safetensors"; do
+  set -- $c
+  g=$1; shift
+  : >"$tmp/gc.out"
+  if "$B/locus" grad --model "$@" --batch $T/golden_train_$g.safetensors --dump "$tmp/g.st" >/dev/null &&
+     "$B/test_grad" --check-dump "$tmp/g.st" $T/golden_train_$g.safetensors >"$tmp/gc.out" 2>&1 &&
+     LOCUS_ISA=scalar "$B/locus" grad --model "$@" --batch $T/golden_train_$g.safetensors --threads 3 --checkpoint --dump "$tmp/gs.st" >/dev/null &&
+     "$B/test_grad" --same-tensors "$tmp/g.st" "$tmp/gs.st" >/dev/null; then p=$((p+1)); grep -v 'golden is' "$tmp/gc.out" | sed 's/^/  /'
+  else f=$((f+1)); echo "  FAIL locus grad $c"; sed 's/^/  /' "$tmp/gc.out" | tail -5; fi
+done
+cli_err "grad without --batch" "required" "$B/locus" grad --model $G/ldm/unet --dump "$tmp/x.st"
+cli_err "grad batch without x0" "no tensor 'x0'" "$B/locus" grad --model $G/ldm/unet --batch $T/golden_train_vae.safetensors --dump "$tmp/x.st"
+[ ! -e "$tmp/x.st" ] || { f=$((f+1)); echo "  FAIL grad left a dump behind after an error"; }
+record "grad-cli" $p $f
+
+# 5c. LoRA through the denoiser: train-lora on images locus itself made (--data), then generate --lora.
+#     A LoRA whose up factors are zero (lr 0: PEFT's init) leaves the sampled tensors bit-identical; trained
+#     adapters change them; a file with a wrong key is refused naming it.
+p=0 f=0
+SD=$G/pipelines/sd15-tiny
+mkdir -p "$tmp/ld"
+for i in 0 1; do "$B/locus" generate --model $SD --prompt "sign $i" --seed $i --steps 2 -o "$tmp/ld/$i.png" 2>/dev/null; done
+printf '{"file_name": "0.png", "text": "A sign that says \\"OPEN\\"."}\n{"file_name": "1.png", "text": "A sign that says \\"STOP\\"."}\n' >"$tmp/ld/metadata.jsonl"
+lt() { "$B/locus" train-lora --model $SD --data "$tmp/ld" --lora-layers 'up_blocks.1.attentions.*.transformer_blocks.*.attn2' --rank 2 --alpha 2 --steps 2 --seed 1 "$@" 2>"$tmp/lt.err" >/dev/null; }
+if lt --lr 0 -o "$tmp/zero.safetensors" && lt --lr 0.05 -o "$tmp/lora.safetensors"; then p=$((p+1)); else f=$((f+1)); echo "  FAIL train-lora --data: $(tail -1 "$tmp/lt.err")"; fi
+gl() { "$B/locus" generate --model $SD --prompt 'A sign that says "OPEN".' --seed 3 --steps 3 "$@" 2>/dev/null; }
+gl -o "$tmp/l0.png" --dump "$tmp/l0.st"; gl --lora "$tmp/zero.safetensors" -o "$tmp/l1.png" --dump "$tmp/l1.st"
+gl --lora "$tmp/lora.safetensors:0.8" -o "$tmp/l2.png" --dump "$tmp/l2.st"
+if "$B/test_grad" --same-tensors "$tmp/l0.st" "$tmp/l1.st" >/dev/null 2>&1; then p=$((p+1)); else f=$((f+1)); echo "  FAIL a zero-up LoRA changed the sampled tensors"; fi
+if [ -s "$tmp/l2.st" ] && ! "$B/test_grad" --same-tensors "$tmp/l0.st" "$tmp/l2.st" >/dev/null 2>&1; then p=$((p+1)); else f=$((f+1)); echo "  FAIL a trained LoRA did not change the image"; fi
+if "$B/locus" lora list "$tmp/lora.safetensors" 2>/dev/null | grep -q "unet.up_blocks.1"; then p=$((p+1)); else f=$((f+1)); echo "  FAIL lora list does not show diffusers' unet.<module> keys"; fi
+gl --lora "$G/train/lora_init_sd3.safetensors" -o "$tmp/l3.png" 2>"$tmp/l3.err"; rc=$?
+if [ $rc -ne 0 ] && [ ! -e "$tmp/l3.png" ]; then p=$((p+1)); else f=$((f+1)); echo "  FAIL an SD3 LoRA on a UNet was accepted"; fi
+record "lora-cli" $p $f
+
 # 6. locus localize / merge: golden parity of its cells, determinism, shards, SIGKILL + resume, bad input
 mkdir -p "$tmp/loc"
 bash tests/localize_test.sh "$B" "$tmp/loc" >"$tmp/loc.out" 2>&1
@@ -276,5 +316,40 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/ds.out"
 read -r p f < <(tail -1 "$tmp/ds.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "dataset" $p $f
 # ---- end dataset / ocr ----
+
+# ---- 7. locus clip-score (issue 17): golden parity through the CLI, the same bits for every LOCUS_ISA x
+#      threads (dumped tensors and the printed table), bad input ----
+p=0 f=0
+C=$G/clip
+cs=(--clip $C/model --image $C/img0.png $C/img1.png $C/img2.png --prompt 'A sign that says "HELLO".' 'a photo of a red fox in the snow')
+if "$B/locus" clip-score "${cs[@]}" --dump "$tmp/cs.st" >"$tmp/cs.out" 2>"$tmp/cs.err" &&
+   "$B/test_clip" --check-dump "$tmp/cs.st" $C/golden_clip.safetensors >"$tmp/cs.chk" && [ "$(grep -c '^tests/golden/clip/img' "$tmp/cs.out")" = 3 ]; then
+  p=$((p+1)); sed 's/^/  /' "$tmp/cs.chk"
+else f=$((f+1)); echo "  FAIL clip-score golden parity: $(tail -1 "$tmp/cs.err") $(cat "$tmp/cs.chk" 2>/dev/null)"; fi
+csref=$(sed -n 's/.*hash \([0-9a-f]*\)$/\1/p' "$tmp/cs.chk")
+for isa in $isas; do
+  for th in 1 2 3; do
+    if LOCUS_ISA=$isa "$B/locus" clip-score "${cs[@]}" --threads $th --dump "$tmp/cs.$isa.$th.st" >"$tmp/cs.$isa.$th.out" 2>/dev/null &&
+       [ "$("$B/test_clip" --check-dump "$tmp/cs.$isa.$th.st" $C/golden_clip.safetensors | sed -n 's/.*hash \([0-9a-f]*\)$/\1/p')" = "$csref" ] &&
+       diff <(tail -n +2 "$tmp/cs.out") <(tail -n +2 "$tmp/cs.$isa.$th.out") >/dev/null; then p=$((p+1))
+    else f=$((f+1)); echo "  FAIL clip-score output differs: isa=$isa threads=$th"; fi
+  done
+done
+"$B/test_clip" --write-rgba "$tmp/rgba.png"
+cli_err "clip-score without --clip" "required" "$B/locus" clip-score --image $C/img0.png --prompt a
+cli_err "clip-score missing folder" "/nonexistent" "$B/locus" clip-score --clip /nonexistent --image $C/img0.png --prompt a
+cli_err "clip-score missing image" "nonexistent.png" "$B/locus" clip-score --clip $C/model --image "$tmp/nonexistent.png" --prompt a
+cli_err "clip-score RGBA image" "8-bit RGB" "$B/locus" clip-score --clip $C/model --image "$tmp/rgba.png" --prompt a
+cli_err "clip-score unknown option" "unknown" "$B/locus" clip-score --clip $C/model --image $C/img0.png --prompt a --bogus
+cli_err "clip-score text folder" "vision_config" "$B/locus" clip-score --clip $G/ldm/text_encoder --image $C/img0.png --prompt a
+record "clip-score" $p $f
+# ---- end clip-score ----
+
+# 7. locus edit / detox, and the paper-fidelity options (presets, pairs, numpy pairing) through the CLI
+mkdir -p "$tmp/edit"
+bash tests/edit_test.sh "$B" "$tmp/edit" >"$tmp/edit.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/edit.out"
+read -r p f < <(tail -1 "$tmp/edit.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "edit" $p $f
 
 exit $overall

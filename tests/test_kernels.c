@@ -17,6 +17,7 @@
 #include "../core/hash.h"
 #include "../core/rng.h"
 #include "../simd/ops.h"
+#include "../simd/ops_bwd.h"
 #include "testutil.h"
 
 static float *fbuf(size_t n) { float *p = locus_alloc((n + 16) * sizeof(float)); memset(p, 0, (n + 16) * sizeof(float)); return p; }
@@ -382,6 +383,85 @@ static void check_gemm_batched(void) {
     }
 }
 
+/* ------------------------------------------------------------------ backward ops in the hashed workload (bwd-kernels)
+ * (their reference checks are in tests/test_kernels_bwd.c; here only the bits, across processes and the
+ * aarch64 build) */
+
+static void rec(const char *name, const float *p, size_t n);
+
+static void bwd_workload(int small) {
+    { /* linear: dx, dw, db; the big case has several K blocks in dw (rows > 512) and runs threaded */
+        static const int cs[][3] = {{37, 40, 24}, {5, 17, 3}, {600, 200, 96}}; /* M K N */
+        for (int ci = 0; ci < (small ? 2 : 3); ci++) {
+            int M = cs[ci][0], K = cs[ci][1], N = cs[ci][2];
+            float *x = fbuf((size_t)M * K), *W = fbuf((size_t)N * K), *dy = fbuf((size_t)M * N);
+            float *dx = fbuf((size_t)M * K), *dw = fbuf((size_t)N * K), *db = fbuf(N);
+            t_fill(x, (size_t)M * K, 501, -1, 1); t_fill(W, (size_t)N * K, 502, -1, 1); t_fill(dy, (size_t)M * N, 503, -1, 1);
+            locus_linear_bwd(x, W, dy, M, K, N, dx, 0, dw, db, 0);
+            locus_linear_bwd(x, W, dy, M, K, N, dx, 1, dw, db, 1);
+            char nm[48];
+            snprintf(nm, sizeof nm, "bwd_linear%d.dx", ci); rec(nm, dx, (size_t)M * K);
+            snprintf(nm, sizeof nm, "bwd_linear%d.dw", ci); rec(nm, dw, (size_t)N * K);
+            snprintf(nm, sizeof nm, "bwd_linear%d.db", ci); rec(nm, db, N);
+            locus_free(x); locus_free(W); locus_free(dy); locus_free(dx); locus_free(dw); locus_free(db);
+        }
+    }
+    { /* conv: 3x3 pad 1, and 3x3 stride 2 with diffusers' (0,1,0,1) padding */
+        static const int cs[][6] = {{2, 6, 9, 7, 1, 1}, {2, 5, 10, 8, 2, 0}}; /* B Cin H=W Cout stride pad */
+        for (int ci = 0; ci < 2; ci++) {
+            int B = cs[ci][0], Cin = cs[ci][1], H = cs[ci][2], Co = cs[ci][3], st = cs[ci][4], pd = cs[ci][5];
+            int Ho = pd ? (H + 2 * pd - 3) / st + 1 : (H + 1 - 3) / st + 1, Wo = Ho;
+            size_t nx = (size_t)B * Cin * H * H, nw = (size_t)Co * Cin * 9, ny = (size_t)B * Co * Ho * Wo;
+            float *x = fbuf(nx), *w = fbuf(nw), *dy = fbuf(ny), *dx = fbuf(nx), *dw = fbuf(nw), *db = fbuf(Co);
+            t_fill(x, nx, 511, -1, 1); t_fill(w, nw, 512, -0.5f, 0.5f); t_fill(dy, ny, 513, -1, 1);
+            locus_conv2d_bwd_data(dy, B, Co, Ho, Wo, w, Cin, H, H, 3, 3, st, pd, pd, dx, 0);
+            locus_conv2d_bwd_weight(dy, x, B, Cin, H, H, Co, 3, 3, st, pd, pd, Ho, Wo, dw, db, 0);
+            char nm[48];
+            snprintf(nm, sizeof nm, "bwd_conv%d.dx", ci); rec(nm, dx, nx);
+            snprintf(nm, sizeof nm, "bwd_conv%d.dw", ci); rec(nm, dw, nw);
+            snprintf(nm, sizeof nm, "bwd_conv%d.db", ci); rec(nm, db, Co);
+            locus_free(x); locus_free(w); locus_free(dy); locus_free(dx); locus_free(dw); locus_free(db);
+        }
+    }
+    { /* attention with a mask */
+        int B = 2, H = 2, Tq = 17, Tk = 33, D = 8, C = H * D;
+        size_t nq = (size_t)B * Tq * C, nk = (size_t)B * Tk * C, nm_ = (size_t)B * Tq * Tk;
+        float *q = fbuf(nq), *k = fbuf(nk), *v = fbuf(nk), *m = fbuf(nm_), *o = fbuf(nq), *dO = fbuf(nq);
+        float *dq = fbuf(nq), *dk = fbuf(nk), *dv = fbuf(nk);
+        t_fill(q, nq, 521, -2, 2); t_fill(k, nk, 522, -2, 2); t_fill(v, nk, 523, -1, 1); t_fill(m, nm_, 524, -3, 0);
+        t_fill(dO, nq, 525, -1, 1);
+        locus_attn_desc f = {B, H, Tq, Tk, D, q, (ptrdiff_t)Tq * C, C, k, (ptrdiff_t)Tk * C, C, v, (ptrdiff_t)Tk * C, C,
+                             o, (ptrdiff_t)Tq * C, C, 1.0f / sqrtf((float)D), m, (ptrdiff_t)Tq * Tk, Tk, NULL, 0};
+        locus_attention_bwd(&f, dO, dq, dk, dv, 0);
+        rec("bwd_attn.dq", dq, nq); rec("bwd_attn.dk", dk, nk); rec("bwd_attn.dv", dv, nk);
+        locus_free(q); locus_free(k); locus_free(v); locus_free(m); locus_free(o); locus_free(dO);
+        locus_free(dq); locus_free(dk); locus_free(dv);
+    }
+    { /* norms, activations, GEGLU, upsample, MSE */
+        size_t rows = 9, n = 100, N = rows * n;
+        float *x = fbuf(N), *dy = fbuf(N), *w = fbuf(n), *b = fbuf(n), *dx = fbuf(2 * N), *dw = fbuf(n), *db = fbuf(n);
+        t_fill(x, N, 531, -3, 3); t_fill(dy, N, 532, -1, 1); t_fill(w, n, 533, 0.5f, 1.5f); t_fill(b, n, 534, -1, 1);
+        locus_layer_norm_bwd(x, dy, rows, n, w, 1e-5f, dx, 0, dw, db, 0);
+        rec("bwd_ln.dx", dx, N); rec("bwd_ln.dw", dw, n); rec("bwd_ln.db", db, n);
+        locus_rms_norm_bwd(x, dy, rows, n, w, 1e-6f, dx, 0, dw, 0);
+        rec("bwd_rms.dx", dx, N); rec("bwd_rms.dw", dw, n);
+        locus_group_norm_bwd(x, dy, 3, 12, 25, 4, w, b, 1e-6f, LOCUS_ACT_SILU, dx, 0, dw, db, 0); /* [3,12,25] */
+        rec("bwd_gn.dx", dx, N); rec("bwd_gn.dw", dw, 12); rec("bwd_gn.db", db, 12);
+        char nm[48];
+        for (int kind = 0; kind <= 4; kind++) {
+            locus_act_bwd(x, dy, dx, N, kind, 0);
+            snprintf(nm, sizeof nm, "bwd_act%d", kind); rec(nm, dx, N);
+        }
+        locus_geglu_bwd(x, dy, dx, rows / 2, n, 0); /* x as [4, 200], dy as [4, 100] */
+        rec("bwd_geglu", dx, (rows / 2) * 2 * n);
+        locus_upsample_nearest2x_bwd(x, dx, 1, 1, 15, 15, 0); /* x as [1,1,30,30] */
+        rec("bwd_upsample", dx, 225);
+        float loss = locus_mse_loss(x, dy, N, dx, 0.5f);
+        rec("bwd_mse.grad", dx, N); rec("bwd_mse.loss", &loss, 1);
+        locus_free(x); locus_free(dy); locus_free(w); locus_free(b); locus_free(dx); locus_free(dw); locus_free(db);
+    }
+}
+
 /* ------------------------------------------------------------------ the deterministic workload (hashes) */
 
 typedef struct { char name[48]; uint64_t h; } hrec;
@@ -394,10 +474,32 @@ static void rec(const char *name, const float *p, size_t n) {
     g_h[g_nh++].h = locus_fnv1a(LOCUS_FNV_INIT, p, n * sizeof(float));
 }
 
+
+/* ==== broadcast rows: checked in tests/test_bcast.c; here only their workload records ==== */
+
+/* workload records (hashed across ISAs, threads, processes and the aarch64 build) */
+static void bcast_workload(void) {
+    size_t G = 2, R = 300, n = 257, N = G * R * n, es = 3 * n + 1;
+    float *x = fbuf(N), *y = fbuf(N), *e = fbuf(G * es), *s = fbuf(G * R);
+    t_fill(x, N, 310, -3, 3); t_fill(e, G * es, 311, -1.5f, 1.5f); t_fill(s, G * R, 312, -1, 1);
+    locus_layer_norm_modulate(x, y, G, R, n, 1e-6f, e + n, e, es);
+    rec("bcast_modulate", y, N);
+    locus_bcast_gated_add(y, x, e + 2 * n, es, G, R, n);
+    rec("bcast_gated_add", y, N);
+    locus_bcast_binary(x, e, es, y, G, R, n, LOCUS_BIN_MUL, 0.0f);
+    rec("bcast_mul", y, N);
+    locus_scale_shift_rows(x, y, G * R, n, s, s);
+    rec("scale_shift_rows", y, N);
+    locus_free(x); locus_free(y); locus_free(e); locus_free(s);
+}
+/* ==== end of broadcast rows ==== */
+
+
 /* small = 1: the subset run under qemu-user (emulated FMA is slow): no multi-block GEMM */
 static void workload(int small) {
     g_nh = 0;
     char nm[48];
+    bwd_workload(small); /* backward ops (bwd-kernels) */
     for (size_t si = 0; si < sizeof gemm_shapes / sizeof *gemm_shapes; si++)
         for (int v = 0; v < 8; v++) {
             const mnk *s = &gemm_shapes[si];
@@ -465,6 +567,7 @@ static void workload(int small) {
         locus_randn(7, r, 5);
         rec("randn7_small", r, 5);
     }
+    bcast_workload(); /* broadcast rows (mem-bcast) */
 }
 
 static int cmp_runs(const char *label, const hrec *a, int na, const hrec *b, int nb) {
