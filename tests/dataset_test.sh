@@ -4,7 +4,8 @@
 #     pinned below (made with Debian 12's FreeType 2.12.1, libpng 1.6.39, zlib 1.2.13 and the font packages);
 #     another seed gives other images;
 #   - files: metadata.jsonl in the imagefolder format (file_name, text with the quoted word), PNG sizes and
-#     channels (--gray), words.txt, dataset.json; train/test splits are disjoint and cover the vocabulary;
+#     channels (--gray), words.txt, dataset.json; `locus train-lora --data` reads the folder; train/test
+#     splits are disjoint and cover the vocabulary;
 #   - OCR round trip: `locus ocr` (localize's tesseract settings) reads back the word of >= 95 of 100 images
 #     made with the default settings, and prints "<path>\t<text>" / JSON lines;
 #   - bad input: one error line, exit 2, nothing written.
@@ -51,6 +52,12 @@ printf 'The {color} board reads "{word}".\n# a comment\n{word}, {text} on {backg
 D --n 20 --seed 2 --templates "$tmp/tmpl.txt" -o "$tmp/tp" 2>/dev/null
 if [ "$(grep -cE '"text": "(The [a-z]+ board reads \\"[A-Z]+\\"\.|[A-Z]+, [a-z]+ on [a-z ]+, (on the left|in the middle|on the right))"' "$tmp/tp/metadata.jsonl")" = 20 ] &&
    grep -q '"text": "The' "$tmp/tp/metadata.jsonl" && grep -q '"text": "[A-Z]*, ' "$tmp/tp/metadata.jsonl"; then ok; else bad "--templates: $(head -2 "$tmp/tp/metadata.jsonl")"; fi
+
+# the folder is what training reads: `locus train-lora --data` takes it as it is (sd15-tiny, 2 steps)
+if "$B/locus" train-lora --model tests/golden/pipelines/sd15-tiny --data "$tmp/t1" --resolution 32 --steps 2 --rank 4 --alpha 4 \
+     --lora-layers down_blocks.0.attentions.0.transformer_blocks.0.attn2 -o "$tmp/lora.safetensors" >"$tmp/tl.out" 2>&1 && [ -s "$tmp/lora.safetensors" ]; then ok
+  echo "  locus train-lora --data reads the folder: $(tail -1 "$tmp/tl.out" | sed 's/^locus: //')"
+else bad "train-lora --data on the folder: $(tail -1 "$tmp/tl.out")"; fi
 
 # 3. splits: disjoint, covering, the requested size; images only of the split's words
 D --n 300 --seed 3 --split train -o "$tmp/train" 2>/dev/null && D --n 300 --seed 4 --split test -o "$tmp/test" 2>/dev/null
