@@ -308,7 +308,7 @@ read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1"
 record "localize" $p $f
 
 # ---- dataset / ocr (branch dataset) ----
-# 7. locus dataset signs / locus ocr: determinism across threads and pinned bytes, file formats, splits, OCR
+# locus dataset signs / locus ocr: determinism across threads and pinned bytes, file formats, splits, OCR
 #    round trip of the default images, bad input
 mkdir -p "$tmp/ds"
 bash tests/dataset_test.sh "$B" "$tmp/ds" >"$tmp/ds.out" 2>&1
