@@ -331,7 +331,7 @@ static locus_status plan_image(locus_signr *r, const plan_ctx *P, long long i, c
     L->font = uint_in(P, i, 0, 0, P->nfonts - 1);
     const sign_colour *sc = &P->signs[uint_in(P, i, 1, 0, P->nsigns - 1)];
     int nt = 0;
-    while (nt < 4 && sc->texts[nt] >= 0) nt++;
+    while (nt < (int)sizeof sc->texts && sc->texts[nt] >= 0) nt++;
     const named_colour *tc = &text_colours[sc->texts[uint_in(P, i, 2, 0, nt - 1)]];
     int cand[16], nc = 0; /* backgrounds of the board's polarity that differ from it */
     for (int t = 0; t < P->nbgs && nc < 16; t++)
