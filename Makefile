@@ -24,7 +24,8 @@ SLEEF_INC ?=
 PNG_LIB  ?= -lpng
 OCR_LIB  ?= -ltesseract
 # FreeType (locus dataset signs): Debian's libfreetype-dev; the fallback path serves a first build before it is installed
-FT_CFLAGS ?= $(or $(shell pkg-config --cflags freetype2 2>/dev/null),-I/usr/include/freetype2)
+FT_CFLAGS_PKG := $(or $(shell pkg-config --cflags freetype2 2>/dev/null),-I/usr/include/freetype2)
+FT_CFLAGS ?= $(FT_CFLAGS_PKG)
 FT_LIB   ?= -lfreetype
 LDLIBS    = -lsleef $(PNG_LIB) $(OCR_LIB) $(FT_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
 ARCH     := $(shell $(CC) -dumpmachine | cut -d- -f1)
