@@ -226,9 +226,62 @@ static void test_sdxl_base_layers(void) {
     locus_denoiser_close(&d);
 }
 
+/* --check-dump DUMP GOLDEN PREFIX STEPS: a `locus generate --dump` file against a golden run PREFIX that has
+ * per step the guided prediction and latent (and, when the golden has them, the CFG halves), then the final
+ * latent and the image; every golden tensor must be present in the dump and within 1e-4 relative. */
+static int check_dump(const char *dpath, const char *gpath, const char *prefix, int steps) {
+    locus_st_file d, g;
+    if (locus_st_open(&d, dpath) || locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    double worst = 0;
+    char wn[128] = "";
+    int n = 0;
+    static const char *const names[4] = {"noise_pred", "latent_out", "noise_pred_uncond", "noise_pred_text"};
+    for (int s = 0; s <= steps; s++)
+        for (int k = 0; k < 4; k++) {
+            char dn[96], gn[160];
+            if (s < steps) snprintf(dn, sizeof dn, "step%d.%s", s, names[k]);
+            else if (k < 2) snprintf(dn, sizeof dn, "%s", k ? "image" : "final_latent");
+            else continue;
+            snprintf(gn, sizeof gn, "%s%s", prefix, dn);
+            if (k >= 2 && !locus_st_find(&g, gn)) continue; /* CFG halves: only where the golden has them */
+            int64_t ne;
+            float *x = locus_st_find(&d, dn) ? golden_f32(&d, dn, &ne) : NULL;
+            double r = x ? parity_rel(&g, gn, x, ne) : -1;
+            free(x);
+            n++;
+            if (r < 0 || r > worst) { worst = r < 0 ? 1e9 : r; snprintf(wn, sizeof wn, "%s", dn); }
+        }
+    printf("dump vs %s %s: %d tensors, worst %.2e (%s)\n", gpath, prefix, n, worst, wn);
+    locus_st_close(&d);
+    locus_st_close(&g);
+    return worst <= 1e-4 ? 0 : 1;
+}
+
+/* --pixels A.png B.png: the number of 8-bit values that differ and the largest difference; exit 0 when no
+ * value differs by more than 1 level and at most 1% differ (rounding of the decoded image at x.5 boundaries,
+ * where fp32 rounding differences below 1e-6 can tip a value) */
+#include "../core/png.h"
+static int pixels(const char *pa, const char *pb) {
+    uint8_t *x = NULL, *y = NULL;
+    int wa, ha, wb, hb;
+    if (locus_png_read_rgb(pa, &x, &wa, &ha) || locus_png_read_rgb(pb, &y, &wb, &hb)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (wa != wb || ha != hb) { fprintf(stderr, "sizes differ\n"); free(x); free(y); return 1; }
+    size_t n = (size_t)wa * ha * 3, nd = 0;
+    int md = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)x[i] - (int)y[i]);
+        nd += d != 0;
+        if (d > md) md = d;
+    }
+    printf("pixels %s vs %s: %zu of %zu values differ, max %d\n", pa, pb, nd, n, md);
+    free(x); free(y);
+    return md <= 1 && nd * 100 <= n ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
-    (void)argc; (void)argv;
+    if (argc == 4 && !strcmp(argv[1], "--pixels")) return pixels(argv[2], argv[3]);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
+    if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     locus_kernels_init();
     test_golden_unet();
     test_depth_lists();
