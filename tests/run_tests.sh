@@ -307,6 +307,14 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/loc.out"
 read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "localize" $p $f
 
+# ---- SDXL (issue 13): golden parity through the CLI, bits across ISAs x threads, size options, layers, localize ----
+mkdir -p "$tmp/sdxl"
+bash tests/sdxl_test.sh "$B" "$tmp/sdxl" >"$tmp/sdxl.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/sdxl.out"
+read -r p f < <(tail -1 "$tmp/sdxl.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "sdxl" $p $f
+# ---- end SDXL ----
+
 # ---- 7. locus clip-score (issue 17): golden parity through the CLI, the same bits for every LOCUS_ISA x
 #      threads (dumped tensors and the printed table), bad input ----
 p=0 f=0
