@@ -1,4 +1,4 @@
-/* denoiser.h — one interface for every denoiser family (UNet, MM-DiT; next SDXL, DeepFloyd IF).
+/* denoiser.h — one interface for every denoiser family (UNet incl. SDXL, MM-DiT; next DeepFloyd IF).
  *
  * Everything above models/ (the sampler, runs, patching, localization, training) talks to a denoiser only
  * through this struct: its geometry, one forward, the list of its attention layers (which of them read the
