@@ -278,7 +278,31 @@ static int pixels(const char *pa, const char *pb) {
     return md <= 1 && nd * 100 <= n ? 0 : 1;
 }
 
+/* --hash: the output hash of the golden-input forward under the current LOCUS_ISA / LOCUS_THREADS (compared
+ * with the aarch64 build under qemu by tests/neon_compare.sh) */
+static int print_hash(void) {
+    char p[512];
+    locus_denoiser d;
+    snprintf(p, sizeof p, "%s/sdxl/unet", G);
+    if (locus_kernels_init() || locus_denoiser_open(&d, p, NULL)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/sdxl/golden_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    int64_t ns, nc, ntx, nid, nt;
+    float *x = golden_f32(&g, "input.sample", &ns), *ctx = golden_f32(&g, "input.encoder_hidden_states", &nc);
+    float *tx = golden_f32(&g, "input.added_cond_kwargs.text_embeds", &ntx), *ids = golden_f32(&g, "input.added_cond_kwargs.time_ids", &nid);
+    float *ts = golden_f32(&g, "input.timestep", &nt), t[2] = {ts[0], ts[0]}, pooled[2 * 46], *out = malloc(ns * sizeof(float));
+    for (int b = 0; b < 2; b++) { memcpy(pooled + b * 46, tx + b * 40, 40 * sizeof(float)); memcpy(pooled + b * 46 + 40, ids + b * 6, 6 * sizeof(float)); }
+    locus_denoiser_forward(&d, x, 2, 8, 16, t, ctx, (int)locus_st_find(&g, "input.encoder_hidden_states")->shape[1], pooled, out, NULL);
+    printf("unet_sdxl %016llx\n", (unsigned long long)locus_fnv1a(LOCUS_FNV_INIT, out, ns * sizeof(float)));
+    free(x); free(ctx); free(tx); free(ids); free(ts); free(out);
+    locus_st_close(&g);
+    locus_denoiser_close(&d);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--hash")) { G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden"; return print_hash(); }
     if (argc == 4 && !strcmp(argv[1], "--pixels")) return pixels(argv[2], argv[3]);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
