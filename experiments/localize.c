@@ -219,7 +219,7 @@ int lz_usage(void) {
 static int parse_localize(int argc, char **argv, lz_plan *P) {
     memset(P, 0, sizeof *P);
     P->template = "A sign that says \"{}\".";
-    P->negative = "";
+    P->negative = NULL; /* no negative prompt: the empty one, or zeros (SDXL force_zeros_for_empty_prompt), as diffusers */
     P->seeds_spec = "0";
     P->mse_mode = "true";
     P->steps = 50;

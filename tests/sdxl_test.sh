@@ -103,5 +103,12 @@ if "$B/locus" localize "${lz[@]}" -o "$tmp/lz" >/dev/null 2>"$tmp/lz.err" &&
    "$B/locus" merge -o "$tmp/lzm" "$tmp/lz0" "$tmp/lz1" >/dev/null 2>&1 &&
    diff -r -x runs.log -x .lock "$tmp/lz" "$tmp/lzm" >/dev/null && [ "$(wc -l <"$tmp/lz/results.jsonl")" = 8 ]; then ok
 else bad "localize: $(tail -1 "$tmp/lz.err")"; fi
+# its cells are the runs `locus generate` makes (no negative prompt: zeros, as diffusers' SDXL pipeline)
+xs=(--model $G/pipelines/sdxl-tiny --prompt 'A sign that says "HELLO".' --seed 0 --steps 2 --width 64 --height 32)
+if [ "$(sed -n '3p' "$tmp/lz/results.jsonl" | grep -o '"layer": "[^"]*"')" = '"layer": "up_blocks.0"' ] &&
+   gen "${xs[@]}" -o "$tmp/lza.png" && "$B/test_sample" --same-pixels "$tmp/lz/images/c000000.png" "$tmp/lza.png" &&
+   gen "${xs[@]}" --patch-prompt 'A sign that says "WORLD".' --patch-layers up_blocks.0 -o "$tmp/lzp.png" &&
+   "$B/test_sample" --same-pixels "$tmp/lz/images/c000002.png" "$tmp/lzp.png"; then ok
+else bad "localize cells differ from locus generate: $(tail -1 "$tmp/gen.err")"; fi
 
 echo "$p $f"
