@@ -499,16 +499,15 @@ static void unet_den_close(locus_denoiser *d) {
 
 static locus_status unet_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
                                            int S, const float *pooled, float *out, int checkpoint, void **tape) {
-    (void)pooled;
-    if (((const locus_unet *)d->model)->add_time) /* the backward has no add_embedding yet */
-        return locus_fail(LOCUS_E_UNSUPPORTED, "training a UNet with addition_embed_type text_time (SDXL) is not supported yet");
-    return locus_unet_forward_train(d->model, x, B, h, w, t, ctx, S, out, checkpoint, (locus_unet_tape **)tape);
+    const locus_unet *u = d->model;
+    return locus_unet_forward_train_cond(u, x, B, h, w, t, ctx, S, u->add_time ? pooled : NULL, out, checkpoint, (locus_unet_tape **)tape);
 }
 
 static locus_status unet_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
                                       const locus_grads *g) {
-    if (dpooled) return locus_fail(LOCUS_E_ARG, "a UNet2DConditionModel has no pooled text input");
-    return locus_unet_backward(d->model, tape, dout, dx, dctx, g);
+    const locus_unet *u = d->model;
+    if (dpooled && !u->add_time) { locus_unet_tape_free(tape); return locus_fail(LOCUS_E_ARG, "a UNet2DConditionModel has no pooled text input"); }
+    return locus_unet_backward_cond(u, tape, dout, dx, dctx, dpooled, g);
 }
 
 static void unet_den_tape_free(void *tape) { locus_unet_tape_free(tape); }

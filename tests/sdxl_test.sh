@@ -111,4 +111,18 @@ if [ "$(sed -n '3p' "$tmp/lz/results.jsonl" | grep -o '"layer": "[^"]*"')" = '"l
    "$B/test_sample" --same-pixels "$tmp/lz/images/c000002.png" "$tmp/lzp.png"; then ok
 else bad "localize cells differ from locus generate: $(tail -1 "$tmp/gen.err")"; fi
 
+# 8. LoRA training on SDXL (the backward through add_embedding; size numbers = the training resolution): a
+#    zero-up LoRA leaves the sampled tensors bit-identical, a trained one changes them; two runs give the same file
+XL=$G/pipelines/sdxl-tiny
+mkdir -p "$tmp/ld"
+for i in 0 1; do "$B/locus" generate --model $XL --prompt "sign $i" --seed $i --steps 2 -o "$tmp/ld/$i.png" 2>/dev/null; done
+printf '{"file_name": "0.png", "text": "A sign that says \\"OPEN\\"."}\n{"file_name": "1.png", "text": "A sign that says \\"STOP\\"."}\n' >"$tmp/ld/metadata.jsonl"
+lt() { "$B/locus" train-lora --model $XL --data "$tmp/ld" --lora-layers 'up_blocks.0.attentions.1.transformer_blocks.*.attn2' --rank 2 --alpha 2 --steps 2 --seed 1 "$@" 2>"$tmp/lt.err" >/dev/null; }
+if lt --lr 0 -o "$tmp/zero.safetensors" && lt --lr 0.05 -o "$tmp/lora.safetensors" && lt --lr 0.05 --threads 1 -o "$tmp/lora1.safetensors" &&
+   cmp -s "$tmp/lora.safetensors" "$tmp/lora1.safetensors"; then ok; else bad "train-lora: $(tail -1 "$tmp/lt.err")"; fi
+gl() { "$B/locus" generate --model $XL --prompt 'A sign that says "OPEN".' --seed 3 --steps 3 "$@" 2>/dev/null; }
+gl -o "$tmp/l0.png" --dump "$tmp/l0.st"; gl --lora "$tmp/zero.safetensors" -o "$tmp/l1.png" --dump "$tmp/l1.st"; gl --lora "$tmp/lora.safetensors" -o "$tmp/l2.png" --dump "$tmp/l2.st"
+if "$B/test_sample" --same-output "$tmp/l0.png" "$tmp/l1.png" "$tmp/l0.st" "$tmp/l1.st" 2>/dev/null; then ok; else bad "a zero-up LoRA changed the SDXL run"; fi
+if [ -s "$tmp/l2.st" ] && ! "$B/test_sample" --same-output "$tmp/l0.png" "$tmp/l2.png" "$tmp/l0.st" "$tmp/l2.st" 2>/dev/null; then ok; else bad "a trained LoRA did not change the SDXL run"; fi
+
 echo "$p $f"

@@ -4,6 +4,7 @@
  * max|golden|, the output bit-identical across ISAs and thread counts; transformer depths from per-layer
  * lists and reverse_transformer_layers_per_block; the size conditioning the pipeline appends; SDXL's
  * cross-attention layer numbering on the real SDXL base config (the paper's layers 55-57). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "../core/arena.h"
 #include "../core/hash.h"
 #include "../models/denoiser.h"
+#include "../models/grads.h"
 #include "../models/pipeline.h"
 #include "../models/unet.h"
 #include "../simd/ops.h"
@@ -111,11 +113,110 @@ static void test_golden_unet(void) {
         }
     }
     locus_kernels_init();
-    /* training is refused with a clear message (no add_embedding backward yet) */
-    void *tape = NULL;
-    CHECK(d.ops->train_forward(&d, x, B, H, W, t, ctx, S, pooled, out2, 0, &tape) == LOCUS_E_UNSUPPORTED && strstr(locus_errmsg(), "text_time"),
-          "training refused: %s", locus_errmsg());
+    /* the training forward gives the inference forward's bits, with and without checkpointing */
+    for (int ck = 0; ck <= 1; ck++) {
+        void *tape = NULL;
+        locus_status st = d.ops->train_forward(&d, x, B, H, W, t, ctx, S, pooled, out2, ck, &tape);
+        CHECK(st == LOCUS_OK && t_bitdiff(out, out2, ns) == 0, "training forward (checkpoint %d) == forward bits: %s", ck, st ? locus_errmsg() : "");
+        d.ops->tape_free(tape);
+    }
     free(v.seen); free(x); free(ctx); free(tx); free(ids); free(ts); free(pooled); free(out); free(out2);
+    locus_st_close(&g);
+    locus_denoiser_close(&d);
+}
+
+/* loss = sum(out * R) in double for a fixed R: the gradient of the UNet output contracted with R */
+static double loss_of(const locus_denoiser *d, const float *x, int B, int H, int W, const float *t, const float *ctx, int S, const float *pooled,
+                      const float *R, float *out, size_t n) {
+    locus_denoiser_forward(d, x, B, H, W, t, ctx, S, pooled, out, NULL);
+    double L = 0;
+    for (size_t i = 0; i < n; i++) L += (double)out[i] * R[i];
+    return L;
+}
+
+/* SDXL training: the backward through add_embedding (and the pooled text) against central finite differences
+ * of the same loss (fp32 forwards, so a few-percent agreement on the largest entries), and the same gradient
+ * bits for every ISA x threads and with checkpointing. */
+static void test_training(void) {
+    char p[512];
+    locus_denoiser d;
+    snprintf(p, sizeof p, "%s/sdxl/unet", G);
+    locus_loader_set_plain_weights(1); /* weights perturbed in place below */
+    locus_status st = locus_denoiser_open(&d, p, NULL);
+    locus_loader_set_plain_weights(0);
+    if (st) { CHECK(0, "open %s: %s", p, locus_errmsg()); return; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/sdxl/golden_unet.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); locus_denoiser_close(&d); return; }
+    int64_t ns, nc, ntx, nid, nt;
+    float *x = golden_f32(&g, "input.sample", &ns), *ctx = golden_f32(&g, "input.encoder_hidden_states", &nc);
+    float *tx = golden_f32(&g, "input.added_cond_kwargs.text_embeds", &ntx), *ids = golden_f32(&g, "input.added_cond_kwargs.time_ids", &nid);
+    float *ts = golden_f32(&g, "input.timestep", &nt), t[2] = {ts[0], ts[0]};
+    int B = 2, H = 8, W = 16, S = (int)locus_st_find(&g, "input.encoder_hidden_states")->shape[1], P = d.pooled_dim;
+    float pooled[2 * 46], dpooled[2 * 46], dp2[2 * 46];
+    for (int b = 0; b < B; b++) { memcpy(pooled + b * P, tx + b * 40, 40 * sizeof(float)); memcpy(pooled + b * P + 40, ids + b * 6, 6 * sizeof(float)); }
+    float *R = malloc(ns * sizeof(float)), *out = malloc(ns * sizeof(float));
+    t_fill(R, ns, 77, -1, 1);
+    locus_grads gr, gr2;
+    locus_grads_init(&gr);
+    locus_grads_init(&gr2);
+    CHECK(locus_denoiser_track_params(&d, &gr, "add_embedding.*,time_embedding.*") == 8, "8 embedding parameters tracked");
+    locus_denoiser_track_params(&d, &gr2, "add_embedding.*,time_embedding.*");
+    void *tape = NULL;
+    st = d.ops->train_forward(&d, x, B, H, W, t, ctx, S, pooled, out, 0, &tape);
+    if (!st) st = d.ops->backward(&d, tape, R, NULL, NULL, dpooled, &gr);
+    CHECK(st == LOCUS_OK, "sdxl backward: %s", st ? locus_errmsg() : "");
+    int zero_ids = 1;
+    for (int b = 0; b < B; b++) for (int k = 40; k < 46; k++) zero_ids &= dpooled[b * P + k] == 0.0f;
+    CHECK(zero_ids, "no gradient for the time ids");
+    /* finite differences at the largest gradient entry of each tracked parameter and of the pooled text */
+    static const char *const names[] = {"add_embedding.linear_1.weight", "add_embedding.linear_2.weight", "add_embedding.linear_1.bias",
+                                        "time_embedding.linear_1.weight"};
+    double worst = 0;
+    for (int q = 0; q <= 4; q++) {
+        float *w, *gq;
+        size_t numel;
+        if (q < 4) {
+            const locus_grad_entry *e = locus_grads_find(&gr, names[q]);
+            if (!e) { CHECK(0, "%s not tracked", names[q]); continue; }
+            w = (float *)e->param; gq = e->grad; numel = e->numel;
+        } else {
+            w = pooled; gq = dpooled; numel = (size_t)B * P;
+        }
+        size_t k = 0;
+        for (size_t i = 1; i < numel; i++) if (fabsf(gq[i]) > fabsf(gq[k])) k = i;
+        float w0 = w[k], eps = 5e-2f * (fabsf(w0) > 0.1f ? fabsf(w0) : 0.1f);
+        w[k] = w0 + eps;
+        double lp = loss_of(&d, x, B, H, W, t, ctx, S, pooled, R, out, ns);
+        w[k] = w0 - eps;
+        double lm = loss_of(&d, x, B, H, W, t, ctx, S, pooled, R, out, ns);
+        w[k] = w0;
+        double fd = (lp - lm) / (2.0 * eps), rel = fabs(fd - gq[k]) / fabs(fd);
+        printf("sdxl grad %-32s [%zu]: backward %.6e, finite difference %.6e (rel %.1e)\n", q < 4 ? names[q] : "pooled text", k, gq[k], fd, rel);
+        if (rel > worst) worst = rel;
+    }
+    CHECK(worst < 1e-2, "sdxl gradients agree with finite differences (worst rel %.1e)", worst);
+    /* the same gradient bits for every ISA x threads, with checkpointing */
+    uint64_t h0 = 0;
+    for (size_t i = 0; i < gr.n; i++) h0 = locus_fnv1a(h0 ? h0 : LOCUS_FNV_INIT, gr.e[i].grad, gr.e[i].numel * sizeof(float));
+    h0 = locus_fnv1a(h0, dpooled, sizeof dpooled);
+    for (int isa = 0; isa < LOCUS_ISA_COUNT; isa++) {
+        if (!locus_kernels_for((locus_isa)isa)) continue;
+        locus_kernels_force((locus_isa)isa);
+        for (int th = 1; th <= 3; th += 2) {
+            locus_set_threads(th);
+            locus_grads_zero(&gr2);
+            st = d.ops->train_forward(&d, x, B, H, W, t, ctx, S, pooled, out, th == 3, &tape);
+            if (!st) st = d.ops->backward(&d, tape, R, NULL, NULL, dp2, &gr2);
+            uint64_t h = 0;
+            for (size_t i = 0; i < gr2.n; i++) h = locus_fnv1a(h ? h : LOCUS_FNV_INIT, gr2.e[i].grad, gr2.e[i].numel * sizeof(float));
+            h = locus_fnv1a(h, dp2, sizeof dp2);
+            CHECK(!st && h == h0, "sdxl gradient bits: %s threads=%d checkpoint=%d differ", locus_isa_name(), th, th == 3);
+        }
+    }
+    locus_kernels_init();
+    locus_grads_free(&gr); locus_grads_free(&gr2);
+    free(x); free(ctx); free(tx); free(ids); free(ts); free(R); free(out);
     locus_st_close(&g);
     locus_denoiser_close(&d);
 }
@@ -308,6 +409,7 @@ int main(int argc, char **argv) {
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     locus_kernels_init();
     test_golden_unet();
+    test_training();
     test_depth_lists();
     test_sdxl_base_layers();
     return t_finish("test_sdxl");
