@@ -95,6 +95,13 @@ nx=$("$B/locus" tensors $m/unet/diffusion_pytorch_model.safetensors | grep -c 'a
 if [ "$want" = "$got" ] && [ "$nj" = "$nx" ] && [ "$nj" -gt 0 ]; then ok; echo "  sdxl-tiny: $nj cross-attention layers, $got text parameters"
 else bad "layers: text $got vs $want, cross $nj vs $nx"; fi
 
+# the peak-memory estimate of locus info (both CLIP encoders, add_embedding) against a run's measured peak at 512x512
+est=$("$B/locus" info --model $m | sed -n 's/^peak memory estimate: .* MiB at 32x32 (default size), \([0-9.]*\) MiB at 512x512.*/\1/p')
+gen --model $m --prompt 'A sign' --steps 1 --width 512 --height 512 -o "$tmp/mem.png"
+meas=$(sed -n 's/.*peak memory \([0-9.]*\) MiB.*/\1/p' "$tmp/gen.err")
+if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit !(e > 0.95 * m && e < 1.05 * m) }'; then ok; echo "  peak memory at 512x512: estimate $est MiB, measured $meas MiB"
+else bad "peak memory estimate '$est' vs measured '$meas'"; fi
+
 # 7. locus localize on the tiny SDXL folder: runs, and two shards merged equal one run
 printf 'HELLO\nWORLD\n' >"$tmp/words.txt"
 lz=(--model $G/pipelines/sdxl-tiny --words "$tmp/words.txt" --steps 2 --seeds 0 --width 64 --height 32 --layers up_blocks.0,mid_block)
