@@ -38,7 +38,7 @@ for r in a b; do
   if gen --model $G/pipelines/sdxl-tiny --prompt "A sign that says \"$word\"." "${neg[@]}" --seed 42 --steps 4 --guidance 5 --width 64 --height 32 \
          -o "$tmp/x$r.png" --dump "$tmp/x$r.st" &&
      "$B/test_sdxl" --check-dump "$tmp/x$r.st" $G/pipelines/sdxl-tiny.golden/golden_pipeline.safetensors $r. 4 | sed 's/^/  /' &&
-     "$B/test_sdxl" --pixels "$tmp/x$r.png" $G/pipelines/sdxl-tiny.golden/$r.png | sed 's/^/  /'; then ok
+     "$B/test_sample" --pixels "$tmp/x$r.png" $G/pipelines/sdxl-tiny.golden/$r.png | sed 's/^/  /'; then ok
   else bad "sdxl-tiny run $r: $(tail -1 "$tmp/gen.err")"; fi
 done
 # an explicit empty negative prompt is encoded, not zeroed: a different run from a's

@@ -358,27 +358,6 @@ static int check_dump(const char *dpath, const char *gpath, const char *prefix, 
     return worst <= 1e-4 ? 0 : 1;
 }
 
-/* --pixels A.png B.png: the number of 8-bit values that differ and the largest difference; exit 0 when no
- * value differs by more than 1 level and at most 1% differ (rounding of the decoded image at x.5 boundaries,
- * where fp32 rounding differences below 1e-6 can tip a value) */
-#include "../core/png.h"
-static int pixels(const char *pa, const char *pb) {
-    uint8_t *x = NULL, *y = NULL;
-    int wa, ha, wb, hb;
-    if (locus_png_read_rgb(pa, &x, &wa, &ha) || locus_png_read_rgb(pb, &y, &wb, &hb)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
-    if (wa != wb || ha != hb) { fprintf(stderr, "sizes differ\n"); free(x); free(y); return 1; }
-    size_t n = (size_t)wa * ha * 3, nd = 0;
-    int md = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = abs((int)x[i] - (int)y[i]);
-        nd += d != 0;
-        if (d > md) md = d;
-    }
-    printf("pixels %s vs %s: %zu of %zu values differ, max %d\n", pa, pb, nd, n, md);
-    free(x); free(y);
-    return md <= 1 && nd * 100 <= n ? 0 : 1;
-}
-
 /* --hash: the output hash of the golden-input forward under the current LOCUS_ISA / LOCUS_THREADS (compared
  * with the aarch64 build under qemu by tests/neon_compare.sh) */
 static int print_hash(void) {
@@ -404,7 +383,6 @@ static int print_hash(void) {
 
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--hash")) { G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden"; return print_hash(); }
-    if (argc == 4 && !strcmp(argv[1], "--pixels")) return pixels(argv[2], argv[3]);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     locus_kernels_init();
