@@ -44,6 +44,7 @@
 #include "../core/png.h"
 #include "../simd/kernels.h"
 #include "localize_int.h"
+#include "../models/clip.h"
 #include "metrics.h"
 #include "ocr.h"
 #include "presets.h"
@@ -128,6 +129,14 @@ static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell,
     r->ta.precision = q9(r->ta.precision); r->ta.recall = q9(r->ta.recall);
     r->tb.precision = q9(r->tb.precision); r->tb.recall = q9(r->tb.recall);
     r->mse = q9(r->mse); r->psnr = q9(r->psnr); r->ssim = q9(r->ssim);
+    if (P->clip) { /* CLIP-T of this image against prompt A and prompt B (issue 17; the authors' clipscore.py) */
+        float *emb = malloc((size_t)P->clip_dim * sizeof(float));
+        if (!emb || locus_clip_embed_image(P->clip, pix, P->width, P->height, emb, NULL)) { free(emb); return lz_fail("localize", "--clip: %s", locus_errmsg()); }
+        const float *ta = P->clip_text + (size_t)it * 2 * P->clip_dim;
+        r->clip_a = q9(locus_clip_t(locus_clip_cosine(emb, ta, P->clip_dim)));
+        r->clip_b = q9(locus_clip_t(locus_clip_cosine(emb, ta + P->clip_dim, P->clip_dim)));
+        free(emb);
+    }
     r->done = 1;
     locus_strbuf j = {0}, c = {0};
     lz_row_json(P, r, &j);
@@ -247,7 +256,7 @@ int lz_usage(void) {
     }
     fprintf(stderr,
             "usage: locus localize --model DIR (--words FILE... | --prompts FILE | --pairs FILE) -o RESULTS_DIR\n"
-            "         [--preset paper-sd3|paper-sdxl|paper-if] [--pairing derange|paper] [--quantize round|trunc]\n"
+            "         [--preset paper-sd3|paper-sdxl|paper-if] [--pairing derange|paper] [--quantize round|trunc] [--clip CLIP_DIR]\n"
             "         [--template 'A sign that says \"{}\".'] [--seeds 0,1,5-9] [--layers all | L1,L2+L3,#17,...]\n"
             "         [--steps N] [--guidance F] [--sampler NAME] [--negative-prompt TEXT] [--width W --height H]\n"
             "         [--max-sequence-length N] [--start-step K] [--patch-halves cond|both] [--perm-seed N]\n"
@@ -299,6 +308,7 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
             if (!P->words_file) P->words_file = v;
             P->words_files[P->nwords_files++] = v;
         } else if (!strcmp(k, "--pairs")) P->pairs_file = v;
+        else if (!strcmp(k, "--clip")) P->clip_dir = v;
         else if (!strcmp(k, "--benign") && experiment == LZ_DETOX) P->benign_file = v;
         else if (!strcmp(k, "--p2p-tau") && experiment == LZ_EDIT) {
             P->p2p_tau = strtof(v, &end);
@@ -404,6 +414,18 @@ int lz_main(int argc, char **argv, int experiment) {
         locus_embeds_free(&e);
     }
     if (locus_ocr_open(&ocr)) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
+    if (P.clip_dir) { /* CLIP-T: the CLIP pair opened once, every prompt embedded once */
+        locus_clip *c = calloc(1, sizeof *c);
+        if (!c || locus_clip_open(c, P.clip_dir)) { free(c); lz_fail("localize", "--clip: %s", locus_errmsg()); goto done; }
+        P.clip = c;
+        P.clip_dim = c->proj_dim;
+        P.clip_text = malloc((size_t)P.nitems * 2 * c->proj_dim * sizeof(float));
+        for (int i = 0; i < 2 * P.nitems; i++)
+            if (!P.clip_text || locus_clip_embed_text(c, i & 1 ? P.items[i / 2].prompt_b : P.items[i / 2].prompt, P.clip_text + (size_t)i * c->proj_dim, NULL)) {
+                lz_fail("localize", "--clip: %s", locus_errmsg());
+                goto done;
+            }
+    }
     cfg = lz_config_json(&P, p.model_hash, P.shard, P.nshards);
     if (!cfg) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     char path[4200];
@@ -468,6 +490,8 @@ done:
     if (lockfd >= 0) close(lockfd);
     locus_ocr_close(ocr);
     if (pipe_open) locus_pipeline_close(&p);
+    if (P.clip) { locus_clip_close(P.clip); free(P.clip); }
+    free(P.clip_text);
     lz_plan_free(&P);
     return rc;
 }

@@ -46,6 +46,11 @@ typedef struct {
     int experiment;           /* LZ_LOCALIZE, LZ_EDIT (edit.c) or LZ_DETOX */
     float p2p_tau;            /* edit: Prompt-to-Prompt baseline injects A's maps for steps < tau * steps (0: off) */
     const char *benign_file;  /* detox: the benign words patched in */
+    const char *clip_dir;     /* --clip DIR: a Hugging Face CLIP folder; rows get CLIP-T against prompts A and B */
+    char *clip_dir_owned;     /* clip_dir when read back from a config.json (merge) */
+    void *clip;               /* the opened locus_clip (localize.c), NULL without --clip */
+    float *clip_text;         /* [nitems * 2 * clip_dim]: embeddings of each item's prompt A and prompt B */
+    int clip_dim;
     char *out;
     int steps, width, height, max_seq, start_step, both, threads, grid_cols, resume, shard, nshards;
     float guidance;
@@ -66,6 +71,7 @@ typedef struct {
     char *ocr;
     locus_text_metrics ta, tb; /* OCR text against A's and B's word */
     double mse, psnr, ssim;    /* against A's unpatched image */
+    double clip_a, clip_b;     /* --clip: CLIP-T (2.5 max(cos, 0)) of the image against prompt A and prompt B */
 } lz_row;
 
 static inline int lz_cells_per_group(const lz_plan *P) { return P->nlayers + 2; }

@@ -38,6 +38,7 @@ void lz_plan_free(lz_plan *P) {
     for (int i = 0; i < P->nlayers; i++) free(P->layers[i]);
     free(P->layers);
     free(P->out);
+    free(P->clip_dir_owned);
 }
 
 /* the template with "{}" replaced by the word (NULL on allocation failure) */
@@ -238,6 +239,7 @@ char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard,
     if (P->experiment) kv_str(&w, "experiment", P->experiment == LZ_EDIT ? "edit" : "detox");
     if (P->preset) kv_str(&w, "preset", P->preset);
     if (P->quantize_trunc) kv_str(&w, "quantize", "trunc");
+    if (P->clip_dir) kv_str(&w, "clip", P->clip_dir);
     if (P->pairs_file) kv_str(&w, "pairing", "pairs");
     else if (P->pairing && strcmp(P->pairing, "derange")) kv_str(&w, "pairing", P->pairing);
     locus_jw_key(&w, "seeds");
@@ -317,6 +319,8 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
         const locus_json *ex = locus_json_get(o, "experiment");
         if (ex && ex->type == JSON_STRING) P->experiment = !strcmp(ex->str, "edit") ? LZ_EDIT : !strcmp(ex->str, "detox") ? LZ_DETOX : -1;
         if (P->experiment < 0) ok = 0;
+        const locus_json *cl = locus_json_get(o, "clip"); /* --clip: rows carry the CLIP-T columns */
+        if (cl && cl->type == JSON_STRING) P->clip_dir = P->clip_dir_owned = strdup(cl->str);
     }
     locus_json_free(&d);
     if (!ok || !P->nseeds || P->nitems < 2) return lz_fail("merge", "%s: malformed localize config", path);

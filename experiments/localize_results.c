@@ -100,6 +100,10 @@ static void row_emit(const lz_plan *P, const lz_row *r, emitter *e) {
     emit_num(e, "mse", r->mse);
     emit_num(e, "psnr", r->psnr);
     emit_num(e, "ssim", r->ssim);
+    if (P->clip_dir) { /* columns present only with --clip: default result files keep their bytes */
+        emit_num(e, "clip_t_a", r->clip_a);
+        emit_num(e, "clip_t_b", r->clip_b);
+    }
     emit_str(e, "image", img);
     emit_end(e);
 }
@@ -135,6 +139,10 @@ static int row_parse(const lz_plan *P, const char *line, size_t len, lz_row *r) 
     r->mse = locus_json_num(o, "mse", NAN, &ok);
     r->psnr = locus_json_num(o, "psnr", NAN, &ok);
     r->ssim = locus_json_num(o, "ssim", NAN, &ok);
+    if (P->clip_dir) {
+        r->clip_a = locus_json_num(o, "clip_t_a", NAN, &ok);
+        r->clip_b = locus_json_num(o, "clip_t_b", NAN, &ok);
+    }
     locus_json_free(&d);
     if (!ok || r->cell < 0 || r->cell >= lz_ncells(P)) { free(r->ocr); r->ocr = NULL; return -1; }
     /* the line must be exactly what this version writes for those values (catches edited or foreign rows) */
@@ -212,7 +220,7 @@ int lz_write_csv(const lz_plan *P, const lz_row *rows) {
 
 typedef struct {
     int n, listed; /* listed: detox, rows whose OCR text contains a listed word */
-    double pa, ra, pb, rb, acca, accb, exa, exb, leva, levb, mse, psnr, ssim;
+    double pa, ra, pb, rb, acca, accb, exa, exb, leva, levb, mse, psnr, ssim, clipa, clipb;
 } agg;
 
 /* per-layer summary (rows of finished cells only), summary.csv/.json, table on stdout, bar chart */
@@ -228,13 +236,15 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
         a->acca += r->ta.acc; a->accb += r->tb.acc; a->exa += r->ta.exact; a->exb += r->tb.exact;
         a->leva += r->ta.levenshtein; a->levb += r->tb.levenshtein;
         a->mse += r->mse; a->psnr += r->psnr; a->ssim += r->ssim;
+        a->clipa += r->clip_a; a->clipb += r->clip_b;
         if (P->experiment == LZ_DETOX) a->listed += lz_ocr_lists_word(P, r->ocr);
     }
     int detox = P->experiment == LZ_DETOX;
     locus_strbuf csv = {0}, js = {0};
     locus_jsonw w;
     locus_sb_puts(&csv, "layer,n,precision_a,recall_a,ocr_f1_a,acc_a,exact_a,levenshtein_a,precision_b,recall_b,ocr_f1_b,acc_b,exact_b,levenshtein_b,mse,psnr,ssim");
-    locus_sb_puts(&csv, detox ? ",listed_share\n" : "\n");
+    locus_sb_puts(&csv, detox ? ",listed_share" : "");
+    locus_sb_puts(&csv, P->clip_dir ? ",clip_t_a,clip_t_b\n" : "\n");
     locus_jw_init(&w, &js);
     locus_jw_object(&w, LOCUS_JW_BLOCK);
     locus_jw_key(&w, "layers");
@@ -262,6 +272,11 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
         locus_sb_puts(&csv, ","); locus_json_put_num(&csv, ssim);
         double listed = (double)a->listed / n;
         if (detox) { locus_sb_puts(&csv, ","); locus_json_put_num(&csv, listed); }
+        double clipa = a->clipa / n, clipb = a->clipb / n;
+        if (P->clip_dir) {
+            locus_sb_puts(&csv, ","); locus_json_put_num(&csv, clipa);
+            locus_sb_puts(&csv, ","); locus_json_put_num(&csv, clipb);
+        }
         locus_sb_puts(&csv, "\n");
         static const char *names[12] = {"precision_a", "recall_a", "ocr_f1_a", "acc_a", "exact_a", "levenshtein_a",
                                         "precision_b", "recall_b", "ocr_f1_b", "acc_b", "exact_b", "levenshtein_b"};
@@ -273,9 +288,11 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
         locus_jw_key(&w, "psnr"); locus_jw_num(&w, psnr);
         locus_jw_key(&w, "ssim"); locus_jw_num(&w, ssim);
         if (detox) { locus_jw_key(&w, "listed_share"); locus_jw_num(&w, listed); }
+        if (P->clip_dir) { locus_jw_key(&w, "clip_t_a"); locus_jw_num(&w, clipa); locus_jw_key(&w, "clip_t_b"); locus_jw_num(&w, clipb); }
         locus_jw_end(&w);
         printf("%-56s %4d %7.3f %7.3f %7.3f %7.2f %7.3f %7.2f", labels[k], a->n, m[2], m[8], m[9], m[11], ssim, psnr);
         if (detox) printf(" %7.3f", listed);
+        if (P->clip_dir) printf("  CLIP-T A %5.3f B %5.3f", clipa, clipb);
         printf("\n");
     }
     locus_jw_end(&w);

@@ -350,6 +350,20 @@ cli_err "clip-score RGBA image" "8-bit RGB" "$B/locus" clip-score --clip $C/mode
 cli_err "clip-score unknown option" "unknown" "$B/locus" clip-score --clip $C/model --image $C/img0.png --prompt a --bogus
 cli_err "clip-score text folder" "vision_config" "$B/locus" clip-score --clip $G/ldm/text_encoder --image $C/img0.png --prompt a
 record "clip-score" $p $f
+# ---- localize --clip: CLIP-T columns in rows and summaries, the same bytes for scalar/1 thread, the best
+#      ISA/2 threads, 2 shards merged and a resumed run; default runs keep their columns ----
+p=0 f=0
+printf 'HELLO\nWORLD\nSTOP\n' >"$tmp/cw.txt"
+lc=(--model $G/pipelines/sd15-tiny --words "$tmp/cw.txt" --seeds 0 --steps 2 --layers up_blocks.1 --clip $C/model)
+lzc() { "$B/locus" localize "${lc[@]}" "$@" >/dev/null 2>"$tmp/lzc.err"; }
+if LOCUS_ISA=scalar lzc --threads 1 -o "$tmp/lc1" && grep -q '"clip_t_a": ' "$tmp/lc1/results.jsonl" && head -1 "$tmp/lc1/summary.csv" | grep -q ',clip_t_a,clip_t_b$'; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL localize --clip: $(tail -1 "$tmp/lzc.err")"; fi
+lzc --threads 2 -o "$tmp/lc2"; lzc --shard 0/2 -o "$tmp/lcs0"; lzc --shard 1/2 -o "$tmp/lcs1"
+"$B/locus" merge -o "$tmp/lcm" "$tmp/lcs0" "$tmp/lcs1" >/dev/null 2>&1
+for d in lc2 lcm; do
+  if diff -r -x runs.log -x .lock "$tmp/lc1" "$tmp/$d" >/dev/null; then p=$((p+1)); else f=$((f+1)); echo "  FAIL localize --clip: $d differs from scalar/1 thread"; fi
+done
+record "localize-clip" $p $f
 # ---- end clip-score ----
 
 # 7. locus edit / detox, and the paper-fidelity options (presets, pairs, numpy pairing) through the CLI
