@@ -25,17 +25,36 @@ typedef struct {
     int H, W, kh, kw, stride, pad_t, pad_l, Wo;
 } im2col_t_ctx;
 
+#define PACK_KB 64 /* positions per block: the block's kb x ldbp destination stays in L1 while taps fill it */
+
 static void pack_im2col_t(const void *vctx, int k0, int kc, int j0, int w, int ldbp, float *dst) {
     const im2col_t_ctx *c = vctx;
-    const int khw = c->kh * c->kw;
-    for (int j = 0; j < w; j++) {
-        int kk = j0 + j, ci = kk / khw, r = kk % khw, ky = r / c->kw, kx = r % c->kw;
-        const float *plane = c->x + (size_t)ci * c->H * c->W; /* [H, W] */
-        int oy = k0 / c->Wo, ox = k0 % c->Wo;
-        for (int k = 0; k < kc; k++) {
-            int iy = oy * c->stride - c->pad_t + ky, ix = ox * c->stride - c->pad_l + kx;
-            dst[(size_t)k * ldbp + j] = (iy >= 0 && iy < c->H && ix >= 0 && ix < c->W) ? plane[(size_t)iy * c->W + ix] : 0.0f;
-            if (++ox == c->Wo) { ox = 0; oy++; }
+    const int khw = c->kh * c->kw, s = c->stride;
+    for (int kb = 0; kb < kc; kb += PACK_KB) {
+        int kend = kb + PACK_KB < kc ? kb + PACK_KB : kc;
+        for (int j = 0; j < w; j++) {
+            int kk = j0 + j, ci = kk / khw, r = kk % khw, ky = r / c->kw, kx = r % c->kw;
+            const float *plane = c->x + (size_t)ci * c->H * c->W; /* [H, W] */
+            float *o = dst + j;                                    /* o[k * ldbp] = B(k0 + k, j0 + j) */
+            int oy = (k0 + kb) / c->Wo, ox = (k0 + kb) % c->Wo, k = kb;
+            while (k < kend) { /* one output row segment at a time */
+                int run = c->Wo - ox < kend - k ? c->Wo - ox : kend - k;
+                int iy = oy * s - c->pad_t + ky, ix0 = ox * s - c->pad_l + kx;
+                int ta = 0, te = 0; /* taps inside the image: t in [ta, te) */
+                if (iy >= 0 && iy < c->H && ix0 + (run - 1) * s >= 0 && ix0 < c->W) {
+                    ta = ix0 < 0 ? (-ix0 + s - 1) / s : 0;
+                    te = (c->W - 1 - ix0) / s + 1;
+                    if (te > run) te = run;
+                    if (ta > te) ta = te;
+                }
+                const float *row = te > ta ? plane + (ptrdiff_t)iy * c->W + ix0 : plane; /* only read in [ta, te) */
+                for (int t = 0; t < ta; t++) o[(size_t)(k + t) * ldbp] = 0.0f;
+                for (int t = ta; t < te; t++) o[(size_t)(k + t) * ldbp] = row[(ptrdiff_t)t * s];
+                for (int t = te; t < run; t++) o[(size_t)(k + t) * ldbp] = 0.0f;
+                k += run;
+                ox = 0;
+                oy++;
+            }
         }
     }
     for (int k = 0; k < kc; k++)

@@ -28,16 +28,7 @@ static int nthreads_for(double work) {
 
 void locus_linear_bwd(const float *x, const float *W, const float *dy, int M, int K, int N, float *dx, int accum_dx,
                       float *dw, float *db, int accum_w) {
-    if (dx) {
-        assert(W);
-        locus_gemm_desc d = {0}; /* dx[M,K] = dy[M,N] . B, B(k = n, j = kin) = W[n, kin] */
-        d.M = M; d.N = K; d.K = N;
-        d.A = dy; d.a_rs = N; d.a_cs = 1;
-        d.B = W; d.b_rs = K; d.b_cs = 1;
-        d.C = dx; d.ldc = K;
-        d.accum = accum_dx;
-        locus_gemm(&d);
-    }
+    /* parameter gradients first: dx may then overwrite x (in place) */
     if (dw) {
         locus_gemm_desc d = {0}; /* dw[N,K] = A . x, A(i = n, k = m) = dy[m, n]: a chain over rows m */
         d.M = N; d.N = K; d.K = M;
@@ -48,6 +39,16 @@ void locus_linear_bwd(const float *x, const float *W, const float *dy, int M, in
         locus_gemm(&d);
     }
     if (db) locus_colsum(dy, (size_t)M, (size_t)N, (size_t)N, db, accum_w);
+    if (dx) {
+        assert(W);
+        locus_gemm_desc d = {0}; /* dx[M,K] = dy[M,N] . B, B(k = n, j = kin) = W[n, kin] */
+        d.M = M; d.N = K; d.K = N;
+        d.A = dy; d.a_rs = N; d.a_cs = 1;
+        d.B = W; d.b_rs = K; d.b_cs = 1;
+        d.C = dx; d.ldc = K;
+        d.accum = accum_dx;
+        locus_gemm(&d);
+    }
 }
 
 void locus_colsum(const float *x, size_t rows, size_t n, size_t ld, float *out, int accum) {
@@ -143,8 +144,9 @@ static void norm_bwd(const float *x, const float *dy, size_t rows, size_t n, con
     float *st = locus_alloc((2 * rows + 1) * sizeof(float)), *mean = st, *rstd = st + rows; /* [rows] each */
     assert(st);
     norm_stats(x, rows, n, eps, rms, mean, rstd);
-    if (dx) norm_rows_dx(x, dy, rows, n, w, mean, rstd, rms, dx, accum_dx);
+    /* parameter gradients first, then dx row by row (each row read before it is written): dx may alias x or dy */
     if (dw || db) norm_cols_dwdb(x, dy, rows, n, mean, rstd, rms, dw, db, accum_w);
+    if (dx) norm_rows_dx(x, dy, rows, n, w, mean, rstd, rms, dx, accum_dx);
     locus_free(st);
 }
 

@@ -12,6 +12,9 @@
  * memory is the chain's start, exactly like the GEMM carries K-blocks through C), so calling an op twice
  * with accum = 1 the second time equals one chain over both inputs' rows in order.  accum = 0 overwrites.
  * Parameter-gradient outputs (dw, db) may be NULL: that gradient is then not computed (frozen parameter).
+ * Aliasing: outputs must not overlap inputs, except: locus_linear_bwd's dx may be x; layer/RMS norm dx may be
+ * x or dy; act_bwd dx may be x or dy; geglu_bwd dx may be x; mse grad may be a or b.  (Group norm, conv and
+ * attention: no overlap.)
  * Shapes follow PyTorch: Linear weights [out, in], conv weights [Cout, Cin, kh, kw], (B,C,H,W), (B,T,C).
  */
 #ifndef LOCUS_OPS_BWD_H
@@ -57,8 +60,12 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
  *   dV = P^T dO   (one chain over queries per element)      dP = dO V^T
  *   dS = P * (dP - rowsum(P * dP))  (= rowsum(dO * O))      dQ = scale dS K,  dK = scale dS^T Q
  * dK and dV are chains over queries in order, so two calls over consecutive query ranges (the second with
- * accum) equal one call over all queries.  Memory: 2 x Tq x Tk floats per (batch, head) in flight. */
+ * accum) equal one call over all queries.  Memory: 2 x Tk x (a block of queries) floats per (batch, head) in
+ * flight, at most 32 MiB unless Tk > 64K. */
 void locus_attention_bwd(const locus_attn_desc *f, const float *do_, float *dq, float *dk, float *dv, int accum);
+/* Tests: force the query block size of locus_attention_bwd (0: automatic, up to 32 MiB of P and dS per
+ * (batch, head)).  The results do not depend on it (that is what the tests check). */
+void locus_attention_bwd_block_rows(int rows);
 
 /* ---- normalisation ---- */
 

@@ -5,6 +5,8 @@
  *   - accumulation: where ops_bwd.h promises it, two calls (the second with accum = 1) over the two halves of
  *     the rows / images / queries equal ONE call over all of them bit for bit;
  *   - NULL optional outputs: each gradient alone equals the same gradient computed together with the others;
+ *   - in place where the header allows it (linear dx = x, norm dx = x or dy, act/GEGLU/MSE);
+ *   - the GEMM's accum field: a K range split over two calls equals one GEMM;
  *   - determinism: every output of a full run is hashed, and the hashes are identical for every ISA table this
  *     CPU supports x 1, 2 and 3 threads.
  */
@@ -344,6 +346,14 @@ static void check_attention(void) {
         locus_attention_bwd(&f, dO, NULL, k1, NULL, 0);
         locus_attention_bwd(&f, dO, q1, NULL, NULL, 0);
         CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: NULL outputs change other gradients", what);
+        /* query block size (internal tiling): same bits for any block */
+        static const int blocks[] = {1, 7, 16, 64};
+        for (int bi = 0; bi < 4; bi++) {
+            locus_attention_bwd_block_rows(blocks[bi]);
+            locus_attention_bwd(&f, dO, q1, k1, v1, 0);
+            locus_attention_bwd_block_rows(0);
+            CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: query blocks of %d rows change bits", what, blocks[bi]);
+        }
         if (Tq > 1) {
             int T1 = Tq / 2;
             locus_attn_desc f1 = f, f2 = f;
@@ -363,6 +373,19 @@ static void check_attention(void) {
         locus_free(dq); locus_free(dk); locus_free(dv); locus_free(sq); locus_free(sk); locus_free(sv);
         locus_free(aq); locus_free(ak); locus_free(av); locus_free(q1); locus_free(k1); locus_free(v1);
     }
+}
+
+/* no queries: dK, dV are empty chains (0; unchanged with accum) */
+static void check_attention_empty(void) {
+    float q[16], k[2 * 3 * 8], v[2 * 3 * 8], dk[48], dv[48], s[48];
+    t_fill(k, 48, 1, -1, 1); t_fill(v, 48, 2, -1, 1); t_fill(s, 48, 3, -1, 1);
+    locus_attn_desc f = {2, 1, 0, 3, 8, q, 0, 8, k, 24, 8, v, 24, 8, q, 0, 8, 0.35f, NULL, 0, 0, NULL, 0};
+    memcpy(dk, s, sizeof dk); memcpy(dv, s, sizeof dv);
+    locus_attention_bwd(&f, q, NULL, dk, dv, 1);
+    int ok = same_bits(dk, s, 48) && same_bits(dv, s, 48);
+    locus_attention_bwd(&f, q, NULL, dk, dv, 0);
+    for (int i = 0; i < 48; i++) ok &= dk[i] == 0.0f && dv[i] == 0.0f;
+    CHECK(ok, "attention_bwd with Tq = 0: dk, dv not 0 (or changed with accum)");
 }
 
 /* ------------------------------------------------------------------ layer / RMS / group norm */
@@ -616,6 +639,44 @@ static void check_elementwise(void) {
     }
 }
 
+/* ------------------------------------------------------------------ in place (where ops_bwd.h allows it) */
+
+static void check_in_place(void) {
+    size_t M = 37, K = 40, N = 24, n = M * K;
+    float *x = frand(n, 120, -2, 2), *W = frand(N * K, 121, -1, 1), *dy = frand(M * N, 122, -1, 1), *w = frand(K, 123, 0.5f, 1.5f);
+    float *dyn = frand(n, 124, -1, 1), *ref = fbuf(n), *dw = fbuf(N * K), *dw2 = fbuf(N * K), *db = fbuf(N), *db2 = fbuf(N), *t = fbuf(n);
+    locus_linear_bwd(x, W, dy, (int)M, (int)K, (int)N, ref, 0, dw, db, 0);
+    memcpy(t, x, n * sizeof(float));
+    locus_linear_bwd(t, W, dy, (int)M, (int)K, (int)N, t, 0, dw2, db2, 0);
+    CHECK(same_bits(t, ref, n) && same_bits(dw, dw2, N * K) && same_bits(db, db2, N), "linear_bwd dx == x in place differs");
+    for (int which = 0; which <= 1; which++) { /* layer norm: dx == x, dx == dy */
+        float *lw = fbuf(K), *lb = fbuf(K), *lw2 = fbuf(K), *lb2 = fbuf(K);
+        locus_layer_norm_bwd(x, dyn, M, K, w, 1e-5f, ref, 0, lw, lb, 0);
+        memcpy(t, which ? dyn : x, n * sizeof(float));
+        locus_layer_norm_bwd(which ? x : t, which ? t : dyn, M, K, w, 1e-5f, t, 0, lw2, lb2, 0);
+        CHECK(same_bits(t, ref, n) && same_bits(lw, lw2, K) && same_bits(lb, lb2, K), "layer_norm_bwd dx == %s in place differs", which ? "dy" : "x");
+        locus_rms_norm_bwd(x, dyn, M, K, w, 1e-6f, ref, 0, lw, 0);
+        memcpy(t, which ? dyn : x, n * sizeof(float));
+        locus_rms_norm_bwd(which ? x : t, which ? t : dyn, M, K, w, 1e-6f, t, 0, lw2, 0);
+        CHECK(same_bits(t, ref, n) && same_bits(lw, lw2, K), "rms_norm_bwd dx == %s in place differs", which ? "dy" : "x");
+        locus_act_bwd(x, dyn, ref, n, LOCUS_ACT_GELU_TANH, 0);
+        memcpy(t, which ? dyn : x, n * sizeof(float));
+        locus_act_bwd(which ? x : t, which ? t : dyn, t, n, LOCUS_ACT_GELU_TANH, 0);
+        CHECK(same_bits(t, ref, n), "act_bwd dx == %s in place differs", which ? "dy" : "x");
+        locus_free(lw); locus_free(lb); locus_free(lw2); locus_free(lb2);
+    }
+    locus_geglu_bwd(x, dyn, ref, M, K / 2, 0); /* x as [M, K], dy as [M, K/2] */
+    memcpy(t, x, n * sizeof(float));
+    locus_geglu_bwd(t, dyn, t, M, K / 2, 0);
+    CHECK(same_bits(t, ref, n), "geglu_bwd dx == x in place differs");
+    float l1 = locus_mse_loss(x, dyn, n, ref, 0.25f);
+    memcpy(t, x, n * sizeof(float));
+    float l2 = locus_mse_loss(t, dyn, n, t, 0.25f);
+    CHECK(same_bits(t, ref, n) && l1 == l2, "mse grad == a in place differs");
+    locus_free(x); locus_free(W); locus_free(dy); locus_free(w); locus_free(dyn); locus_free(ref);
+    locus_free(dw); locus_free(dw2); locus_free(db); locus_free(db2); locus_free(t);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void run_all(void) {
@@ -624,9 +685,11 @@ static void run_all(void) {
     check_linear();
     check_conv();
     check_attention();
+    check_attention_empty();
     check_norms();
     check_group_norm();
     check_elementwise();
+    check_in_place();
 }
 
 int main(void) {
