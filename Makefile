@@ -19,11 +19,14 @@ OPT      ?= -O2
 CSTD      = -std=c11 -D_GNU_SOURCE
 WARN      = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers -Wno-format-truncation
 FPFLAGS   = -ffp-contract=off -fno-fast-math
-CFLAGS_BASE = $(CSTD) $(OPT) $(FPFLAGS) $(WARN) -fopenmp -g $(EXTRA_CFLAGS)
+CFLAGS_BASE = $(CSTD) $(OPT) $(FPFLAGS) $(WARN) -fopenmp -g $(FT_CFLAGS) $(EXTRA_CFLAGS)
 SLEEF_INC ?=
 PNG_LIB  ?= -lpng
 OCR_LIB  ?= -ltesseract
-LDLIBS    = -lsleef $(PNG_LIB) $(OCR_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
+# FreeType (locus dataset signs): Debian's libfreetype-dev; the fallback path serves a first build before it is installed
+FT_CFLAGS ?= $(or $(shell pkg-config --cflags freetype2 2>/dev/null),-I/usr/include/freetype2)
+FT_LIB   ?= -lfreetype
+LDLIBS    = -lsleef $(PNG_LIB) $(OCR_LIB) $(FT_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
 ARCH     := $(shell $(CC) -dumpmachine | cut -d- -f1)
 
 FLAGS_avx2   = -mavx2 -mfma
@@ -99,7 +102,7 @@ asan:
 neon-test:
 	@bash .ci/deps.sh check-neon
 	@mkdir -p build-aarch64 && touch build-aarch64/.deps-ok
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit \
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= FT_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit \
 	    build-aarch64/test_grad build-aarch64/test_grad_mmdit
 	$(MAKE) $(BUILD)/test_kernels $(BUILD)/test_unet $(BUILD)/test_mmdit $(BUILD)/test_grad $(BUILD)/test_grad_mmdit
 	@bash tests/neon_compare.sh $(BUILD) build-aarch64 | tee build-aarch64/neon.log; \

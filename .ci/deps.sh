@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — check (and, as root with apt, install) the Debian packages locus builds with.
-#   check-build   compiler headers/libs for the main build (sleef, png, openblas, OpenMP, tesseract + its English model)
+#   check-build   compiler headers/libs for the main build (sleef, png, openblas, OpenMP, tesseract + its English model,
+#                 FreeType) and the fonts `locus dataset signs` draws with (DejaVu, Liberation 2)
 #   check-neon    the aarch64 cross toolchain, arm64 SLEEF and qemu-user (for make neon-test)
 #   install       everything above
 # A missing package is installed automatically when running as root with apt-get available; otherwise the
@@ -32,6 +33,9 @@ check_build() {
     have_header cblas.h || miss+=(libopenblas-openmp-dev)
     have_header tesseract/capi.h || miss+=(libtesseract-dev)
     ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || [ -n "${TESSDATA_PREFIX:-}" ] || miss+=(tesseract-ocr-eng)
+    [ -f /usr/include/freetype2/ft2build.h ] || miss+=(libfreetype-dev)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || miss+=(fonts-dejavu-core)
+    [ -f /usr/share/fonts/truetype/liberation2/LiberationSans-Bold.ttf ] || miss+=(fonts-liberation2)
     case "$CC" in *clang*) echo 'int main(void){return 0;}' | $CC -fopenmp -x c - -o /dev/null >/dev/null 2>&1 || miss+=(libomp-dev) ;; esac
     [ ${#miss[@]} -eq 0 ] || apt_install "${miss[@]}"
 }

@@ -4,6 +4,7 @@
  *   locus generate ...         text -> image (see usage)
  *   locus localize ...         the paper's localization sweep (each layer patched alone, OCR metrics, plots)
  *   locus merge ...            join localize shards
+ *   locus dataset signs ...  the synthetic signs data set (dataset.h); locus ocr IMAGE...: what localize's OCR reads
  *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
  * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
@@ -16,6 +17,7 @@
 #include "../core/version.h"
 #include "../simd/kernels.h"
 #include "../models/pipeline.h"
+#include "dataset.h" /* dataset signs, ocr */
 #include "generate.h"
 #include "layers.h"
 #include "grad.h"
@@ -56,6 +58,11 @@ static int usage(FILE *f) {
             "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
             "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"
             /* ---- end lora-adamw ---- */
+            /* -- dataset / ocr (branch dataset) -- */
+            "  dataset signs --words FILE -o DIR [--n N] [--size WxH] [--seed S] [...]  synthetic sign images +\n"
+            "             metadata.jsonl (captions naming colour and layout); 'locus dataset --help' for the options\n"
+            "  ocr [--json] IMAGE... | --dataset DIR [--limit N]   what localize's OCR reads, one line per image\n"
+            /* -- end dataset / ocr -- */
             "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
             "  version    print the version\n");
     return f == stderr ? 2 : 0;
@@ -126,6 +133,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
     if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
+    /* -- dataset / ocr (branch dataset) -- */
+    if (!strcmp(cmd, "dataset")) return locus_cmd_dataset(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ocr")) return locus_cmd_ocr(argc - 1, argv + 1);
+    /* -- end dataset / ocr -- */
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);
