@@ -23,6 +23,7 @@
 #include "grad.h"
 #include "localize.h"
 #include "train_lora.h" /* lora-adamw: train-lora, lora */
+#include "train_model.h" /* train: train vae|unet|pipeline */
 #include "../simd/ops.h"
 
 static int usage(FILE *f) {
@@ -58,6 +59,10 @@ static int usage(FILE *f) {
             "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
             "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"
             /* ---- end lora-adamw ---- */
+            /* ---- train ---- */
+            "  train vae|unet|pipeline --data DIR -o OUTDIR ...  train an AutoencoderKL / UNet2DConditionModel from scratch and\n"
+            "           assemble a diffusers pipeline folder ('locus train --help'; docs/TRAINING.md)\n"
+            /* ---- end train ---- */
             /* -- dataset / ocr (branch dataset) -- */
             "  dataset signs --words FILE -o DIR [--n N] [--size WxH] [--seed S] [...]  synthetic sign images +\n"
             "             metadata.jsonl (captions naming colour and layout); 'locus dataset --help' for the options\n"
@@ -133,6 +138,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
     if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
+    if (!strcmp(cmd, "train")) return locus_cmd_train(argc - 1, argv + 1); /* train */
     /* -- dataset / ocr (branch dataset) -- */
     if (!strcmp(cmd, "dataset")) return locus_cmd_dataset(argc - 1, argv + 1);
     if (!strcmp(cmd, "ocr")) return locus_cmd_ocr(argc - 1, argv + 1);

@@ -1,0 +1,127 @@
+/* train_model.h — `locus train vae|unet|pipeline`: whole models trained from scratch (the teaching models of
+ * issue 11), written as diffusers component and pipeline folders.
+ *
+ * Pieces (each file says more):
+ *   train_common.c   options, the image folder (metadata.jsonl + PNGs, kept as 8-bit pixels), diffusers
+ *                    config.json writing (exactly the keys and types diffusers 0.31 writes), torch-style
+ *                    initialisation of a freshly built model, weights files
+ *   train_loop.c     the generic full-parameter loop: AdamW over every tracked parameter, gradient clipping,
+ *                    atomic checkpoints (weights + optimizer + step + RNG + loss history), --resume with the
+ *                    same bits, progress, NaN stop, loss.png / loss.csv
+ *   train_vae.c      AutoencoderKL: MSE(recon, x) + kl_weight * KL
+ *   train_unet.c     UNet2DConditionModel on cached VAE latent posteriors, frozen text encoder, caption dropout
+ *   train_pipeline.c the pipeline skeleton (model_index.json, scheduler/, tokenizer/, a frozen random CLIP
+ *                    text_encoder/) and `train pipeline`, which runs all stages
+ * The LoRA trainer's pieces are reused through train_lora.h (batch sampling, the objective's noise).
+ */
+#ifndef LOCUS_TRAIN_MODEL_H
+#define LOCUS_TRAIN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "../core/json.h"
+#include "../core/rng.h"
+#include "../models/adamw.h"
+#include "../models/grads.h"
+#include "../models/loader.h"
+
+/* Options shared by the stages (0 / NULL = not given). */
+typedef struct {
+    const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
+    int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet;
+    int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
+    double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
+    uint64_t seed;
+} locus_train_opts;
+
+/* Defaults: lr 1e-4 (vae) / 1e-3 (unet) set by the stage, wd 1e-2, betas 0.9/0.999, eps 1e-8, clip 1,
+ * batch 8, seed 0, checkpoint every 100 steps, kl 1e-6, cfg dropout 0.1. */
+void locus_train_opts_defaults(locus_train_opts *o);
+
+/* Parse argv[1..] into o.  Returns 0 on success, 1 for --help, 2 after printing one error line. */
+int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const char *what);
+
+/* ---- the image folder ---- */
+
+typedef struct {
+    int n, W, H;      /* examples, image size (every image resized to W x H) */
+    uint8_t *pix;     /* [n][H][W][3] */
+    char **caption;   /* [n] */
+} locus_train_images;
+
+/* Read DIR/metadata.jsonl ({"file_name", "text"} per line) and its PNGs; W, H = 0: the first image's size.
+ * Images of another size are resized (bilinear, half-pixel centres).  Errors name the file and line. */
+locus_status locus_train_images_load(locus_train_images *d, const char *dir, int W, int H);
+void locus_train_images_free(locus_train_images *d);
+/* Example i as [3,H,W] in [-1, 1] ((v / 255 - 0.5) / 0.5, as the LoRA trainer's preprocessing). */
+void locus_train_image_f32(const locus_train_images *d, int i, float *out);
+/* Example at position i of the endless epoch sequence (a Fisher-Yates permutation per epoch from (seed,
+ * epoch)); perm[n] is scratch, *perm_epoch caches the epoch it holds (start at -1). */
+int locus_train_example_at(int n, int64_t i, uint64_t seed, int *perm, int64_t *perm_epoch);
+
+/* ---- diffusers config files ---- */
+
+enum { LOCUS_CFG_VAE, LOCUS_CFG_UNET, LOCUS_CFG_CLIP_TEXT, LOCUS_CFG_DDIM };
+/* Merge a user config (JSON file; NULL = defaults only) over the diffusers 0.31 template of `kind` and write
+ * it to `path` as diffusers does (every __init__ argument, sorted keys, indent 2, floats with a decimal
+ * point, trailing newline).  Unknown keys, wrong types and a wrong _class_name are errors naming the key.
+ * `over` (may be NULL) is a JSON object text whose members win over both (e.g. a computed scaling_factor). */
+locus_status locus_train_write_config(int kind, const char *user_path, const char *over, const char *path);
+/* The same merge as text (malloc'd, caller frees). */
+locus_status locus_train_config_text(int kind, const char *user_path, const char *over, char **text);
+
+/* ---- initialisation and weights ---- */
+
+/* Re-initialise every parameter of L as torch's default module init does: >= 2-D weights keep the loader's
+ * random-mode U(-1,1)/sqrt(fan_in) (= kaiming_uniform(a=sqrt(5))), biases of those layers U(-b, b) with
+ * b = 1/sqrt(fan_in), norm weights 1 and norm biases 0 (counter-based uniforms from seed: the same bits
+ * on every machine). */
+void locus_train_init_torch(locus_loader *L, uint64_t seed);
+
+/* Write every tracked parameter of g (names and shapes of the registry) as F32 to a safetensors file,
+ * atomically; `meta` pairs (key, value, ..., NULL) go to __metadata__. */
+locus_status locus_train_save_weights(const locus_grads *g, const char *path, const char *const *meta);
+
+/* ---- the loop ---- */
+
+typedef struct locus_trainer locus_trainer;
+/* One step's loss: accumulate d loss / d parameter into the trainer's gradient table (zeroed before) and
+ * draw any randomness from t->rng. */
+typedef locus_status (*locus_train_eval_fn)(locus_trainer *t, int64_t step, float *loss);
+
+struct locus_trainer {
+    const char *what;        /* "vae", "unet" (messages, file names) */
+    const locus_train_opts *o;
+    locus_grads grads;       /* every trainable parameter (the registry of the model) */
+    locus_adamw opt;
+    locus_mt19937 rng;       /* batch randomness; its position is checkpointed */
+    float *losses;           /* [o->steps] */
+    locus_train_eval_fn eval;
+    void *ctx;               /* the stage's state */
+    char settings[2048];     /* what --resume must match */
+    char workdir[4200];      /* OUT/train: checkpoint, loss.png, loss.csv */
+    int64_t start;           /* step resumed from */
+};
+
+/* Track every parameter of L (except names in `buffers`, NULL-terminated, may be NULL) in t->grads and the
+ * optimizer (lr, betas, eps, weight decay, warmup from t->o). */
+locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, const char *what, const locus_loader *L,
+                                const char *const *buffers);
+void locus_trainer_free(locus_trainer *t);
+/* Run steps start+1 .. o->steps (resuming from the checkpoint when o->resume and it exists), checkpoint every
+ * o->ckpt_every steps and at the end, loss.png and loss.csv at every checkpoint.  A non-finite loss stops with
+ * an error naming the step (the last checkpoint is left intact). */
+locus_status locus_trainer_run(locus_trainer *t);
+
+/* ---- commands ---- */
+int locus_cmd_train(int argc, char **argv);
+int locus_train_vae(const locus_train_opts *o);
+int locus_train_unet(const locus_train_opts *o);
+/* The pipeline skeleton in o->out: model_index.json, scheduler/, tokenizer/ (copied from o->tokenizer),
+ * text_encoder/ (config o->text_config over the template, frozen CLIP-init random weights from o->seed);
+ * existing files are kept (so a resumed pipeline run does not rewrite them). */
+locus_status locus_train_skeleton(const locus_train_opts *o);
+
+#endif
