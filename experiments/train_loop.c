@@ -157,8 +157,8 @@ locus_status locus_trainer_run(locus_trainer *t) {
         float loss = 0;
         if ((st = t->eval(t, step, &loss))) return st;
         if (!isfinite(loss))
-            return locus_fail(LOCUS_E_ARG, "train %s: loss is %g at step %lld; stopped (the last checkpoint, %s, is intact)", t->what, loss,
-                              (long long)step, access(path, F_OK) == 0 ? path : "none written yet");
+            return locus_fail(LOCUS_E_ARG, "loss is %g at step %lld; stopped (%s%s)", loss, (long long)step,
+                              access(path, F_OK) == 0 ? "the last checkpoint is intact: " : "no checkpoint written yet", access(path, F_OK) == 0 ? path : "");
         if (o->clip > 0) locus_adamw_clip(&t->opt, o->clip);
         locus_adamw_step(&t->opt);
         t->losses[step - 1] = loss;

@@ -152,11 +152,12 @@ int locus_train_vae(const locus_train_opts *o0) {
             s.v.latent_channels, s.img.H / s.f, s.img.W / s.f, o.steps, o.batch_size);
     if ((st = locus_trainer_run(&t))) goto out;
     char over[128];
-    snprintf(over, sizeof over, "{\"scaling_factor\": %.9g}", (double)(float)latent_scale(&s));
+    double scale = (double)(float)latent_scale(&s);
+    snprintf(over, sizeof over, "{\"scaling_factor\": %.9g}", scale);
     snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", dir);
     const char *meta[] = {"format", "pt", "locus_version", LOCUS_VERSION, NULL};
     if ((st = locus_train_write_config(LOCUS_CFG_VAE, o.config, over, cfg)) || (st = locus_train_save_weights(&t.grads, wpath, meta))) goto out;
-    fprintf(stderr, "locus: train vae: %d steps, final loss %.6f; wrote %s (scaling_factor %s)\n", o.steps, t.losses[o.steps - 1], dir, over + 19);
+    fprintf(stderr, "locus: train vae: %d steps, final loss %.6f; wrote %s (scaling_factor %.9g)\n", o.steps, t.losses[o.steps - 1], dir, scale);
     rc = 0;
 out:
     if (st) fprintf(stderr, "locus train vae: %s\n", locus_errmsg());
