@@ -314,6 +314,9 @@ static void put_value(locus_strbuf *b, const locus_json *v, int as_float, int in
 /* Is user value u acceptable where the template has t?  (null in the template: anything.) */
 static int same_kind(const locus_json *t, const locus_json *u) {
     if (t->type == JSON_NULL || u->type == JSON_NULL) return 1;
+    /* per-block lists where the template has one value (attention_head_dim, layers_per_block, ...: diffusers
+     * takes an int or a tuple) */
+    if (u->type == JSON_ARRAY && t->type != JSON_ARRAY) return !u->len || same_kind(t, u->kids[0]);
     if (t->type != u->type) return 0;
     if (t->type == JSON_NUMBER && t->is_int && !u->is_int) return 0;
     if (t->type == JSON_ARRAY && t->len && u->len) return same_kind(t->kids[0], u->kids[0]);
