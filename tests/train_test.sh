@@ -4,6 +4,7 @@
 #     ISA / 2 threads gives the same bytes in every weight and config file;
 #   * 10 steps, then --resume to 20, and a run killed (SIGKILL) mid-way then resumed, equal the uninterrupted run;
 #   * the folder is a pipeline `locus generate` loads (same PNG bytes on both ISAs);
+#   * with sd15-tiny's configs the files have diffusers' tensor names, shapes and config bytes;
 #   * configs are refused with one error line for unknown keys and wrong types; a diverging run stops naming
 #     the step.
 # Usage: train_test.sh BUILD_DIR.  Prints "train_test: N passed, M failed" last; < 30 s on 2 cores.
@@ -88,6 +89,22 @@ cli_err "bad resolution" "multiples of the VAE factor 2" "$L" train vae --data "
 rc=$?
 if [ $rc -ne 0 ] && grep -q "loss is .* at step [0-9]*; stopped" "$tmp/err" && [ ! -e "$tmp/e6/vae/diffusion_pytorch_model.safetensors" ]; then ok
 else bad "diverging run (exit $rc): $(cat "$tmp/err")"; fi
+
+# 6. interop: with sd15-tiny's configs, every weight file has exactly the tensor names and shapes of the files
+#    diffusers / transformers wrote, and the config.json files are the same bytes (the VAE's up to its
+#    computed scaling_factor)
+G=tests/golden/pipelines/sd15-tiny
+"$L" train pipeline -o "$tmp/i" --text-config $G/text_encoder/config.json --vae-config $G/vae/config.json --unet-config $G/unet/config.json \
+  --data "$tmp/data" --vae-steps 1 --unet-steps 1 --batch-size 2 --quiet 2>"$tmp/i.err" || bad "sd15-tiny-shaped run: $(tail -1 "$tmp/i.err")"
+names() { "$L" tensors "$1" | awk 'NF == 3 {print $1, $3}' | sort; }
+for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/model; do
+  diff <(names "$tmp/i/$c.safetensors") <(names "$G/$c.safetensors") >/dev/null && ok || bad "$c.safetensors: names/shapes differ from diffusers'"
+done
+for c in unet/config.json text_encoder/config.json model_index.json scheduler/scheduler_config.json tokenizer/vocab.json tokenizer/merges.txt \
+         tokenizer/tokenizer_config.json tokenizer/special_tokens_map.json; do
+  cmp -s "$tmp/i/$c" "$G/$c" && ok || bad "$c differs from diffusers' file"
+done
+diff <(grep -v scaling_factor "$tmp/i/vae/config.json") <(grep -v scaling_factor $G/vae/config.json) >/dev/null && ok || bad "vae/config.json differs beyond scaling_factor"
 
 echo "train_test: $p passed, $f failed"
 [ $f = 0 ]
