@@ -143,6 +143,9 @@ int locus_train_unet(const locus_train_opts *o0) {
         st = locus_unet_denoiser(&s.m.den, u); /* owns u from here */
         if (!st) den_open = 1;
         u = NULL;
+    } else if (u) { /* a failed load has freed its parts */
+        free(u);
+        u = NULL;
     }
     locus_loader_set_plain_weights(0);
     if (st) goto out;
