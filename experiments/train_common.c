@@ -78,6 +78,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         if (i > 0 && !strcmp(argv[i], "--resume")) o->resume = 1;
         else if (i > 0 && !strcmp(argv[i], "--gradient-checkpointing")) o->grad_ckpt = 1;
         else if (i > 0 && !strcmp(argv[i], "--quiet")) o->quiet = 1;
+        else if (i > 0 && !strcmp(argv[i], "--fp16")) o->fp16 = 1;
         else av[ac++] = argv[i];
     }
     char cmd[64];
@@ -87,6 +88,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     if (rc == -1) {
         printf("  %-22s %s\n  %-22s %s\n", "--resume", "continue from OUT/train/<stage>.ckpt (same bits as an uninterrupted run)",
                "--gradient-checkpointing", "re-run blocks in the backward (less memory, same bits)");
+        printf("  %-22s %s\n", "--fp16", "write the component weights as F16 (checkpoints stay F32)");
         return 1;
     }
     if (rc) return rc;
@@ -405,11 +407,42 @@ void locus_train_init_torch(locus_loader *L, uint64_t seed) {
     }
 }
 
-locus_status locus_train_save_weights(const locus_grads *g, const char *path, const char *const *meta) {
+uint16_t locus_train_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* NaN (quiet) */
+    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7c00u);                      /* >= 65536 (and inf): inf */
+    if (ax < 0x38800000u) { /* below 2^-14: a binary16 subnormal (or zero) in units of 2^-24 */
+        uint32_t e = ax >> 23;
+        if (e < 102) return (uint16_t)sign; /* < 2^-25: rounds to zero */
+        uint32_t m = (ax & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)e; /* 14 .. 24 */
+        uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t h = (ax >> 13) - (112u << 10), rem = ax & 0x1fffu; /* rebias the exponent, keep 10 mantissa bits */
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* a carry into the exponent is the right rounding */
+    return (uint16_t)(sign | h);
+}
+
+locus_status locus_train_add_tensor(locus_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *x, size_t numel, int fp16) {
+    if (!fp16) return locus_st_writer_add(w, name, LOCUS_F32, ndim, shape, x);
+    uint16_t *h = malloc((numel ? numel : 1) * sizeof *h);
+    if (!h) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < numel; i++) h[i] = locus_train_f16(x[i]);
+    locus_status st = locus_st_writer_add(w, name, LOCUS_F16, ndim, shape, h);
+    free(h);
+    return st;
+}
+
+locus_status locus_train_save_weights(const locus_grads *g, const char *path, const char *const *meta, int fp16) {
     locus_st_writer *w = locus_st_writer_new();
     if (!w) return locus_fail(LOCUS_E_NOMEM, "out of memory");
     locus_status st = LOCUS_OK;
-    for (size_t i = 0; i < g->n && !st; i++) st = locus_st_writer_add(w, g->e[i].name, LOCUS_F32, g->e[i].ndim, g->e[i].shape, g->e[i].param);
+    for (size_t i = 0; i < g->n && !st; i++)
+        st = locus_train_add_tensor(w, g->e[i].name, g->e[i].ndim, g->e[i].shape, g->e[i].param, g->e[i].numel, fp16);
     for (int i = 0; meta && meta[i] && meta[i + 1] && !st; i += 2) st = locus_st_writer_add_meta(w, meta[i], meta[i + 1]);
     if (!st) st = locus_st_writer_save(w, path);
     locus_st_writer_free(w);

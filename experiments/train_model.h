@@ -23,6 +23,7 @@
 #include "../core/error.h"
 #include "../core/json.h"
 #include "../core/rng.h"
+#include "../core/safetensors.h"
 #include "../models/adamw.h"
 #include "../models/grads.h"
 #include "../models/loader.h"
@@ -30,7 +31,7 @@
 /* Options shared by the stages (0 / NULL = not given). */
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
-    int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet;
+    int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
     int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
     double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
     uint64_t seed;
@@ -80,9 +81,14 @@ locus_status locus_train_config_text(int kind, const char *user_path, const char
  * on every machine). */
 void locus_train_init_torch(locus_loader *L, uint64_t seed);
 
-/* Write every tracked parameter of g (names and shapes of the registry) as F32 to a safetensors file,
- * atomically; `meta` pairs (key, value, ..., NULL) go to __metadata__. */
-locus_status locus_train_save_weights(const locus_grads *g, const char *path, const char *const *meta);
+/* Write every tracked parameter of g (names and shapes of the registry) as F32 (fp16: F16, rounded to
+ * nearest even as torch's .half()) to a safetensors file, atomically; `meta` pairs (key, value, ..., NULL)
+ * go to __metadata__. */
+locus_status locus_train_save_weights(const locus_grads *g, const char *path, const char *const *meta, int fp16);
+/* Add x[numel] under name as F32, or as F16 when fp16 (converted with locus_train_f16). */
+locus_status locus_train_add_tensor(locus_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *x, size_t numel, int fp16);
+/* fp32 -> IEEE binary16 bits, round to nearest even (overflow to inf, subnormals, NaN kept quiet). */
+uint16_t locus_train_f16(float f);
 
 /* ---- the loop ---- */
 

@@ -46,7 +46,7 @@ static locus_status copy_file(const char *from, const char *to) {
 }
 
 /* CLIPTextModel weights from the config at cfg_path, initialised as transformers does. */
-static locus_status write_text_encoder(const char *cfg_path, const char *out, uint64_t seed) {
+static locus_status write_text_encoder(const char *cfg_path, const char *out, uint64_t seed, int fp16) {
     locus_json_doc doc;
     locus_status st = locus_json_parse_file(&doc, cfg_path);
     if (st) return st;
@@ -68,13 +68,13 @@ static locus_status write_text_encoder(const char *cfg_path, const char *out, ui
         int64_t sh_[2] = {r, c};                                                                 \
         locus_randn(seed * 1000003ull + (++k), buf, (size_t)((r) * (c)));                        \
         for (int64_t q_ = 0; q_ < (r) * (c); q_++) buf[q_] = (float)((double)buf[q_] * (sd));   \
-        if (!st) st = locus_st_writer_add(w, nm, LOCUS_F32, (c) ? 2 : 1, sh_, buf);              \
+        if (!st) st = locus_train_add_tensor(w, nm, (c) ? 2 : 1, sh_, buf, (size_t)((r) * (c)), fp16); \
     } while (0)
 #define CONST(nm, n, val)                                                                        \
     do {                                                                                         \
         int64_t sh_[1] = {n};                                                                    \
         for (int64_t q_ = 0; q_ < (n); q_++) buf[q_] = (val);                                   \
-        if (!st) st = locus_st_writer_add(w, nm, LOCUS_F32, 1, sh_, buf);                        \
+        if (!st) st = locus_train_add_tensor(w, nm, 1, sh_, buf, (size_t)(n), fp16);               \
     } while (0)
     NORMAL("text_model.embeddings.token_embedding.weight", V, D, rng * fac);
     NORMAL("text_model.embeddings.position_embedding.weight", P, D, rng * fac);
@@ -140,7 +140,7 @@ locus_status locus_train_skeleton(const locus_train_opts *o) {
     snprintf(q, sizeof q, "%s/text_encoder/model.safetensors", o->out);
     if (!st && !exists(q)) { /* config and weights together, the weights last (their presence means done) */
         st = locus_train_write_config(LOCUS_CFG_CLIP_TEXT, o->text_config, NULL, p);
-        if (!st) st = write_text_encoder(p, q, o->seed);
+        if (!st) st = write_text_encoder(p, q, o->seed, o->fp16);
     }
     return st;
 }
@@ -156,6 +156,7 @@ static int usage_train(FILE *f) {
             "                        with --data also trains vae/ then unet/ (each stage resumable)\n"
             "  options: --steps N --lr F --batch-size B --seed S --resolution WxH --weight-decay F --betas B1,B2 --eps F\n"
             "           --clip-grad F --warmup N --kl-weight 1e-6 --checkpoint-every N --resume --gradient-checkpointing --threads N\n"
+            "           --fp16 (weights written as F16; the text encoder too, so training and sampling read the same values)\n"
             "  Checkpoints, loss.csv and loss.png go to OUTDIR/train/; see docs/TRAINING.md.\n");
     return f == stderr ? 2 : 0;
 }

@@ -179,7 +179,7 @@ int locus_train_unet(const locus_train_opts *o0) {
     if ((st = locus_trainer_run(&t))) goto out;
     snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", dir);
     const char *meta[] = {"format", "pt", "locus_version", LOCUS_VERSION, NULL};
-    if ((st = locus_train_save_weights(&t.grads, wpath, meta))) goto out;
+    if ((st = locus_train_save_weights(&t.grads, wpath, meta, o.fp16))) goto out;
     fprintf(stderr, "locus: train unet: %d steps, final loss %.6f; wrote %s\n", o.steps, t.losses[o.steps - 1], dir);
     rc = 0;
 out:

@@ -156,7 +156,7 @@ int locus_train_vae(const locus_train_opts *o0) {
     snprintf(over, sizeof over, "{\"scaling_factor\": %.9g}", scale);
     snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", dir);
     const char *meta[] = {"format", "pt", "locus_version", LOCUS_VERSION, NULL};
-    if ((st = locus_train_write_config(LOCUS_CFG_VAE, o.config, over, cfg)) || (st = locus_train_save_weights(&t.grads, wpath, meta))) goto out;
+    if ((st = locus_train_write_config(LOCUS_CFG_VAE, o.config, over, cfg)) || (st = locus_train_save_weights(&t.grads, wpath, meta, o.fp16))) goto out;
     fprintf(stderr, "locus: train vae: %d steps, final loss %.6f; wrote %s (scaling_factor %.9g)\n", o.steps, t.losses[o.steps - 1], dir, scale);
     rc = 0;
 out:

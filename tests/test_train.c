@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../core/fileio.h"
+#include "../core/half.h"
 #include "../experiments/draw.h"
 #include "../experiments/train_model.h"
 #include "../models/vae.h"
@@ -124,6 +125,30 @@ static void test_init(void) {
     locus_vae_free(&v);
 }
 
+/* fp32 -> binary16 rounding (--fp16 weight files): every half round-trips, every midpoint between two
+ * neighbours goes to the even one and a float ulp either side to the nearer one, overflow, underflow. */
+static void test_f16(void) {
+    int bad_rt = 0, bad_mid = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) continue; /* NaN */
+        if (locus_train_f16(locus_f16_to_f32((uint16_t)h)) != h) bad_rt++;
+        uint32_t mag = h & 0x7fffu;
+        if (mag >= 0x7bffu) continue; /* the last finite value has no finite neighbour above */
+        float a = locus_f16_to_f32((uint16_t)h), b = locus_f16_to_f32((uint16_t)(h + 1));
+        float mid = (float)(((double)a + (double)b) / 2); /* exact: halves have 11 significant bits */
+        uint16_t even = (uint16_t)((h & 1) ? h + 1 : h);
+        if (locus_train_f16(mid) != even) bad_mid++;
+        if (locus_train_f16(nextafterf(mid, a)) != h || locus_train_f16(nextafterf(mid, b)) != h + 1) bad_mid++;
+    }
+    CHECK(bad_rt == 0, "f16: %d halves do not round-trip", bad_rt);
+    CHECK(bad_mid == 0, "f16: %d midpoints rounded wrongly", bad_mid);
+    CHECK(locus_train_f16(65519.996f) == 0x7bff && locus_train_f16(65520.0f) == 0x7c00 && locus_train_f16(1e9f) == 0x7c00, "f16 overflow");
+    CHECK(locus_train_f16(-INFINITY) == 0xfc00 && (locus_train_f16(NAN) & 0x7e00) == 0x7e00, "f16 inf / nan");
+    CHECK(locus_train_f16(1e-9f) == 0 && locus_train_f16(ldexpf(1.0f, -25)) == 0 && locus_train_f16(ldexpf(1.0001f, -25)) == 1 &&
+              locus_train_f16(-ldexpf(3.0f, -25)) == 0x8002, "f16 underflow / subnormal ties");
+    CHECK(locus_train_f16(1.0f) == 0x3c00 && locus_train_f16(0.1f) == 0x2e66 && locus_train_f16(-2.0f) == 0xc000, "f16 known values");
+}
+
 static void test_chart(void) {
     float y[300];
     for (int i = 0; i < 300; i++) y[i] = 1.0f / (1.0f + 0.05f * (float)i) + 0.01f * (float)(i % 7);
@@ -141,6 +166,7 @@ static void test_chart(void) {
 int main(void) {
     test_configs();
     test_init();
+    test_f16();
     test_chart();
     char p[256];
     snprintf(p, sizeof p, "/tmp/test_train_%d_u.json", (int)getpid());

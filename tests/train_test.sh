@@ -5,6 +5,7 @@
 #   * 10 steps, then --resume to 20, and a run killed (SIGKILL) mid-way then resumed, equal the uninterrupted run;
 #   * the folder is a pipeline `locus generate` loads (same PNG bytes on both ISAs);
 #   * with sd15-tiny's configs the files have diffusers' tensor names, shapes and config bytes;
+#   * --fp16 writes F16 weight files that generate reads;
 #   * configs are refused with one error line for unknown keys and wrong types; a diverging run stops naming
 #     the step.
 # Usage: train_test.sh BUILD_DIR.  Prints "train_test: N passed, M failed" last; < 30 s on 2 cores.
@@ -105,6 +106,13 @@ for c in unet/config.json text_encoder/config.json model_index.json scheduler/sc
   cmp -s "$tmp/i/$c" "$G/$c" && ok || bad "$c differs from diffusers' file"
 done
 diff <(grep -v scaling_factor "$tmp/i/vae/config.json") <(grep -v scaling_factor $G/vae/config.json) >/dev/null && ok || bad "vae/config.json differs beyond scaling_factor"
+
+# 7. --fp16: every weight file F16 (the text encoder's too: the UNet trained on what sampling reads); generate runs
+"$L" train pipeline -o "$tmp/h" "${common[@]}" --vae-steps 2 --unet-steps 2 --fp16 2>"$tmp/h.err" || bad "--fp16 run: $(tail -1 "$tmp/h.err")"
+for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/model; do
+  [ "$("$L" tensors "$tmp/h/$c.safetensors" | awk 'NF == 3 && $2 != "F16" && $2 != "I64"' | wc -l)" = 0 ] && ok || bad "--fp16: $c has non-F16 tensors"
+done
+"$L" generate --model "$tmp/h" --prompt 'A sign that says "STOP".' --width 32 --height 16 --steps 2 -o "$tmp/h.png" >/dev/null 2>&1 && ok || bad "generate with F16 weights"
 
 echo "train_test: $p passed, $f failed"
 [ $f = 0 ]
