@@ -212,22 +212,6 @@ void locus_train_image_f32(const locus_train_images *d, int i, float *out) {
         for (int c = 0; c < 3; c++) out[c * hw + k] = ((float)p[k * 3 + c] / 255.0f - 0.5f) / 0.5f;
 }
 
-int locus_train_example_at(int n, int64_t i, uint64_t seed, int *perm, int64_t *perm_epoch) {
-    int64_t e = i / n;
-    if (*perm_epoch != e) {
-        locus_mt19937 g;
-        locus_mt19937_seed(&g, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(e + 1)));
-        for (int k = 0; k < n; k++) perm[k] = k;
-        for (int k = n - 1; k > 0; k--) {
-            int j = (int)(locus_mt19937_next(&g) % (uint32_t)(k + 1)), t = perm[k];
-            perm[k] = perm[j];
-            perm[j] = t;
-        }
-        *perm_epoch = e;
-    }
-    return perm[i % n];
-}
-
 /* ---- config files ---- */
 
 static const char *TEMPLATE_VAE =

@@ -58,9 +58,7 @@ locus_status locus_train_images_load(locus_train_images *d, const char *dir, int
 void locus_train_images_free(locus_train_images *d);
 /* Example i as [3,H,W] in [-1, 1] ((v / 255 - 0.5) / 0.5, as the LoRA trainer's preprocessing). */
 void locus_train_image_f32(const locus_train_images *d, int i, float *out);
-/* Example at position i of the endless epoch sequence (a Fisher-Yates permutation per epoch from (seed,
- * epoch)); perm[n] is scratch, *perm_epoch caches the epoch it holds (start at -1). */
-int locus_train_example_at(int n, int64_t i, uint64_t seed, int *perm, int64_t *perm_epoch);
+/* The example order is the LoRA trainer's: locus_train_example_at (train_lora.h). */
 
 /* ---- diffusers config files ---- */
 

@@ -21,6 +21,7 @@
 #include "../simd/ops.h"
 #include "../simd/ops_bwd.h"
 #include "../simd/sleef_names.h"
+#include "train_lora.h"
 #include "train_model.h"
 
 typedef struct {

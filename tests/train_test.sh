@@ -8,7 +8,7 @@
 #   * --fp16 writes F16 weight files that generate reads;
 #   * configs are refused with one error line for unknown keys and wrong types; a diverging run stops naming
 #     the step.
-# Usage: train_test.sh BUILD_DIR.  Prints "train_test: N passed, M failed" last; < 30 s on 2 cores.
+# Usage: train_test.sh BUILD_DIR [OTHER_BUILD_DIR (another compiler: the same bytes)].  Prints "train_test: N passed, M failed" last; < 30 s on 2 cores.
 set -u
 B=${1:-build}
 L="$B/locus"
@@ -113,6 +113,12 @@ for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/m
   [ "$("$L" tensors "$tmp/h/$c.safetensors" | awk 'NF == 3 && $2 != "F16" && $2 != "I64"' | wc -l)" = 0 ] && ok || bad "--fp16: $c has non-F16 tensors"
 done
 "$L" generate --model "$tmp/h" --prompt 'A sign that says "STOP".' --width 32 --height 16 --steps 2 -o "$tmp/h.png" >/dev/null 2>&1 && ok || bad "generate with F16 weights"
+
+# 8. another compiler's build (optional second argument, e.g. build-clang): the same bytes as run 1
+if [ -n "${2:-}" ] && [ -x "$2/locus" ]; then
+  LOCUS_THREADS=2 "$2/locus" train pipeline -o "$tmp/x" "${common[@]}" --vae-steps 20 --unet-steps 20 2>"$tmp/x.err" || bad "$2 run: $(tail -1 "$tmp/x.err")"
+  if same "$tmp/a" "$tmp/x" "$B vs $2"; then ok; else bad "weights differ between $B and $2"; fi
+fi
 
 echo "train_test: $p passed, $f failed"
 [ $f = 0 ]
