@@ -19,6 +19,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallopt */
+#endif
 
 #include "../core/fileio.h"
 #include "../core/safetensors.h"
@@ -168,6 +171,15 @@ int locus_cmd_train(int argc, char **argv) {
         fprintf(stderr, "locus train: unknown stage '%s' (vae, unet or pipeline)\n", what);
         return 2;
     }
+#ifdef __GLIBC__
+    /* Every training step allocates and frees the same activation buffers.  By default glibc serves large
+     * ones with mmap and returns them on free, so the kernel faults in and zeroes fresh pages every step
+     * (~18% of a step's CPU time, mostly system time, on the signs UNet).  Keep them in the heap instead;
+     * allocation never changes any result. */
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+    mallopt(M_TOP_PAD, 64 * 1024 * 1024);
+#endif
     locus_train_opts o;
     locus_train_opts_defaults(&o);
     int rc = locus_train_opts_parse(&o, argc - 1, argv + 1, what);
