@@ -28,11 +28,12 @@ void locus_train_opts_defaults(locus_train_opts *o) {
     o->batch_size = 8; o->ckpt_every = 100; o->kl_weight = 1e-6; o->cfg_dropout = 0.1;
     o->lr = -1; /* the stage's default */
     o->tokenizer = "tests/golden/pipelines/sd15-tiny/tokenizer";
+    o->samples = 4;
 }
 
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *res, *text_config, *vae_config, *unet_config;
-    long long steps, batch, ckpt, threads, warmup, seed, vae_steps, unet_steps, vae_batch, unet_batch;
+    long long steps, batch, ckpt, threads, warmup, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
     double lr, wd, eps, clip, kl, drop;
     const char *betas;
 } raw_opts;
@@ -65,11 +66,12 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_F(raw_opts, "--cfg-dropout", drop, 0, 1, "unet: probability of the empty caption (0.1)"),
         LOCUS_OPT_I(raw_opts, "--checkpoint-every", ckpt, 0, 100000000, "steps between checkpoints (100; 0 = only at the end)"),
         LOCUS_OPT_I(raw_opts, "--threads", threads, 1, 1024, "threads (default: all cores; results do not change)"),
+        LOCUS_OPT_I(raw_opts, "--samples", samples, 0, 16, "pictures at each checkpoint: reconstructions / samples of N images or captions (4; 0 = none)"),
     };
     raw_opts r;
     memset(&r, 0, sizeof r);
     r.lr = -1; r.wd = o->wd; r.eps = o->eps; r.clip = o->clip; r.kl = o->kl_weight; r.drop = o->cfg_dropout;
-    r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.tokenizer = o->tokenizer; r.seed = (long long)o->seed;
+    r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.samples = o->samples; r.tokenizer = o->tokenizer; r.seed = (long long)o->seed;
     /* flags without a value are taken out first */
     char **av = malloc((size_t)(argc + 1) * sizeof *av);
     if (!av) { fprintf(stderr, "locus train %s: out of memory\n", what); return 2; }
@@ -96,7 +98,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     o->text_config = r.text_config; o->vae_config = r.vae_config; o->unet_config = r.unet_config;
     o->steps = (int)r.steps; o->batch_size = (int)r.batch; o->ckpt_every = (int)r.ckpt; o->threads = (int)r.threads;
     o->warmup = (int)r.warmup; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
-    o->kl_weight = r.kl; o->cfg_dropout = r.drop;
+    o->kl_weight = r.kl; o->cfg_dropout = r.drop; o->samples = (int)r.samples;
     o->vae_steps = (int)r.vae_steps; o->unet_steps = (int)r.unet_steps; o->vae_batch = (int)r.vae_batch; o->unet_batch = (int)r.unet_batch;
     if (r.betas) {
         char *end;

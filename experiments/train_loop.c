@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/fileio.h"
+#include "../core/png.h"
 #include "../core/safetensors.h"
 #include "../core/strbuf.h"
 #include "draw.h"
@@ -164,6 +165,7 @@ locus_status locus_trainer_run(locus_trainer *t) {
         t->losses[step - 1] = loss;
         if ((o->ckpt_every > 0 && step % o->ckpt_every == 0) || step == o->steps) {
             if ((st = checkpoint_save(t, step)) || (st = write_curves(t, step))) return st;
+            if (t->on_checkpoint && (st = t->on_checkpoint(t, step))) return st;
         }
         clock_gettime(CLOCK_MONOTONIC, &w1);
         double el = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
@@ -175,4 +177,22 @@ locus_status locus_trainer_run(locus_trainer *t) {
         }
     }
     return LOCUS_OK;
+}
+
+locus_status locus_train_save_grid(const char *path, const float *imgs, int rows, int n, int H, int W) {
+    const int gap = 2;
+    int GW = n * W + (n + 1) * gap, GH = rows * H + (rows + 1) * gap;
+    uint8_t *g = malloc((size_t)GW * GH * 3), *one = malloc((size_t)W * H * 3); /* grid, one HWC image */
+    if (!g || !one) { free(g); free(one); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+    memset(g, 255, (size_t)GW * GH * 3);
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++) {
+            locus_image_to_u8(imgs + ((size_t)r * n + i) * 3 * H * W, H, W, one);
+            int x0 = gap + i * (W + gap), y0 = gap + r * (H + gap);
+            for (int y = 0; y < H; y++) memcpy(g + ((size_t)(y0 + y) * GW + x0) * 3, one + (size_t)y * W * 3, (size_t)W * 3);
+        }
+    locus_status st = locus_png_write(path, g, GW, GH, 3, NULL, 0);
+    free(g);
+    free(one);
+    return st;
 }

@@ -33,6 +33,7 @@ typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
     int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
     int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
+    int samples;      /* progress pictures at checkpoints: images / prompts (4; 0 = none) */
     double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
     uint64_t seed;
 } locus_train_opts;
@@ -103,6 +104,9 @@ struct locus_trainer {
     locus_mt19937 rng;       /* batch randomness; its position is checkpointed */
     float *losses;           /* [o->steps] */
     locus_train_eval_fn eval;
+    /* after every checkpoint (may be NULL): progress pictures, OUT/train/<stage>_step<N>.png; must not touch
+     * the trainer's state (its randomness is its own) */
+    locus_status (*on_checkpoint)(locus_trainer *t, int64_t step);
     void *ctx;               /* the stage's state */
     char settings[2048];     /* what --resume must match */
     char workdir[4200];      /* OUT/train: checkpoint, loss.png, loss.csv */
@@ -115,9 +119,12 @@ locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, con
                                 const char *const *buffers);
 void locus_trainer_free(locus_trainer *t);
 /* Run steps start+1 .. o->steps (resuming from the checkpoint when o->resume and it exists), checkpoint every
- * o->ckpt_every steps and at the end, loss.png and loss.csv at every checkpoint.  A non-finite loss stops with
+ * o->ckpt_every steps and at the end, loss.png, loss.csv and on_checkpoint's pictures at every checkpoint.  A non-finite loss stops with
  * an error naming the step (the last checkpoint is left intact). */
 locus_status locus_trainer_run(locus_trainer *t);
+
+/* A picture grid: n images [3,H,W] in [-1,1] per row, `rows` rows (row-major in imgs), 2-pixel gaps, as a PNG. */
+locus_status locus_train_save_grid(const char *path, const float *imgs, int rows, int n, int H, int W);
 
 /* ---- commands ---- */
 int locus_cmd_train(int argc, char **argv);

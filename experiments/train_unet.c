@@ -31,7 +31,40 @@ typedef struct {
     locus_train_model m;  /* the denoiser, its scheduler and objective */
     float *null_ctx;      /* [S,D] embedding of the empty caption */
     int B;
+    locus_vae v;          /* the frozen VAE (progress pictures decode with it) */
+    int has_v;
+    locus_scheduler sample_sched; /* a second copy of the scheduler for sampling pictures */
+    int has_sample_sched;
 } unet_stage;
+
+/* Progress picture at a checkpoint: the first --samples distinct training captions, sampled as `locus
+ * generate` does (DDIM, 20 steps, guidance 7.5 against the empty caption; noise randn(seed 1000 + i)) and
+ * decoded -> OUT/train/unet_step<N>.png.  Independent of the trainer's generator. */
+static locus_status unet_pictures(locus_trainer *t, int64_t step) {
+    unet_stage *s = t->ctx;
+    const locus_train_data *d = &s->d;
+    int n = d->nprompts < t->o->samples ? d->nprompts : t->o->samples;
+    if (n <= 0 || !s->has_v || !s->has_sample_sched) return LOCUS_OK;
+    int f = 1 << (s->v.nblocks - 1), H = d->h * f, W = d->w * f;
+    size_t nl = (size_t)d->C * d->h * d->w, ni = (size_t)3 * H * W;
+    float *lat = locus_alloc(nl * 4), *z = locus_alloc(nl * 4), *img = locus_alloc(n * ni * 4); /* [C,h,w] x2, [n,3,H,W] */
+    locus_status st = !lat || !z || !img ? locus_fail(LOCUS_E_NOMEM, "out of memory") : LOCUS_OK;
+    for (int i = 0; i < n && !st; i++) {
+        locus_randn(1000 + (uint64_t)i, lat, nl);
+        for (size_t k = 0; k < nl; k++) lat[k] *= s->sample_sched.init_noise_sigma;
+        locus_cond un = {s->null_ctx, NULL}, co = {d->ctx + (size_t)i * d->S * d->D, NULL};
+        st = locus_sample(&s->m.den, &s->sample_sched, 20, 7.5f, lat, d->h, d->w, &un, &co, d->S, NULL, NULL);
+        for (size_t k = 0; k < nl && !st; k++) z[k] = lat[k] / d->scaling + d->shift;
+        if (!st) locus_vae_decode(&s->v, z, 1, d->h, d->w, img + i * ni, NULL);
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/unet_step%lld.png", t->workdir, (long long)step);
+    if (!st) st = locus_train_save_grid(path, img, 1, n, H, W);
+    locus_free(lat);
+    locus_free(z);
+    locus_free(img);
+    return st;
+}
 
 static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
     unet_stage *s = t->ctx;
@@ -55,9 +88,6 @@ static locus_status encode_data(unet_stage *s, const char *base, const locus_tra
     memset(&p, 0, sizeof p);
     p.kind = LOCUS_PIPE_SD;
     snprintf(p.dir, sizeof p.dir, "%s", base);
-    locus_vae v;
-    memset(&v, 0, sizeof v);
-    int has_v = 0;
     locus_status st;
     snprintf(c, sizeof c, "%s/text_encoder", base);
     if ((st = locus_textenc_load(&p.text, c))) return locus_fail(st, "--base %s: text encoder: %s", base, locus_errmsg());
@@ -65,13 +95,14 @@ static locus_status encode_data(unet_stage *s, const char *base, const locus_tra
     snprintf(c, sizeof c, "%s/tokenizer", base);
     if ((st = locus_clip_tok_load(&p.tok, c))) { st = locus_fail(st, "--base %s: tokenizer: %s", base, locus_errmsg()); goto done; }
     snprintf(c, sizeof c, "%s/vae", base);
-    if ((st = locus_vae_load(&v, c))) { st = locus_fail(st, "--base %s: vae: %s (train it first: locus train vae)", base, locus_errmsg()); goto done; }
-    has_v = 1;
-    int f = 1 << (v.nblocks - 1), H = img->H, W = img->W;
+    if ((st = locus_vae_load(&s->v, c))) { st = locus_fail(st, "--base %s: vae: %s (train it first: locus train vae)", base, locus_errmsg()); goto done; }
+    s->has_v = 1; /* kept for the progress pictures; freed with the stage */
+    const locus_vae *v = &s->v;
+    int f = 1 << (v->nblocks - 1), H = img->H, W = img->W;
     if (H % f || W % f) { st = locus_fail(LOCUS_E_ARG, "images of %dx%d are not multiples of the VAE factor %d", W, H, f); goto done; }
     locus_train_data *d = &s->d;
-    d->n = img->n; d->C = v.latent_channels; d->h = H / f; d->w = W / f;
-    d->scaling = v.scaling_factor; d->shift = v.shift_factor;
+    d->n = img->n; d->C = v->latent_channels; d->h = H / f; d->w = W / f;
+    d->scaling = v->scaling_factor; d->shift = v->shift_factor;
     d->D = p.text.D; d->S = p.text.maxpos < 77 ? p.text.maxpos : 77; d->P = 0;
     size_t lat = (size_t)d->C * d->h * d->w;
     const int EB = 8; /* images per encoder call */
@@ -83,7 +114,7 @@ static locus_status encode_data(unet_stage *s, const char *base, const locus_tra
     for (int i0 = 0; i0 < d->n; i0 += EB) {
         int nb = d->n - i0 < EB ? d->n - i0 : EB;
         for (int i = 0; i < nb; i++) locus_train_image_f32(img, i0 + i, x + (size_t)i * 3 * H * W);
-        locus_vae_encode(&v, x, nb, H, W, d->mean + (size_t)i0 * lat, lv, NULL);
+        locus_vae_encode(v, x, nb, H, W, d->mean + (size_t)i0 * lat, lv, NULL);
         for (size_t k = 0; k < (size_t)nb * lat; k++) d->std[(size_t)i0 * lat + k] = LOCUS_EXPF_1(0.5f * lv[k]);
     }
     locus_free(x);
@@ -105,7 +136,6 @@ static locus_status encode_data(unet_stage *s, const char *base, const locus_tra
     if (!st && !(s->null_ctx = malloc(sd * sizeof(float)))) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
     if (!st) st = locus_pipeline_encode_prompt(&p, "", s->null_ctx, &T);
 done:
-    if (has_v) locus_vae_free(&v);
     if (p.tok) locus_clip_tok_free(p.tok);
     locus_textenc_free(&p.text);
     return st;
@@ -173,7 +203,12 @@ int locus_train_unet(const locus_train_opts *o0) {
              "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
              o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout);
     t.eval = unet_eval;
+    t.on_checkpoint = unet_pictures;
     t.ctx = &s;
+    if (o.samples > 0) {
+        if ((st = locus_scheduler_load(&s.sample_sched, sched))) goto out;
+        s.has_sample_sched = 1;
+    }
     fprintf(stderr, "locus: train unet: %d images (%d captions) -> latents %dx%dx%d, text %dx%d, %zu parameters, %d steps of %d\n", s.d.n,
             s.d.nprompts, s.d.C, s.d.h, s.d.w, s.d.S, s.d.D, s.m.den.params, o.steps, o.batch_size);
     if ((st = locus_trainer_run(&t))) goto out;
@@ -191,6 +226,8 @@ out:
     if (u) { locus_unet_free(u); free(u); }
     if (den_open) locus_denoiser_close(&s.m.den);
     if (sched_open) locus_scheduler_free(&s.m.sched);
+    if (s.has_sample_sched) locus_scheduler_free(&s.sample_sched);
+    if (s.has_v) locus_vae_free(&s.v);
     locus_train_images_free(&img);
     return rc;
 }

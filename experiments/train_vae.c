@@ -88,6 +88,26 @@ done:
     return st;
 }
 
+/* Progress picture at a checkpoint: the first --samples training images over their reconstructions
+ * decode(mean) -> OUT/train/vae_step<N>.png. */
+static locus_status vae_pictures(locus_trainer *t, int64_t step) {
+    const vae_stage *s = t->ctx;
+    int n = s->img.n < t->o->samples ? s->img.n : t->o->samples, H = s->img.H, W = s->img.W, h = H / s->f, w = W / s->f;
+    if (t->o->samples == 0) return LOCUS_OK;
+    size_t ni = (size_t)3 * H * W, nl = (size_t)s->v.latent_channels * h * w;
+    float *img = locus_alloc(2 * n * ni * 4), *mu = locus_alloc(n * nl * 4); /* [2,n,3,H,W] originals, reconstructions; [n,L,h,w] */
+    if (!img || !mu) { locus_free(img); locus_free(mu); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+    for (int i = 0; i < n; i++) locus_train_image_f32(&s->img, i, img + i * ni);
+    locus_vae_encode(&s->v, img, n, H, W, mu, NULL, NULL);
+    locus_vae_decode(&s->v, mu, n, h, w, img + n * ni, NULL);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/vae_step%lld.png", t->workdir, (long long)step);
+    locus_status st = locus_train_save_grid(path, img, 2, n, H, W);
+    locus_free(img);
+    locus_free(mu);
+    return st;
+}
+
 /* 1 / std of the posterior means over (up to 256 of) the images: the latent scaling diffusers' pipelines
  * apply, chosen so the denoiser sees unit-variance latents (two-pass mean / variance in double). */
 static double latent_scale(const vae_stage *s) {
@@ -148,6 +168,7 @@ int locus_train_vae(const locus_train_opts *o0) {
              "warmup=%d;batch=%d;seed=%llu;kl=%.17g", o.data, s.img.n, s.img.W, s.img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps, o.clip, o.warmup,
              o.batch_size, (unsigned long long)o.seed, o.kl_weight);
     t.eval = vae_eval;
+    t.on_checkpoint = vae_pictures;
     t.ctx = &s;
     fprintf(stderr, "locus: train vae: %d images %dx%d, %zu parameters, latent %dx%dx%d, %d steps of %d\n", s.img.n, s.img.W, s.img.H, s.v.L.nparams,
             s.v.latent_channels, s.img.H / s.f, s.img.W / s.f, o.steps, o.batch_size);

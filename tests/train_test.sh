@@ -2,6 +2,7 @@
 # train_test.sh — `locus train` end to end on a tiny synthetic sign set (8 images of 32x16):
 #   * a pipeline (20 VAE steps + 20 UNet steps) trained with LOCUS_ISA=scalar / 1 thread and with the best
 #     ISA / 2 threads gives the same bytes in every weight and config file;
+#   * the loss curves and the progress pictures (reconstructions, samples) are the same bytes too;
 #   * 10 steps, then --resume to 20, and a run killed (SIGKILL) mid-way then resumed, equal the uninterrupted run;
 #   * the folder is a pipeline `locus generate` loads (same PNG bytes on both ISAs);
 #   * with sd15-tiny's configs the files have diffusers' tensor names, shapes and config bytes;
@@ -24,7 +25,7 @@ if ! "$L" dataset signs --words "$tmp/words.txt" --n 8 --size 32x16 --min-letter
   echo "train_test: 0 passed, 1 failed"; exit 1
 fi
 common=(--text-config zoo/configs/tiny-text.json --vae-config zoo/configs/tiny-vae.json --unet-config zoo/configs/tiny-unet.json
-        --data "$tmp/data" --batch-size 4 --seed 3 --quiet)
+        --data "$tmp/data" --batch-size 4 --seed 3 --quiet --samples 0)
 files="vae/diffusion_pytorch_model.safetensors vae/config.json unet/diffusion_pytorch_model.safetensors unet/config.json
        text_encoder/model.safetensors text_encoder/config.json model_index.json scheduler/scheduler_config.json tokenizer/vocab.json"
 same() { # dirA dirB what
@@ -34,17 +35,17 @@ same() { # dirA dirB what
 }
 
 # 1. the same bits for scalar / 1 thread and the best ISA / 2 threads
-LOCUS_ISA=scalar LOCUS_THREADS=1 "$L" train pipeline -o "$tmp/a" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 5 2>"$tmp/a.err" || bad "scalar run: $(tail -1 "$tmp/a.err")"
-LOCUS_ISA=$best LOCUS_THREADS=2 "$L" train pipeline -o "$tmp/b" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 7 2>"$tmp/b.err" || bad "$best run: $(tail -1 "$tmp/b.err")"
+LOCUS_ISA=scalar LOCUS_THREADS=1 "$L" train pipeline -o "$tmp/a" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 10 --samples 1 2>"$tmp/a.err" || bad "scalar run: $(tail -1 "$tmp/a.err")"
+LOCUS_ISA=$best LOCUS_THREADS=2 "$L" train pipeline -o "$tmp/b" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 7 --samples 1 2>"$tmp/b.err" || bad "$best run: $(tail -1 "$tmp/b.err")"
 if same "$tmp/a" "$tmp/b" "scalar/1 vs $best/2"; then ok; else bad "weights differ between scalar/1 thread and $best/2 threads"; fi
-for x in train/vae_loss.png train/unet_loss.png train/vae_loss.csv train/unet_loss.csv; do
+for x in train/vae_loss.png train/unet_loss.png train/vae_loss.csv train/unet_loss.csv train/vae_step20.png train/unet_step20.png; do
   [ -s "$tmp/a/$x" ] && cmp -s "$tmp/a/$x" "$tmp/b/$x" && ok || bad "$x missing or different"
 done
 [ "$(wc -l <"$tmp/a/train/unet_loss.csv")" = 21 ] && ok || bad "unet_loss.csv has not 20 steps"
 
 # 2. resume: VAE 10 steps then --resume to 20; UNet 10 steps then --resume to 20 (on the same 20-step VAE)
-"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 3 --quiet --steps 10 2>/dev/null || bad "10-step vae"
-"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 3 --quiet --steps 20 --resume 2>/dev/null || bad "resumed vae"
+"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 3 --quiet --samples 0 --steps 10 2>/dev/null || bad "10-step vae"
+"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 3 --quiet --samples 0 --steps 20 --resume 2>/dev/null || bad "resumed vae"
 cmp -s "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/c/vae/diffusion_pytorch_model.safetensors" && ok || bad "vae: 10 steps + --resume to 20 differs"
 "$L" train pipeline -o "$tmp/d" "${common[@]}" --vae-steps 20 --unet-steps 10 2>/dev/null || bad "10-step unet"
 "$L" train pipeline -o "$tmp/d" "${common[@]}" --vae-steps 20 --unet-steps 20 --resume 2>/dev/null || bad "resumed pipeline"
@@ -96,7 +97,7 @@ else bad "diverging run (exit $rc): $(cat "$tmp/err")"; fi
 #    computed scaling_factor)
 G=tests/golden/pipelines/sd15-tiny
 "$L" train pipeline -o "$tmp/i" --text-config $G/text_encoder/config.json --vae-config $G/vae/config.json --unet-config $G/unet/config.json \
-  --data "$tmp/data" --vae-steps 1 --unet-steps 1 --batch-size 2 --quiet 2>"$tmp/i.err" || bad "sd15-tiny-shaped run: $(tail -1 "$tmp/i.err")"
+  --data "$tmp/data" --vae-steps 1 --unet-steps 1 --batch-size 2 --quiet --samples 0 2>"$tmp/i.err" || bad "sd15-tiny-shaped run: $(tail -1 "$tmp/i.err")"
 names() { "$L" tensors "$1" | awk 'NF == 3 {print $1, $3}' | sort; }
 for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/model; do
   diff <(names "$tmp/i/$c.safetensors") <(names "$G/$c.safetensors") >/dev/null && ok || bad "$c.safetensors: names/shapes differ from diffusers'"
