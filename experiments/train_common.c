@@ -26,7 +26,7 @@ void locus_train_opts_defaults(locus_train_opts *o) {
     memset(o, 0, sizeof *o);
     o->wd = 1e-2; o->b1 = 0.9; o->b2 = 0.999; o->eps = 1e-8; o->clip = 1.0;
     o->batch_size = 8; o->ckpt_every = 100; o->kl_weight = 1e-6; o->cfg_dropout = 0.1;
-    o->lr = -1; /* the stage's default */
+    o->lr = o->vae_lr = o->unet_lr = -1; /* the stage's default */
     o->tokenizer = "tests/golden/pipelines/sd15-tiny/tokenizer";
     o->samples = 4;
 }
@@ -34,7 +34,7 @@ void locus_train_opts_defaults(locus_train_opts *o) {
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *res, *text_config, *vae_config, *unet_config;
     long long steps, batch, ckpt, threads, warmup, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
-    double lr, wd, eps, clip, kl, drop;
+    double lr, wd, eps, clip, kl, drop, vae_lr, unet_lr;
     const char *betas;
 } raw_opts;
 
@@ -56,6 +56,8 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_I(raw_opts, "--vae-batch-size", vae_batch, 1, 4096, "pipeline: VAE batch"),
         LOCUS_OPT_I(raw_opts, "--unet-batch-size", unet_batch, 1, 4096, "pipeline: UNet batch"),
         LOCUS_OPT_F(raw_opts, "--lr", lr, 0, 10, "learning rate (vae 1e-4, unet 1e-3)"),
+        LOCUS_OPT_F(raw_opts, "--vae-lr", vae_lr, 0, 10, "pipeline: VAE learning rate (default --lr, else 1e-4)"),
+        LOCUS_OPT_F(raw_opts, "--unet-lr", unet_lr, 0, 10, "pipeline: UNet learning rate (default --lr, else 1e-3)"),
         LOCUS_OPT_F(raw_opts, "--weight-decay", wd, 0, 10, "AdamW weight decay (1e-2)"),
         LOCUS_OPT_S(raw_opts, "--betas", betas, "AdamW B1,B2 (0.9,0.999)"),
         LOCUS_OPT_F(raw_opts, "--eps", eps, 1e-30, 1, "AdamW eps (1e-8)"),
@@ -70,7 +72,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     };
     raw_opts r;
     memset(&r, 0, sizeof r);
-    r.lr = -1; r.wd = o->wd; r.eps = o->eps; r.clip = o->clip; r.kl = o->kl_weight; r.drop = o->cfg_dropout;
+    r.lr = -1; r.vae_lr = -1; r.unet_lr = -1; r.wd = o->wd; r.eps = o->eps; r.clip = o->clip; r.kl = o->kl_weight; r.drop = o->cfg_dropout;
     r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.samples = o->samples; r.tokenizer = o->tokenizer; r.seed = (long long)o->seed;
     /* flags without a value are taken out first */
     char **av = malloc((size_t)(argc + 1) * sizeof *av);
@@ -97,7 +99,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     o->data = r.data; o->config = r.config; o->out = r.out; o->base = r.base; o->tokenizer = r.tokenizer;
     o->text_config = r.text_config; o->vae_config = r.vae_config; o->unet_config = r.unet_config;
     o->steps = (int)r.steps; o->batch_size = (int)r.batch; o->ckpt_every = (int)r.ckpt; o->threads = (int)r.threads;
-    o->warmup = (int)r.warmup; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
+    o->warmup = (int)r.warmup; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->vae_lr = r.vae_lr; o->unet_lr = r.unet_lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
     o->kl_weight = r.kl; o->cfg_dropout = r.drop; o->samples = (int)r.samples;
     o->vae_steps = (int)r.vae_steps; o->unet_steps = (int)r.unet_steps; o->vae_batch = (int)r.vae_batch; o->unet_batch = (int)r.unet_batch;
     if (r.betas) {

@@ -35,6 +35,7 @@ typedef struct {
     int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
     int samples;      /* progress pictures at checkpoints: images / prompts (4; 0 = none) */
     double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
+    double vae_lr, unet_lr; /* train pipeline: per-stage learning rates (< 0: --lr or the stage's default) */
     uint64_t seed;
 } locus_train_opts;
 

@@ -154,7 +154,7 @@ static int usage_train(FILE *f) {
             "       locus train unet --data DIR -o OUTDIR [--base DIR (default OUTDIR)] [--config UNET_CONFIG.json]\n"
             "                        [--cfg-dropout 0.1] [options]   UNet2DConditionModel on the base's VAE latents -> OUTDIR/unet\n"
             "       locus train pipeline -o OUTDIR [--text-config C] [--tokenizer DIR] [--data DIR --vae-config C --unet-config C\n"
-            "                        --vae-steps N --unet-steps N --vae-batch-size B --unet-batch-size B] [options]\n"
+            "                        --vae-steps N --unet-steps N --vae-batch-size B --unet-batch-size B --vae-lr F --unet-lr F] [options]\n"
             "                        the diffusers pipeline folder (model_index.json, scheduler/, tokenizer/, frozen text_encoder/);\n"
             "                        with --data also trains vae/ then unet/ (each stage resumable)\n"
             "  options: --steps N --lr F --batch-size B --seed S --resolution WxH --weight-decay F --betas B1,B2 --eps F\n"
@@ -194,6 +194,8 @@ int locus_cmd_train(int argc, char **argv) {
     if (!o.vae_config) { fprintf(stderr, "locus train pipeline: --data needs --vae-config (and --unet-config)\n"); return 2; }
     locus_train_opts ov = o, ou = o;
     ov.config = o.vae_config; ov.steps = o.vae_steps; ov.batch_size = o.vae_batch ? o.vae_batch : o.batch_size;
+    if (o.vae_lr >= 0) ov.lr = o.vae_lr;
+    if (o.unet_lr >= 0) ou.lr = o.unet_lr;
     ou.config = o.unet_config; ou.steps = o.unet_steps; ou.batch_size = o.unet_batch ? o.unet_batch : o.batch_size; ou.base = o.out;
     if ((rc = locus_train_vae(&ov))) return rc;
     return locus_train_unet(&ou);
