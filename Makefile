@@ -24,7 +24,8 @@ SLEEF_INC ?=
 PNG_LIB  ?= -lpng
 OCR_LIB  ?= -ltesseract
 # FreeType (locus dataset signs): Debian's libfreetype-dev; the fallback path serves a first build before it is installed
-FT_CFLAGS ?= $(or $(shell pkg-config --cflags freetype2 2>/dev/null),-I/usr/include/freetype2)
+FT_CFLAGS_PKG := $(or $(shell pkg-config --cflags freetype2 2>/dev/null),-I/usr/include/freetype2)
+FT_CFLAGS ?= $(FT_CFLAGS_PKG)
 FT_LIB   ?= -lfreetype
 LDLIBS    = -lsleef $(PNG_LIB) $(OCR_LIB) $(FT_LIB) -lm -fopenmp $(EXTRA_LDLIBS)
 ARCH     := $(shell $(CC) -dumpmachine | cut -d- -f1)
@@ -123,7 +124,9 @@ $(BUILD)/bench_kernels: $(BUILD)/obj/benchmarks/bench_kernels.o $(BUILD)/liblocu
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(BENCH_LIBS) $(LDLIBS)
 $(BUILD)/bench_models: $(BUILD)/obj/benchmarks/bench_models.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
-bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models
+$(BUILD)/bench_train: $(BUILD)/obj/benchmarks/bench_train.o $(BUILD)/liblocus.a
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models $(BUILD)/bench_train
 	@bash benchmarks/run_bench.sh $(BUILD)
 
 # ---- fuzzing (clang + libFuzzer) ----

@@ -14,4 +14,8 @@ for t in 1 2; do "$B/bench_kernels" $t || echo "bench_kernels $t failed"; done
 # weights; reference on this machine: UNet pair PyTorch CPU + OpenBLAS SkylakeX 1.82 s, stable-diffusion.cpp
 # 3.42 s; SD3-medium pair 3.81 s / 8.3 s
 for t in 1 2; do "$B/bench_models" $t || echo "bench_models $t failed"; done
+# training: SD1.5-sized UNet forward + backward at 256x256 (batch 2 with every parameter's gradient, with and
+# without per-block checkpointing; LoRA rank 64 on every cross-attention, batch 2 and batch 1 with
+# checkpointing: the paper's LoRA set-up), 2 threads; the ratio is fwd+bwd / inference forward
+for m in "full 2" "full-ckpt 2" "lora 2" "lora-ckpt 1"; do "$B/bench_train" 2 $m || echo "bench_train $m failed"; done
 exit 0

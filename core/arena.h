@@ -1,51 +1,38 @@
-/* arena.h — 64-byte aligned bump allocation with a planning pass.
+/* arena.h — 64-byte aligned heap allocation with live/peak byte accounting.
  *
- * A model's forward pass allocates all activations from one arena.  Run the same allocation sequence once
- * with a planning arena (locus_arena_plan) to learn the exact byte count, then create the real arena with
- * that size: no allocation happens while the model runs, and peak memory is known before it starts.
- * Marks (locus_arena_mark / locus_arena_reset) free everything allocated after a mark.
+ * Every model buffer (weights, packed weights, activations, scratch of the threaded kernels) comes from
+ * locus_alloc and goes back with locus_free; a 64-byte header before each block records its size, so the
+ * bytes held at any moment (locus_mem_live) and the most held at once (locus_mem_peak) are exact.  The
+ * forwards allocate their activations as they go and free them as soon as they are dead; there is no
+ * planned arena (an earlier bump arena was used only by its own test and is gone).  How much a run will need
+ * is estimated up front by locus_pipeline_peak_estimate (models/pipeline.c), which tests check against
+ * locus_mem_peak on real runs.
  */
 #ifndef LOCUS_ARENA_H
 #define LOCUS_ARENA_H
 
 #include <stddef.h>
 
-#include "error.h"
-
 #define LOCUS_ALIGN 64
 
-typedef struct {
-    unsigned char *base; /* NULL in a planning arena */
-    size_t cap;          /* bytes available (SIZE_MAX when planning) */
-    size_t used;         /* bytes handed out so far */
-    size_t peak;         /* high-water mark of `used` */
-} locus_arena;
-
-/* A planning arena: allocations return NULL-based fake pointers' offsets are tracked but nothing is
- * allocated; read `peak` afterwards. */
-void locus_arena_plan(locus_arena *a);
-
-/* Allocate `cap` bytes (rounded up to 64) for real.  Returns LOCUS_E_NOMEM with a message on failure. */
-locus_status locus_arena_init(locus_arena *a, size_t cap);
-
-void locus_arena_free(locus_arena *a);
-
-/* Allocate n bytes, 64-byte aligned.  Returns NULL (and records a message) if the arena is full; in a
- * planning arena returns a non-dereferenceable non-NULL token. */
-void *locus_arena_alloc(locus_arena *a, size_t n);
-
-/* Allocate n floats, 64-byte aligned. */
-static inline float *locus_arena_floats(locus_arena *a, size_t n) { return (float *)locus_arena_alloc(a, n * sizeof(float)); }
-
-static inline size_t locus_arena_mark(const locus_arena *a) { return a->used; }
-static inline void locus_arena_reset(locus_arena *a, size_t mark) { a->used = mark; }
-
-/* Aligned heap allocation (64 bytes) for buffers outside arenas; free with locus_free. */
+/* Aligned heap allocation (64 bytes); n == 0 gives a valid minimal block.  Returns NULL when out of memory.
+ * Free with locus_free (NULL is a no-op). */
 void *locus_alloc(size_t n);
 void locus_free(void *p);
 
-/* Bytes currently held in locus_alloc blocks, and the most held at once since start (weights + activations). */
+/* n floats from locus_alloc: the activation buffers of the model forwards (which call it as `talloc`). */
+static inline float *locus_alloc_floats(size_t n) { return (float *)locus_alloc(n * sizeof(float)); }
+
+/* Bytes accounted for the block p (its size rounded up to 64; 0 for NULL). */
+size_t locus_alloc_size(const void *p);
+
+/* Bytes currently held in locus_alloc blocks, and the most held at once since start or since the last
+ * locus_mem_peak_reset (weights + activations + kernel scratch). */
 size_t locus_mem_live(void);
 size_t locus_mem_peak(void);
+
+/* Restart peak tracking from the bytes held now (measurements of one phase; not thread-safe against
+ * concurrent allocation). */
+void locus_mem_peak_reset(void);
 
 #endif

@@ -8,10 +8,12 @@
  */
 #include "dataset.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "../core/fileio.h"
@@ -74,35 +76,50 @@ static locus_status resolve_fonts(const char *list, char names[][128], const cha
     return LOCUS_OK;
 }
 
-/* ---- colours ---- */
+/* ---- colours ----
+ * Tesseract (the OCR of `locus localize`) binarizes each colour channel with Otsu's threshold and finds text as
+ * connected components; it reads nothing when the board lands on the other side of the threshold from the
+ * background (the letters become holes in a board-shaped blob) or when a frame encloses the letters (both
+ * measured: docs/DATASET.md).  So every image has one polarity: a dark board with white letters on a dark
+ * background, or a light board with dark letters on a light background; the board differs from the
+ * background in colour, not in brightness. */
 
-typedef struct { const char *name; uint8_t rgb[3]; } named_colour;
-enum { T_WHITE, T_BLACK, T_YELLOW, T_RED, T_BLUE, T_GWHITE, T_GBLACK };
-static const named_colour text_colours[] = {
-    {"white", {250, 250, 250}}, {"black", {20, 20, 20}}, {"yellow", {250, 215, 40}}, {"red", {200, 25, 30}},
-    {"blue", {30, 60, 180}}, {"white", {250, 250, 250}}, {"black", {20, 20, 20}},
-};
-typedef struct { const char *name; uint8_t rgb[3]; signed char texts[4]; } sign_colour; /* texts: -1 ends */
-static const sign_colour sign_rgb[] = {
-    {"red", {190, 30, 35}, {T_WHITE, T_YELLOW, -1}},     {"orange", {235, 120, 25}, {T_BLACK, T_WHITE, -1}},
-    {"yellow", {245, 205, 35}, {T_BLACK, T_BLUE, -1}},   {"green", {25, 125, 60}, {T_WHITE, T_YELLOW, -1}},
-    {"blue", {25, 70, 170}, {T_WHITE, T_YELLOW, -1}},    {"purple", {110, 45, 140}, {T_WHITE, T_YELLOW, -1}},
-    {"white", {244, 244, 240}, {T_BLACK, T_RED, T_BLUE, -1}}, {"black", {28, 28, 30}, {T_WHITE, T_YELLOW, -1}},
-    {"gray", {105, 105, 110}, {T_WHITE, -1}},            {"brown", {115, 70, 35}, {T_WHITE, T_YELLOW, -1}},
+typedef struct { const char *name; uint8_t rgb[3]; int dark; } named_colour;
+enum { T_WHITE, T_BLACK };
+static const named_colour text_colours[] = {{"white", {250, 250, 250}, 0}, {"black", {20, 20, 20}, 1}};
+typedef struct { const char *name; uint8_t rgb[3]; int dark; signed char texts[3]; } sign_colour; /* texts: -1 ends */
+static const sign_colour sign_rgb[] = { /* muted: in every channel the letters stand >= 110 apart from board and background */
+    {"red", {120, 20, 25}, 1, {T_WHITE, -1}},    {"green", {20, 95, 45}, 1, {T_WHITE, -1}},
+    {"blue", {20, 40, 110}, 1, {T_WHITE, -1}},   {"purple", {80, 30, 95}, 1, {T_WHITE, -1}},
+    {"black", {28, 28, 30}, 1, {T_WHITE, -1}},   {"gray", {95, 95, 100}, 1, {T_WHITE, -1}},
+    {"brown", {100, 60, 30}, 1, {T_WHITE, -1}},  {"white", {244, 244, 240}, 0, {T_BLACK, -1}},
+    {"yellow", {250, 230, 140}, 0, {T_BLACK, -1}}, {"orange", {250, 195, 140}, 0, {T_BLACK, -1}},
+    {"pink", {245, 175, 195}, 0, {T_BLACK, -1}},
 };
 static const sign_colour sign_gray[] = {
-    {"black", {25, 25, 25}, {T_GWHITE, -1}},      {"dark gray", {85, 85, 85}, {T_GWHITE, -1}},
-    {"gray", {140, 140, 140}, {T_GWHITE, T_GBLACK, -1}}, {"light gray", {195, 195, 195}, {T_GBLACK, -1}},
-    {"white", {245, 245, 245}, {T_GBLACK, -1}},
+    {"black", {25, 25, 25}, 1, {T_WHITE, -1}}, {"dark gray", {85, 85, 85}, 1, {T_WHITE, -1}},
+    {"light gray", {200, 200, 200}, 0, {T_BLACK, -1}}, {"white", {245, 245, 245}, 0, {T_BLACK, -1}},
 };
 static const named_colour bg_rgb[] = {
-    {"white", {238, 238, 235}}, {"light gray", {196, 198, 200}}, {"dark gray", {64, 66, 70}},
-    {"beige", {222, 205, 170}}, {"light blue", {170, 200, 228}}, {"pale green", {185, 214, 170}},
+    {"white", {238, 238, 235}, 0}, {"light gray", {196, 198, 200}, 0}, {"beige", {222, 205, 170}, 0},
+    {"light blue", {170, 200, 228}, 0}, {"pale green", {185, 214, 170}, 0}, {"dark gray", {64, 66, 70}, 1},
+    {"navy", {30, 40, 70}, 1}, {"dark green", {40, 70, 45}, 1}, {"brick", {120, 50, 40}, 1},
 };
 static const named_colour bg_gray[] = {
-    {"white", {238, 238, 238}}, {"light gray", {190, 190, 190}}, {"gray", {128, 128, 128}}, {"dark gray", {60, 60, 60}},
+    {"white", {235, 235, 235}, 0}, {"light gray", {175, 175, 175}, 0}, {"dark gray", {60, 60, 60}, 1}, {"black", {10, 10, 10}, 1},
 };
 #define NELEM(a) ((int)(sizeof(a) / sizeof *(a)))
+
+/* the largest difference in one channel: boards further than 75 from the background in some channel are
+ * separated from it by tesseract's per-channel thresholds (measured, docs/DATASET.md) */
+static int channel_dist(const uint8_t a[3], const uint8_t b[3]) {
+    int d = 0;
+    for (int c = 0; c < 3; c++) {
+        int x = a[c] > b[c] ? a[c] - b[c] : b[c] - a[c];
+        if (x > d) d = x;
+    }
+    return d;
+}
 
 static int colour_dist(const uint8_t a[3], const uint8_t b[3]) {
     int d = 0;
@@ -208,6 +225,20 @@ static locus_status read_lines(const char *path, const char *what, char ***out, 
     return LOCUS_OK;
 }
 
+/* qsort comparators over indices (ties: index order, so sorting is deterministic); sort_words / sort_keys
+ * name the array being sorted (set just before qsort, single-threaded) */
+static char **sort_words;
+static const uint64_t *sort_keys;
+static int cmp_word_idx(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b, c = strcasecmp(sort_words[i], sort_words[j]);
+    return c ? c : (i > j) - (i < j);
+}
+static int cmp_key_idx(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_keys[i] != sort_keys[j]) return sort_keys[i] < sort_keys[j] ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
 locus_status locus_signs_read_words(const char *path, char ***words, int *n) {
     int *ln;
     locus_status st = read_lines(path, "words", words, &ln, n);
@@ -219,10 +250,25 @@ locus_status locus_signs_read_words(const char *path, char ***words, int *n) {
         for (size_t k = 0; k < l && okc; k++)
             okc = (w[k] >= 'a' && w[k] <= 'z') || (w[k] >= 'A' && w[k] <= 'Z') || (w[k] >= '0' && w[k] <= '9') || w[k] == '-';
         if (!okc) st = locus_fail(LOCUS_E_FORMAT, "%s:%d: '%s' is not a word of 1-24 letters, digits or '-'", path, ln[i], w);
-        for (int j = 0; j < i && !st; j++)
-            if (!strcasecmp((*words)[j], w)) st = locus_fail(LOCUS_E_FORMAT, "%s:%d: duplicate word '%s' (first on line %d)", path, ln[i], w, ln[j]);
     }
     if (!st && *n == 0) st = locus_fail(LOCUS_E_FORMAT, "%s: no words", path);
+    /* duplicates (case-insensitive): sort the indices by word, then the first line and the earliest repeat */
+    int *idx = st ? NULL : malloc((size_t)*n * sizeof *idx);
+    if (!st && !idx) st = locus_fail(LOCUS_E_NOMEM, "%s: out of memory", path);
+    if (!st) {
+        for (int i = 0; i < *n; i++) idx[i] = i;
+        sort_words = *words;
+        qsort(idx, (size_t)*n, sizeof *idx, cmp_word_idx);
+        int rep = -1, first = -1;
+        for (int i = 1; i < *n; i++)
+            if (!strcasecmp((*words)[idx[i - 1]], (*words)[idx[i]]) && (rep < 0 || idx[i] < rep)) { rep = idx[i]; first = idx[i - 1]; }
+        if (rep >= 0) {
+            for (int i = 0; i < *n; i++) /* the first occurrence of that word */
+                if (!strcasecmp((*words)[i], (*words)[rep])) { first = i; break; }
+            st = locus_fail(LOCUS_E_FORMAT, "%s:%d: duplicate word '%s' (first on line %d)", path, ln[rep], (*words)[rep], ln[first]);
+        }
+    }
+    free(idx);
     free(ln);
     if (st) { free_list(*words, *n); *words = NULL; *n = 0; }
     return st;
@@ -270,7 +316,6 @@ static locus_status fit(locus_signr *r, const plan_ctx *P, const char *word, loc
             if (L->xscale_milli < 700) L->xscale_milli = 700;
         } else if (L->padx > 1 && *bw > aw) L->padx--;
         else if (L->pady > 1) L->pady--;
-        else if (L->border) L->border = 0;
         else if (L->angle_ddeg) L->angle_ddeg = L->angle_ddeg * 3 / 4;
         else if (L->padx > 1) L->padx--;
         else return locus_fail(LOCUS_E_ARG, "the word \"%s\" does not fit a %dx%d image with %d px letters in font %d (use a larger --size or a smaller --min-letter-px)",
@@ -286,11 +331,13 @@ static locus_status plan_image(locus_signr *r, const plan_ctx *P, long long i, c
     L->font = uint_in(P, i, 0, 0, P->nfonts - 1);
     const sign_colour *sc = &P->signs[uint_in(P, i, 1, 0, P->nsigns - 1)];
     int nt = 0;
-    while (nt < 4 && sc->texts[nt] >= 0) nt++;
+    while (nt < (int)sizeof sc->texts && sc->texts[nt] >= 0) nt++;
     const named_colour *tc = &text_colours[sc->texts[uint_in(P, i, 2, 0, nt - 1)]];
-    int b = uint_in(P, i, 3, 0, P->nbgs - 1);
-    for (int t = 0; t < P->nbgs && colour_dist(P->bgs[b].rgb, sc->rgb) < 120; t++) b = (b + 1) % P->nbgs;
-    const named_colour *bg = &P->bgs[b];
+    int cand[16], nc = 0; /* backgrounds of the board's polarity that differ from it */
+    for (int t = 0; t < P->nbgs && nc < 16; t++)
+        if (P->bgs[t].dark == sc->dark && colour_dist(P->bgs[t].rgb, sc->rgb) >= 60 && channel_dist(P->bgs[t].rgb, sc->rgb) <= 75) cand[nc++] = t;
+    assert(nc > 0);
+    const named_colour *bg = &P->bgs[cand[uint_in(P, i, 3, 0, nc - 1)]];
     int delta = uint_in(P, i, 4, -24, 24);
     for (int c = 0; c < 3; c++) {
         int v = bg->rgb[c] + (o->gray ? delta : delta * (c + 2) / 3);
@@ -304,7 +351,6 @@ static locus_status plan_image(locus_signr *r, const plan_ctx *P, long long i, c
     L->padx = uint_in(P, i, 7, 2 + L->letter_px / 8, 2 + L->letter_px / 2);
     L->pady = uint_in(P, i, 8, 2, 2 + L->letter_px / 4);
     L->radius = uint_in(P, i, 9, 0, (L->letter_px + 2 * L->pady) / 3);
-    L->border = u01(P, i, 10) < 0.4f ? (L->letter_px >= 24 ? 2 : 1) : 0;
     L->angle_ddeg = o->rotate ? uint_in(P, i, 11, -o->max_rotation_ddeg, o->max_rotation_ddeg) : 0;
     int bw, bh;
     locus_status st = fit(r, P, word, L, &bw, &bh);
@@ -328,8 +374,8 @@ void locus_signs_defaults(locus_signs_opts *o) {
     o->fonts = DEFAULT_FONTS;
     o->split = "all";
     o->n = 1000;
-    o->width = 256;
-    o->height = 64;
+    o->width = 128;
+    o->height = 32;
     o->rotate = 1;
     o->max_rotation_ddeg = 30;
     o->min_letter_px = 16;
@@ -356,9 +402,10 @@ static locus_status split_words(const locus_signs_opts *o, char **all, int n, ch
         key[i] = locus_fnv1a(locus_fnv1a(LOCUS_FNV_INIT, &s, sizeof s), low, l);
         rank[i] = i;
     }
-    for (int i = 1; i < n; i++) /* insertion sort by key (ties: file order) */
-        for (int j = i; j > 0 && key[rank[j]] < key[rank[j - 1]]; j--) { int t = rank[j]; rank[j] = rank[j - 1]; rank[j - 1] = t; }
+    sort_keys = key; /* by key, ties in file order */
+    qsort(rank, (size_t)n, sizeof *rank, cmp_key_idx);
     char *test = calloc((size_t)n, 1);
+    if (!test) { free(key); free(rank); free(*used); *used = NULL; return locus_fail(LOCUS_E_NOMEM, "dataset: out of memory"); }
     for (int i = 0; i < k; i++) test[rank[i]] = 1;
     *nused = 0;
     for (int i = 0; i < n; i++)
@@ -484,13 +531,13 @@ locus_status locus_signs_generate(const locus_signs_opts *o) {
         if (!templates) st = locus_fail(LOCUS_E_NOMEM, "dataset: out of memory");
     }
     if (!st) st = locus_signr_open(&r0, paths, nfonts);
-    plan_ctx P = {o, nfonts, o->max_letter_px ? o->max_letter_px : o->height * 45 / 100,
+    plan_ctx P = {o, nfonts, o->max_letter_px ? o->max_letter_px : o->height * 60 / 100,
                   o->gray ? sign_gray : sign_rgb, o->gray ? NELEM(sign_gray) : NELEM(sign_rgb), o->gray ? bg_gray : bg_rgb, o->gray ? NELEM(bg_gray) : NELEM(bg_rgb)};
     if (P.max_letter < o->min_letter_px) P.max_letter = o->min_letter_px;
     if (!st) {
         upper = calloc((size_t)nused, sizeof *upper);
-        for (int i = 0; upper && i < nused; i++) {
-            upper[i] = strdup(used[i]);
+        for (int i = 0; upper && i < nused && !st; i++) {
+            if (!(upper[i] = strdup(used[i]))) st = locus_fail(LOCUS_E_NOMEM, "dataset: out of memory");
             for (char *c = upper[i]; c && *c; c++) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
         }
         /* every word must fit with every font at the smallest layout the planner can shrink to */
@@ -538,7 +585,30 @@ locus_status locus_signs_generate(const locus_signs_opts *o) {
             char path[4096];
             ts = plan_image(r, &P, i, word, ntemplates, &ip);
             if (!ts) ts = locus_signr_draw(r, word, &ip.L, pix, o->width, o->height);
-            if (!ts && !(captions[i] = locus_signs_caption(templates[ip.template_draw], word, ip.color, ip.text, ip.background, ip.position))) ts = LOCUS_E_ARG;
+            char *cap = NULL;
+            if (!ts && !(cap = locus_signs_caption(templates[ip.template_draw], word, ip.color, ip.text, ip.background, ip.position))) ts = LOCUS_E_ARG;
+            if (!ts) { /* the metadata line: imagefolder's file_name and text, then what the image shows */
+                locus_strbuf b = {0};
+                locus_jsonw w;
+                char name[64];
+                snprintf(name, sizeof name, "%0*lld.png", digits, i);
+                locus_jw_init(&w, &b);
+                locus_jw_object(&w, LOCUS_JW_INLINE);
+                locus_jw_key(&w, "file_name"); locus_jw_str(&w, name);
+                locus_jw_key(&w, "text"); locus_jw_str(&w, cap);
+                locus_jw_key(&w, "word"); locus_jw_str(&w, word);
+                locus_jw_key(&w, "color"); locus_jw_str(&w, ip.color);
+                locus_jw_key(&w, "text_color"); locus_jw_str(&w, ip.text);
+                locus_jw_key(&w, "background"); locus_jw_str(&w, ip.background);
+                locus_jw_key(&w, "position"); locus_jw_str(&w, ip.position);
+                locus_jw_key(&w, "font"); locus_jw_str(&w, names[ip.L.font]);
+                locus_jw_key(&w, "letter_px"); locus_jw_int(&w, ip.L.letter_px);
+                locus_jw_key(&w, "rotation_deg"); locus_jw_num(&w, ip.L.angle_ddeg / 10.0);
+                locus_jw_end(&w);
+                locus_sb_puts(&b, "\n");
+                if (!(captions[i] = locus_sb_take(&b))) ts = LOCUS_E_NOMEM;
+            }
+            free(cap);
             if (!ts) {
                 if (o->gray)
                     for (int p = 0; p < o->width * o->height; p++) pix[p] = pix[3 * p];
@@ -566,18 +636,7 @@ locus_status locus_signs_generate(const locus_signs_opts *o) {
     /* metadata.jsonl (HF imagefolder), words.txt, dataset.json */
     if (!st) {
         locus_strbuf b = {0};
-        locus_jsonw w;
-        locus_jw_init(&w, &b);
-        for (long long i = 0; i < o->n; i++) {
-            char name[64];
-            snprintf(name, sizeof name, "%0*lld.png", digits, i);
-            locus_jw_object(&w, LOCUS_JW_INLINE);
-            locus_jw_key(&w, "file_name"); locus_jw_str(&w, name);
-            locus_jw_key(&w, "text"); locus_jw_str(&w, captions[i]);
-            locus_jw_key(&w, "word"); locus_jw_str(&w, upper[order[i]]);
-            locus_jw_end(&w);
-            locus_sb_puts(&b, "\n");
-        }
+        for (long long i = 0; i < o->n; i++) locus_sb_puts(&b, captions[i]);
         char path[4096];
         snprintf(path, sizeof path, "%s/metadata.jsonl", o->out_dir);
         st = locus_sb_status(&b);

@@ -8,7 +8,7 @@
  * FreeType library): the same bytes for any thread count, machine or compiler with the same Debian packages.
  *
  * Rendering (dataset_render.c) uses FreeType's outline rasterizer only (no hinting, no bitmaps): the word's
- * glyph outlines, a rounded sign board and an optional border are scaled, rotated and placed with FreeType's
+ * glyph outlines and a rounded sign board are scaled, rotated and placed with FreeType's
  * 16.16 fixed-point transforms and rasterized with 256-level coverage, then composited with integer
  * arithmetic over a vertical-gradient background.  All randomness comes from locus_hash_uniform (core/rng.h)
  * keyed by (seed, image index, draw number).
@@ -31,7 +31,6 @@ typedef struct {
     int xscale_milli;         /* horizontal text scale, 1000 = the font's own width */
     int padx, pady;           /* board padding around the text's ink box / cap height, pixels */
     int radius;               /* corner radius of the board, pixels */
-    int border;               /* border width in pixels (0: none); the border has the text colour */
     int angle_ddeg;           /* rotation of board and text, tenths of a degree, counter-clockwise */
     int cx64, cy64;           /* centre of the board in the image, 1/64 pixel, y pointing down */
     uint8_t sign[3], text[3]; /* board and letter colours */
@@ -71,7 +70,7 @@ typedef struct {
     long long n, seed, split_seed;
     int width, height, gray, rotate;
     int max_rotation_ddeg;          /* default 30 (3 degrees) */
-    int min_letter_px, max_letter_px; /* 16 and 0 (= automatic: 45% of the height) */
+    int min_letter_px, max_letter_px; /* 16 and 0 (= automatic: 60% of the height, at least the minimum) */
     double holdout;                 /* split: >= 1 a number of words, < 1 a fraction (default 0.1) */
     int quiet;
 } locus_signs_opts;

@@ -10,10 +10,10 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: locus dataset signs --words FILE -o DIR [--n N (1000)] [--size WxH (256x64)] [--seed S (0)]\n"
+            "usage: locus dataset signs --words FILE -o DIR [--n N (1000)] [--size WxH (128x32)] [--seed S (0)]\n"
             "           [--fonts NAME|PATH,... (dejavu-sans-bold,dejavu-serif-bold,liberation-sans-bold)] [--gray]\n"
             "           [--templates FILE] [--no-rotate] [--max-rotation DEG (3)] [--min-letter-px N (16)]\n"
-            "           [--max-letter-px N (45%% of the height)] [--split all|train|test] [--holdout N|F (0.1)]\n"
+            "           [--max-letter-px N (60%% of the height)] [--split all|train|test] [--holdout N|F (0.1)]\n"
             "           [--split-seed S (0)] [--quiet]\n"
             "  One word (upper-cased) per image on a coloured sign; DIR gets NNNNN.png, metadata.jsonl\n"
             "  ({\"file_name\", \"text\", \"word\"} per line), words.txt and dataset.json.  Fonts: dejavu-sans-bold,\n"

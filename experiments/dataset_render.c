@@ -42,13 +42,13 @@ void locus_sincos_ddeg(int angle_ddeg, double *s, double *c) {
     assert(angle_ddeg >= -450 && angle_ddeg <= 450);
     const double x = (double)angle_ddeg * (3.14159265358979323846 / 1800.0); /* |x| <= pi/4 */
     const double x2 = x * x;
-    /* Taylor series to x^13 / x^14: error < 1e-15 for |x| <= pi/4 */
+    /* Taylor series to x^17 / x^18: truncation < 1e-18 for |x| <= pi/4 */
     double sn = 0.0, cs = 0.0, t = x, u = 1.0;
-    for (int k = 1; k <= 13; k += 2) {
+    for (int k = 1; k <= 17; k += 2) {
         sn += t;
         t = -t * x2 / (double)((k + 1) * (k + 2));
     }
-    for (int k = 0; k <= 14; k += 2) {
+    for (int k = 0; k <= 18; k += 2) {
         cs += u;
         u = -u * x2 / (double)((k + 1) * (k + 2));
     }
@@ -315,14 +315,8 @@ locus_status locus_signr_draw(locus_signr *r, const char *word, const locus_sign
     int bw, bh;
     locus_status st = locus_signr_board(r, word, L, &bw, &bh);
     FT_Outline o;
-    if (!st && L->border > 0) { /* the border: the whole board in the border colour, the face drawn over it */
-        board_outline(r, bw, bh, 64 * L->radius, &o);
-        place(&o, L, H);
-        if (!(st = rasterize(r, &o, cov, W, H))) composite(pix, cov, L->text, W, H);
-    }
     if (!st) {
-        int b = 64 * L->border, rad = 64 * L->radius - b;
-        board_outline(r, bw - 2 * b, bh - 2 * b, rad > 0 ? rad : 0, &o);
+        board_outline(r, bw, bh, 64 * L->radius, &o);
         place(&o, L, H);
         if (!(st = rasterize(r, &o, cov, W, H))) composite(pix, cov, L->sign, W, H);
     }

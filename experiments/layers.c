@@ -1,7 +1,9 @@
 /* layers.c — `locus layers --model DIR [--json]`: the attention layers of a denoiser in forward order, with
  * the parameters that act on text (the K/V projections of the text: to_k/to_v of cross-attention,
  * add_k_proj/add_v_proj of joint attention) and their share of the denoiser's parameters — the numbers of the
- * paper's Table 1.  Family-free: the denoiser lists its layers. */
+ * paper's Table 1 — and the paper's number of each text-reading layer (column "paper": the authors count only
+ * the layers that read the text, 0-based in forward order, e.g. SDXL's #55-#57; usable as --layers '#N').
+ * Family-free: the denoiser lists its layers. */
 #include "layers.h"
 
 #include <stdio.h>
@@ -34,14 +36,19 @@ int locus_cmd_layers(int argc, char **argv) {
         if ((int)strlen(L[i].name) > 40) width = 60;
     }
     if (json) printf("{\"model\": \"%s\", \"denoiser_params\": %zu, \"layers\": [\n", model, total);
-    else printf("%-5s %-6s %-*s %6s %12s %9s\n", "index", "kind", width, "layer", "heads", "text_params", "share");
+    else printf("%-5s %-5s %-6s %-*s %6s %12s %9s\n", "index", "paper", "kind", width, "layer", "heads", "text_params", "share");
     for (int i = 0; i < n; i++) {
         double share = 100.0 * (double)L[i].text_params / (double)total;
+        char paper[16] = "-", pj[16] = "null";
+        if (L[i].text_index >= 0) {
+            snprintf(paper, sizeof paper, "#%d", L[i].text_index);
+            snprintf(pj, sizeof pj, "%d", L[i].text_index);
+        }
         if (json)
-            printf("  {\"index\": %d, \"kind\": \"%s\", \"name\": \"%s\", \"heads\": %d, \"text_params\": %zu, \"share_percent\": %.6f}%s\n", i,
-                   kind_name(L[i].kind), L[i].name, L[i].heads, L[i].text_params, share, i + 1 < n ? "," : "");
+            printf("  {\"index\": %d, \"paper\": %s, \"kind\": \"%s\", \"name\": \"%s\", \"heads\": %d, \"text_params\": %zu, \"share_percent\": %.6f}%s\n", i,
+                   pj, kind_name(L[i].kind), L[i].name, L[i].heads, L[i].text_params, share, i + 1 < n ? "," : "");
         else
-            printf("%-5d %-6s %-*s %6d %12zu %8.4f%%\n", i, kind_name(L[i].kind), width, L[i].name, L[i].heads, L[i].text_params, share);
+            printf("%-5d %-5s %-6s %-*s %6d %12zu %8.4f%%\n", i, paper, kind_name(L[i].kind), width, L[i].name, L[i].heads, L[i].text_params, share);
     }
     const char *sites = tkind == LOCUS_LAYER_JOINT ? "add_k_proj/add_v_proj of all joint layers" : "to_k/to_v of all cross-attention layers";
     if (json) printf("], \"text_params_total\": %zu, \"text_share_percent\": %.6f}\n", text, 100.0 * (double)text / (double)total);

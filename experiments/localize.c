@@ -46,6 +46,7 @@
 #include "localize_int.h"
 #include "metrics.h"
 #include "ocr.h"
+#include "presets.h"
 #include "progress.h"
 #include "run.h"
 
@@ -54,6 +55,14 @@
 static int resolve_layers(lz_plan *P, locus_pipeline *p) {
     int cap = 64;
     P->layers = malloc((size_t)cap * sizeof(char *));
+    char *paper = NULL; /* --layers with the paper's numbers (#N) rewritten to layer names */
+    if (P->layers_spec && strchr(P->layers_spec, '#')) {
+        char err[256];
+        if (!(paper = lz_paper_layers(&p->den, P->layers_spec, err, sizeof err))) return lz_fail("localize", "--layers: %s", err);
+        P->layers_spec = paper;
+    }
+    if (P->experiment && (!P->layers_spec || !strcmp(P->layers_spec, "all")))
+        return lz_fail("localize", "--layers: name the layers patched together (paths or the paper's #N), or use a --preset");
     if (!P->layers_spec || !strcmp(P->layers_spec, "all")) {
         locus_layer_info *L = NULL;
         int n = locus_denoiser_layers(&p->den, &L);
@@ -65,7 +74,8 @@ static int resolve_layers(lz_plan *P, locus_pipeline *p) {
         free(L);
     } else {
         char *cp = strdup(P->layers_spec), *save = NULL;
-        for (char *t = strtok_r(cp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        /* edit / detox patch one group: every listed layer together */
+        for (char *t = strtok_r(cp, P->experiment ? "" : ",", &save); t; t = strtok_r(NULL, P->experiment ? "" : ",", &save)) {
             for (char *c = t; *c; c++)
                 if (*c == '+') *c = ',';
             if (P->nlayers == cap) P->layers = realloc(P->layers, (size_t)(cap *= 2) * sizeof(char *));
@@ -73,6 +83,8 @@ static int resolve_layers(lz_plan *P, locus_pipeline *p) {
         }
         free(cp);
     }
+    free(paper);
+    P->layers_spec = NULL; /* borrowed from paper, now freed; the resolved groups are in P->layers */
     if (!P->nlayers) return lz_fail("localize", "no layers to patch");
     /* check each group now, so a typo fails before any image is made */
     unsigned char *sel = malloc((size_t)(p->den.ntext_layers > 0 ? p->den.ntext_layers : 1));
@@ -100,7 +112,7 @@ static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell,
     snprintf(path, sizeof path, "%s/images/c%06d.png", P->out, cell);
     char seed_s[32];
     snprintf(seed_s, sizeof seed_s, "%lld", P->seeds[g % P->nseeds]);
-    locus_png_text tx[] = {{"prompt", P->items[it].prompt}, {"patch_prompt", P->items[P->target[it]].prompt},
+    locus_png_text tx[] = {{"prompt", P->items[it].prompt}, {"patch_prompt", P->items[it].prompt_b},
                            {"layer", lz_cell_label(P, cell % K)}, {"seed", seed_s}};
     if (locus_png_write(path, pix, P->width, P->height, 3, tx, 4)) return lz_fail("localize", "%s", locus_errmsg());
     lz_row *r = &rows[cell];
@@ -108,7 +120,7 @@ static int finish_cell(const lz_plan *P, locus_ocr *ocr, lz_row *rows, int cell,
     r->ocr = locus_ocr_read(ocr, pix, P->width, P->height);
     if (!r->ocr) return lz_fail("localize", "%s", locus_errmsg());
     r->ta = locus_text_compare(r->ocr, P->items[it].word);
-    r->tb = locus_text_compare(r->ocr, P->items[P->target[it]].word);
+    r->tb = locus_text_compare(r->ocr, P->items[it].word_b);
     r->mse = !strcmp(P->mse_mode, "uint8-wrap") ? locus_mse_u8_wrap(ref, pix, P->height, P->width) : locus_mse_u8(ref, pix, P->height, P->width);
     r->psnr = locus_psnr(r->mse);
     r->ssim = locus_ssim_u8(ref, pix, P->height, P->width);
@@ -153,19 +165,29 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
     if (!todo) return 0;
     step_progress sp = {prog, done_cells};
     locus_run_opts o = {P->steps, P->guidance, P->width, P->height, (uint64_t)P->seeds[g % P->nseeds], cell_step, &sp};
+    o.quantize_trunc = P->quantize_trunc;
     int cfg = P->guidance > 1.0f, rc = 0;
     locus_embeds ea, eb;
     if (locus_embeds_encode(p, P->items[it].prompt, P->negative, cfg, P->max_seq, &ea))
         return lz_fail("localize", "prompt %d: %s", it, locus_errmsg());
-    if (locus_embeds_encode(p, P->items[P->target[it]].prompt, P->negative, cfg, P->max_seq, &eb)) {
+    if (locus_embeds_encode(p, P->items[it].prompt_b, P->negative, cfg, P->max_seq, &eb)) {
         locus_embeds_free(&ea);
-        return lz_fail("localize", "prompt %d: %s", P->target[it], locus_errmsg());
+        return lz_fail("localize", "prompt B of %d: %s", it, locus_errmsg());
     }
     size_t np = (size_t)3 * P->width * P->height;
     uint8_t *ref = malloc(np), *pix = malloc(np);
     const char *delay = getenv("LOCUS_LOCALIZE_TEST_DELAY_MS"); /* lets a test kill the run between cells */
+    /* edit's Prompt-to-Prompt baseline needs A's attention maps: recorded in A's run (which they leave unchanged) */
+    lz_p2p q;
+    int need_p2p = 0;
+    for (int l = 0; l < P->nlayers; l++) need_p2p |= !rows[base + 2 + l].done && !strncmp(P->layers[l], LZ_BASELINE "p2p", strlen(LZ_BASELINE "p2p"));
+    lz_p2p_init(&q, p->den.ntext_layers, need_p2p ? (int)(P->p2p_tau * (float)P->steps) : 0);
+    locus_hooks hq;
+    locus_hooks_init(&hq);
+    if (need_p2p) locus_hooks_add(&hq, lz_p2p_hook(&q));
     /* A unpatched: always needed (the reference of every image metric) */
-    if (locus_run_image(p, &o, &ea, NULL, ref)) { rc = lz_fail("localize", "%s", locus_errmsg()); goto out; }
+    if (locus_run_image(p, &o, &ea, need_p2p ? &hq : NULL, ref)) { rc = lz_fail("localize", "%s", locus_errmsg()); goto out; }
+    q.record = 0;
     if (!rows[base].done) {
         if ((rc = finish_cell(P, ocr, rows, base, ref, ref))) goto out;
         locus_progress_update(prog, ++*done_cells);
@@ -174,7 +196,8 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
     int need_b = !rows[base + 1].done;
     /* SD3: record only the blocks some layer group patches */
     locus_strbuf rec = {0};
-    for (int l = 0; l < P->nlayers; l++) { locus_sb_puts(&rec, l ? "," : ""); locus_sb_puts(&rec, P->layers[l]); }
+    for (int l = 0, n = 0; l < P->nlayers; l++)
+        if (!lz_is_baseline(P->layers[l])) { locus_sb_puts(&rec, n++ ? "," : ""); locus_sb_puts(&rec, P->layers[l]); }
     if (locus_sb_status(&rec)) { locus_sb_free(&rec); rc = lz_fail("localize", "%s", locus_errmsg()); goto out; }
     locus_status pst = locus_patcher_init(&pt, p, &o, &ea, &eb, P->both, P->start_step, rec.s, NULL, need_b || !p->den.text_kv_projectable ? pix : NULL);
     locus_sb_free(&rec);
@@ -189,7 +212,8 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
     for (int l = 0; l < P->nlayers; l++) {
         int cell = base + 2 + l;
         if (rows[cell].done) continue;
-        if (locus_patcher_run(&pt, P->layers[l], pix)) { rc = lz_fail("localize", "%s: %s", P->layers[l], locus_errmsg()); goto outp; }
+        locus_status cst = lz_is_baseline(P->layers[l]) ? lz_run_baseline(P, p, &o, it, P->layers[l], &eb, &q, pix) : locus_patcher_run(&pt, P->layers[l], pix);
+        if (cst) { rc = lz_fail("localize", "%s: %s", P->layers[l], locus_errmsg()); goto outp; }
         if ((rc = finish_cell(P, ocr, rows, cell, pix, ref))) goto outp;
         locus_progress_update(prog, ++*done_cells);
         if (delay) usleep((useconds_t)atoi(delay) * 1000);
@@ -197,6 +221,7 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
 outp:
     locus_patcher_free(&pt);
 out:
+    lz_p2p_free(&q);
     free(ref);
     free(pix);
     locus_embeds_free(&ea);
@@ -205,9 +230,25 @@ out:
 }
 
 int lz_usage(void) {
+    if (!strcmp(lz_cmd_name, "edit")) {
+        fprintf(stderr,
+                "usage: locus edit --model DIR (--words FILE... | --prompts FILE | --pairs FILE) -o RESULTS_DIR\n"
+                "         (--preset paper-sd3|paper-sdxl|paper-if | --layers L1,L2,#N [--start-step K])\n"
+                "         [--p2p-tau F (Prompt-to-Prompt baseline, UNet; 0 = off)] [--pairing derange|paper]\n"
+                "         [the options of locus localize: --seeds, --steps, --guidance, --quantize, --mse, --shard, --resume, ...]\n");
+        return 2;
+    }
+    if (!strcmp(lz_cmd_name, "detox")) {
+        fprintf(stderr,
+                "usage: locus detox --model DIR --words LISTED_WORDS --benign BENIGN_WORDS -o RESULTS_DIR\n"
+                "         (--preset paper-sd3|paper-sdxl|paper-if | --layers L1,L2,#N [--start-step K]) [--pairing derange|paper]\n"
+                "         [the options of locus localize: --seeds, --steps, --guidance, --quantize, --mse, --shard, --resume, ...]\n");
+        return 2;
+    }
     fprintf(stderr,
-            "usage: locus localize --model DIR (--words FILE | --prompts FILE) -o RESULTS_DIR\n"
-            "         [--template 'A sign that says \"{}\".'] [--seeds 0,1,5-9] [--layers all | L1,L2+L3,...]\n"
+            "usage: locus localize --model DIR (--words FILE... | --prompts FILE | --pairs FILE) -o RESULTS_DIR\n"
+            "         [--preset paper-sd3|paper-sdxl|paper-if] [--pairing derange|paper] [--quantize round|trunc]\n"
+            "         [--template 'A sign that says \"{}\".'] [--seeds 0,1,5-9] [--layers all | L1,L2+L3,#17,...]\n"
             "         [--steps N] [--guidance F] [--sampler NAME] [--negative-prompt TEXT] [--width W --height H]\n"
             "         [--max-sequence-length N] [--start-step K] [--patch-halves cond|both] [--perm-seed N]\n"
             "         [--mse true|uint8-wrap] [--grid-cols N] [--shard I/N] [--resume] [--threads N]\n"
@@ -216,8 +257,12 @@ int lz_usage(void) {
 }
 
 /* argv -> the plan's settings (defaults filled in; the model decides guidance, sampler and size later) */
-static int parse_localize(int argc, char **argv, lz_plan *P) {
+static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
     memset(P, 0, sizeof *P);
+    P->experiment = experiment;
+    P->start_step = -1; /* not given: the experiment's default (0, or the preset's start index for edit / detox) */
+    P->p2p_tau = -1;    /* not given: edit's default */
+    const lz_preset *preset = NULL;
     P->template = "A sign that says \"{}\".";
     P->negative = "";
     P->seeds_spec = "0";
@@ -227,6 +272,19 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
     P->grid_cols = 8;
     P->nshards = 1;
     const char *out = NULL;
+    /* a preset sets defaults; the options below override them wherever they stand */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--preset")) {
+            const lz_preset *ps = lz_preset_find(argv[i + 1]);
+            if (!ps) return lz_fail("localize", "--preset %s: expected paper-sd3, paper-sdxl or paper-if", argv[i + 1]);
+            P->preset = ps->name;
+            preset = ps;
+            P->steps = ps->steps;
+            P->guidance = ps->guidance;
+            P->both = 1;
+            P->mse_mode = "uint8-wrap";
+            P->quantize_trunc = 1;
+        }
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--resume")) { P->resume = 1; continue; }
@@ -236,7 +294,24 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
         long x = strtol(v, &end, 10);
         int isnum = *v && !*end;
         if (!strcmp(k, "--model")) P->model = v;
-        else if (!strcmp(k, "--words")) P->words_file = v;
+        else if (!strcmp(k, "--words")) {
+            if (P->nwords_files == LZ_MAX_WORD_FILES) return lz_fail("localize", "--words: at most %d files", LZ_MAX_WORD_FILES);
+            if (!P->words_file) P->words_file = v;
+            P->words_files[P->nwords_files++] = v;
+        } else if (!strcmp(k, "--pairs")) P->pairs_file = v;
+        else if (!strcmp(k, "--benign") && experiment == LZ_DETOX) P->benign_file = v;
+        else if (!strcmp(k, "--p2p-tau") && experiment == LZ_EDIT) {
+            P->p2p_tau = strtof(v, &end);
+            if (*end || end == v || !(P->p2p_tau >= 0 && P->p2p_tau <= 1)) return lz_fail("localize", "--p2p-tau %s: expected a fraction of the steps from 0 (off) to 1", v);
+        }
+        else if (!strcmp(k, "--preset")) continue; /* applied above */
+        else if (!strcmp(k, "--pairing")) {
+            if (strcmp(v, "derange") && strcmp(v, "paper")) return lz_fail("localize", "--pairing %s: expected derange or paper", v);
+            P->pairing = v;
+        } else if (!strcmp(k, "--quantize")) {
+            if (strcmp(v, "round") && strcmp(v, "trunc")) return lz_fail("localize", "--quantize %s: expected round or trunc", v);
+            P->quantize_trunc = !strcmp(v, "trunc");
+        }
         else if (!strcmp(k, "--prompts")) P->prompts_file = v;
         else if (!strcmp(k, "--template")) P->template = v;
         else if (!strcmp(k, "--seeds")) P->seeds_spec = v;
@@ -277,19 +352,24 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
             if (!hit) { lz_fail("localize", "unknown option %s", k); return lz_usage(); }
         }
     }
+    if (lz_experiment_defaults(P, preset)) return 2;
     if (!P->model) return lz_fail("localize", "--model DIR is required");
     if (!out) return lz_fail("localize", "-o RESULTS_DIR is required");
-    if (!P->words_file == !P->prompts_file) return lz_fail("localize", "give exactly one of --words FILE and --prompts FILE");
-    if (P->words_file && !strstr(P->template, "{}")) return lz_fail("localize", "--template must contain {} where the word goes");
+    if (!!P->words_file + !!P->prompts_file + !!P->pairs_file != 1) return lz_fail("localize", "give exactly one of --words FILE, --prompts FILE and --pairs FILE");
+    if (!P->prompts_file && !strstr(P->template, "{}")) return lz_fail("localize", "--template must contain {} where the word goes");
+    if (P->pairing && !strcmp(P->pairing, "paper") && !P->words_file) return lz_fail("localize", "--pairing paper pairs the words of --words files");
     P->out = strdup(out);
     return 0;
 }
 
 /* The command: plan, open the model, check every prompt and layer, create or resume the results directory,
  * run this shard's groups, then write the summaries and figures. */
-int locus_cmd_localize(int argc, char **argv) {
+int locus_cmd_localize(int argc, char **argv) { return lz_main(argc, argv, LZ_LOCALIZE); }
+
+int lz_main(int argc, char **argv, int experiment) {
+    lz_cmd_name = experiment == LZ_EDIT ? "edit" : experiment == LZ_DETOX ? "detox" : "localize";
     lz_plan P;
-    int rc = parse_localize(argc, argv, &P);
+    int rc = parse_localize(argc, argv, &P, experiment);
     if (rc) { free(P.out); return rc; }
     locus_pipeline p;
     lz_row *rows = NULL;
@@ -297,7 +377,7 @@ int locus_cmd_localize(int argc, char **argv) {
     char *cfg = NULL;
     int pipe_open = 0, lockfd = -1;
     rc = 2;
-    if (lz_read_items(&P) || lz_derange(&P) || lz_parse_seeds(&P)) goto done;
+    if ((!P.pairs_file && lz_read_items(&P)) || lz_pair(&P) || lz_parse_seeds(&P)) goto done;
     if (locus_kernels_init() != LOCUS_OK) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     if (P.threads) locus_set_threads(P.threads);
     if (locus_pipeline_open(&p, P.model) != LOCUS_OK) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
@@ -311,12 +391,13 @@ int locus_cmd_localize(int argc, char **argv) {
     if (locus_run_prepare(&p, &o)) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     P.width = o.W;
     P.height = o.H;
-    if (resolve_layers(&P, &p)) goto done;
+    if (resolve_layers(&P, &p) || lz_add_baselines(&P, &p.den)) goto done;
     /* every prompt must encode (no surprise half-way through) */
-    for (int i = 0; i < P.nitems; i++) {
+    for (int i = 0; i < 2 * P.nitems; i++) {
         locus_embeds e;
-        if (locus_embeds_encode(&p, P.items[i].prompt, NULL, 0, P.max_seq, &e)) {
-            lz_fail("localize", "prompt %d (%s): %s", i, P.items[i].prompt, locus_errmsg());
+        const char *pr = i & 1 ? P.items[i / 2].prompt_b : P.items[i / 2].prompt;
+        if (locus_embeds_encode(&p, pr, NULL, 0, P.max_seq, &e)) {
+            lz_fail("localize", "prompt %d (%s): %s", i / 2, pr, locus_errmsg());
             goto done;
         }
         locus_embeds_free(&e);
@@ -366,18 +447,18 @@ int locus_cmd_localize(int argc, char **argv) {
     for (int g = P.shard; g < lz_ngroups(&P); g += P.nshards)
         for (int k = 0; k < K; k++) { total++; already += rows[g * K + k].done; }
     if (!total) fprintf(stderr, "localize: shard %d/%d has no prompts (only %d prompt x seed groups)\n", P.shard, P.nshards, lz_ngroups(&P));
-    fprintf(stderr, "localize: %d prompts x %d seeds x (%d layers + 2 unpatched) = %d cells%s, %d to run, isa %s, %d threads\n", P.nitems, P.nseeds,
+    fprintf(stderr, "%s: %d prompts x %d seeds x (%d layers/baselines + 2 unpatched) = %d cells%s, %d to run, isa %s, %d threads\n", lz_cmd_name, P.nitems, P.nseeds,
             P.nlayers, lz_ncells(&P), P.nshards > 1 ? " in all" : "", total - already, locus_isa_name(), locus_threads());
     lz_log_run(&P, "start", total - already);
     locus_progress prog;
-    locus_progress_start(&prog, "localize cells", total - already);
+    locus_progress_start(&prog, experiment == LZ_EDIT ? "edit cells" : experiment == LZ_DETOX ? "detox cells" : "localize cells", total - already);
     int done_cells = 0;
     for (int g = P.shard; g < lz_ngroups(&P); g += P.nshards)
         if (run_group(&P, &p, ocr, rows, g, &prog, &done_cells)) goto done;
     locus_progress_end(&prog);
     if (lz_finish_outputs(&P, rows)) goto done;
     lz_log_run(&P, "finish", done_cells);
-    fprintf(stderr, "localize: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png)\n", P.out);
+    fprintf(stderr, "%s: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png)\n", lz_cmd_name, P.out);
     rc = 0;
 done:
     if (rows) for (int c = 0; c < lz_ncells(&P); c++) free(rows[c].ocr);

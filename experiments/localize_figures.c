@@ -40,7 +40,7 @@ int lz_write_grid(const lz_plan *P, const lz_row *rows) {
         char t[64];
         snprintf(t, sizeof t, "%.*s", cw / (6 * s), P->items[j].word);
         locus_draw_text(&c, x, pad, s, 0x202020, t);
-        snprintf(t, sizeof t, "> %.*s", cw / (6 * s) - 2, P->items[P->target[j]].word);
+        snprintf(t, sizeof t, "> %.*s", cw / (6 * s) - 2, P->items[j].word_b);
         locus_draw_text(&c, x, pad + LOCUS_FONT_H * s + pad, s, 0x3465A4, t);
     }
     for (int k = 0; k < K; k++) {

@@ -12,16 +12,40 @@
 #ifndef LOCUS_LOCALIZE_INT_H
 #define LOCUS_LOCALIZE_INT_H
 
+#include <string.h>
+
 #include "../core/strbuf.h"
+#include "../models/denoiser.h"
+#include "../models/nn.h"
 #include "metrics.h"
+#include "run.h"
+
+#define LZ_MAX_WORD_FILES 64
+
+enum { LZ_LOCALIZE, LZ_EDIT, LZ_DETOX };
+
+/* cells whose "layer" label starts with this are baselines (edit.c), not patched layer groups */
+#define LZ_BASELINE "baseline:"
 
 typedef struct {
-    char *word, *prompt;
+    char *word, *prompt;      /* A's word and prompt */
+    char *word_b, *prompt_b;  /* the word patched in and B's prompt (lz_pair): B's word in the template, or with
+                               * --prompts A's prompt with B's word between A's quotes (the authors' prompt_AB) */
+    int file;                 /* which --words file the item came from (pairs are formed within a file) */
 } lz_item;
 
 typedef struct {
     /* settings (all recorded in config.json) */
     const char *model, *template, *negative, *sampler, *words_file, *prompts_file, *layers_spec, *seeds_spec, *mse_mode;
+    const char *words_files[LZ_MAX_WORD_FILES]; /* every --words FILE in order (words_file = the first) */
+    int nwords_files;
+    const char *pairs_file;   /* --pairs FILE: explicit A,B pairs (words in the template) */
+    const char *pairing;      /* "derange" (default: seeded permutation without fixed points) or "paper" */
+    const char *preset;       /* --preset NAME or NULL (presets.c) */
+    int quantize_trunc;       /* --quantize trunc */
+    int experiment;           /* LZ_LOCALIZE, LZ_EDIT (edit.c) or LZ_DETOX */
+    float p2p_tau;            /* edit: Prompt-to-Prompt baseline injects A's maps for steps < tau * steps (0: off) */
+    const char *benign_file;  /* detox: the benign words patched in */
     char *out;
     int steps, width, height, max_seq, start_step, both, threads, grid_cols, resume, shard, nshards;
     float guidance;
@@ -29,7 +53,7 @@ typedef struct {
     /* derived */
     lz_item *items;
     int nitems;
-    int *target;      /* [nitems]: item i's prompt B is item target[i]'s */
+    int *target;      /* [nitems]: item i's partner (B) among the items; -1 with --pairs */
     long long *seeds;
     int nseeds;
     char **layers;    /* patched layer groups, comma-separated paths each */
@@ -63,6 +87,11 @@ void lz_plan_free(lz_plan *P);
 int lz_read_items(lz_plan *P);
 /* P->target: a seeded permutation of the items without fixed points (nor a word onto an equal word). */
 int lz_derange(lz_plan *P);
+/* Pair the items and fill word_b / prompt_b: --pairs (items come from the file: call instead of
+ * lz_read_items), --pairing paper (pairing.h, within each --words file) or lz_derange. */
+int lz_pair(lz_plan *P);
+/* A's prompt with the text between its first pair of double quotes replaced by word_b (malloc'd). */
+char *lz_swap_quoted(const char *prompt, const char *word_b);
 /* --seeds "0,1,5-9" -> P->seeds. */
 int lz_parse_seeds(lz_plan *P);
 /* config.json: every setting that changes results, in a fixed order (malloc'd; NULL with a message on
@@ -103,7 +132,45 @@ int lz_write_grid(const lz_plan *P, const lz_row *rows);
 /* heatmap.png: OCR-F1 against B's word per layer group (rows) and prompt (columns, at most 100). */
 int lz_write_heatmap(const lz_plan *P, const lz_row *rows);
 
+/* ---- edit.c: baselines of `locus edit` / `locus detox` */
+
+/* Prompt-to-Prompt (Hertz et al. 2022) word swap: A's cross-attention probabilities (conditional CFG row) are
+ * recorded at every step < inject_steps of A's run and written over B's at the same step and layer. */
+typedef struct {
+    int record;        /* 1: record (returns "unchanged"), 0: inject */
+    int inject_steps;
+    int ntext;         /* the denoiser's text layers */
+    float **maps;      /* [step * ntext + index] -> [H,Tq,Tk] */
+    size_t *len;
+    int hits;          /* layer calls recorded / injected */
+} lz_p2p;
+
+void lz_p2p_init(lz_p2p *q, int ntext, int inject_steps);
+void lz_p2p_free(lz_p2p *q);
+/* The hook (probs callback, ctx = q). */
+locus_hook_entry lz_p2p_hook(lz_p2p *q);
+/* Apply the experiment's defaults after parsing (preset layers and start step, baselines). */
+int lz_experiment_defaults(lz_plan *P, const void *preset);
+/* Append the baseline cells (labels starting with LZ_BASELINE) once the layers are resolved; den answers
+ * whether Prompt-to-Prompt applies (its text layers are cross-attention layers). */
+int lz_add_baselines(lz_plan *P, const locus_denoiser *den);
+/* Run baseline cell `label` for item it into pix (o: the group's settings; eb: B's embeddings; q: A's maps,
+ * recorded in A's run). */
+locus_status lz_run_baseline(const lz_plan *P, locus_pipeline *p, const locus_run_opts *o, int it, const char *label, const locus_embeds *eb,
+                             lz_p2p *q, uint8_t *pix);
+/* Does this cell kind's label name a baseline? */
+static inline int lz_is_baseline(const char *label) { return !strncmp(label, LZ_BASELINE, strlen(LZ_BASELINE)); }
+/* detox: does the OCR text contain any of the listed (A) words (lower-cased, as substrings)? */
+int lz_ocr_lists_word(const lz_plan *P, const char *ocr);
+/* detox: B words from the benign list: word_b = benign[target[i]] (target from the pairing over the items) */
+int lz_benign_targets(lz_plan *P);
+
 /* ---- localize.c */
+
+/* `locus localize` / `locus edit` / `locus detox`: parse, plan, run this shard, write the outputs. */
+int lz_main(int argc, char **argv, int experiment);
+/* the command name in messages ("localize", "edit", "detox") */
+extern const char *lz_cmd_name;
 
 /* The usage of `locus localize` and `locus merge` on stderr; returns 2. */
 int lz_usage(void);

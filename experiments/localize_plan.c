@@ -14,10 +14,13 @@
 #include "../core/jsonw.h"
 #include "../core/rng.h"
 #include "../core/utf8.h"
+#include "pairing.h"
+
+const char *lz_cmd_name = "localize";
 
 int lz_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "locus %s: ", cmd);
+    fprintf(stderr, "locus %s: ", !strcmp(cmd, "localize") ? lz_cmd_name : cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -26,7 +29,9 @@ int lz_fail(const char *cmd, const char *fmt, ...) {
 }
 
 void lz_plan_free(lz_plan *P) {
-    for (int i = 0; i < P->nitems; i++) { free(P->items[i].word); free(P->items[i].prompt); }
+    for (int i = 0; i < P->nitems; i++) {
+        free(P->items[i].word); free(P->items[i].prompt); free(P->items[i].word_b); free(P->items[i].prompt_b);
+    }
     free(P->items);
     free(P->target);
     free(P->seeds);
@@ -45,13 +50,12 @@ static char *fill_template(const char *tpl, const char *word) {
     return locus_sb_take(&b);
 }
 
-int lz_read_items(lz_plan *P) {
-    const char *path = P->words_file ? P->words_file : P->prompts_file;
+/* one words or prompts file appended to P->items */
+static int read_items_file(lz_plan *P, const char *path, int file, int *cap) {
     char *data;
     size_t len;
     if (locus_read_file(path, &data, &len)) return lz_fail("localize", "%s", locus_errmsg());
-    int cap = 16, line = 0;
-    P->items = malloc((size_t)cap * sizeof(lz_item));
+    int line = 0;
     char *save = NULL;
     for (char *ln = strtok_r(data, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
         line++;
@@ -61,9 +65,11 @@ int lz_read_items(lz_plan *P) {
         if (!*ln) continue;
         /* the result files are JSON, which must be well-formed UTF-8 */
         if (!locus_utf8_valid(ln, strlen(ln))) { free(data); return lz_fail("localize", "%s:%d: not valid UTF-8 text", path, line); }
-        if (P->nitems == cap) P->items = realloc(P->items, (size_t)(cap *= 2) * sizeof(lz_item));
+        if (P->nitems == *cap) P->items = realloc(P->items, (size_t)(*cap *= 2) * sizeof(lz_item));
         lz_item *it = &P->items[P->nitems];
-        if (P->words_file) {
+        memset(it, 0, sizeof *it);
+        it->file = file;
+        if (!P->prompts_file) {
             it->word = strdup(ln);
             it->prompt = fill_template(P->template, ln);
             if (!it->prompt) { free(it->word); free(data); return lz_fail("localize", "%s", locus_errmsg()); }
@@ -76,7 +82,86 @@ int lz_read_items(lz_plan *P) {
         P->nitems++;
     }
     free(data);
+    return 0;
+}
+
+int lz_read_items(lz_plan *P) {
+    int cap = 16;
+    P->items = malloc((size_t)cap * sizeof(lz_item));
+    if (P->prompts_file) {
+        if (read_items_file(P, P->prompts_file, 0, &cap)) return 2;
+    } else {
+        if (!P->nwords_files) P->words_files[P->nwords_files++] = P->words_file;
+        for (int f = 0; f < P->nwords_files; f++)
+            if (read_items_file(P, P->words_files[f], f, &cap)) return 2;
+    }
+    const char *path = P->words_file ? P->words_file : P->prompts_file;
     if (P->nitems < 2) return lz_fail("localize", "%s: needs at least two words or prompts (found %d)", path, P->nitems);
+    return 0;
+}
+
+char *lz_swap_quoted(const char *prompt, const char *word_b) {
+    const char *q1 = strchr(prompt, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+    locus_strbuf b = {0};
+    if (!q2) { locus_sb_puts(&b, prompt); return locus_sb_take(&b); }
+    locus_sb_putn(&b, prompt, (size_t)(q1 + 1 - prompt));
+    locus_sb_puts(&b, word_b);
+    locus_sb_puts(&b, q2);
+    return locus_sb_take(&b);
+}
+
+/* --pairs FILE: the items are the file's A words, each with its own B */
+static int read_pairs(lz_plan *P) {
+    char **a, **b;
+    int n;
+    if (locus_pairs_read(P->pairs_file, &a, &b, &n)) return lz_fail("localize", "%s", locus_errmsg());
+    P->items = calloc((size_t)n, sizeof(lz_item));
+    P->target = malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        lz_item *it = &P->items[i];
+        it->word = a[i];
+        it->word_b = b[i];
+        a[i] = b[i] = NULL;
+        it->prompt = fill_template(P->template, it->word);
+        it->prompt_b = fill_template(P->template, it->word_b);
+        P->target[i] = -1;
+        P->nitems++;
+        if (!it->prompt || !it->prompt_b) { locus_pairs_free(a, b, n); return lz_fail("localize", "%s", locus_errmsg()); }
+    }
+    locus_pairs_free(a, b, n);
+    return 0;
+}
+
+/* --pairing paper: numpy RandomState(42) pairing within each words file, files in the order given */
+static int pair_paper(lz_plan *P) {
+    locus_mt19937 g;
+    locus_mt19937_seed(&g, 42);
+    P->target = malloc((size_t)P->nitems * sizeof(int));
+    for (int i0 = 0; i0 < P->nitems;) {
+        int i1 = i0;
+        while (i1 < P->nitems && P->items[i1].file == P->items[i0].file) i1++;
+        if (locus_pairing_paper(&g, i1 - i0, P->target + i0))
+            return lz_fail("localize", "%s: the paper's pairing cannot pair every word of this file (the last word is left with itself; the authors' loop would never end)",
+                           P->words_files[P->items[i0].file]);
+        for (int i = i0; i < i1; i++) P->target[i] += i0;
+        i0 = i1;
+    }
+    return 0;
+}
+
+int lz_pair(lz_plan *P) {
+    int rc;
+    if (P->pairs_file) rc = read_pairs(P);
+    else if (P->pairing && !strcmp(P->pairing, "paper")) rc = pair_paper(P);
+    else rc = lz_derange(P);
+    if (rc || P->pairs_file) return rc;
+    if (P->benign_file) return lz_benign_targets(P);
+    for (int i = 0; i < P->nitems; i++) {
+        lz_item *it = &P->items[i], *t = &P->items[P->target[i]];
+        it->word_b = strdup(t->word);
+        it->prompt_b = P->prompts_file ? lz_swap_quoted(it->prompt, t->word) : strdup(t->prompt);
+        if (!it->word_b || !it->prompt_b) return lz_fail("localize", "out of memory");
+    }
     return 0;
 }
 
@@ -147,6 +232,13 @@ char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard,
     kv_str(&w, "patch_halves", P->both ? "both" : "cond");
     kv_str(&w, "mse", P->mse_mode);
     kv_int(&w, "perm_seed", P->perm_seed);
+    /* settings added later are written only when not at their default, so earlier results directories keep
+     * byte-identical configs (and --resume / merge keep working on them) */
+    if (P->experiment) kv_str(&w, "experiment", P->experiment == LZ_EDIT ? "edit" : "detox");
+    if (P->preset) kv_str(&w, "preset", P->preset);
+    if (P->quantize_trunc) kv_str(&w, "quantize", "trunc");
+    if (P->pairs_file) kv_str(&w, "pairing", "pairs");
+    else if (P->pairing && strcmp(P->pairing, "derange")) kv_str(&w, "pairing", P->pairing);
     locus_jw_key(&w, "seeds");
     locus_jw_array(&w, LOCUS_JW_INLINE);
     for (int i = 0; i < P->nseeds; i++) locus_jw_int(&w, P->seeds[i]);
@@ -162,6 +254,10 @@ char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard,
         kv_str(&w, "word", P->items[i].word);
         kv_str(&w, "prompt", P->items[i].prompt);
         kv_int(&w, "target", P->target[i]);
+        if (P->pairs_file || P->prompts_file || P->benign_file) { /* B is not simply the target item's word and prompt */
+            kv_str(&w, "word_b", P->items[i].word_b);
+            kv_str(&w, "prompt_b", P->items[i].prompt_b);
+        }
         locus_jw_end(&w);
     }
     locus_jw_end(&w);
@@ -198,7 +294,17 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
             P->items[i].word = strdup(locus_json_str(items->kids[i], "word", "", &ok));
             P->items[i].prompt = strdup(locus_json_str(items->kids[i], "prompt", "", &ok));
             P->target[i] = (int)locus_json_int(items->kids[i], "target", -1, &ok);
-            if (P->target[i] < 0 || P->target[i] >= (int)items->len) ok = 0;
+            if (P->target[i] < -1 || P->target[i] >= (int)items->len) ok = 0;
+        }
+        for (size_t i = 0; ok && i < items->len; i++) {
+            const locus_json *wb = locus_json_get(items->kids[i], "word_b"), *pb = locus_json_get(items->kids[i], "prompt_b");
+            if (wb && pb && wb->type == JSON_STRING && pb->type == JSON_STRING) {
+                P->items[i].word_b = strdup(wb->str);
+                P->items[i].prompt_b = strdup(pb->str);
+            } else if (P->target[i] >= 0) {
+                P->items[i].word_b = strdup(P->items[P->target[i]].word);
+                P->items[i].prompt_b = strdup(P->items[P->target[i]].prompt);
+            } else ok = 0;
         }
         P->nseeds = (int)seeds->len;
         P->seeds = calloc(seeds->len, sizeof(long long));
@@ -207,6 +313,9 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
         P->layers = calloc(layers->len, sizeof(char *));
         for (size_t i = 0; i < layers->len; i++) P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
         P->grid_cols = (int)locus_json_int(o, "grid_cols", 8, &ok);
+        const locus_json *ex = locus_json_get(o, "experiment");
+        if (ex && ex->type == JSON_STRING) P->experiment = !strcmp(ex->str, "edit") ? LZ_EDIT : !strcmp(ex->str, "detox") ? LZ_DETOX : -1;
+        if (P->experiment < 0) ok = 0;
     }
     locus_json_free(&d);
     if (!ok || !P->nseeds || P->nitems < 2) return lz_fail("merge", "%s: malformed localize config", path);

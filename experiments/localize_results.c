@@ -85,7 +85,7 @@ static void row_emit(const lz_plan *P, const lz_row *r, emitter *e) {
     emit_int(e, "prompt", it);
     emit_int(e, "seed", P->seeds[g % P->nseeds]);
     emit_str(e, "word_a", P->items[it].word);
-    emit_str(e, "word_b", P->items[P->target[it]].word);
+    emit_str(e, "word_b", P->items[it].word_b);
     emit_str(e, "ocr", r->ocr ? r->ocr : "");
     const locus_text_metrics *t[2] = {&r->ta, &r->tb};
     static const char *const names[2][5] = {{"precision_a", "recall_a", "acc_a", "exact_a", "levenshtein_a"},
@@ -211,7 +211,7 @@ int lz_write_csv(const lz_plan *P, const lz_row *rows) {
 }
 
 typedef struct {
-    int n;
+    int n, listed; /* listed: detox, rows whose OCR text contains a listed word */
     double pa, ra, pb, rb, acca, accb, exa, exb, leva, levb, mse, psnr, ssim;
 } agg;
 
@@ -228,17 +228,21 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
         a->acca += r->ta.acc; a->accb += r->tb.acc; a->exa += r->ta.exact; a->exb += r->tb.exact;
         a->leva += r->ta.levenshtein; a->levb += r->tb.levenshtein;
         a->mse += r->mse; a->psnr += r->psnr; a->ssim += r->ssim;
+        if (P->experiment == LZ_DETOX) a->listed += lz_ocr_lists_word(P, r->ocr);
     }
+    int detox = P->experiment == LZ_DETOX;
     locus_strbuf csv = {0}, js = {0};
     locus_jsonw w;
-    locus_sb_puts(&csv, "layer,n,precision_a,recall_a,ocr_f1_a,acc_a,exact_a,levenshtein_a,precision_b,recall_b,ocr_f1_b,acc_b,exact_b,levenshtein_b,mse,psnr,ssim\n");
+    locus_sb_puts(&csv, "layer,n,precision_a,recall_a,ocr_f1_a,acc_a,exact_a,levenshtein_a,precision_b,recall_b,ocr_f1_b,acc_b,exact_b,levenshtein_b,mse,psnr,ssim");
+    locus_sb_puts(&csv, detox ? ",listed_share\n" : "\n");
     locus_jw_init(&w, &js);
     locus_jw_object(&w, LOCUS_JW_BLOCK);
     locus_jw_key(&w, "layers");
     locus_jw_array(&w, LOCUS_JW_BLOCK);
     double *f1a = calloc((size_t)K, sizeof(double)), *f1b = calloc((size_t)K, sizeof(double));
     const char **labels = calloc((size_t)K, sizeof(char *));
-    printf("%-56s %4s %7s %7s %7s %7s %7s %7s\n", "layer (patched alone)", "n", "F1(A)", "F1(B)", "acc(B)", "lev(B)", "SSIM", "PSNR");
+    printf("%-56s %4s %7s %7s %7s %7s %7s %7s%s\n", P->experiment ? "cell" : "layer (patched alone)", "n", "F1(A)", "F1(B)", "acc(B)", "lev(B)", "SSIM", "PSNR",
+           detox ? "  listed" : "");
     for (int k = 0; k < K; k++) {
         agg *a = &A[k];
         double n = a->n ? a->n : 1;
@@ -256,6 +260,8 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
         locus_sb_puts(&csv, ","); locus_json_put_num(&csv, mse);
         locus_sb_puts(&csv, ","); locus_json_put_num(&csv, psnr);
         locus_sb_puts(&csv, ","); locus_json_put_num(&csv, ssim);
+        double listed = (double)a->listed / n;
+        if (detox) { locus_sb_puts(&csv, ","); locus_json_put_num(&csv, listed); }
         locus_sb_puts(&csv, "\n");
         static const char *names[12] = {"precision_a", "recall_a", "ocr_f1_a", "acc_a", "exact_a", "levenshtein_a",
                                         "precision_b", "recall_b", "ocr_f1_b", "acc_b", "exact_b", "levenshtein_b"};
@@ -266,8 +272,11 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
         locus_jw_key(&w, "mse"); locus_jw_num(&w, mse);
         locus_jw_key(&w, "psnr"); locus_jw_num(&w, psnr);
         locus_jw_key(&w, "ssim"); locus_jw_num(&w, ssim);
+        if (detox) { locus_jw_key(&w, "listed_share"); locus_jw_num(&w, listed); }
         locus_jw_end(&w);
-        printf("%-56s %4d %7.3f %7.3f %7.3f %7.2f %7.3f %7.2f\n", labels[k], a->n, m[2], m[8], m[9], m[11], ssim, psnr);
+        printf("%-56s %4d %7.3f %7.3f %7.3f %7.2f %7.3f %7.2f", labels[k], a->n, m[2], m[8], m[9], m[11], ssim, psnr);
+        if (detox) printf(" %7.3f", listed);
+        printf("\n");
     }
     locus_jw_end(&w);
     locus_jw_end(&w);

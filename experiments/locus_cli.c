@@ -4,6 +4,7 @@
  *   locus generate ...         text -> image (see usage)
  *   locus localize ...         the paper's localization sweep (each layer patched alone, OCR metrics, plots)
  *   locus merge ...            join localize shards
+ *   locus clip-score ...       CLIP-T of images against prompts (issue 17)
  *   locus dataset signs ...  the synthetic signs data set (dataset.h); locus ocr IMAGE...: what localize's OCR reads
  *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
  *   locus version
@@ -21,9 +22,11 @@
 #include "generate.h"
 #include "layers.h"
 #include "grad.h"
+#include "edit.h"
 #include "localize.h"
 #include "train_lora.h" /* lora-adamw: train-lora, lora */
 #include "train_model.h" /* train: train vae|unet|pipeline */
+#include "clip_score.h" /* issue 17: clip-score */
 #include "../simd/ops.h"
 
 static int usage(FILE *f) {
@@ -52,7 +55,11 @@ static int usage(FILE *f) {
             "             paper; results.csv/.jsonl per cell, summary.csv, ocr_f1.png, grid.png; resumable, shardable\n"
             "  grad --model DIR --batch FILE --dump OUT [--component unet|vae] [--params PATTERN] [--checkpoint]\n"
             "             one training-loss evaluation: loss, prediction and every parameter's gradient (see grad --help)\n"
-            "  merge -o RESULTS_DIR SHARD_DIR...  join localize shards into the result of an unsharded run\n"
+            "  merge -o RESULTS_DIR SHARD_DIR...  join localize / edit / detox shards into the result of an unsharded run\n"
+            "  edit --model DIR (--words F | --prompts F | --pairs F) -o DIR (--preset paper-sd3|paper-sdxl|paper-if | --layers L)\n"
+            "                            the paper's text editing (A re-run with B's text in the layers), Prompt-to-Prompt baseline\n"
+            "  detox --model DIR --words LISTED --benign BENIGN -o DIR (--preset ... | --layers L)\n"
+            "                            toxic-text prevention: listed words patched with benign ones; negative-prompt / prompt-swap baselines\n"
             /* ---- lora-adamw ---- */
             "  train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets T1,T2] -o LORA.safetensors [--rank 64]\n"
             "           [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--steps N] [--dump FILE] [--resume] ...  LoRA fine-tuning\n"
@@ -63,6 +70,11 @@ static int usage(FILE *f) {
             "  train vae|unet|pipeline --data DIR -o OUTDIR ...  train an AutoencoderKL / UNet2DConditionModel from scratch and\n"
             "           assemble a diffusers pipeline folder ('locus train --help'; docs/TRAINING.md)\n"
             /* ---- end train ---- */
+            /* ---- issue 17: clip-score ---- */
+            "  clip-score --clip DIR --image PNG... --prompt TEXT... [--dump FILE] [--threads N]\n"
+            "           CLIP-T = 2.5 * max(cos, 0) of every image with every prompt (OpenAI CLIP from a Hugging Face CLIP\n"
+            "           folder, e.g. openai/clip-vit-base-patch32; preprocessing as clip.py, PIL-exact bicubic)\n"
+            /* ---- end clip-score ---- */
             /* -- dataset / ocr (branch dataset) -- */
             "  dataset signs --words FILE -o DIR [--n N] [--size WxH] [--seed S] [...]  synthetic sign images +\n"
             "             metadata.jsonl (captions naming colour and layout); 'locus dataset --help' for the options\n"
@@ -134,11 +146,14 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return locus_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "localize")) return locus_cmd_localize(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return locus_cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "edit")) return locus_cmd_edit(argc - 1, argv + 1);
+    if (!strcmp(cmd, "detox")) return locus_cmd_detox(argc - 1, argv + 1);
     if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
     if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
     if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
     if (!strcmp(cmd, "train")) return locus_cmd_train(argc - 1, argv + 1); /* train */
+    if (!strcmp(cmd, "clip-score")) return locus_cmd_clip_score(argc - 1, argv + 1); /* issue 17 */
     /* -- dataset / ocr (branch dataset) -- */
     if (!strcmp(cmd, "dataset")) return locus_cmd_dataset(argc - 1, argv + 1);
     if (!strcmp(cmd, "ocr")) return locus_cmd_ocr(argc - 1, argv + 1);

@@ -5,24 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/utf8.h"
+#include "../models/unicode.h"
 
-/* UTF-8 -> lower-cased code points (ASCII letters lower-cased, as str.lower() does for them; other code points
- * kept).  Each byte that does not start a well-formed character (core/utf8.h) becomes U+FFFD.  Returns the
- * count; *out is malloc'd. */
+/* UTF-8 -> code points lower-cased as Python's str.lower() (full mappings through models/unicode.h: 'É' -> 'é',
+ * 'İ' -> 'i' + U+0307, final sigma), as the authors lower-case both strings before comparing.  Each byte that
+ * does not start a well-formed character becomes U+FFFD.  Returns the count; *out is malloc'd. */
 static int decode(const char *s, uint32_t **out) {
-    size_t n = strlen(s);
-    uint32_t *cp = malloc((n + 1) * sizeof *cp);
-    int k = 0;
-    const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    while (p < e) {
-        uint32_t c;
-        size_t len = locus_utf8_next((const char *)p, (size_t)(e - p), &c);
-        if (!len) { cp[k++] = 0xFFFD; p++; continue; }
-        if (c >= 'A' && c <= 'Z') c += 32;
-        cp[k++] = c;
-        p += len;
-    }
+    locus_ustr u = {0};
+    locus_ustr_from_utf8(&u, s, strlen(s));
+    locus_uc_lower(&u);
+    uint32_t *cp = malloc((u.n + 1) * sizeof *cp);
+    if (u.n) memcpy(cp, u.cp, u.n * sizeof *cp);
+    int k = (int)u.n;
+    locus_ustr_free(&u);
     *out = cp;
     return k;
 }
@@ -99,7 +94,7 @@ locus_text_metrics locus_text_compare(const char *ocr, const char *word) {
     return r;
 }
 
-double locus_f1(double p, double r) { return p + r > 0 ? 2 * p * r / (p + r) : 0; }
+double locus_f1(double p, double r) { return 2 * p * r / (p + r + 1e-6); }
 
 double locus_mse_u8(const uint8_t *a, const uint8_t *b, int H, int W) {
     size_t n = (size_t)H * W * 3;

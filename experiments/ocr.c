@@ -5,6 +5,8 @@
 #include <string.h>
 #include <tesseract/capi.h>
 
+#include "../models/unicode.h"
+
 struct locus_ocr {
     TessBaseAPI *api;
 };
@@ -41,7 +43,7 @@ char *locus_ocr_read(locus_ocr *o, const uint8_t *pix, int W, int H) {
         locus_fail(LOCUS_E_IO, "OCR: tesseract failed on a %dx%d image", W, H);
         return NULL;
     }
-    /* pieces (lines, words) joined by single spaces, trimmed, ASCII lower-cased */
+    /* pieces (lines, words) joined by single spaces and trimmed, then lower-cased as Python's str.lower() */
     size_t n = strlen(t);
     char *s = malloc(n + 1);
     size_t k = 0;
@@ -51,9 +53,15 @@ char *locus_ocr_read(locus_ocr *o, const uint8_t *pix, int W, int H) {
         if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f') { gap = 1; continue; }
         if (gap && k) s[k++] = ' ';
         gap = 0;
-        s[k++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        s[k++] = (char)c;
     }
     s[k] = 0;
+    locus_ustr u = {0};
+    locus_ustr_from_utf8(&u, s, k);
+    locus_uc_lower(&u);
+    free(s);
+    s = locus_ustr_to_utf8(&u, NULL);
+    locus_ustr_free(&u);
     TessDeleteText(t);
     TessBaseAPIClear(o->api);
     return s;

@@ -1,5 +1,5 @@
 /* ocr.h — text recognition of generated images through tesseract's C API (Debian: libtesseract-dev and
- * tesseract-ocr-eng).  The recognized pieces are joined by single spaces and lower-cased, as the paper's
+ * tesseract-ocr-eng).  The recognized pieces are joined by single spaces and lower-cased (Python str.lower(), Unicode), as the paper's
  * evaluation joins EasyOCR's pieces (" ".join(texts).lower()).  Page segmentation is "sparse text" (find as
  * much text as possible, in no particular order), the closest tesseract mode to a scene-text detector. */
 #ifndef LOCUS_OCR_H

@@ -182,7 +182,21 @@ locus_status locus_run_exec(locus_run *r, const locus_embeds *e) {
     return LOCUS_OK;
 }
 
-void locus_run_pixels(const locus_run *r, uint8_t *pix) { locus_image_to_u8(r->image, r->o.H, r->o.W, pix); }
+/* the authors' quantization: numpy float32 (clamp(x / 2 + 0.5, 0, 1) * 255).astype(uint8), i.e. truncation */
+static void image_to_u8_trunc(const float *chw, int h, int w, uint8_t *hwc) {
+    size_t plane = (size_t)h * w;
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < plane; i++) {
+            float v = chw[c * plane + i] / 2.0f + 0.5f;
+            v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+            hwc[i * 3 + c] = (uint8_t)(v * 255.0f);
+        }
+}
+
+void locus_run_pixels(const locus_run *r, uint8_t *pix) {
+    if (r->o.quantize_trunc) image_to_u8_trunc(r->image, r->o.H, r->o.W, pix);
+    else locus_image_to_u8(r->image, r->o.H, r->o.W, pix);
+}
 
 void locus_run_free(locus_run *r) {
     locus_free(r->noise_owned);

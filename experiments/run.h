@@ -39,6 +39,8 @@ typedef struct {
     void (*on_step)(void *ctx, int step, int nsteps); /* optional: after every denoiser evaluation */
     void *step_ctx;
     const char *progress; /* optional: label of a progress line on stderr for runs made with these settings */
+    int quantize_trunc;   /* 8-bit pixels (locus_run_pixels): 0 round(clamp(x/2+0.5)*255) as diffusers' PIL output;
+                           * 1 truncate, (clamp(x/2+0.5)*255).astype(uint8) as the paper's scripts */
 } locus_run_opts;
 
 /* Fill defaults (W/H) and check the size against the model; a one-line error for a bad size. */
@@ -73,7 +75,7 @@ void locus_run_add_observer(locus_run *r, locus_step_cb cb);
 locus_status locus_run_load_noise(locus_run *r, const char *path);
 /* Sample from the noise with conditioning e and decode: fills r->latent and r->image. */
 locus_status locus_run_exec(locus_run *r, const locus_embeds *e);
-/* r->image as 8-bit RGB rows (pix[H*W*3]). */
+/* r->image as 8-bit RGB rows (pix[H*W*3]), rounded or truncated as o.quantize_trunc says. */
 void locus_run_pixels(const locus_run *r, uint8_t *pix);
 void locus_run_free(locus_run *r);
 

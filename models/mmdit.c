@@ -12,7 +12,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc((n ? n : 1) * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status mmdit_build(locus_mmdit *m);
 
 locus_status locus_mmdit_load(locus_mmdit *m, const char *dir) {
@@ -110,30 +110,15 @@ void locus_mmdit_free(locus_mmdit *m) {
 }
 
 /* y[b,t,:] = LN(x[b,t,:]) * (1 + scale[b]) + shift[b]  (LayerNorm without affine, eps 1e-6); scale/shift
- * rows have stride `es` floats per batch element */
+ * rows have stride `es` floats per batch element.  One threaded op over the B*T rows (same bits as the
+ * LayerNorm followed by per-row MUL and ADD). */
 static void modulate(const float *x, float *y, int B, int T, int D, const float *scale, const float *shift, size_t es) {
-    locus_layer_norm(x, y, (size_t)B * T, D, NULL, NULL, 1e-6f);
-    float *s1 = talloc(D);
-    for (int b = 0; b < B; b++) {
-        for (int d = 0; d < D; d++) s1[d] = 1.0f + scale[b * es + d];
-        for (int t = 0; t < T; t++) {
-            float *r = y + ((size_t)b * T + t) * D;
-            locus_binary(r, s1, r, D, LOCUS_BIN_MUL, 0.0f);
-            locus_binary(r, shift + b * es, r, D, LOCUS_BIN_ADD, 0.0f);
-        }
-    }
-    locus_free(s1);
+    locus_layer_norm_modulate(x, y, (size_t)B, (size_t)T, (size_t)D, 1e-6f, scale, shift, es);
 }
 
-/* h[b,t,:] += gate[b] * o[b,t,:] */
+/* h[b,t,:] += gate[b] * o[b,t,:]  (product rounded, then the sum; threaded over the B*T rows) */
 static void gated_add(float *h, const float *o, int B, int T, int D, const float *gate, size_t es) {
-    float *t = talloc(D);
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < T; i++) {
-            locus_binary(gate + b * es, o + ((size_t)b * T + i) * D, t, D, LOCUS_BIN_MUL, 0.0f);
-            locus_binary(h + ((size_t)b * T + i) * D, t, h + ((size_t)b * T + i) * D, D, LOCUS_BIN_ADD, 0.0f);
-        }
-    locus_free(t);
+    locus_bcast_gated_add(h, o, gate, es, (size_t)B, (size_t)T, (size_t)D);
 }
 
 /* FeedForward gelu-approximate: net.2(gelu_tanh(net.0.proj(x))) */

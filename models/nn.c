@@ -50,7 +50,22 @@ void locus_hook_text_kv(const locus_hooks *h, const locus_text_kv *site) {
         if (h->list[i].text_kv) h->list[i].text_kv(h->list[i].ctx, &at, site);
 }
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+int locus_hooks_have_probs(const locus_hooks *h) {
+    for (int i = 0; h && i < h->n; i++)
+        if (h->list[i].probs) return 1;
+    return 0;
+}
+
+int locus_hook_probs(const locus_hooks *h, const locus_attn_probs *site) {
+    if (!h) return 0;
+    locus_hook_at at = {site->layer, h->step, h->cfg};
+    int changed = 0;
+    for (int i = 0; i < h->n; i++)
+        if (h->list[i].probs) changed |= h->list[i].probs(h->list[i].ctx, &at, site) != 0;
+    return changed;
+}
+
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 
 void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, const char *name) {
     l->in = in;
@@ -153,11 +168,7 @@ void nn_resnet_fwd(const nn_resnet *r, const float *x, int B, int H, int W, cons
     if (r->has_temb && temb_act) {
         float *tp = talloc((size_t)B * r->cout);
         nn_linear_fwd(&r->temb, temb_act, B, tp);
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < r->cout; c++) {
-                float *p = h + ((size_t)b * r->cout + c) * HW;
-                locus_scale_shift(p, p, HW, 1.0f, tp[b * r->cout + c]); /* h + temb[:, :, None, None] */
-            }
+        locus_scale_shift_rows(h, h, (size_t)B * r->cout, HW, NULL, tp); /* h + temb[:, :, None, None], rows (b, c) */
         locus_free(tp);
     }
     float *t2 = talloc((size_t)B * r->cout * HW);
@@ -193,6 +204,23 @@ static void nn_attention_project(const locus_text_kv *site, const float *ctx, fl
     nn_linear_fwd(&a->v, ctx, site->S, v_out);
 }
 
+/* o[b,t,h*D+d] = sum_j p[b,h,t,j] v[b,j,h*D+d] for overridden probabilities: per (batch, head) one GEMM
+ * against V^T packed [D,S] (each output one FMA chain over keys in order, whatever the threads). */
+static void attention_from_probs(const float *p, const float *v, int B, int H, int T, int S, int D, float *o) {
+    int C = H * D;
+    float *vt = talloc((size_t)D * S), *tmp = talloc((size_t)T * D); /* V^T [D,S]; output [T,D] */
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            for (int j = 0; j < S; j++)
+                for (int dd = 0; dd < D; dd++) vt[(size_t)dd * S + j] = v[((size_t)b * S + j) * C + h * D + dd];
+            locus_linear(p + ((size_t)b * H + h) * T * S, T, S, vt, NULL, D, tmp);
+            for (int t = 0; t < T; t++)
+                memcpy(o + ((size_t)b * T + t) * C + h * D, tmp + (size_t)t * D, (size_t)D * sizeof(float));
+        }
+    locus_free(vt);
+    locus_free(tmp);
+}
+
 void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const float *ctx, int S, float *y,
                       const locus_hooks *hooks, const char *name) {
     int C = a->inner;
@@ -210,13 +238,18 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
         snprintf(hn, sizeof hn, "%s.k", name); locus_hook(hooks, hn, k, 3, B, S, C, 0);
         snprintf(hn, sizeof hn, "%s.v", name); locus_hook(hooks, hn, v, 3, B, S, C, 0);
     }
-    float *probs = NULL; /* [B,heads,T,S], only when a hook asks for <layer>.probs */
+    float *probs = NULL; /* [B,heads,T,S], only when a hook asks for <layer>.probs or overrides probabilities */
     char pn[512];
     snprintf(pn, sizeof pn, "%s.probs", name);
-    if (locus_hook_wants(hooks, pn)) probs = talloc((size_t)B * a->heads * T * S);
+    int override = a->text_index >= 0 && locus_hooks_have_probs(hooks);
+    if (override || locus_hook_wants(hooks, pn)) probs = talloc((size_t)B * a->heads * T * S);
     locus_attn_desc d = {B, a->heads, T, S, a->dim_head, q, (ptrdiff_t)T * C, C, k, (ptrdiff_t)S * C, C, v, (ptrdiff_t)S * C, C,
                          o, (ptrdiff_t)T * C, C, 1.0f / sqrtf((float)a->dim_head), NULL, 0, 0, probs};
     locus_attention(&d);
+    if (override) {
+        locus_attn_probs site = {name, a->text_index, B, a->heads, T, S, probs};
+        if (locus_hook_probs(hooks, &site)) attention_from_probs(probs, v, B, a->heads, T, S, a->dim_head, o);
+    }
     if (probs) {
         locus_hook(hooks, pn, probs, 4, B, a->heads, T, S);
         locus_free(probs);

@@ -42,6 +42,14 @@ typedef struct locus_text_kv {
     const void *impl;
 } locus_text_kv;
 
+/* Attention probabilities of a text-reading cross-attention layer, offered to probability-override hooks. */
+typedef struct {
+    const char *layer;  /* diffusers path of the attention layer */
+    int index;          /* its position among the denoiser's text layers */
+    int B, H, Tq, Tk;   /* p: [B,H,Tq,Tk], softmax rows */
+    float *p;
+} locus_attn_probs;
+
 typedef struct {
     void (*fn)(void *ctx, const locus_hook_at *at, float *x, int ndim, const int64_t *shape); /* may be NULL */
     /* Costly points ("<attention>.probs" [B,heads,Tq,Tk]) are computed only when some hook's want() says so;
@@ -49,6 +57,12 @@ typedef struct {
     int (*want)(void *ctx, const char *name);
     void (*text_kv)(void *ctx, const locus_hook_at *at, const locus_text_kv *site); /* may be NULL */
     void *ctx;
+    /* Probability override (Prompt-to-Prompt), may be NULL.  When some hook has it, every cross-attention
+     * layer that reads the text (UNet attn2) computes its probabilities and calls it with them; the hook may
+     * overwrite rows and returns nonzero when it did, and the layer's output is then recomputed as p . V
+     * (one GEMM per batch row and head).  Returning 0 leaves the output exactly as without the hook; with no
+     * such hook nothing extra is computed. */
+    int (*probs)(void *ctx, const locus_hook_at *at, const locus_attn_probs *site);
 } locus_hook_entry;
 
 #define LOCUS_MAX_HOOKS 8
@@ -71,6 +85,9 @@ void locus_hook(const locus_hooks *h, const char *name, float *x, int ndim, int6
 int locus_hook_wants(const locus_hooks *h, const char *name);
 /* Emit the text K/V override point of an attention layer. */
 void locus_hook_text_kv(const locus_hooks *h, const locus_text_kv *site);
+/* Does any hook override attention probabilities?  Offer them (returns nonzero when some hook changed them). */
+int locus_hooks_have_probs(const locus_hooks *h);
+int locus_hook_probs(const locus_hooks *h, const locus_attn_probs *site);
 /* Is there any hook at all (to skip building hook-point names)? */
 static inline int locus_hooks_active(const locus_hooks *h) { return h && h->n > 0; }
 

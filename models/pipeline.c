@@ -1,6 +1,7 @@
 /* pipeline.c — opening pipeline folders and decoding latents (see pipeline.h). */
 #include "pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,34 +287,3 @@ void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, 
     locus_free(z);
 }
 
-/* activation bytes of one mmdit forward, mirroring mmdit.c's allocations (B = 2, CFG pair) */
-static double mmdit_act(const locus_mmdit *m, int h, int w, int S, int nt) {
-    double B = 2, D = m->D, N = (double)(h / m->patch) * (w / m->patch), J = N + S;
-    double fwd = B * D * N * 2 + B * S * D + B * (256 + 3 * D) + B * 16.0 * h * w * 2 + B * S * m->joint_dim + B * m->pooled_dim;
-    double blk = B * 15 * D + B * N * D * 3 + B * S * D * 4 + 4 * B * J * D;
-    double attn = 2 * B * J * D + (double)nt * 64 * J;
-    double ff = B * N * 4 * D;
-    return 4 * (fwd + blk + (attn > ff ? attn : ff));
-}
-
-/* activation bytes of a VAE decode to W x H: the two ping-pong buffers, a resnet's three temporaries and the
- * single-head mid-block attention */
-static double vae_act(const locus_vae *v, int W, int H) {
-    double big = 0;
-    int nb = v->nblocks;
-    for (int i = 0; i < nb; i++) { double s = (double)v->block_out[i] * W * H; if (s > big) big = s; }
-    int f = 1 << (nb - 1);
-    double tok = (double)(W / f) * (H / f), Cm = v->block_out[nb - 1];
-    double mid = 3 * Cm * tok + 2 * Cm * tok + 64.0 * tok;
-    return 4 * (5 * big + mid);
-}
-
-size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int text_tokens, int threads) {
-    double weights = 4.0 * (double)(p->vae.L.nparams + (p->has_text ? p->text.L.nparams : 0) + (p->has_text2 ? p->text2.L.nparams : 0) +
-                                    (p->has_t5 ? p->t5.L.nparams : 0) + p->den.params);
-    int f = p->vae_factor;
-    double den = 0;
-    if (p->kind == LOCUS_PIPE_SD3) den = mmdit_act(p->den.model, H / f, W / f, text_tokens, threads);
-    double vae = vae_act(&p->vae, W, H);
-    return (size_t)(weights + (den > vae ? den : vae));
-}

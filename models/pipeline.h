@@ -74,9 +74,14 @@ locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const cha
 /* in_channels / latent size of the denoiser */
 int locus_pipeline_latent_channels(const locus_pipeline *p);
 
-/* Peak memory (bytes) of a generate run at W x H: all loaded weights (fp32) plus the larger of the denoiser's
- * CFG-pair activations and the VAE decode, counted from the buffers the forward functions allocate. */
+/* Peak memory (bytes of locus_alloc blocks, what locus_mem_peak reports) of a plain CFG generate run at W x H
+ * with text_tokens context tokens (SD3: 77 + T5 tokens) on `threads` threads: all loaded weights plus the
+ * highest of the three phases (prompt + negative prompt encoding, denoising, VAE decode), each replayed
+ * without computing from the forwards' allocation sequence (how, and what is not counted: models/pipeline.c).
+ * _parts also reports parts[0] = weights and parts[1..3] = each phase's peak above the weights (what the run
+ * holds then plus its activations and kernel scratch); the estimate is parts[0] + max(parts[1..3]). */
 size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int text_tokens, int threads);
+size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H, int text_tokens, int threads, size_t parts[4]);
 
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
  * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */

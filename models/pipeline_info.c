@@ -41,6 +41,10 @@ void locus_pipeline_print_info(const locus_pipeline *pp, const char *dir) {
         printf("text_encoder: %s, %d layers, width %d, %zu parameters\n", p.text.kind == LOCUS_TEXT_CLIP ? "CLIPTextModel" : "LDMBertModel",
                p.text.nlayers, p.text.D, p.text.L.nparams);
     printf("scheduler: %s, %d train steps, spacing %s\n", p.sched.class_name, p.sched.num_train, p.sched.spacing);
+    int ss = p.den.sample_size * p.vae_factor;
+    printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 512x512 (77 text tokens, fp32 weights)\n",
+           (double)locus_pipeline_peak_estimate(&p, ss, ss, 77, locus_threads()) / (1 << 20), ss, ss,
+           (double)locus_pipeline_peak_estimate(&p, 512, 512, 77, locus_threads()) / (1 << 20));
     /* weight dtypes of the UNet file */
     int cnt[LOCUS_DTYPE_COUNT] = {0};
     for (size_t f = 0; f < u->L.st.nfiles; f++)

@@ -16,6 +16,13 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
     if (st) return st;
     locus_loader *L = &t->L;
     const char *mt = locus_cfg_str(L, "model_type", "");
+    /* ---- CLIP folder (issue 17): a CLIPModel config.json keeps the text tower's keys in text_config ---- */
+    const locus_json *text_cfg = !strcmp(mt, "clip") ? locus_json_get(L->config.root, "text_config") : NULL;
+    if (text_cfg && text_cfg->type == JSON_OBJECT) {
+        L->config.root = (locus_json *)text_cfg; /* the document's pool still owns (and frees) the whole tree */
+        mt = locus_cfg_str(L, "model_type", "clip_text_model");
+    }
+    /* ---- end CLIP folder ---- */
     char pre[64], n[256];
     if (!strcmp(mt, "ldmbert")) {
         t->kind = LOCUS_TEXT_LDMBERT;

@@ -5,6 +5,7 @@
  * (quick_gelu | gelu) -> fc2 -> +], final LayerNorm; pooled = final-LN state at the EOS position (argmax of
  * the ids when eos_token_id is 2 or absent, else the first eos_token_id), text_embeds = text_projection(pooled).
  * LDMBert: the same block shape with q/k/v without bias, no mask, gelu, final LayerNorm.
+ * A Hugging Face CLIP folder (model_type "clip", keys in text_config) loads its text tower (models/clip.h).
  */
 #ifndef LOCUS_TEXTENC_H
 #define LOCUS_TEXTENC_H

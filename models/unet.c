@@ -11,7 +11,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
 static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {

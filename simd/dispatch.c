@@ -50,6 +50,15 @@ locus_status locus_kernels_force(locus_isa isa) {
     return LOCUS_OK;
 }
 
+/* With LOCUS_VERBOSE set (and not "0"), one line on stderr naming the table init chose and why; silent by
+ * default (the CLI's error output is one line, and tests check that). */
+static void log_choice(const char *why) {
+    static int logged;
+    const char *v = getenv("LOCUS_VERBOSE");
+    if (!v || !*v || !strcmp(v, "0") || __atomic_exchange_n(&logged, 1, __ATOMIC_ACQ_REL)) return;
+    fprintf(stderr, "locus: kernel table %s (%s)\n", g_active->name, why);
+}
+
 locus_status locus_kernels_init(void) {
     if (__atomic_load_n(&g_active, __ATOMIC_ACQUIRE)) return LOCUS_OK;
     const char *env = getenv("LOCUS_ISA");
@@ -58,13 +67,18 @@ locus_status locus_kernels_init(void) {
             if (strcmp(env, g_isa_names[i]) == 0) {
                 locus_status st = locus_kernels_force((locus_isa)i);
                 if (st) return locus_fail(st, "LOCUS_ISA=%s: this CPU/build does not support it", env);
+                log_choice("forced by LOCUS_ISA");
                 return LOCUS_OK;
             }
         return locus_fail(LOCUS_E_ARG, "LOCUS_ISA=%s: unknown ISA (use scalar, avx2, avx512 or neon)", env);
     }
     static const locus_isa pref[] = {LOCUS_ISA_AVX512, LOCUS_ISA_AVX2, LOCUS_ISA_NEON, LOCUS_ISA_SCALAR};
     for (size_t i = 0; i < sizeof pref / sizeof pref[0]; i++)
-        if (locus_kernels_for(pref[i])) return locus_kernels_force(pref[i]);
+        if (locus_kernels_for(pref[i])) {
+            locus_status st = locus_kernels_force(pref[i]);
+            if (!st) log_choice("the best this CPU supports");
+            return st;
+        }
     return LOCUS_OK; /* unreachable: scalar always exists */
 }
 

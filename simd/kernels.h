@@ -2,8 +2,8 @@
  *
  * Every op has a plain-C reference (simd/ref) and AVX2, AVX-512 and NEON versions that produce the SAME BITS
  * (see simd/kernels_impl.h for the rules that make that true).  locus_kernels_init() picks the best ISA the
- * CPU supports (CPUID), or the one forced by LOCUS_ISA=scalar|avx2|avx512|neon, and logs the choice;
- * locus_isa_name() is recorded in every output file.
+ * CPU supports (CPUID), or the one forced by LOCUS_ISA=scalar|avx2|avx512|neon; with LOCUS_VERBOSE set it
+ * logs the choice once on stderr (silent by default).  locus_isa_name() is recorded in every output file.
  */
 #ifndef LOCUS_KERNELS_H
 #define LOCUS_KERNELS_H

@@ -127,6 +127,71 @@ void locus_scale_shift(const float *x, float *y, size_t n, float s, float t) {
     }
 }
 
+/* ==== broadcast rows (see ops.h) ====
+ * One row (or one scalar pair) per group, applied to every row of the group; threads split the G*R rows.  Each
+ * row makes the same row-kernel calls, with the same operands in the same order, as the per-row loops these
+ * ops replace (models/mmdit.c modulate/gated_add, the UNet resnet's temb add): elementwise kernels give the
+ * same bits whatever the column chunking, so the column chunks below (sized for stack temporaries) change
+ * nothing.  tests/test_kernels.c checks bit-equality with the per-row formulation for every ISA and 1/2/3
+ * threads. */
+enum { BCAST_COLS = 256 }; /* column chunk of the per-row temporaries (on each thread's stack) */
+
+void locus_bcast_binary(const float *x, const float *row, size_t rs, float *y, size_t G, size_t R, size_t n, int op, float alpha) {
+    const locus_row_kernels *rk = locus_k()->row;
+    size_t rows = G * R;
+    int nt = nthreads_for((double)rows * n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) rk->binary(x + r * n, row + r / R * rs, y + r * n, n, op, alpha);
+}
+
+void locus_layer_norm_modulate(const float *x, float *y, size_t G, size_t R, size_t n, float eps, const float *scale,
+                               const float *shift, size_t es) {
+    const locus_row_kernels *rk = locus_k()->row;
+    size_t rows = G * R;
+    int nt = nthreads_for((double)rows * n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n, *sc = scale + r / R * es, *sh = shift + r / R * es; /* xr: [n] */
+        float *yr = y + r * n;                                                            /* yr: [n] */
+        /* the statistics exactly as locus_layer_norm computes them */
+        float mean = rk->rsum(xr, n) / (float)n;
+        float var = rk->rsumsq_dev(xr, n, mean) / (float)n;
+        float rstd = 1.0f / sqrtf(var + eps);
+        float s1[BCAST_COLS]; /* 1 + scale, one chunk */
+        for (size_t o = 0; o < n; o += BCAST_COLS) {
+            size_t len = n - o < BCAST_COLS ? n - o : BCAST_COLS;
+            for (size_t j = 0; j < len; j++) s1[j] = 1.0f + sc[o + j];
+            /* ((x - mean) * rstd) * s1 + shift: the LayerNorm value, then the MUL and the ADD of the per-row loop */
+            rk->norm_apply(xr + o, yr + o, len, mean, rstd, s1, sh + o);
+        }
+    }
+}
+
+void locus_bcast_gated_add(float *h, const float *a, const float *gate, size_t es, size_t G, size_t R, size_t n) {
+    const locus_row_kernels *rk = locus_k()->row;
+    size_t rows = G * R;
+    int nt = nthreads_for((double)rows * n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) {
+        const float *ar = a + r * n, *gr = gate + r / R * es; /* ar, gr: [n] */
+        float *hr = h + r * n;                                /* hr: [n] */
+        float t[BCAST_COLS];                                  /* gate * a, one chunk */
+        for (size_t o = 0; o < n; o += BCAST_COLS) {
+            size_t len = n - o < BCAST_COLS ? n - o : BCAST_COLS;
+            rk->binary(gr + o, ar + o, t, len, LOCUS_BIN_MUL, 0.0f);
+            rk->binary(hr + o, t, hr + o, len, LOCUS_BIN_ADD, 0.0f);
+        }
+    }
+}
+
+void locus_scale_shift_rows(const float *x, float *y, size_t rows, size_t n, const float *s, const float *t) {
+    const locus_row_kernels *rk = locus_k()->row;
+    int nt = nthreads_for((double)rows * n);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t r = 0; r < rows; r++) rk->scale_shift(x + r * n, y + r * n, n, s ? s[r] : 1.0f, t ? t[r] : 0.0f);
+}
+/* ==== end of broadcast rows ==== */
+
 /* pure data movement: no arithmetic, identical on every ISA by construction */
 void locus_upsample_nearest2x(const float *x, float *y, int B, int C, int H, int W) {
     int nt = nthreads_for((double)B * C * H * W);

@@ -115,6 +115,33 @@ void locus_transpose(const float *x, float *y, int B, int R, int C);
 void locus_binary(const float *a, const float *b, float *y, size_t n, int op, float alpha);
 void locus_scale_shift(const float *x, float *y, size_t n, float s, float t);
 
+/* ---- broadcast rows (one row, or one scalar per row, across many rows) ---- */
+/* Threaded over rows: each output row is computed by one thread with the same row-kernel calls as a per-row
+ * loop of locus_binary / locus_scale_shift, so results are bit-identical to that loop for every thread count
+ * and ISA.  Layout: G groups (batch items) of R rows of n floats, x[g,r,:] = x[(g*R + r)*n + :]; the
+ * broadcast rows of group g start at row + g*rs (rs = row stride in floats, e.g. the AdaLN chunk stride). */
+
+/* y[g,r,:] = x[g,r,:] (op) row[g*rs + :], op and alpha as locus_binary (LOCUS_BIN_*).  y may alias x. */
+void locus_bcast_binary(const float *x, const float *row, size_t rs, float *y, size_t G, size_t R, size_t n, int op, float alpha);
+
+/* AdaLN modulation (diffusers AdaLayerNormZero / AdaLayerNormContinuous):
+ *   y[g,r,:] = LayerNorm(x[g,r,:]) * (1 + scale[g*es + :]) + shift[g*es + :]
+ * LayerNorm without affine, biased variance, eps.  Four fp32 roundings per element, in this order: the
+ * normalised value (as locus_layer_norm), 1 + scale, the product, the sum — the same bits as
+ * locus_layer_norm followed by two elementwise ops.  y may alias x. */
+void locus_layer_norm_modulate(const float *x, float *y, size_t G, size_t R, size_t n, float eps, const float *scale,
+                               const float *shift, size_t es);
+
+/* Gated residual: h[g,r,:] += gate[g*es + :] * a[g,r,:]  (the product rounded to fp32, then the sum; the
+ * same bits as locus_binary MUL into a temporary then ADD). */
+void locus_bcast_gated_add(float *h, const float *a, const float *gate, size_t es, size_t G, size_t R, size_t n);
+
+/* One scalar pair per row: y[r,:] = x[r,:] * s[r] + t[r] (multiply, then add, as locus_scale_shift);
+ * s == NULL means 1, t == NULL means 0.  y may alias x.  (UNet: h + temb[:, :, None, None] over HW.) */
+void locus_scale_shift_rows(const float *x, float *y, size_t rows, size_t n, const float *s, const float *t);
+
+/* ---- end of broadcast rows ---- */
+
 /* y[b,c,2H,2W] = nearest 2x upsample of x[b,c,H,W] */
 void locus_upsample_nearest2x(const float *x, float *y, int B, int C, int H, int W);
 

@@ -307,11 +307,58 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/loc.out"
 read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "localize" $p $f
 
-# 7. locus train vae|unet|pipeline: same weights scalar/1 thread vs best ISA/2 threads, resume, SIGKILL, generate
+# ---- dataset / ocr (branch dataset) ----
+# locus dataset signs / locus ocr: determinism across threads and pinned bytes, file formats, splits, OCR
+#    round trip of the default images, bad input
+mkdir -p "$tmp/ds"
+bash tests/dataset_test.sh "$B" "$tmp/ds" >"$tmp/ds.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/ds.out"
+read -r p f < <(tail -1 "$tmp/ds.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "dataset" $p $f
+# ---- end dataset / ocr ----
+
+# ---- 7. locus clip-score (issue 17): golden parity through the CLI, the same bits for every LOCUS_ISA x
+#      threads (dumped tensors and the printed table), bad input ----
+p=0 f=0
+C=$G/clip
+cs=(--clip $C/model --image $C/img0.png $C/img1.png $C/img2.png --prompt 'A sign that says "HELLO".' 'a photo of a red fox in the snow')
+if "$B/locus" clip-score "${cs[@]}" --dump "$tmp/cs.st" >"$tmp/cs.out" 2>"$tmp/cs.err" &&
+   "$B/test_clip" --check-dump "$tmp/cs.st" $C/golden_clip.safetensors >"$tmp/cs.chk" && [ "$(grep -c '^tests/golden/clip/img' "$tmp/cs.out")" = 3 ]; then
+  p=$((p+1)); sed 's/^/  /' "$tmp/cs.chk"
+else f=$((f+1)); echo "  FAIL clip-score golden parity: $(tail -1 "$tmp/cs.err") $(cat "$tmp/cs.chk" 2>/dev/null)"; fi
+csref=$(sed -n 's/.*hash \([0-9a-f]*\)$/\1/p' "$tmp/cs.chk")
+for isa in $isas; do
+  for th in 1 2 3; do
+    if LOCUS_ISA=$isa "$B/locus" clip-score "${cs[@]}" --threads $th --dump "$tmp/cs.$isa.$th.st" >"$tmp/cs.$isa.$th.out" 2>/dev/null &&
+       [ "$("$B/test_clip" --check-dump "$tmp/cs.$isa.$th.st" $C/golden_clip.safetensors | sed -n 's/.*hash \([0-9a-f]*\)$/\1/p')" = "$csref" ] &&
+       diff <(tail -n +2 "$tmp/cs.out") <(tail -n +2 "$tmp/cs.$isa.$th.out") >/dev/null; then p=$((p+1))
+    else f=$((f+1)); echo "  FAIL clip-score output differs: isa=$isa threads=$th"; fi
+  done
+done
+"$B/test_clip" --write-rgba "$tmp/rgba.png"
+cli_err "clip-score without --clip" "required" "$B/locus" clip-score --image $C/img0.png --prompt a
+cli_err "clip-score missing folder" "/nonexistent" "$B/locus" clip-score --clip /nonexistent --image $C/img0.png --prompt a
+cli_err "clip-score missing image" "nonexistent.png" "$B/locus" clip-score --clip $C/model --image "$tmp/nonexistent.png" --prompt a
+cli_err "clip-score RGBA image" "8-bit RGB" "$B/locus" clip-score --clip $C/model --image "$tmp/rgba.png" --prompt a
+cli_err "clip-score unknown option" "unknown" "$B/locus" clip-score --clip $C/model --image $C/img0.png --prompt a --bogus
+cli_err "clip-score text folder" "vision_config" "$B/locus" clip-score --clip $G/ldm/text_encoder --image $C/img0.png --prompt a
+record "clip-score" $p $f
+# ---- end clip-score ----
+
+# 7. locus edit / detox, and the paper-fidelity options (presets, pairs, numpy pairing) through the CLI
+mkdir -p "$tmp/edit"
+bash tests/edit_test.sh "$B" "$tmp/edit" >"$tmp/edit.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/edit.out"
+read -r p f < <(tail -1 "$tmp/edit.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "edit" $p $f
+
+# ---- train ----
+# locus train vae|unet|pipeline: same weights scalar/1 thread vs best ISA/2 threads, resume, SIGKILL, generate
 bash tests/train_test.sh "$B" >"$tmp/train.out" 2>&1
 grep '^FAIL\|^  ' "$tmp/train.out" | head -20
 line=$(grep -E '^train_test: [0-9]+ passed, [0-9]+ failed$' "$tmp/train.out" | tail -1)
 p=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed/\1/')
 record "train" $p $f
+# ---- end train ----
 
 exit $overall

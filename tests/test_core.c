@@ -1,6 +1,6 @@
 /* test_core.c — core/: JSON parser, safetensors reader/writer and its validation, f16/bf16 widening,
- * torch-compatible randn against the golden noise, arena planning, PNG round trip, the string builder, JSON
- * writer and UTF-8 validator.
+ * torch-compatible randn against the golden noise, PNG round trip, the string builder, JSON writer and UTF-8
+ * validator.
  *
  *   test_core               run the checks
  *   test_core --malformed DIR   write the malformed safetensors files used by the CLI error test into DIR
@@ -232,22 +232,9 @@ static void test_rng(const char *golden_dir) {
     CHECK(locus_hash_uniform(3, 1000) == locus_hash_uniform(3, 1000) && locus_hash_uniform(3, 1000) != locus_hash_uniform(4, 1000), "hash RNG");
 }
 
-/* ---------------------------------------------------------------- arena, PNG */
+/* ---------------------------------------------------------------- PNG */
 
-static void test_arena_png(void) {
-    locus_arena plan, real;
-    locus_arena_plan(&plan);
-    size_t sizes[] = {1, 100, 64, 4097, 3};
-    for (int i = 0; i < 5; i++) locus_arena_alloc(&plan, sizes[i]);
-    CHECK(locus_arena_init(&real, plan.peak) == LOCUS_OK, "arena init");
-    int aligned = 1;
-    for (int i = 0; i < 5; i++) {
-        void *p = locus_arena_alloc(&real, sizes[i]);
-        aligned &= p && ((uintptr_t)p % 64) == 0;
-    }
-    CHECK(aligned, "planned arena holds exactly the planned allocations, 64-byte aligned");
-    CHECK(locus_arena_alloc(&real, 1) == NULL && strstr(locus_errmsg(), "arena"), "arena overflow returns NULL with a message");
-    locus_arena_free(&real);
+static void test_png(void) {
     /* PNG round trip with metadata; float -> u8 conversion like diffusers */
     float img[3 * 2 * 2] = {-1, 0, 1, 2, -2, 0.5f, -0.5f, 0.001f, 0, 0, 0, 0};
     uint8_t u8[12], *back = NULL;
@@ -419,7 +406,7 @@ int main(int argc, char **argv) {
     test_half();
     test_safetensors();
     test_rng(golden);
-    test_arena_png();
+    test_png();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_tmp);

@@ -474,6 +474,27 @@ static void rec(const char *name, const float *p, size_t n) {
     g_h[g_nh++].h = locus_fnv1a(LOCUS_FNV_INIT, p, n * sizeof(float));
 }
 
+
+/* ==== broadcast rows: checked in tests/test_bcast.c; here only their workload records ==== */
+
+/* workload records (hashed across ISAs, threads, processes and the aarch64 build) */
+static void bcast_workload(void) {
+    size_t G = 2, R = 300, n = 257, N = G * R * n, es = 3 * n + 1;
+    float *x = fbuf(N), *y = fbuf(N), *e = fbuf(G * es), *s = fbuf(G * R);
+    t_fill(x, N, 310, -3, 3); t_fill(e, G * es, 311, -1.5f, 1.5f); t_fill(s, G * R, 312, -1, 1);
+    locus_layer_norm_modulate(x, y, G, R, n, 1e-6f, e + n, e, es);
+    rec("bcast_modulate", y, N);
+    locus_bcast_gated_add(y, x, e + 2 * n, es, G, R, n);
+    rec("bcast_gated_add", y, N);
+    locus_bcast_binary(x, e, es, y, G, R, n, LOCUS_BIN_MUL, 0.0f);
+    rec("bcast_mul", y, N);
+    locus_scale_shift_rows(x, y, G * R, n, s, s);
+    rec("scale_shift_rows", y, N);
+    locus_free(x); locus_free(y); locus_free(e); locus_free(s);
+}
+/* ==== end of broadcast rows ==== */
+
+
 /* small = 1: the subset run under qemu-user (emulated FMA is slow): no multi-block GEMM */
 static void workload(int small) {
     g_nh = 0;
@@ -546,6 +567,7 @@ static void workload(int small) {
         locus_randn(7, r, 5);
         rec("randn7_small", r, 5);
     }
+    bcast_workload(); /* broadcast rows (mem-bcast) */
 }
 
 static int cmp_runs(const char *label, const hrec *a, int na, const hrec *b, int nb) {

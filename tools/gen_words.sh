@@ -3,22 +3,25 @@
 # SCOWL-derived word list (package wamerican-small, file /usr/share/dict/american-english-small; its
 # license is copied verbatim to zoo/words/COPYING).  Reproducible: the same input file gives the same list.
 #
-# Selection: lines that are 3-8 lower-case ASCII letters (drops proper nouns, abbreviations, possessives and
+# Selection: lines that are 3-8 (MIN_LEN-MAX_LEN) lower-case ASCII letters (drops proper nouns, abbreviations, possessives and
 # accented words), minus the words whose sha256 is listed in zoo/words/exclude.sha256 (offensive or
 # unsuitable for a sign, kept as hashes so the repository does not spell them), then the N words with the
 # smallest sha256("locus-words-v1:" + word) — a fixed pseudo-random sample — written in alphabetical order
 # (LC_ALL=C), one per line.  Needs perl with Digest::SHA (Debian: perl).
-# Usage: tools/gen_words.sh [N (default 1000)] [SOURCE (default /usr/share/dict/american-english-small)]
+# Usage: [MIN_LEN=3] [MAX_LEN=8] tools/gen_words.sh [N (default 1000)] [SOURCE (default /usr/share/dict/american-english-small)]
+# writes zoo/words/words-N.txt, or zoo/words/words-N-lenMIN-MAX.txt for other lengths (the same ranking).
 set -euo pipefail
 n=${1:-1000}
 src=${2:-/usr/share/dict/american-english-small}
+lo=${MIN_LEN:-3} hi=${MAX_LEN:-8}
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=$here/zoo/words/words-$n.txt
+[ "$lo-$hi" = 3-8 ] || out=$here/zoo/words/words-$n-len$lo-$hi.txt
 excl=$here/zoo/words/exclude.sha256
 [ -r "$src" ] || { echo "gen_words: $src not found (apt-get install wamerican-small)" >&2; exit 1; }
 export LC_ALL=C
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-grep -E '^[a-z]{3,8}$' "$src" | sort -u >"$tmp/cand"
+grep -E "^[a-z]{$lo,$hi}\$" "$src" | sort -u >"$tmp/cand"
 touch "$tmp/excl"; if [ -r "$excl" ]; then grep -oE '^[0-9a-f]{64}' "$excl" | sort -u >"$tmp/excl" || true; fi
 perl -MDigest::SHA=sha256_hex -e '
     my ($excl, $cand) = @ARGV; my %x;
