@@ -72,6 +72,17 @@ for isa in scalar $best; do
 done
 "$B/test_sample" --same-output "$tmp/g.scalar.png" "$tmp/g.$best.png" "$tmp/g.scalar.st" "$tmp/g.$best.st" >/dev/null 2>&1 && ok || bad "generate from the trained pipeline"
 
+# 4b. the tiny UNet has only_cross_attention (as the signs UNet): attn1 reads the text too, so `locus layers`
+#     lists it as a text layer and patching it with another prompt changes the sampled tensors (the same prompt:
+#     same bits; compared with test_grad --same-tensors, which ignores the run's metadata)
+"$L" layers --model "$tmp/a" 2>/dev/null | grep -q "cross  down_blocks.0.attentions.0.transformer_blocks.0.attn1" && ok || bad "layers: attn1 of an only-cross UNet not a text layer"
+pg() { "$L" generate --model "$tmp/a" --prompt 'A sign that says "OPEN".' --width 32 --height 16 --steps 3 --seed 7 "$@" >/dev/null 2>&1; }
+pg -o "$tmp/p0.png" --dump "$tmp/p0.st"
+pg --patch-prompt 'A sign that says "OPEN".' --patch-layers down_blocks.0.attentions.0.transformer_blocks.0.attn1 -o "$tmp/p1.png" --dump "$tmp/p1.st"
+pg --patch-prompt 'A sign that says "EXIT".' --patch-layers down_blocks.0.attentions.0.transformer_blocks.0.attn1 -o "$tmp/p2.png" --dump "$tmp/p2.st"
+"$B/test_grad" --same-tensors "$tmp/p0.st" "$tmp/p1.st" >/dev/null 2>&1 && ok || bad "patching attn1 with the same prompt changed the output"
+[ -s "$tmp/p2.st" ] && ! "$B/test_grad" --same-tensors "$tmp/p0.st" "$tmp/p2.st" >/dev/null 2>&1 && ok || bad "patching attn1 with another prompt did nothing"
+
 # 5. bad input: one error line
 cli_err() { # what, expected substring, command...
   local what=$1 want=$2; shift 2
