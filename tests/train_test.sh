@@ -54,15 +54,24 @@ if same "$tmp/a" "$tmp/d" "unet 10 + resume"; then ok; else bad "unet: 10 steps 
 "$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 4 --steps 20 --resume 2>"$tmp/err" \
   && bad "resume with another seed accepted" || { grep -q "other settings" "$tmp/err" && ok || bad "resume with another seed: $(cat "$tmp/err")"; }
 
-# 3. SIGKILL at some instant, then --resume: the same bytes (checkpoint every step; the kill lands anywhere)
+# 3. SIGKILL mid-stage, then --resume: the same bytes (checkpoint every step).  Killed once in the VAE stage (as
+#    soon as its first checkpoint exists) and once in the UNet stage, so the kills land at arbitrary points
+#    whatever the machine's speed.
 rm -rf "$tmp/k"
-"$L" train pipeline -o "$tmp/k" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 1 2>/dev/null &
-pid=$!
-sleep 0.7
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-[ ! -e "$tmp/k/unet/diffusion_pytorch_model.safetensors" ] && ok || bad "the kill came after the run ended (machine too fast for the 0.7 s delay?)"
-"$L" train pipeline -o "$tmp/k" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 1 --resume 2>"$tmp/k.err" || bad "resume after kill: $(tail -1 "$tmp/k.err")"
+kargs=(train pipeline -o "$tmp/k" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 1)
+kill_when() { # file, then the command: start it, SIGKILL it once the file exists (or it ended)
+  local file=$1; shift
+  "$@" 2>/dev/null &
+  local pid=$! n=0
+  while [ ! -e "$file" ] && kill -0 $pid 2>/dev/null && [ $n -lt 2000 ]; do sleep 0.01; n=$((n+1)); done
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+}
+kill_when "$tmp/k/train/vae.ckpt" "$L" "${kargs[@]}"
+[ ! -e "$tmp/k/vae/diffusion_pytorch_model.safetensors" ] && ok || bad "the first kill came after the VAE stage ended"
+kill_when "$tmp/k/train/unet.ckpt" "$L" "${kargs[@]}" --resume
+[ ! -e "$tmp/k/unet/diffusion_pytorch_model.safetensors" ] && ok || bad "the second kill came after the UNet stage ended"
+"$L" "${kargs[@]}" --resume 2>"$tmp/k.err" || bad "resume after kill: $(tail -1 "$tmp/k.err")"
 if same "$tmp/a" "$tmp/k" "kill + resume"; then ok; else bad "SIGKILL + --resume differs"; fi
 
 # 4. locus generate loads the folder; pixels and dumped tensors are the same on both ISAs
