@@ -34,7 +34,7 @@ void locus_train_opts_defaults(locus_train_opts *o) {
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *res, *text_config, *vae_config, *unet_config;
     long long steps, batch, ckpt, threads, warmup, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
-    double lr, wd, eps, clip, kl, drop, vae_lr, unet_lr;
+    double lr, wd, eps, clip, kl, drop, vae_lr, unet_lr, ema;
     const char *betas;
 } raw_opts;
 
@@ -59,6 +59,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_F(raw_opts, "--vae-lr", vae_lr, 0, 10, "pipeline: VAE learning rate (default --lr, else 1e-4)"),
         LOCUS_OPT_F(raw_opts, "--unet-lr", unet_lr, 0, 10, "pipeline: UNet learning rate (default --lr, else 1e-3)"),
         LOCUS_OPT_F(raw_opts, "--weight-decay", wd, 0, 10, "AdamW weight decay (1e-2)"),
+        LOCUS_OPT_F(raw_opts, "--ema", ema, 0, 1, "EMA decay of the weights, as diffusers' EMAModel (0 = off); the averages are saved"),
         LOCUS_OPT_S(raw_opts, "--betas", betas, "AdamW B1,B2 (0.9,0.999)"),
         LOCUS_OPT_F(raw_opts, "--eps", eps, 1e-30, 1, "AdamW eps (1e-8)"),
         LOCUS_OPT_F(raw_opts, "--clip-grad", clip, 0, 1000000000, "clip_grad_norm max (1; 0 = off)"),
@@ -99,7 +100,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     o->data = r.data; o->config = r.config; o->out = r.out; o->base = r.base; o->tokenizer = r.tokenizer;
     o->text_config = r.text_config; o->vae_config = r.vae_config; o->unet_config = r.unet_config;
     o->steps = (int)r.steps; o->batch_size = (int)r.batch; o->ckpt_every = (int)r.ckpt; o->threads = (int)r.threads;
-    o->warmup = (int)r.warmup; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->vae_lr = r.vae_lr; o->unet_lr = r.unet_lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
+    o->warmup = (int)r.warmup; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->ema = r.ema; o->vae_lr = r.vae_lr; o->unet_lr = r.unet_lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
     o->kl_weight = r.kl; o->cfg_dropout = r.drop; o->samples = (int)r.samples;
     o->vae_steps = (int)r.vae_steps; o->unet_steps = (int)r.unet_steps; o->vae_batch = (int)r.vae_batch; o->unet_batch = (int)r.unet_batch;
     if (r.betas) {
@@ -109,6 +110,10 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
             fprintf(stderr, "locus train %s: --betas %s: expected B1,B2 in [0,1)\n", what, r.betas);
             return 2;
         }
+    }
+    if (o->ema >= 1) {
+        fprintf(stderr, "locus train %s: --ema %g: the decay must be below 1\n", what, o->ema);
+        return 2;
     }
     if (r.res) {
         char *end;

@@ -8,7 +8,8 @@
  * loss history and the run's settings; then OUT/train/<stage>_loss.csv and <stage>_loss.png.  A resumed run
  * restores exactly that state, and since each step is a deterministic function of it (the batch order is a
  * function of (seed, step), models and optimizer are bit-reproducible), it writes the same bits as an
- * uninterrupted run, whenever it was killed.
+ * uninterrupted run, whenever it was killed.  --ema keeps diffusers' EMAModel average of the weights (in the
+ * checkpoint too); the stages then write and picture the averaged weights.
  */
 #include "train_model.h"
 
@@ -47,14 +48,52 @@ locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, con
     }
     t->losses = calloc((size_t)(o->steps > 0 ? o->steps : 1), sizeof *t->losses);
     if (!t->losses) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    if (o->ema > 0) { /* the averages start as the initial weights */
+        t->ema = calloc(t->grads.n ? t->grads.n : 1, sizeof *t->ema);
+        if (!t->ema) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+        for (size_t i = 0; i < t->grads.n; i++) {
+            if (!(t->ema[i] = malloc(t->grads.e[i].numel * sizeof(float)))) return locus_fail(LOCUS_E_NOMEM, "out of memory for the EMA weights");
+            memcpy(t->ema[i], t->grads.e[i].param, t->grads.e[i].numel * sizeof(float));
+        }
+    }
     return locus_mkdir(t->workdir);
 }
 
 void locus_trainer_free(locus_trainer *t) {
+    for (size_t i = 0; t->ema && i < t->grads.n; i++) free(t->ema[i]);
+    free(t->ema);
+    t->ema = NULL;
     locus_grads_free(&t->grads);
     locus_adamw_free(&t->opt);
     free(t->losses);
     t->losses = NULL;
+}
+
+void locus_trainer_swap_ema(locus_trainer *t) {
+    for (size_t i = 0; t->ema && i < t->grads.n; i++) {
+        float *p = (float *)t->grads.e[i].param, *e = t->ema[i];
+        for (size_t k = 0; k < t->grads.e[i].numel; k++) {
+            float x = p[k];
+            p[k] = e[k];
+            e[k] = x;
+        }
+    }
+}
+
+/* diffusers' EMAModel.step after optimizer step `step` (update_after_step 0, no warmup schedule):
+ * decay = min(ema, (1 + s) / (10 + s)) with s = step - 1 (0 at the first step: the average becomes the
+ * weights), then ema -= (1 - decay) * (ema - p) elementwise in fp32. */
+static void ema_update(locus_trainer *t, int64_t step) {
+    if (!t->ema) return;
+    int64_t s = step - 1;
+    double d = s <= 0 ? 0.0 : (1.0 + (double)s) / (10.0 + (double)s);
+    if (d > t->o->ema) d = t->o->ema;
+    const float om = (float)(1.0 - d);
+    for (size_t i = 0; i < t->grads.n; i++) {
+        const float *p = t->grads.e[i].param;
+        float *e = t->ema[i];
+        for (size_t k = 0; k < t->grads.e[i].numel; k++) e[k] = e[k] - om * (e[k] - p[k]);
+    }
 }
 
 static void ckpt_path(const locus_trainer *t, char *p, size_t n, const char *suffix) {
@@ -72,6 +111,10 @@ static locus_status checkpoint_save(const locus_trainer *t, int64_t step) {
     for (size_t i = 0; i < t->grads.n && !st; i++) {
         snprintf(key, sizeof key, "param.%s", t->grads.e[i].name);
         st = locus_st_writer_add(w, key, LOCUS_F32, t->grads.e[i].ndim, t->grads.e[i].shape, t->grads.e[i].param);
+    }
+    for (size_t i = 0; t->ema && i < t->grads.n && !st; i++) {
+        snprintf(key, sizeof key, "ema.%s", t->grads.e[i].name);
+        st = locus_st_writer_add(w, key, LOCUS_F32, t->grads.e[i].ndim, t->grads.e[i].shape, t->ema[i]);
     }
     if (!st) st = locus_adamw_state_write(&t->opt, w, "optimizer.");
     if (!st) st = locus_st_writer_add(w, "train.step", LOCUS_I64, 1, &one, &step);
@@ -105,6 +148,13 @@ static locus_status checkpoint_load(locus_trainer *t, const char *path, int64_t 
         const locus_st_tensor *x = locus_st_find(&f, key);
         if (!x || locus_st_numel(x) != (int64_t)t->grads.e[i].numel) st = locus_fail(LOCUS_E_FORMAT, "%s: '%s' missing or mis-shaped", path, key);
         else st = locus_st_to_f32(x, (float *)t->grads.e[i].param, (int64_t)t->grads.e[i].numel);
+    }
+    for (size_t i = 0; !st && t->ema && i < t->grads.n; i++) {
+        char key[700];
+        snprintf(key, sizeof key, "ema.%s", t->grads.e[i].name);
+        const locus_st_tensor *x = locus_st_find(&f, key);
+        if (!x || locus_st_numel(x) != (int64_t)t->grads.e[i].numel) st = locus_fail(LOCUS_E_FORMAT, "%s: '%s' missing or mis-shaped", path, key);
+        else st = locus_st_to_f32(x, t->ema[i], (int64_t)t->grads.e[i].numel);
     }
     if (!st) st = locus_adamw_state_read(&t->opt, &f, "optimizer.");
     if (!st && *step > 0) {
@@ -142,6 +192,10 @@ locus_status locus_trainer_run(locus_trainer *t) {
     ckpt_path(t, path, sizeof path, ".ckpt");
     int64_t start = 0;
     locus_status st;
+    if (o->ema > 0) { /* averaging is part of the state a resumed run must share */
+        size_t l = strlen(t->settings);
+        snprintf(t->settings + l, sizeof t->settings - l, ";ema=%.17g", o->ema);
+    }
     if (o->resume) {
         if (access(path, F_OK) == 0) {
             if ((st = checkpoint_load(t, path, &start))) return st;
@@ -162,10 +216,16 @@ locus_status locus_trainer_run(locus_trainer *t) {
                               access(path, F_OK) == 0 ? "the last checkpoint is intact: " : "no checkpoint written yet", access(path, F_OK) == 0 ? path : "");
         if (o->clip > 0) locus_adamw_clip(&t->opt, o->clip);
         locus_adamw_step(&t->opt);
+        ema_update(t, step);
         t->losses[step - 1] = loss;
         if ((o->ckpt_every > 0 && step % o->ckpt_every == 0) || step == o->steps) {
             if ((st = checkpoint_save(t, step)) || (st = write_curves(t, step))) return st;
-            if (t->on_checkpoint && (st = t->on_checkpoint(t, step))) return st;
+            if (t->on_checkpoint) { /* pictures of what would be saved: the EMA weights when averaging */
+                locus_trainer_swap_ema(t);
+                st = t->on_checkpoint(t, step);
+                locus_trainer_swap_ema(t);
+                if (st) return st;
+            }
         }
         clock_gettime(CLOCK_MONOTONIC, &w1);
         double el = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);

@@ -36,6 +36,7 @@ typedef struct {
     int samples;      /* progress pictures at checkpoints: images / prompts (4; 0 = none) */
     double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
     double vae_lr, unet_lr; /* train pipeline: per-stage learning rates (< 0: --lr or the stage's default) */
+    double ema;       /* EMA of the weights (diffusers' EMAModel decay; 0 = off): what is saved and pictured */
     uint64_t seed;
 } locus_train_opts;
 
@@ -104,6 +105,7 @@ struct locus_trainer {
     locus_adamw opt;
     locus_mt19937 rng;       /* batch randomness; its position is checkpointed */
     float *losses;           /* [o->steps] */
+    float **ema;             /* [grads.n] exponential moving averages of the parameters (o->ema > 0), else NULL */
     locus_train_eval_fn eval;
     /* after every checkpoint (may be NULL): progress pictures, OUT/train/<stage>_step<N>.png; must not touch
      * the trainer's state (its randomness is its own) */
@@ -119,6 +121,9 @@ struct locus_trainer {
 locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, const char *what, const locus_loader *L,
                                 const char *const *buffers);
 void locus_trainer_free(locus_trainer *t);
+/* With --ema: exchange the parameters and their moving averages in place (twice = unchanged).  The stages
+ * swap before writing the weights (EMA weights are the output, as diffusers' --use_ema) and around pictures. */
+void locus_trainer_swap_ema(locus_trainer *t);
 /* Run steps start+1 .. o->steps (resuming from the checkpoint when o->resume and it exists), checkpoint every
  * o->ckpt_every steps and at the end, loss.png, loss.csv and on_checkpoint's pictures at every checkpoint.  A non-finite loss stops with
  * an error naming the step (the last checkpoint is left intact). */

@@ -212,6 +212,7 @@ int locus_train_unet(const locus_train_opts *o0) {
     fprintf(stderr, "locus: train unet: %d images (%d captions) -> latents %dx%dx%d, text %dx%d, %zu parameters, %d steps of %d\n", s.d.n,
             s.d.nprompts, s.d.C, s.d.h, s.d.w, s.d.S, s.d.D, s.m.den.params, o.steps, o.batch_size);
     if ((st = locus_trainer_run(&t))) goto out;
+    locus_trainer_swap_ema(&t); /* the output is the averaged weights (no-op without --ema) */
     snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", dir);
     const char *meta[] = {"format", "pt", "locus_version", LOCUS_VERSION, NULL};
     if ((st = locus_train_save_weights(&t.grads, wpath, meta, o.fp16))) goto out;

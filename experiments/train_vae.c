@@ -173,6 +173,7 @@ int locus_train_vae(const locus_train_opts *o0) {
     fprintf(stderr, "locus: train vae: %d images %dx%d, %zu parameters, latent %dx%dx%d, %d steps of %d\n", s.img.n, s.img.W, s.img.H, s.v.L.nparams,
             s.v.latent_channels, s.img.H / s.f, s.img.W / s.f, o.steps, o.batch_size);
     if ((st = locus_trainer_run(&t))) goto out;
+    locus_trainer_swap_ema(&t); /* the output is the averaged weights (no-op without --ema) */
     char over[128];
     double scale = (double)(float)latent_scale(&s);
     snprintf(over, sizeof over, "{\"scaling_factor\": %.9g}", scale);

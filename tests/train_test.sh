@@ -2,6 +2,7 @@
 # train_test.sh — `locus train` end to end on a tiny synthetic sign set (8 images of 32x16):
 #   * a pipeline (20 VAE steps + 20 UNet steps) trained with LOCUS_ISA=scalar / 1 thread and with the best
 #     ISA / 2 threads gives the same bytes in every weight and config file;
+#   * --ema resumes with the same bits and saves the averaged weights;
 #   * the loss curves and the progress pictures (reconstructions, samples) are the same bytes too;
 #   * 10 steps, then --resume to 20, and a run killed (SIGKILL) mid-way then resumed, equal the uninterrupted run;
 #   * the folder is a pipeline `locus generate` loads (same PNG bytes on both ISAs);
@@ -73,6 +74,15 @@ kill_when "$tmp/k/train/unet.ckpt" "$L" "${kargs[@]}" --resume
 [ ! -e "$tmp/k/unet/diffusion_pytorch_model.safetensors" ] && ok || bad "the second kill came after the UNet stage ended"
 "$L" "${kargs[@]}" --resume 2>"$tmp/k.err" || bad "resume after kill: $(tail -1 "$tmp/k.err")"
 if same "$tmp/a" "$tmp/k" "kill + resume"; then ok; else bad "SIGKILL + --resume differs"; fi
+
+# 3b. --ema (diffusers' EMAModel average, saved instead of the raw weights): resumable with the same bits, and
+#     not the raw weights
+"$L" train pipeline -o "$tmp/m1" "${common[@]}" --vae-steps 20 --unet-steps 20 --ema 0.99 2>/dev/null || bad "--ema run"
+"$L" train pipeline -o "$tmp/m2" "${common[@]}" --vae-steps 20 --unet-steps 10 --ema 0.99 2>/dev/null || bad "--ema 10-step run"
+"$L" train pipeline -o "$tmp/m2" "${common[@]}" --vae-steps 20 --unet-steps 20 --ema 0.99 --resume 2>/dev/null || bad "--ema resumed run"
+if same "$tmp/m1" "$tmp/m2" "--ema 10 + resume"; then ok; else bad "--ema: 10 steps + --resume to 20 differs"; fi
+! cmp -s "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/m1/vae/diffusion_pytorch_model.safetensors" && cmp -s "$tmp/a/train/vae_loss.csv" "$tmp/m1/train/vae_loss.csv" \
+  && ok || bad "--ema: the saved VAE should differ from the raw weights while its losses stay the same"
 
 # 4. locus generate loads the folder; pixels and dumped tensors are the same on both ISAs
 for isa in scalar $best; do
