@@ -159,7 +159,7 @@ static int usage_train(FILE *f) {
             "                        with --data also trains vae/ then unet/ (each stage resumable)\n"
             "  options: --steps N --lr F --batch-size B --seed S --resolution WxH --weight-decay F --betas B1,B2 --eps F\n"
             "           --clip-grad F --warmup N --kl-weight 1e-6 --checkpoint-every N --resume --gradient-checkpointing --threads N\n"
-            "           --samples N (progress pictures at checkpoints, 4; 0 = none)\n"
+            "           --samples N (progress pictures at checkpoints, 4; 0 = none)  --ema DECAY (EMA weights are saved; 0 = off)\n"
             "           --fp16 (weights written as F16; the text encoder too, so training and sampling read the same values)\n"
             "  Checkpoints, loss.csv, loss.png and the pictures go to OUTDIR/train/; see docs/TRAINING.md.\n");
     return f == stderr ? 2 : 0;
