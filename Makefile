@@ -103,9 +103,9 @@ asan:
 neon-test:
 	@bash .ci/deps.sh check-neon
 	@mkdir -p build-aarch64 && touch build-aarch64/.deps-ok
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= FT_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_mmdit \
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc PNG_LIB= OCR_LIB= FT_LIB= build-aarch64/test_kernels build-aarch64/test_unet build-aarch64/test_sdxl build-aarch64/test_mmdit \
 	    build-aarch64/test_grad build-aarch64/test_grad_mmdit
-	$(MAKE) $(BUILD)/test_kernels $(BUILD)/test_unet $(BUILD)/test_mmdit $(BUILD)/test_grad $(BUILD)/test_grad_mmdit
+	$(MAKE) $(BUILD)/test_kernels $(BUILD)/test_unet $(BUILD)/test_sdxl $(BUILD)/test_mmdit $(BUILD)/test_grad $(BUILD)/test_grad_mmdit
 	@bash tests/neon_compare.sh $(BUILD) build-aarch64 | tee build-aarch64/neon.log; \
 	 tail -1 build-aarch64/neon.log | awk '{print "neon", $$2, $$4}' >build-aarch64/results; \
 	 test "$$(awk '{print $$3}' build-aarch64/results)" = 0

@@ -7,9 +7,15 @@
  * 154 context tokens.
  * Prints the best of two timed runs and GFLOP/s (GEMM/conv/attention multiply-adds counted by locus).
  * Reports only; never fails on timing.
+ *
+ *   bench_models THREADS sdxl [PIXELS]
+ * Only the SDXL base 1.0 UNet (benchmarks/configs/sdxl-base-unet.json, 2.6e9 parameters: about 10.3 GB of fp32
+ * weights, so not part of `make bench`) on one CFG pair at PIXELS x PIXELS (default 1024: 128x128 latents),
+ * 77 tokens of width 2048, pooled text + size conditioning: the time of one sampling step, one run.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "../core/arena.h"
@@ -25,14 +31,43 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* one CFG step of the SDXL base UNet at px x px */
+static int bench_sdxl(int T, int px) {
+    locus_unet u;
+    double t0 = now();
+    if (locus_unet_load_random(&u, "benchmarks/configs/sdxl-base-unet.json", 4)) { fprintf(stderr, "bench_models: %s\n", locus_errmsg()); return 2; }
+    fprintf(stderr, "  (sdxl base unet: %zu parameters, random init %.1f s)\n", locus_unet_params(&u), now() - t0);
+    int B = 2, h = px / 8, w = px / 8, S = 77, C = u.in_channels, P = u.add_text_dim + UNET_TIME_IDS;
+    float *x = locus_alloc((size_t)B * C * h * w * 4), *ctx = locus_alloc((size_t)B * S * u.ctx_dim * 4), *out = locus_alloc((size_t)B * C * h * w * 4);
+    float *pooled = locus_alloc((size_t)B * P * 4); /* [B, 1280 + 6]: pooled text, then original/crop/target size */
+    locus_randn(13, x, (size_t)B * C * h * w);
+    locus_fill_uniform(14, ctx, (size_t)B * S * u.ctx_dim, -1, 1);
+    locus_fill_uniform(15, pooled, (size_t)B * P, -1, 1);
+    for (int b = 0; b < B; b++) {
+        float ids[6] = {(float)px, (float)px, 0, 0, (float)px, (float)px};
+        for (int k = 0; k < 6; k++) pooled[(size_t)b * P + u.add_text_dim + k] = ids[k];
+    }
+    float ts[2] = {999, 999};
+    double f0 = locus_gemm_flops(), a = now();
+    locus_unet_forward_cond(&u, x, B, h, w, ts, ctx, S, pooled, out, NULL);
+    double dt = now() - a, flops = locus_gemm_flops() - f0;
+    printf("unet_sdxl_base batch=2 latent=%dx%d (%dx%d px) tokens=77 threads=%d isa=%s seconds=%.2f gflop=%.0f gflops=%.1f peak_mib=%.0f\n", h, w, px, px, T,
+           locus_isa_name(), dt, flops * 1e-9, flops / dt * 1e-9, (double)locus_mem_peak() / (1 << 20));
+    locus_free(x); locus_free(ctx); locus_free(out); locus_free(pooled);
+    locus_unet_free(&u);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2 || atoi(argv[1]) <= 0) {
-        fprintf(stderr, "usage: bench_models THREADS\n");
+    int sdxl = argc >= 3 && !strcmp(argv[2], "sdxl");
+    if (argc < 2 || atoi(argv[1]) <= 0 || (argc > 2 && !sdxl) || argc > 4 || (argc == 4 && (atoi(argv[3]) < 64 || atoi(argv[3]) % 64))) {
+        fprintf(stderr, "usage: bench_models THREADS [sdxl [PIXELS, a multiple of 64]]\n");
         return 2;
     }
     locus_prefer_passive_wait(argv);
     int T = atoi(argv[1]);
     locus_set_threads(T);
+    if (sdxl) return bench_sdxl(T, argc == 4 ? atoi(argv[3]) : 1024);
     locus_unet u;
     double t0 = now();
     if (locus_unet_load_random(&u, "benchmarks/configs/sd15-unet.json", 1)) { fprintf(stderr, "bench_models: %s\n", locus_errmsg()); return 2; }

@@ -27,6 +27,7 @@
 typedef struct {
     const char *model, *prompt, *negative, *out, *noise_file, *embeds_file, *dump_file, *sampler, *halves;
     const char *patch_prompt, *patch_embeds, *patch_layers, *cache_file, *cache_points, *intervene, *iv_steps, *iv_heads, *iv_half;
+    const char *size_cond[3]; /* --original-size H,W, --crops-coords-top-left Y,X, --target-size H,W (SDXL) */
     locus_optlist lora; /* --lora FILE[:SCALE], repeatable */
     long long seed, steps, width, height, threads, max_seq, clip_skip, start_step, iv_nheads;
     double guidance;
@@ -35,7 +36,10 @@ typedef struct {
 #define OS(f, m, h) LOCUS_OPT_S(gen_args, f, m, h)
 #define OI(f, m, lo, hi, h) LOCUS_OPT_I(gen_args, f, m, lo, hi, h)
 static const locus_opt opts[] = {
-    OS("--model", model, "DIR  pipeline folder (required)"), OS("--prompt", prompt, "TEXT"), OS("--negative-prompt", negative, "TEXT (default empty)"),
+    OS("--model", model, "DIR  pipeline folder (required)"), OS("--prompt", prompt, "TEXT"),
+    OS("--negative-prompt", negative, "TEXT (default: none: the empty prompt, or zeros for SDXL's force_zeros_for_empty_prompt)"),
+    OS("--original-size", size_cond[0], "H,W  SDXL size conditioning (default: the output size)"),
+    OS("--crops-coords-top-left", size_cond[1], "Y,X  SDXL crop conditioning (default 0,0)"), OS("--target-size", size_cond[2], "H,W (default: the output size)"),
     OS("-o", out, "OUT.png (required)"), OS("--output", out, "OUT.png"), OS("--noise", noise_file, "FILE  tensor 'noise' [1,C,h,w] instead of the seed"),
     OS("--prompt-embeds", embeds_file, "FILE  cond, uncond (+ cond_pooled, uncond_pooled)"), OS("--dump", dump_file, "FILE  every step's predictions"),
     OS("--sampler", sampler, "ddim|euler|pndm|flow (default: the folder's scheduler)"), OS("--patch-prompt", patch_prompt, "TEXT  prompt B"),
@@ -60,7 +64,6 @@ static int fail(const char *fmt, const char *a) {
 static int parse_args(int argc, char **argv, gen_args *a) {
     memset(a, 0, sizeof *a);
     a->steps = a->guidance = -1;
-    a->negative = "";
     int rc = locus_opts_parse("generate", opts, sizeof opts / sizeof *opts, argc, argv, a);
     if (rc) return rc < 0 ? -1 : rc;
     if (a->halves && strcmp(a->halves, "cond") && strcmp(a->halves, "both")) return fail("--patch-halves %s: expected cond or both", a->halves);
@@ -98,6 +101,19 @@ int locus_cmd_generate(int argc, char **argv) {
                         (uint64_t)a.seed, NULL, NULL, "generate"};
     int max_seq = a.max_seq ? (int)a.max_seq : 256, cfg = o.guidance > 1.0f;
     p.clip_skip = (int)a.clip_skip;
+    if (a.size_cond[0] || a.size_cond[1] || a.size_cond[2]) { /* "H,W" pairs, handled by the pipeline */
+        static const char *const flag[3] = {"--original-size", "--crops-coords-top-left", "--target-size"};
+        int v[3][2];
+        for (int k = 0; k < 3; k++) {
+            char tail;
+            if (a.size_cond[k] && (sscanf(a.size_cond[k], "%d,%d%c", &v[k][0], &v[k][1], &tail) != 2 || v[k][0] < 0 || v[k][1] < 0 ||
+                                   v[k][0] > 1000000 || v[k][1] > 1000000)) {
+                locus_fail(LOCUS_E_ARG, "%s %s: expected two non-negative integers A,B", flag[k], a.size_cond[k]);
+                goto fail;
+            }
+        }
+        CHECK(locus_pipeline_set_size_cond(&p, a.size_cond[0] ? v[0] : NULL, a.size_cond[1] ? v[1] : NULL, a.size_cond[2] ? v[2] : NULL));
+    }
     if (a.intervene) {
         CHECK(locus_interventions_parse(&ivs, a.intervene));
         CHECK(locus_interventions_configure(&ivs, a.iv_steps, (int)a.iv_nheads, a.iv_heads, a.iv_half));
@@ -140,7 +156,7 @@ int locus_cmd_generate(int argc, char **argv) {
     char seed_s[32], steps_s[16], g_s[32], hash_s[32];
     snprintf(seed_s, sizeof seed_s, "%lld", a.seed); snprintf(steps_s, sizeof steps_s, "%d", o.steps);
     snprintf(g_s, sizeof g_s, "%g", o.guidance); snprintf(hash_s, sizeof hash_s, "%016llx", p.model_hash);
-    locus_png_text tx[] = {{"prompt", a.prompt ? a.prompt : "(embeddings file)"}, {"negative_prompt", a.negative},
+    locus_png_text tx[] = {{"prompt", a.prompt ? a.prompt : "(embeddings file)"}, {"negative_prompt", a.negative ? a.negative : ""},
                            {"seed", a.noise_file ? "(noise file)" : seed_s}, {"steps", steps_s}, {"sampler", locus_scheduler_name(&p.sched)},
                            {"guidance", g_s}, {"model_hash", hash_s}, {"isa", locus_isa_name()}, {"locus_version", LOCUS_VERSION},
                            {"patch_layers", a.patch_layers ? a.patch_layers : ""},

@@ -264,7 +264,7 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
     P->p2p_tau = -1;    /* not given: edit's default */
     const lz_preset *preset = NULL;
     P->template = "A sign that says \"{}\".";
-    P->negative = "";
+    P->negative = NULL; /* no negative prompt: the empty one, or zeros (SDXL force_zeros_for_empty_prompt), as diffusers */
     P->seeds_spec = "0";
     P->mse_mode = "true";
     P->steps = 50;
@@ -385,6 +385,7 @@ int lz_main(int argc, char **argv, int experiment) {
     if (P.sampler && locus_scheduler_override(&p.sched, P.sampler)) { lz_fail("localize", "%s", locus_errmsg()); goto done; }
     P.sampler = locus_scheduler_name(&p.sched);
     if (P.guidance < 0) P.guidance = p.default_guidance;
+    if (!P.negative && !p.negative_none_zeros) P.negative = ""; /* the same thing here: recorded as before ("") */
     if (!P.max_seq) P.max_seq = 256;
     if (p.text_tokens_fixed) P.max_seq = p.text_tokens_fixed;
     locus_run_opts o = {P.steps, P.guidance, P.width, P.height, 0};

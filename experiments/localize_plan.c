@@ -226,7 +226,8 @@ char *lz_config_json(const lz_plan *P, unsigned long long model_hash, int shard,
     kv_int(&w, "width", P->width);
     kv_int(&w, "height", P->height);
     kv_int(&w, "max_sequence_length", P->max_seq);
-    kv_str(&w, "negative_prompt", P->negative);
+    if (P->negative) kv_str(&w, "negative_prompt", P->negative);
+    else { locus_jw_key(&w, "negative_prompt"); locus_jw_null(&w); }
     kv_int(&w, "grid_cols", P->grid_cols);
     kv_int(&w, "start_step", P->start_step);
     kv_str(&w, "patch_halves", P->both ? "both" : "cond");

@@ -24,14 +24,15 @@ locus_status locus_embeds_encode(const locus_pipeline *p, const char *prompt, co
         e->uncond = locus_alloc(ne * sizeof(float));
         if (np) e->uncond_pooled = locus_alloc(np * sizeof(float));
         st = !e->uncond || (np && !e->uncond_pooled) ? locus_fail(LOCUS_E_NOMEM, "out of memory")
-                                                      : locus_pipeline_encode(p, negative ? negative : "", max_seq, e->uncond, e->uncond_pooled, &e->T);
+                                                      : locus_pipeline_encode(p, negative, max_seq, e->uncond, e->uncond_pooled, &e->T);
     }
     if (st) locus_embeds_free(e);
     return st;
 }
 
-/* [1,D] pooled tensor from an embeddings file */
-static float *load_pooled(const locus_st_file *f, const char *name, int D) {
+/* [1,D] pooled tensor from an embeddings file, into a buffer of D + extra floats (the extra ones zero: size
+ * conditioning the pipeline fills per run) */
+static float *load_pooled(const locus_st_file *f, const char *name, int D, int extra) {
     const locus_st_tensor *t = locus_st_find(f, name);
     if (!t) { locus_fail(LOCUS_E_NOTFOUND, "%s: no tensor '%s' (this model needs cond_pooled and uncond_pooled)", f->path, name); return NULL; }
     if (t->ndim != 2 || t->shape[0] != 1 || t->shape[1] != D) {
@@ -39,8 +40,9 @@ static float *load_pooled(const locus_st_file *f, const char *name, int D) {
         locus_fail(LOCUS_E_SHAPE, "%s: '%s' has shape %s, expected [1,%d]", f->path, name, locus_shape_str(t->ndim, t->shape, s, sizeof s), D);
         return NULL;
     }
-    float *p = locus_alloc((size_t)D * sizeof(float));
+    float *p = locus_alloc((size_t)(D + extra) * sizeof(float));
     if (p && locus_st_to_f32(t, p, D)) { locus_free(p); return NULL; }
+    if (p) memset(p + D, 0, (size_t)extra * sizeof(float));
     return p;
 }
 
@@ -65,11 +67,11 @@ locus_status locus_embeds_load(const locus_pipeline *p, const char *path, int cf
     locus_st_file f;
     locus_status st = locus_st_open(&f, path);
     if (st) return st;
-    int D = p->den.ctx_dim, P = p->den.pooled_dim, ok;
+    int D = p->den.ctx_dim, X = p->den.pooled_extra, P = p->den.pooled_dim - X, ok; /* P: the pooled text */
     ok = (e->cond = load_text(&f, "cond", D, &e->T)) != NULL;
     if (ok && cfg) ok = (e->uncond = load_text(&f, "uncond", D, &e->T)) != NULL;
-    if (ok && P) ok = (e->cond_pooled = load_pooled(&f, "cond_pooled", P)) != NULL;
-    if (ok && P && cfg) ok = (e->uncond_pooled = load_pooled(&f, "uncond_pooled", P)) != NULL;
+    if (ok && P) ok = (e->cond_pooled = load_pooled(&f, "cond_pooled", P, X)) != NULL;
+    if (ok && P && cfg) ok = (e->uncond_pooled = load_pooled(&f, "uncond_pooled", P, X)) != NULL;
     locus_st_close(&f);
     if (ok) return LOCUS_OK;
     locus_embeds_free(e);
@@ -166,9 +168,23 @@ locus_status locus_run_exec(locus_run *r, const locus_embeds *e) {
     else locus_randn(r->o.seed, r->latent, n);
     for (size_t i = 0; i < n; i++) r->latent[i] = r->latent[i] * p->sched.init_noise_sigma;
     locus_cond cu = {e->uncond, e->uncond_pooled}, cc = {e->cond, e->cond_pooled};
+    /* pooled conditioning that depends on the run (SDXL's size conditioning): copies completed by the pipeline */
+    int P = p->den.pooled_dim, X = p->den.pooled_extra;
+    float *pl[2] = {NULL, NULL}; /* [P] each: cond, uncond */
+    for (int k = 0; k < 2 && X > 0; k++) {
+        const float *src = k ? e->uncond_pooled : e->cond_pooled;
+        if (!src) continue;
+        if (!(pl[k] = locus_alloc((size_t)P * sizeof(float)))) { locus_free(pl[0]); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+        memcpy(pl[k], src, (size_t)(P - X) * sizeof(float));
+        locus_pipeline_size_cond(p, r->o.W, r->o.H, pl[k] + P - X);
+        if (k) cu.pooled = pl[k];
+        else cc.pooled = pl[k];
+    }
     locus_step_cb cb = {run_on_step, r};
     if (r->progress) locus_progress_start(&r->prog, r->progress, p->sched.nevals);
     st = locus_sample(&p->den, &p->sched, r->o.steps, r->o.guidance, r->latent, r->h, r->w, e->uncond ? &cu : NULL, &cc, e->T, &cb, &r->hooks);
+    locus_free(pl[0]);
+    locus_free(pl[1]);
     if (st) return st;
     r->image = locus_alloc((size_t)3 * r->o.H * r->o.W * sizeof(float));
     if (!r->image) return locus_fail(LOCUS_E_NOMEM, "out of memory for the image");

@@ -19,7 +19,8 @@
 
 typedef struct {
     float *cond, *uncond;               /* [1,T,ctx_dim] each; uncond NULL without CFG */
-    float *cond_pooled, *uncond_pooled; /* [1,pooled_dim] when the denoiser has pooled text */
+    float *cond_pooled, *uncond_pooled; /* [1,pooled_dim] when the denoiser has pooled text (the last pooled_extra
+                                         * entries are filled per run by locus_pipeline_size_cond) */
     int T;
 } locus_embeds;
 
@@ -27,7 +28,8 @@ typedef struct {
 locus_status locus_embeds_encode(const locus_pipeline *p, const char *prompt, const char *negative, int cfg, int max_seq,
                                  locus_embeds *e);
 /* Load embeddings from a safetensors file: `cond` (and `uncond` when cfg) [1,T,ctx_dim], plus `cond_pooled`
- * (and `uncond_pooled`) [1,pooled_dim] when the denoiser takes pooled text.  Errors name the file and tensor. */
+ * (and `uncond_pooled`) [1,pooled_dim - pooled_extra] (the pooled text only) when the denoiser takes pooled
+ * text.  Errors name the file and tensor.  negative NULL in locus_embeds_encode: no negative prompt given. */
 locus_status locus_embeds_load(const locus_pipeline *p, const char *path, int cfg, locus_embeds *e);
 void locus_embeds_free(locus_embeds *e);
 

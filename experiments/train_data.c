@@ -133,6 +133,8 @@ locus_status locus_train_data_load(locus_train_data *d, const char *model_dir, c
             else {
                 memcpy(d->ctx + (size_t)d->nprompts * d->S * d->D, e.cond, (size_t)d->S * d->D * sizeof(float));
                 if (pooled) memcpy(d->pooled + (size_t)d->nprompts * d->P, e.cond_pooled, (size_t)d->P * sizeof(float));
+                /* per-run conditioning the pipeline fills (SDXL's size numbers: original = target = R x R, crop 0,0) */
+                if (pooled) locus_pipeline_size_cond(&p, R, R, d->pooled + (size_t)d->nprompts * d->P + d->P - p.den.pooled_extra);
             }
             locus_embeds_free(&e);
             caps[d->nprompts] = strdup(cap);

@@ -1,4 +1,4 @@
-/* denoiser.h — one interface for every denoiser family (UNet, MM-DiT; next SDXL, DeepFloyd IF).
+/* denoiser.h — one interface for every denoiser family (UNet incl. SDXL, MM-DiT; next DeepFloyd IF).
  *
  * Everything above models/ (the sampler, runs, patching, localization, training) talks to a denoiser only
  * through this struct: its geometry, one forward, the list of its attention layers (which of them read the
@@ -63,7 +63,9 @@ struct locus_denoiser {
     int sample_size;         /* default latent size (config sample_size) */
     int size_multiple;       /* latent height/width must be multiples of this */
     int patch;               /* > 0: image tokens = (h/patch)(w/patch) (flow-matching dynamic shift); 0: not a token model */
-    int ctx_dim, pooled_dim; /* text context width; pooled text width (0: none) */
+    int ctx_dim, pooled_dim; /* text context width; pooled conditioning width (0: none) */
+    int pooled_extra;        /* trailing entries of `pooled` that are not text but size conditioning the pipeline
+                              * fills from the run (locus_pipeline_size_cond; SDXL: 6 time ids); 0 for most */
     int ntext_layers;        /* layers with text_index >= 0 */
     int text_kv_projectable; /* 1: every text layer's K/V are a function of the prompt embedding (locus_text_kv.project) */
     int flow_default;        /* 1: trained by flow matching unless a scheduler says otherwise (objective.h) */

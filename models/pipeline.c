@@ -107,6 +107,108 @@ fail:
     return st;
 }
 
+/* ---- SDXL (StableDiffusionXLPipeline): a UNet with text_time added conditioning, text_encoder (CLIP-L) +
+ * text_encoder_2 (OpenCLIP-G with projection), both tokenizers.  The UNet is already open in p->den. ---- */
+static locus_status open_sdxl(locus_pipeline *p, const char *dir) {
+    char c[PATH_MAX + 32];
+    locus_status st;
+    p->kind = LOCUS_PIPE_SDXL;
+    if (!pick(dir, "vae", NULL, c, sizeof c)) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ folder", dir); }
+    if ((st = locus_vae_load(&p->vae, c))) { locus_denoiser_close(&p->den); return st; }
+    if (!pick(dir, "scheduler", NULL, c, sizeof c) || (st = locus_scheduler_load(&p->sched, c))) {
+        if (!st) st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir);
+        locus_vae_free(&p->vae);
+        locus_denoiser_close(&p->den);
+        return st;
+    }
+    if (pick(dir, "text_encoder", NULL, c, sizeof c)) {
+        if ((st = locus_textenc_load(&p->text, c))) goto fail;
+        p->has_text = 1;
+    }
+    if (pick(dir, "text_encoder_2", NULL, c, sizeof c)) {
+        if ((st = locus_textenc_load(&p->text2, c))) goto fail;
+        p->has_text2 = 1;
+    }
+    snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
+    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) goto fail; }
+    snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
+    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); if ((st = locus_clip_tok_load(&p->tok2, c))) goto fail; }
+    int ptext = p->den.pooled_dim - p->den.pooled_extra;
+    if (p->has_text && p->has_text2 && p->text.D + p->text2.D != p->den.ctx_dim) {
+        st = locus_fail(LOCUS_E_SHAPE, "%s: text encoder widths %d + %d do not match the UNet's cross_attention_dim %d", dir, p->text.D, p->text2.D, p->den.ctx_dim);
+        goto fail;
+    }
+    if (p->has_text2 && p->text2.proj_dim != ptext) {
+        st = locus_fail(LOCUS_E_SHAPE, "%s: text_encoder_2 projection_dim %d does not match the UNet's pooled text width %d", dir, p->text2.proj_dim, ptext);
+        goto fail;
+    }
+    if (p->vae.latent_channels != p->den.in_channels) {
+        st = locus_fail(LOCUS_E_SHAPE, "%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, p->vae.latent_channels, p->den.in_channels);
+        goto fail;
+    }
+    p->vae_factor = 1 << (p->vae.nblocks - 1);
+    unsigned long long h = LOCUS_FNV_INIT;
+    h = hash_component(h, p->den.loader);
+    h = hash_component(h, &p->vae.L);
+    if (p->has_text) h = hash_component(h, &p->text.L);
+    if (p->has_text2) h = hash_component(h, &p->text2.L);
+    p->model_hash = h;
+    return LOCUS_OK;
+fail:
+    locus_pipeline_close(p); /* cleanup keeps the thread's error message */
+    return st;
+}
+
+locus_status locus_pipeline_encode_prompt_sdxl(const locus_pipeline *p, const char *prompt, float *embeds, float *pooled, int *T) {
+    int J = p->den.ctx_dim, P = p->den.pooled_dim;
+    *T = 77;
+    memset(pooled, 0, (size_t)P * sizeof(float)); /* the size conditioning part is filled per run (locus_pipeline_size_cond) */
+    if (!prompt && p->force_zeros) { /* no negative prompt and force_zeros_for_empty_prompt: zero embeddings and pooled */
+        memset(embeds, 0, (size_t)77 * J * sizeof(float));
+        return LOCUS_OK;
+    }
+    if (!prompt) prompt = "";
+    if (!p->has_text || !p->has_text2 || !p->tok || !p->tok2)
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prompt strings need tokenizer/, tokenizer_2/, text_encoder/ and text_encoder_2/; pass --prompt-embeds FILE", p->dir);
+    int D1 = p->text.D, D2 = p->text2.D;
+    int64_t ids1[77], ids2[77];
+    int tr1 = 0, tr2 = 0;
+    locus_status st = locus_clip_tok_encode_padded(p->tok, prompt, 77, ids1, &tr1);
+    if (!st) st = locus_clip_tok_encode_padded(p->tok2, prompt, 77, ids2, &tr2);
+    if (st) return st;
+    if (tr1 || tr2) fprintf(stderr, "locus: warning: prompt longer than 77 CLIP tokens was truncated\n");
+    float *h1 = locus_alloc((size_t)77 * D1 * 4), *h2 = locus_alloc((size_t)77 * D2 * 4); /* [77,D1], [77,D2]: hidden_states[-2] */
+    if (!h1 || !h2) st = locus_fail(LOCUS_E_NOMEM, "out of memory encoding the prompt");
+    if (!st) st = locus_textenc_forward(&p->text, ids1, 1, 77, NULL, p->text.nlayers - 1, h1, NULL, NULL, NULL);
+    if (!st) st = locus_textenc_forward(&p->text2, ids2, 1, 77, NULL, p->text2.nlayers - 1, h2, NULL, pooled, NULL);
+    if (!st)
+        for (int i = 0; i < 77; i++) { /* torch.concat(prompt_embeds_list, dim=-1) */
+            memcpy(embeds + (size_t)i * J, h1 + (size_t)i * D1, (size_t)D1 * 4);
+            memcpy(embeds + (size_t)i * J + D1, h2 + (size_t)i * D2, (size_t)D2 * 4);
+        }
+    locus_free(h1);
+    locus_free(h2);
+    return st;
+}
+
+locus_status locus_pipeline_set_size_cond(locus_pipeline *p, const int *original, const int *crop, const int *target) {
+    if (p->den.pooled_extra != UNET_TIME_IDS)
+        return locus_fail(LOCUS_E_ARG, "--original-size/--crops-coords-top-left/--target-size: this model takes no size conditioning");
+    const int *v[3] = {original, crop, target};
+    for (int k = 0; k < 3; k++) {
+        p->size_cond_set[k] = v[k] != NULL;
+        if (v[k]) { p->size_cond[2 * k] = v[k][0]; p->size_cond[2 * k + 1] = v[k][1]; }
+    }
+    return LOCUS_OK;
+}
+
+void locus_pipeline_size_cond(const locus_pipeline *p, int W, int H, float *extra) {
+    if (p->den.pooled_extra != UNET_TIME_IDS) return;
+    /* diffusers' defaults: original_size = target_size = (height, width), crops_coords_top_left = (0, 0) */
+    int def[6] = {H, W, 0, 0, H, W};
+    for (int k = 0; k < 6; k++) extra[k] = (float)(p->size_cond_set[k / 2] ? p->size_cond[k] : def[k]);
+}
+
 int locus_pipeline_latent_channels(const locus_pipeline *p) { return p->den.in_channels; }
 
 locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T) {
@@ -151,14 +253,17 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir);
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
     locus_status st = pipeline_open(p, dir);
     if (st) return st;
-    p->default_guidance = p->kind == LOCUS_PIPE_LDM ? 1.0f : p->kind == LOCUS_PIPE_SD3 ? 7.0f : 7.5f;
+    p->default_guidance = p->kind == LOCUS_PIPE_LDM ? 1.0f : p->kind == LOCUS_PIPE_SD3 ? 7.0f : p->kind == LOCUS_PIPE_SDXL ? 5.0f : 7.5f;
     p->text_tokens_fixed = p->kind == LOCUS_PIPE_SD3 ? 0 : 77;
+    p->negative_none_zeros = p->kind == LOCUS_PIPE_SDXL && p->force_zeros;
     return LOCUS_OK;
 }
 
 int locus_pipeline_text_tokens(const locus_pipeline *p, int max_seq) { return p->text_tokens_fixed ? p->text_tokens_fixed : 77 + max_seq; }
 
 locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T) {
+    if (p->kind == LOCUS_PIPE_SDXL) return locus_pipeline_encode_prompt_sdxl(p, prompt, embeds, pooled, T);
+    if (!prompt) prompt = ""; /* no negative prompt: the empty one */
     if (p->kind == LOCUS_PIPE_SD3) return locus_pipeline_encode_prompt_sd3(p, prompt, max_seq, embeds, pooled, T);
     return locus_pipeline_encode_prompt(p, prompt, embeds, T);
 }
@@ -171,6 +276,7 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     snprintf(mi, sizeof mi, "%s/model_index.json", dir);
     p->kind = LOCUS_PIPE_SD;
     snprintf(p->class_name, sizeof p->class_name, "(component folders)");
+    p->force_zeros = 1;
     if (is_file(mi)) {
         locus_json_doc doc;
         locus_status st = locus_json_parse_file(&doc, mi);
@@ -179,10 +285,13 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
         snprintf(p->class_name, sizeof p->class_name, "%s", cls);
         if (!strcmp(cls, "LDMTextToImagePipeline")) p->kind = LOCUS_PIPE_LDM;
         else if (!strcmp(cls, "StableDiffusion3Pipeline")) p->kind = LOCUS_PIPE_SD3;
+        else if (!strcmp(cls, "StableDiffusionXLPipeline")) p->kind = LOCUS_PIPE_SDXL;
         else if (strcmp(cls, "StableDiffusionPipeline")) {
             locus_json_free(&doc);
-            return locus_fail(LOCUS_E_UNSUPPORTED, "%s: pipeline class '%s' is not supported (StableDiffusionPipeline, LDMTextToImagePipeline)", mi, cls);
+            return locus_fail(LOCUS_E_UNSUPPORTED, "%s: pipeline class '%s' is not supported (StableDiffusionPipeline, StableDiffusionXLPipeline, "
+                              "StableDiffusion3Pipeline, LDMTextToImagePipeline)", mi, cls);
         }
+        p->force_zeros = locus_json_bool(doc.root, "force_zeros_for_empty_prompt", 1, NULL); /* SDXL's registered default */
         locus_json_free(&doc);
     }
     char c[PATH_MAX + 32];
@@ -193,6 +302,10 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     }
     if (!pick(dir, "unet", NULL, c, sizeof c)) return locus_fail(LOCUS_E_NOTFOUND, "%s: no unet/ folder", dir);
     if ((st = locus_denoiser_open(&p->den, c, "UNet2DConditionModel"))) return st;
+    if (p->den.pooled_extra > 0 || p->kind == LOCUS_PIPE_SDXL) { /* a UNet with added conditioning: SDXL */
+        if (!p->den.pooled_extra) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_UNSUPPORTED, "%s: a StableDiffusionXLPipeline needs a UNet with addition_embed_type text_time", c); }
+        return open_sdxl(p, dir);
+    }
     if (!pick(dir, "vae", "vqvae", c, sizeof c)) { locus_pipeline_close(p); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ (or vqvae/) folder", dir); }
     if (strstr(c, "vqvae")) p->kind = LOCUS_PIPE_LDM;
     if ((st = locus_vae_load(&p->vae, c))) { locus_denoiser_close(&p->den); return st; }

@@ -20,7 +20,7 @@
 #include "unet.h"
 #include "vae.h"
 
-typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM, LOCUS_PIPE_SD3 } locus_pipe_kind;
+typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM, LOCUS_PIPE_SD3, LOCUS_PIPE_SDXL } locus_pipe_kind;
 
 typedef struct {
     locus_pipe_kind kind;
@@ -44,16 +44,35 @@ typedef struct {
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
     float default_guidance; /* the diffusers pipeline's default guidance_scale (LDM 1, SD 7.5, SD3 7) */
     int text_tokens_fixed;  /* > 0: prompts always give this many tokens (77); 0: 77 + max_seq (SD3's T5) */
+    int force_zeros;        /* SDXL force_zeros_for_empty_prompt (model_index.json; default 1): no negative prompt -> zeros */
+    int negative_none_zeros; /* "no negative prompt" differs from "" for this pipeline (SDXL with force_zeros) */
+    int size_cond[6];       /* SDXL size conditioning set by locus_pipeline_set_size_cond: original H,W, crop top,left, target H,W */
+    int size_cond_set[3];   /* which of the three pairs were given (the others default from the run size) */
 } locus_pipeline;
 
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
 
 /* Prompt -> the denoiser's text conditioning, whatever the family: embeds [1,T,den.ctx_dim] (T from
- * locus_pipeline_text_tokens) and, when den.pooled_dim > 0, pooled [1,pooled_dim]. max_seq: T5 tokens (SD3). */
+ * locus_pipeline_text_tokens) and, when den.pooled_dim > 0, pooled [1,pooled_dim] (its last den.pooled_extra
+ * entries zero: locus_pipeline_size_cond fills them per run). max_seq: T5 tokens (SD3).  prompt NULL means "no
+ * negative prompt given": the empty prompt, or zeros where the pipeline says so (SDXL's
+ * force_zeros_for_empty_prompt; an explicit "" is encoded). */
 locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T);
 /* Tokens of an encoded prompt for this pipeline */
 int locus_pipeline_text_tokens(const locus_pipeline *p, int max_seq);
+
+/* SDXL prompt embeddings as StableDiffusionXLPipeline.encode_prompt builds them (clip_skip None): CLIP-L and
+ * OpenCLIP-G hidden_states[-2] concatenated on features [1,77,ctx_dim]; pooled = text_encoder_2's text_embeds
+ * (projected EOS state) followed by den.pooled_extra zeros.  prompt NULL with force_zeros: all zeros. */
+locus_status locus_pipeline_encode_prompt_sdxl(const locus_pipeline *p, const char *prompt, float *embeds, float *pooled, int *T);
+
+/* Size conditioning (SDXL's micro-conditioning: original_size, crops_coords_top_left, target_size, each a
+ * pair (H,W) / (top,left); NULL keeps diffusers' default: original = target = the output size, crop 0,0).
+ * An error when the denoiser takes none. */
+locus_status locus_pipeline_set_size_cond(locus_pipeline *p, const int *original, const int *crop, const int *target);
+/* The den.pooled_extra trailing entries of a pooled vector for a run of W x H pixels (nothing when 0). */
+void locus_pipeline_size_cond(const locus_pipeline *p, int W, int H, float *extra);
 
 /* Print the architecture (`locus info --model`). */
 void locus_pipeline_print_info(const locus_pipeline *p, const char *dir);

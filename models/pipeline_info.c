@@ -40,6 +40,11 @@ void locus_pipeline_print_info(const locus_pipeline *pp, const char *dir) {
     if (p.has_text)
         printf("text_encoder: %s, %d layers, width %d, %zu parameters\n", p.text.kind == LOCUS_TEXT_CLIP ? "CLIPTextModel" : "LDMBertModel",
                p.text.nlayers, p.text.D, p.text.L.nparams);
+    if (p.has_text2) printf("text_encoder_2: CLIPTextModelWithProjection, %d layers, width %d, projection %d, %zu parameters\n", p.text2.nlayers,
+                            p.text2.D, p.text2.proj_dim, p.text2.L.nparams);
+    if (u->add_time)
+        printf("added conditioning: text_time (pooled text %d + 6 size numbers x Timesteps(%d)); force_zeros_for_empty_prompt %s\n", u->add_text_dim,
+               u->add_time_dim, p.force_zeros ? "true" : "false");
     printf("scheduler: %s, %d train steps, spacing %s\n", p.sched.class_name, p.sched.num_train, p.sched.spacing);
     int ss = p.den.sample_size * p.vae_factor;
     printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 512x512 (77 text tokens, fp32 weights)\n",

@@ -118,6 +118,12 @@ static void m_unet(msim *s, const locus_unet *u, int B, int H, int W, int S) {
     int ns = 0, C = u->block_out[0];
     m_alloc(s, (double)B * u->time_dim); m_alloc(s, (double)B * u->temb_dim); m_alloc(s, (double)B * u->temb_dim);
     m_linear(s, B, &u->time_1); m_linear(s, B, &u->time_2);
+    if (u->add_time) { /* add_text_time: time ids, their embedding, the concatenation, two [B,temb] */
+        double A = u->add_time_dim, b6 = (double)B * UNET_TIME_IDS, ab[5] = {b6, b6 * A, B * (u->add_text_dim + 6 * A), (double)B * u->temb_dim, (double)B * u->temb_dim};
+        for (int i = 0; i < 5; i++) m_alloc(s, ab[i]);
+        m_linear(s, B, &u->add_1); m_linear(s, B, &u->add_2);
+        for (int i = 0; i < 5; i++) m_free(s, ab[i]);
+    }
     double h = (double)B * C * H * W;
     m_alloc(s, h);
     m_conv(s, u->in_channels, C, 3, (double)H * W);
@@ -290,7 +296,7 @@ static double loader_bytes(const locus_loader *L) {
 }
 
 size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H, int text_tokens, int threads, size_t parts[4]) {
-    int sd3 = p->kind == LOCUS_PIPE_SD3, f = p->vae_factor, h = H / f, w = W / f, B = 2; /* CFG pair */
+    int sd3 = p->kind == LOCUS_PIPE_SD3, xl = p->kind == LOCUS_PIPE_SDXL, f = p->vae_factor, h = H / f, w = W / f, B = 2; /* CFG pair */
     int P = p->den.pooled_dim, mmdit = p->den.ops == &locus_mmdit_denoiser_ops;
     double weights = loader_bytes(&p->vae.L) + loader_bytes(p->den.loader);
     if (p->has_text) weights += loader_bytes(&p->text.L);
@@ -305,12 +311,12 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
         m_alloc(&s, S * ctxw);
         if (P) m_alloc(&s, P);
     }
-    if (sd3 && p->has_text && p->has_text2) { /* models/pipeline.c locus_pipeline_encode_prompt_sd3 */
+    if ((sd3 || xl) && p->has_text && p->has_text2) { /* models/pipeline.c locus_pipeline_encode_prompt_sd3 / _sdxl */
         m_alloc(&s, 77.0 * p->text.D); m_alloc(&s, 77.0 * p->text2.D);
         m_textenc(&s, &p->text, 77, 1); m_textenc(&s, &p->text2, 77, 1);
         if (p->has_t5) m_t5(&s, &p->t5, S - 77);
         m_free(&s, 77.0 * p->text.D); m_free(&s, 77.0 * p->text2.D);
-    } else if (!sd3 && p->has_text) { /* models/textenc.c locus_textenc_clip_skip (a hidden-state copy when k > 0) */
+    } else if (!sd3 && !xl && p->has_text) { /* models/textenc.c locus_textenc_clip_skip (a hidden-state copy when k > 0) */
         double T = p->text.maxpos < 77 ? p->text.maxpos : 77, hs = p->clip_skip > 0 ? T * p->text.D : 0;
         if (hs) m_alloc(&s, hs);
         m_textenc(&s, &p->text, T, 0);
@@ -321,6 +327,7 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
     s.peak = s.live;
     m_alloc(&s, n);
     double sb[5] = {B * n, B * n, n, B * S * ctxw, (double)B * P};
+    if (p->den.pooled_extra) { m_alloc(&s, P); m_alloc(&s, P); } /* experiments/run.c: pooled completed with the size conditioning */
     for (int i = 0; i < (P ? 5 : 4); i++) m_alloc(&s, sb[i]);
     if (mmdit) m_mmdit(&s, p->den.model, B, h, w, S); /* each family's forward, replayed */
     else m_unet(&s, p->den.model, B, h, w, S);

@@ -4,6 +4,7 @@
 #include "denoiser.h"
 #include "unet_bwd.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,61 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {
     if (cond) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: %s %s is not supported", L->dir, key, what);
     return cond;
+}
+
+#define UNET_MAX_LAYERS 16 /* attentions per block read from per-layer depth lists */
+
+/* Transformer depth of each attention of a block from one entry of transformer_layers_per_block (or of
+ * reverse_transformer_layers_per_block): an integer for every attention, or a list with one per attention
+ * (diffusers' asymmetric UNets).  nl attentions; depth[nl].  Records a config error and returns 0 on a bad
+ * entry. */
+static int depth_entry(locus_loader *L, const locus_json *e, const char *key, int nl, int64_t *depth) {
+    if (nl > UNET_MAX_LAYERS) { locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: more than %d layers per block", L->dir, UNET_MAX_LAYERS); return 0; }
+    if (e->type == JSON_NUMBER && e->is_int && e->i >= 1) {
+        for (int j = 0; j < nl; j++) depth[j] = e->i;
+        return 1;
+    }
+    if (e->type == JSON_ARRAY && (int)e->len >= nl) {
+        for (int j = 0; j < nl; j++) {
+            if (e->kids[j]->type != JSON_NUMBER || !e->kids[j]->is_int || e->kids[j]->i < 1) break;
+            depth[j] = e->kids[j]->i;
+            if (j == nl - 1) return 1;
+        }
+    }
+    locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: %s: expected a positive integer or a list of %d per block", L->dir, key, nl);
+    return 0;
+}
+
+/* Transformer depths of every attention: down blocks (lpb[i] attentions), mid (one), up blocks (lpb[ri]+1),
+ * as diffusers' UNet2DConditionModel.__init__ assigns them: transformer_layers_per_block for down and mid
+ * (the mid block takes the first depth of the last level), reverse_transformer_layers_per_block for the up
+ * blocks, or transformer_layers_per_block reversed when it is absent (then every entry must be an integer). */
+static void unet_depths(locus_loader *L, int nb, const int64_t *lpb, int64_t (*down)[UNET_MAX_LAYERS], int64_t *mid,
+                        int64_t (*up)[UNET_MAX_LAYERS]) {
+    const locus_json *t = locus_json_get(L->config.root, "transformer_layers_per_block");
+    const locus_json *r = locus_json_get(L->config.root, "reverse_transformer_layers_per_block");
+    if (r && r->type == JSON_NULL) r = NULL;
+    locus_json one = {0};
+    one.type = JSON_NUMBER; one.is_int = 1; one.i = 1; one.num = 1;
+    if (!t || t->type == JSON_NULL) t = &one;
+    if (t->type == JSON_ARRAY && (int)t->len != nb) { locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: transformer_layers_per_block must have %d entries", L->dir, nb); return; }
+    if (r && (r->type != JSON_ARRAY || (int)r->len != nb)) { locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: reverse_transformer_layers_per_block must be a list of %d entries", L->dir, nb); return; }
+    for (int i = 0; i < nb && !L->status; i++) {
+        const locus_json *e = t->type == JSON_ARRAY ? t->kids[i] : t;
+        depth_entry(L, e, "transformer_layers_per_block", (int)lpb[i], down[i]);
+    }
+    int64_t last[UNET_MAX_LAYERS] = {1};
+    if (!L->status) depth_entry(L, t->type == JSON_ARRAY ? t->kids[nb - 1] : t, "transformer_layers_per_block", 1, last);
+    *mid = last[0];
+    for (int i = 0; i < nb && !L->status; i++) {
+        int ri = nb - 1 - i;
+        const locus_json *e = r ? r->kids[i] : t->type == JSON_ARRAY ? t->kids[ri] : t;
+        if (!r && e->type == JSON_ARRAY) {
+            locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: per-layer transformer_layers_per_block lists need reverse_transformer_layers_per_block", L->dir);
+            return;
+        }
+        depth_entry(L, e, r ? "reverse_transformer_layers_per_block" : "transformer_layers_per_block", (int)lpb[ri] + 1, up[i]);
+    }
 }
 
 locus_status locus_unet_load(locus_unet *u, const char *dir) {
@@ -50,15 +106,15 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     int nd = locus_cfg_strs(L, "down_block_types", downt, UNET_MAX_BLOCKS), nu = locus_cfg_strs(L, "up_block_types", upt, UNET_MAX_BLOCKS);
     if (!L->status && (nd != u->nblocks || nu != u->nblocks))
         locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: down_block_types/up_block_types must have %d entries", dir, u->nblocks);
-    int64_t lpb[UNET_MAX_BLOCKS], heads[UNET_MAX_BLOCKS], tlpb[UNET_MAX_BLOCKS], onlyc[UNET_MAX_BLOCKS] = {0};
+    int64_t lpb[UNET_MAX_BLOCKS], heads[UNET_MAX_BLOCKS], onlyc[UNET_MAX_BLOCKS] = {0};
+    int64_t tl_down[UNET_MAX_BLOCKS][UNET_MAX_LAYERS], tl_up[UNET_MAX_BLOCKS][UNET_MAX_LAYERS], tl_mid = 1;
     if (locus_cfg_ints(L, "layers_per_block", lpb, UNET_MAX_BLOCKS, u->nblocks) != u->nblocks && !L->status)
         locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: layers_per_block", dir);
     /* legacy naming: attention_head_dim is the number of heads unless num_attention_heads is given */
     if (!locus_cfg_ints(L, "num_attention_heads", heads, UNET_MAX_BLOCKS, u->nblocks) &&
         locus_cfg_ints(L, "attention_head_dim", heads, UNET_MAX_BLOCKS, u->nblocks) != u->nblocks && !L->status)
         locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: attention_head_dim", dir);
-    if (!locus_cfg_ints(L, "transformer_layers_per_block", tlpb, UNET_MAX_BLOCKS, u->nblocks))
-        for (int i = 0; i < u->nblocks; i++) tlpb[i] = 1;
+    if (!L->status) unet_depths(L, u->nblocks, lpb, tl_down, &tl_mid, tl_up);
     const locus_json *oc = locus_json_get(L->config.root, "only_cross_attention");
     if (oc && oc->type == JSON_BOOL) for (int i = 0; i < u->nblocks; i++) onlyc[i] = (int)oc->num;
     else if (oc && oc->type == JSON_ARRAY) for (int i = 0; i < u->nblocks && i < (int)oc->len; i++) onlyc[i] = oc->kids[i]->type == JSON_BOOL && oc->kids[i]->num;
@@ -73,7 +129,17 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     refuse_if(L, strcmp(locus_cfg_str(L, "time_embedding_type", "positional"), "positional") != 0, "time_embedding_type", "other than positional");
     refuse_if(L, strcmp(locus_cfg_str(L, "resnet_time_scale_shift", "default"), "default") != 0, "resnet_time_scale_shift", "other than default");
     refuse_if(L, locus_cfg_str(L, "class_embed_type", NULL) != NULL, "class_embed_type", "(class embeddings)");
-    refuse_if(L, locus_cfg_str(L, "addition_embed_type", NULL) != NULL, "addition_embed_type", "(SDXL-style added conditioning)");
+    const char *aet = locus_cfg_str(L, "addition_embed_type", NULL);
+    refuse_if(L, aet && strcmp(aet, "text_time"), "addition_embed_type", "other than text_time");
+    if (aet && !strcmp(aet, "text_time")) { /* SDXL: add_time_proj + add_embedding */
+        u->add_time = 1;
+        u->add_time_dim = (int)locus_cfg_int(L, "addition_time_embed_dim", 0);
+        int pin = (int)locus_cfg_int(L, "projection_class_embeddings_input_dim", 0);
+        u->add_text_dim = pin - UNET_TIME_IDS * u->add_time_dim;
+        if (!L->status && (u->add_time_dim < 2 || u->add_time_dim > 65536 || u->add_text_dim < 1 || u->add_text_dim > 65536))
+            locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: addition_time_embed_dim %d / projection_class_embeddings_input_dim %d: "
+                              "need 6 x addition_time_embed_dim + the pooled text width", dir, u->add_time_dim, pin);
+    }
     refuse_if(L, locus_cfg_int(L, "conv_in_kernel", 3) != 3 || locus_cfg_int(L, "conv_out_kernel", 3) != 3, "conv_in/out_kernel", "other than 3");
     refuse_if(L, locus_cfg_bool(L, "dual_cross_attention", 0), "dual_cross_attention", "true");
     refuse_if(L, locus_cfg_bool(L, "center_input_sample", 0), "center_input_sample", "true");
@@ -95,6 +161,10 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     u->temb_dim = 4 * C0;
     nn_linear_load(L, &u->time_1, C0, u->temb_dim, 1, "time_embedding.linear_1");
     nn_linear_load(L, &u->time_2, u->temb_dim, u->temb_dim, 1, "time_embedding.linear_2");
+    if (u->add_time) {
+        nn_linear_load(L, &u->add_1, u->add_text_dim + UNET_TIME_IDS * u->add_time_dim, u->temb_dim, 1, "add_embedding.linear_1");
+        nn_linear_load(L, &u->add_2, u->temb_dim, u->temb_dim, 1, "add_embedding.linear_2");
+    }
     nn_conv_load(L, &u->conv_in, u->in_channels, C0, 3, 1, 1, "conv_in");
     /* down blocks */
     int out_ch = C0;
@@ -113,7 +183,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
             nn_resnet_load(L, &b->res[j], j == 0 ? in_ch : out_ch, out_ch, u->temb_dim, u->groups, u->eps, n);
             if (b->cross) {
                 snprintf(n, sizeof n, "down_blocks.%d.attentions.%d", i, j);
-                nn_transformer2d_load(L, &b->attn[j], out_ch, (int)heads[i], out_ch / (int)heads[i], (int)tlpb[i], u->ctx_dim, u->groups,
+                nn_transformer2d_load(L, &b->attn[j], out_ch, (int)heads[i], out_ch / (int)heads[i], (int)tl_down[i][j], u->ctx_dim, u->groups,
                                       linear_proj, (int)onlyc[i], n);
             }
         }
@@ -134,7 +204,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     int mid_heads = (int)heads[u->nblocks - 1];
     if (!L->status) {
         nn_resnet_load(L, &u->mid.res[0], Cl, Cl, u->temb_dim, u->groups, u->eps, "mid_block.resnets.0");
-        nn_transformer2d_load(L, &u->mid.attn[0], Cl, mid_heads, Cl / mid_heads, (int)tlpb[u->nblocks - 1], u->ctx_dim, u->groups, linear_proj,
+        nn_transformer2d_load(L, &u->mid.attn[0], Cl, mid_heads, Cl / mid_heads, (int)tl_mid, u->ctx_dim, u->groups, linear_proj,
                               locus_cfg_bool(L, "mid_block_only_cross_attention", 0), "mid_block.attentions.0");
         nn_resnet_load(L, &u->mid.res[1], Cl, Cl, u->temb_dim, u->groups, u->eps, "mid_block.resnets.1");
     }
@@ -157,7 +227,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
             nn_resnet_load(L, &b->res[j], rin + skip, oc_, u->temb_dim, u->groups, u->eps, n);
             if (b->cross) {
                 snprintf(n, sizeof n, "up_blocks.%d.attentions.%d", i, j);
-                nn_transformer2d_load(L, &b->attn[j], oc_, (int)heads[ri], oc_ / (int)heads[ri], (int)tlpb[ri], u->ctx_dim, u->groups,
+                nn_transformer2d_load(L, &b->attn[j], oc_, (int)heads[ri], oc_ / (int)heads[ri], (int)tl_up[i][j], u->ctx_dim, u->groups,
                                       linear_proj, (int)onlyc[ri], n);
             }
         }
@@ -243,8 +313,37 @@ int locus_unet_cross_layers(const locus_unet *u, char (*names)[128], int max) {
 /* a copy of a (B,C,H,W) activation kept as a skip connection */
 typedef struct { float *x; int c, h, w; } skip_t;
 
+/* SDXL's added conditioning, added into emb[B,temb] in place: add_time_proj of the 6 time ids of each row,
+ * concatenated after the pooled text, add_embedding (linear_1 -> silu -> linear_2); emb = emb + aug_emb */
+static void add_text_time(const locus_unet *u, const float *added, int B, float *emb, const locus_hooks *hooks) {
+    int P = u->add_text_dim, A = u->add_time_dim, NI = P + UNET_TIME_IDS * A, T = u->temb_dim;
+    float *ids = talloc((size_t)B * UNET_TIME_IDS);       /* [B*6]: time_ids.flatten() */
+    float *tp = talloc((size_t)B * UNET_TIME_IDS * A);    /* [B*6, A] */
+    float *in = talloc((size_t)B * NI);                   /* [B, P + 6A]: cat([text_embeds, time_embeds], -1) */
+    float *a1 = talloc((size_t)B * T), *aug = talloc((size_t)B * T); /* [B, temb] */
+    for (int b = 0; b < B; b++) memcpy(ids + (size_t)b * UNET_TIME_IDS, added + (size_t)b * (P + UNET_TIME_IDS) + P, UNET_TIME_IDS * sizeof(float));
+    locus_timestep_embedding(ids, B * UNET_TIME_IDS, A, u->flip_sin_to_cos, u->freq_shift, 1.0f, 10000.0f, tp);
+    locus_hook(hooks, "add_time_proj", tp, 2, (int64_t)B * UNET_TIME_IDS, A, 0, 0);
+    for (int b = 0; b < B; b++) {
+        memcpy(in + (size_t)b * NI, added + (size_t)b * (P + UNET_TIME_IDS), (size_t)P * sizeof(float));
+        memcpy(in + (size_t)b * NI + P, tp + (size_t)b * UNET_TIME_IDS * A, (size_t)UNET_TIME_IDS * A * sizeof(float));
+    }
+    nn_linear_fwd(&u->add_1, in, B, a1);
+    locus_act(a1, a1, (size_t)B * T, LOCUS_ACT_SILU);
+    nn_linear_fwd(&u->add_2, a1, B, aug);
+    locus_hook(hooks, "add_embedding", aug, 2, B, T, 0, 0);
+    for (size_t k = 0; k < (size_t)B * T; k++) emb[k] = emb[k] + aug[k];
+    locus_free(ids); locus_free(tp); locus_free(in); locus_free(a1); locus_free(aug);
+}
+
 void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
                         const float *ctx, int S, float *out, const locus_hooks *hooks) {
+    locus_unet_forward_cond(u, sample, B, H, W, timesteps, ctx, S, NULL, out, hooks);
+}
+
+void locus_unet_forward_cond(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
+                             const float *ctx, int S, const float *added, float *out, const locus_hooks *hooks) {
+    assert(!added == !u->add_time);
     char n[256];
     int C0 = u->block_out[0];
     /* time embedding: Timesteps -> linear_1 -> silu -> linear_2; resnets use silu(emb) */
@@ -255,6 +354,7 @@ void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, 
     locus_act(e1, e1, (size_t)B * u->temb_dim, LOCUS_ACT_SILU);
     nn_linear_fwd(&u->time_2, e1, B, emb);
     locus_hook(hooks, "time_embedding", emb, 2, B, u->temb_dim, 0, 0);
+    if (added) add_text_time(u, added, B, emb, hooks);
     float *temb = e1;
     locus_act(emb, temb, (size_t)B * u->temb_dim, LOCUS_ACT_SILU);
 
@@ -371,8 +471,8 @@ void locus_unet_forward(const locus_unet *u, const float *sample, int B, int H, 
 
 static void unet_den_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx, int S,
                              const float *pooled, float *out, const locus_hooks *hooks) {
-    (void)pooled;
-    locus_unet_forward(d->model, x, B, h, w, t, ctx, S, out, hooks);
+    const locus_unet *u = d->model;
+    locus_unet_forward_cond(u, x, B, h, w, t, ctx, S, u->add_time ? pooled : NULL, out, hooks);
 }
 
 static size_t lin_params(const nn_linear *l) { return (size_t)l->in * l->out + (l->b ? (size_t)l->out : 0); }
@@ -402,14 +502,15 @@ static void unet_den_close(locus_denoiser *d) {
 
 static locus_status unet_den_train_forward(const locus_denoiser *d, const float *x, int B, int h, int w, const float *t, const float *ctx,
                                            int S, const float *pooled, float *out, int checkpoint, void **tape) {
-    (void)pooled;
-    return locus_unet_forward_train(d->model, x, B, h, w, t, ctx, S, out, checkpoint, (locus_unet_tape **)tape);
+    const locus_unet *u = d->model;
+    return locus_unet_forward_train_cond(u, x, B, h, w, t, ctx, S, u->add_time ? pooled : NULL, out, checkpoint, (locus_unet_tape **)tape);
 }
 
 static locus_status unet_den_backward(const locus_denoiser *d, void *tape, const float *dout, float *dx, float *dctx, float *dpooled,
                                       const locus_grads *g) {
-    if (dpooled) return locus_fail(LOCUS_E_ARG, "a UNet2DConditionModel has no pooled text input");
-    return locus_unet_backward(d->model, tape, dout, dx, dctx, g);
+    const locus_unet *u = d->model;
+    if (dpooled && !u->add_time) { locus_unet_tape_free(tape); return locus_fail(LOCUS_E_ARG, "a UNet2DConditionModel has no pooled text input"); }
+    return locus_unet_backward_cond(u, tape, dout, dx, dctx, dpooled, g);
 }
 
 static void unet_den_tape_free(void *tape) { locus_unet_tape_free(tape); }
@@ -428,7 +529,8 @@ locus_status locus_unet_denoiser(locus_denoiser *d, locus_unet *u) {
     d->size_multiple = 1 << (u->nblocks - 1);
     d->patch = 0;
     d->ctx_dim = u->ctx_dim;
-    d->pooled_dim = 0;
+    d->pooled_dim = u->add_time ? u->add_text_dim + UNET_TIME_IDS : 0; /* SDXL: [text_embeds | time ids] */
+    d->pooled_extra = u->add_time ? UNET_TIME_IDS : 0;
     d->text_kv_projectable = 1;
     d->params = u->L.nparams;
     char (*names)[128] = malloc(sizeof *names * 4096);

@@ -31,6 +31,9 @@ struct locus_unet_tape {
     float *e1a;      /* [B,temb_dim] silu(e1) = linear_2 input */
     float *emb;      /* [B,temb_dim] linear_2 output */
     float *temb;     /* [B,temb_dim] silu(emb): the resnets' time input */
+    float *ain;      /* text_time (SDXL) only: [B, add_text_dim + 6*add_time_dim] add_embedding.linear_1 input */
+    float *a1;       /* [B,temb_dim] add_embedding.linear_1 output (before SiLU) */
+    float *a1a;      /* [B,temb_dim] silu(a1) = add_embedding.linear_2 input */
     float *hfin;     /* [B,C0,H,W] last up block output = conv_norm_out input */
     float *aout;     /* [B,C0,H,W] silu(conv_norm_out(hfin)) = conv_out input */
     unet_step *steps;
@@ -47,6 +50,7 @@ void locus_unet_tape_free(locus_unet_tape *t) {
     free(t->steps);
     locus_free(t->sample); locus_free(t->ctx); locus_free(t->tp); locus_free(t->e1); locus_free(t->e1a);
     locus_free(t->emb); locus_free(t->temb); locus_free(t->hfin); locus_free(t->aout);
+    locus_free(t->ain); locus_free(t->a1); locus_free(t->a1a);
     free(t);
 }
 
@@ -70,7 +74,34 @@ static float *step(locus_unet_tape *t, int kind, const void *m, float *x, int ci
 
 locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
                                       const float *ctx, int S, float *out, int checkpoint, locus_unet_tape **tape) {
+    return locus_unet_forward_train_cond(u, sample, B, H, W, timesteps, ctx, S, NULL, out, checkpoint, tape);
+}
+
+/* SDXL's added conditioning with its activations kept (the steps of unet.c add_text_time, same bits):
+ * emb[B,temb] += add_embedding(cat(text, add_time_proj(time ids))) */
+static void add_text_time_train(const locus_unet *u, locus_unet_tape *t, const float *added, int B, float *emb) {
+    int P = u->add_text_dim, A = u->add_time_dim, NI = P + UNET_TIME_IDS * A;
+    size_t nt = (size_t)B * u->temb_dim;
+    float *ids = talloc((size_t)B * UNET_TIME_IDS), *tp = talloc((size_t)B * UNET_TIME_IDS * A), *aug = talloc(nt); /* [B*6], [B*6,A], [B,temb] */
+    t->ain = talloc((size_t)B * NI); t->a1 = talloc(nt); t->a1a = talloc(nt);
+    for (int b = 0; b < B; b++) memcpy(ids + (size_t)b * UNET_TIME_IDS, added + (size_t)b * (P + UNET_TIME_IDS) + P, UNET_TIME_IDS * sizeof(float));
+    locus_timestep_embedding(ids, B * UNET_TIME_IDS, A, u->flip_sin_to_cos, u->freq_shift, 1.0f, 10000.0f, tp);
+    for (int b = 0; b < B; b++) {
+        memcpy(t->ain + (size_t)b * NI, added + (size_t)b * (P + UNET_TIME_IDS), (size_t)P * sizeof(float));
+        memcpy(t->ain + (size_t)b * NI + P, tp + (size_t)b * UNET_TIME_IDS * A, (size_t)UNET_TIME_IDS * A * sizeof(float));
+    }
+    nn_linear_fwd(&u->add_1, t->ain, B, t->a1);
+    locus_act(t->a1, t->a1a, nt, LOCUS_ACT_SILU);
+    nn_linear_fwd(&u->add_2, t->a1a, B, aug);
+    for (size_t k = 0; k < nt; k++) emb[k] = emb[k] + aug[k];
+    locus_free(ids); locus_free(tp); locus_free(aug);
+}
+
+locus_status locus_unet_forward_train_cond(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
+                                           const float *ctx, int S, const float *added, float *out, int checkpoint, locus_unet_tape **tape) {
     *tape = NULL;
+    if (!added != !u->add_time)
+        return locus_fail(LOCUS_E_ARG, "unet: the added conditioning (text_time) is %s", u->add_time ? "missing" : "given to a UNet without it");
     int f = 1 << (u->nblocks - 1);
     if (B <= 0 || H <= 0 || W <= 0 || H % f || W % f)
         return locus_fail(LOCUS_E_SHAPE, "unet: sample %dx%d is not a multiple of %d (2^(blocks-1))", H, W, f);
@@ -87,6 +118,7 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
     nn_linear_fwd(&u->time_1, t->tp, B, t->e1);
     locus_act(t->e1, t->e1a, nt, LOCUS_ACT_SILU);
     nn_linear_fwd(&u->time_2, t->e1a, B, t->emb);
+    if (added) add_text_time_train(u, t, added, B, t->emb);
     locus_act(t->emb, t->temb, nt, LOCUS_ACT_SILU);
 
     int C0 = u->block_out[0], C = C0, nskip = 0;
@@ -163,6 +195,11 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
 
 locus_status locus_unet_backward(const locus_unet *u, locus_unet_tape *t, const float *dout, float *dsample, float *dctx,
                                  const locus_grads *g) {
+    return locus_unet_backward_cond(u, t, dout, dsample, dctx, NULL, g);
+}
+
+locus_status locus_unet_backward_cond(const locus_unet *u, locus_unet_tape *t, const float *dout, float *dsample, float *dctx,
+                                      float *dadded, const locus_grads *g) {
     int B = t->B, H = t->H, W = t->W, C0 = u->block_out[0];
     size_t nt = (size_t)B * u->temb_dim, nctx = (size_t)B * t->S * u->ctx_dim, hw = (size_t)H * W;
     float *dtemb = talloc(nt), *dctx_ = talloc(nctx); /* [B,temb_dim], [B,S,ctx_dim] accumulated over modules */
@@ -212,6 +249,22 @@ locus_status locus_unet_backward(const locus_unet *u, locus_unet_tape *t, const 
     /* time embedding */
     float *d1 = talloc(nt), *d2 = talloc(nt); /* [B,temb_dim] */
     locus_act_bwd(t->emb, dtemb, d1, nt, LOCUS_ACT_SILU, 0);          /* d emb */
+    if (t->ain) { /* text_time: emb = time_embedding + add_embedding(ain) */
+        int P = u->add_text_dim, NI = P + UNET_TIME_IDS * u->add_time_dim;
+        float *da = talloc(nt), *dain = dadded ? talloc((size_t)B * NI) : NULL; /* [B,temb_dim], [B,NI] */
+        nn_linear_bwd(&u->add_2, t->a1a, B, d1, d2, 0, g);           /* d silu(a1) */
+        locus_act_bwd(t->a1, d2, da, nt, LOCUS_ACT_SILU, 0);          /* d a1 */
+        nn_linear_bwd(&u->add_1, t->ain, B, da, dain, 0, g);
+        for (int b = 0; dadded && b < B; b++) { /* the pooled text's gradient; none for the time ids (size numbers) */
+            memcpy(dadded + (size_t)b * (P + UNET_TIME_IDS), dain + (size_t)b * NI, (size_t)P * sizeof(float));
+            memset(dadded + (size_t)b * (P + UNET_TIME_IDS) + P, 0, UNET_TIME_IDS * sizeof(float));
+        }
+        locus_free(da); locus_free(dain);
+    } else if (dadded) {
+        locus_free(d1); locus_free(d2); locus_free(dtemb); locus_free(dctx_);
+        locus_unet_tape_free(t);
+        return locus_fail(LOCUS_E_ARG, "unet: no added conditioning to differentiate");
+    }
     nn_linear_bwd(&u->time_2, t->e1a, B, d1, d2, 0, g);               /* d silu(e1) */
     locus_act_bwd(t->e1, d2, d1, nt, LOCUS_ACT_SILU, 0);              /* d e1 */
     nn_linear_bwd(&u->time_1, t->tp, B, d1, NULL, 0, g);

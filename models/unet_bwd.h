@@ -24,6 +24,14 @@ locus_status locus_unet_forward_train(const locus_unet *u, const float *sample, 
 locus_status locus_unet_backward(const locus_unet *u, locus_unet_tape *tape, const float *dout, float *dsample, float *dctx,
                                  const locus_grads *g);
 
+/* The same for a UNet with SDXL's added conditioning (u->add_time): added[B, add_text_dim + 6] as for
+ * locus_unet_forward_cond (non-NULL exactly when u->add_time, else LOCUS_E_ARG); the backward also writes
+ * dadded[B, add_text_dim + 6] (may be NULL): the pooled text's gradient, zeros for the six time ids. */
+locus_status locus_unet_forward_train_cond(const locus_unet *u, const float *sample, int B, int H, int W, const float *timesteps,
+                                           const float *ctx, int S, const float *added, float *out, int checkpoint, locus_unet_tape **tape);
+locus_status locus_unet_backward_cond(const locus_unet *u, locus_unet_tape *tape, const float *dout, float *dsample, float *dctx,
+                                      float *dadded, const locus_grads *g);
+
 /* Frees a tape without running the backward (NULL is fine). */
 void locus_unet_tape_free(locus_unet_tape *tape);
 

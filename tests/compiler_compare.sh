@@ -21,7 +21,7 @@ else f=$((f+1)); echo "FAIL clang-built gradients differ from gcc's"; fi
 # end to end: the same localize experiment (tokenizers, text encoders, UNet / MM-DiT, schedulers, VAE, OCR and
 # metrics) built by each compiler writes the same result files
 printf 'HELLO\nWORLD\nCAF\xc3\x89\n' >"$tmp/words.txt"
-for m in sd15-tiny sd3-tiny; do
+for m in sd15-tiny sd3-tiny sdxl-tiny; do
   args=(--model tests/golden/pipelines/$m --words "$tmp/words.txt" --steps 2 --seeds 1 --max-sequence-length 32)
   if "$g/locus" localize "${args[@]}" -o "$tmp/g.$m" >/dev/null 2>&1 && "$c/locus" localize "${args[@]}" --threads 2 -o "$tmp/c.$m" >/dev/null 2>&1 &&
      diff -r -x runs.log -x .lock "$tmp/g.$m" "$tmp/c.$m" >/dev/null; then p=$((p+1))

@@ -11,7 +11,7 @@ QEMU="qemu-aarch64 -L /"
 
 hashes() { # BUILD [qemu...]: kernel workload plus the UNet and MMDiT forwards on the golden inputs
   local b=$1; shift
-  "$@" "$b/test_kernels" --hash-small | grep -v '^#' && "$@" "$b/test_unet" --hash && "$@" "$b/test_mmdit" --hash &&
+  "$@" "$b/test_kernels" --hash-small | grep -v '^#' && "$@" "$b/test_unet" --hash && "$@" "$b/test_sdxl" --hash && "$@" "$b/test_mmdit" --hash &&
     "$@" "$b/test_grad" --hash && "$@" "$b/test_grad_mmdit" --hash
 }
 LOCUS_ISA=scalar LOCUS_THREADS=1 hashes "$x86" >"$tmp/x86" || { echo "neon: x86 hash run failed"; exit 1; }

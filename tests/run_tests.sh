@@ -316,6 +316,13 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/ds.out"
 read -r p f < <(tail -1 "$tmp/ds.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "dataset" $p $f
 # ---- end dataset / ocr ----
+# ---- SDXL (issue 13): golden parity through the CLI, bits across ISAs x threads, size options, layers, localize ----
+mkdir -p "$tmp/sdxl"
+bash tests/sdxl_test.sh "$B" "$tmp/sdxl" >"$tmp/sdxl.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/sdxl.out"
+read -r p f < <(tail -1 "$tmp/sdxl.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "sdxl" $p $f
+# ---- end SDXL ----
 
 # ---- 7. locus clip-score (issue 17): golden parity through the CLI, the same bits for every LOCUS_ISA x
 #      threads (dumped tensors and the printed table), bad input ----

@@ -118,6 +118,26 @@ static int same_pixels(const char *pa, const char *pb) {
     return !same;
 }
 
+/* --pixels A.png B.png: the number of 8-bit values that differ and the largest difference; exit 0 when no
+ * value differs by more than 1 level and at most 1% differ (rounding of the decoded image at x.5 boundaries,
+ * where fp32 rounding differences below 1e-6 can tip a value) */
+static int pixels(const char *pa, const char *pb) {
+    uint8_t *x = NULL, *y = NULL;
+    int wa, ha, wb, hb;
+    if (locus_png_read_rgb(pa, &x, &wa, &ha) || locus_png_read_rgb(pb, &y, &wb, &hb)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (wa != wb || ha != hb) { fprintf(stderr, "sizes differ\n"); free(x); free(y); return 1; }
+    size_t n = (size_t)wa * ha * 3, nd = 0;
+    int md = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)x[i] - (int)y[i]);
+        nd += d != 0;
+        if (d > md) md = d;
+    }
+    printf("pixels %s vs %s: %zu of %zu values differ, max %d\n", pa, pb, nd, n, md);
+    free(x); free(y);
+    return md <= 1 && nd * 100 <= n ? 0 : 1;
+}
+
 /* Euler and PNDM: schedules and identities that follow from diffusers' formulas */
 /* FlowMatchEulerDiscreteScheduler with use_dynamic_shifting: sigmas = exp(mu) / (exp(mu) + 1/t - 1) with mu from
  * the image token count (diffusers' calculate_shift).  Expected values: the same float64 formula (np.linspace
@@ -316,6 +336,7 @@ int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--check-zero-head")) return check_zero_head(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "--check-cache")) return check_cache(argv[2], argv[3], atoi(argv[4]));
     if (argc == 4 && !strcmp(argv[1], "--same-pixels")) return same_pixels(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "--pixels")) return pixels(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "--same-output")) return same_output(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 7 && !strcmp(argv[1], "--write-inputs")) return write_inputs(argv[2], argv[3], argv[4], argv[5], argv[6]);
     if (argc == 9 && !strcmp(argv[1], "--write-inputs")) return write_inputs_ex(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]);
