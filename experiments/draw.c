@@ -1,6 +1,7 @@
 /* draw.c — canvas, bitmap font and figures (see draw.h). */
 #include "draw.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,90 @@ locus_status locus_bar_chart(const char *path, const char *title, int n, const c
         char v[8];
         snprintf(v, sizeof v, "%.2f", t / 4.0);
         locus_draw_text(&c, x0 + t * barw / 4 - locus_text_width(v, s) / 2, ay, s, ink, v);
+    }
+    st = locus_png_write(path, c.px, c.w, c.h, 3, NULL, 0);
+    locus_canvas_free(&c);
+    return st;
+}
+
+/* ---- line chart (training loss curves) ---- */
+
+static void plot_px(locus_canvas *c, int x, int y, int r, uint32_t rgb) { locus_draw_rect(c, x - r / 2, y - r / 2, r, r, rgb); }
+
+static void draw_line(locus_canvas *c, int x0, int y0, int x1, int y1, int r, uint32_t rgb) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) { /* Bresenham */
+        plot_px(c, x0, y0, r, rgb);
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * e;
+        if (e2 >= dy) { e += dy; x0 += sx; }
+        if (e2 <= dx) { e += dx; y0 += sy; }
+    }
+}
+
+locus_status locus_line_chart(const char *path, const char *title, const float *y, int n, int logy) {
+    const int s = 2, lh = LOCUS_FONT_H * s, pad = 12, pw = 600, ph = 300;
+    int left = pad + locus_text_width("-0.000", s) + pad, top = pad + lh + pad + lh + pad;
+    int W = left + pw + 2 * pad, H = top + ph + pad + lh + pad + lh + pad;
+    if (n < 1) return locus_fail(LOCUS_E_ARG, "line chart %s: no values", path);
+    /* values as plotted (log10 when logy; non-positive or non-finite values are skipped) */
+    double lo = 1e300, hi = -1e300;
+    for (int i = 0; i < n; i++) {
+        double v = y[i];
+        if (!(v == v) || v > 1e30 || v < -1e30 || (logy && v <= 0)) continue;
+        v = logy ? log10(v) : v;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    if (lo > hi) { lo = 0; hi = 1; }
+    if (hi - lo < 1e-9) { hi += 0.5; lo -= 0.5; }
+    locus_canvas c;
+    locus_status st = locus_canvas_new(&c, W, H);
+    if (st) return st;
+    const uint32_t ink = 0x202020, grid = 0xE0E0E0, raw = 0xB0C4DE, smooth = 0x3465A4;
+    locus_draw_text(&c, pad, pad, s, ink, title);
+    locus_draw_rect(&c, left, top - lh - pad, lh, lh, raw);
+    int lx = left + lh + 6 + locus_draw_text(&c, left + lh + 6, top - lh - pad, s, ink, "per step") + 20;
+    locus_draw_rect(&c, lx, top - lh - pad, lh, lh, smooth);
+    locus_draw_text(&c, lx + lh + 6, top - lh - pad, s, ink, logy ? "mean of 20 (log scale)" : "mean of 20");
+    char v[32];
+    for (int t = 0; t <= 4; t++) { /* horizontal grid and y labels */
+        int gy = top + ph - t * ph / 4;
+        locus_draw_rect(&c, left, gy, pw, 1, grid);
+        double val = lo + (hi - lo) * t / 4.0;
+        snprintf(v, sizeof v, "%.3g", logy ? pow(10.0, val) : val);
+        locus_draw_text(&c, left - pad - locus_text_width(v, s), gy - lh / 2, s, ink, v);
+    }
+    for (int t = 0; t <= 4; t++) { /* x labels: steps */
+        int gx = left + t * pw / 4;
+        locus_draw_rect(&c, gx, top, 1, ph, grid);
+        snprintf(v, sizeof v, "%d", (int)(1 + (double)(n - 1) * t / 4.0 + 0.5));
+        locus_draw_text(&c, gx - locus_text_width(v, s) / 2, top + ph + pad, s, ink, v);
+    }
+    locus_draw_text(&c, left + pw / 2 - locus_text_width("step", s) / 2, top + ph + pad + lh + pad / 2, s, ink, "step");
+    locus_draw_rect(&c, left, top, 1, ph, ink);
+    locus_draw_rect(&c, left, top + ph, pw, 1, ink);
+    for (int pass = 0; pass < 2; pass++) {
+        int px = -1, py = -1;
+        double acc = 0;
+        int cnt = 0;
+        for (int i = 0; i < n; i++) {
+            double val = y[i];
+            if (pass == 1) { /* running mean of the last 20 finite values */
+                if (val == val && !(logy && val <= 0)) { acc += val; cnt++; }
+                if (i >= 20 && y[i - 20] == y[i - 20] && !(logy && y[i - 20] <= 0)) { acc -= y[i - 20]; cnt--; }
+                val = cnt ? acc / cnt : NAN;
+            }
+            if (!(val == val) || (logy && val <= 0)) { px = -1; continue; }
+            double pv = logy ? log10(val) : val;
+            int x = left + (n > 1 ? (int)((double)i * (pw - 1) / (n - 1)) : pw / 2);
+            int yy = top + ph - (int)((pv - lo) / (hi - lo) * (ph - 1));
+            if (yy < top) yy = top;
+            if (yy > top + ph) yy = top + ph;
+            if (px >= 0) draw_line(&c, px, py, x, yy, pass ? 2 : 1, pass ? smooth : raw);
+            else plot_px(&c, x, yy, pass ? 2 : 1, pass ? smooth : raw);
+            px = x; py = yy;
+        }
     }
     st = locus_png_write(path, c.px, c.w, c.h, 3, NULL, 0);
     locus_canvas_free(&c);

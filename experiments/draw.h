@@ -29,4 +29,8 @@ void locus_draw_image(locus_canvas *c, int x, int y, const uint8_t *pix, int w, 
 locus_status locus_bar_chart(const char *path, const char *title, int n, const char *const *labels, const double *a,
                              const char *a_name, const double *b, const char *b_name);
 
+/* Line chart of y[n] (training loss per step 1..n) and its running mean over 20 steps, log10 y axis when
+ * logy (non-positive and non-finite values are skipped). */
+locus_status locus_line_chart(const char *path, const char *title, const float *y, int n, int logy);
+
 #endif

@@ -25,6 +25,7 @@
 #include "edit.h"
 #include "localize.h"
 #include "train_lora.h" /* lora-adamw: train-lora, lora */
+#include "train_model.h" /* train: train vae|unet|pipeline */
 #include "clip_score.h" /* issue 17: clip-score */
 #include "../simd/ops.h"
 
@@ -65,6 +66,10 @@ static int usage(FILE *f) {
             "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
             "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"
             /* ---- end lora-adamw ---- */
+            /* ---- train ---- */
+            "  train vae|unet|pipeline --data DIR -o OUTDIR ...  train an AutoencoderKL / UNet2DConditionModel from scratch and\n"
+            "           assemble a diffusers pipeline folder ('locus train --help'; docs/TRAINING.md)\n"
+            /* ---- end train ---- */
             /* ---- issue 17: clip-score ---- */
             "  clip-score --clip DIR --image PNG... --prompt TEXT... [--dump FILE] [--threads N]\n"
             "           CLIP-T = 2.5 * max(cos, 0) of every image with every prompt (OpenAI CLIP from a Hugging Face CLIP\n"
@@ -147,6 +152,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
     if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
+    if (!strcmp(cmd, "train")) return locus_cmd_train(argc - 1, argv + 1); /* train */
     if (!strcmp(cmd, "clip-score")) return locus_cmd_clip_score(argc - 1, argv + 1); /* issue 17 */
     /* -- dataset / ocr (branch dataset) -- */
     if (!strcmp(cmd, "dataset")) return locus_cmd_dataset(argc - 1, argv + 1);

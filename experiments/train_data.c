@@ -155,21 +155,21 @@ done:
     return st;
 }
 
-/* Example at position i of the endless sequence of epochs. */
-static int example_at(const locus_train_data *d, int64_t i, uint64_t seed, int *perm, int64_t *perm_epoch) {
-    int64_t e = i / d->n;
+/* Example at position i of the endless sequence of epochs (declared in train_lora.h; train_model.h reuses it). */
+int locus_train_example_at(int n, int64_t i, uint64_t seed, int *perm, int64_t *perm_epoch) {
+    int64_t e = i / n;
     if (*perm_epoch != e) {
         locus_mt19937 g;
         locus_mt19937_seed(&g, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(e + 1)));
-        for (int k = 0; k < d->n; k++) perm[k] = k;
-        for (int k = d->n - 1; k > 0; k--) {
+        for (int k = 0; k < n; k++) perm[k] = k;
+        for (int k = n - 1; k > 0; k--) {
             int j = (int)(locus_mt19937_next(&g) % (uint32_t)(k + 1)), t = perm[k];
             perm[k] = perm[j];
             perm[j] = t;
         }
         *perm_epoch = e;
     }
-    return perm[i % d->n];
+    return perm[i % n];
 }
 
 locus_status locus_train_data_batch(const locus_train_data *d, const locus_train_model *m, int64_t first, int B, uint64_t seed,
@@ -193,7 +193,7 @@ locus_status locus_train_data_batch(const locus_train_data *d, const locus_train
     int64_t pe = -1;
     locus_randn_gen(g, b->x0, B * lat); /* latent_dist.sample() draws first */
     for (int i = 0; i < B; i++) {
-        int ex = example_at(d, first + i, seed, perm, &pe);
+        int ex = locus_train_example_at(d->n, first + i, seed, perm, &pe);
         const float *mu = d->mean + ex * lat, *sd = d->std + ex * lat;
         float *x = b->x0 + i * lat;
         for (size_t k = 0; k < lat; k++) x[k] = ((mu[k] + sd[k] * x[k]) - d->shift) * d->scaling;

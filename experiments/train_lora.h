@@ -86,6 +86,11 @@ void locus_train_data_free(locus_train_data *d);
 locus_status locus_train_data_batch(const locus_train_data *d, const locus_train_model *m, int64_t first, int B, uint64_t seed,
                                     locus_mt19937 *g, locus_train_batch *b);
 
+/* The example at position i of the endless epoch sequence over n examples: a Fisher-Yates permutation per
+ * epoch from a generator seeded by (seed, epoch); perm[n] is scratch and *perm_epoch (start at -1) caches
+ * the epoch it holds. */
+int locus_train_example_at(int n, int64_t i, uint64_t seed, int *perm, int64_t *perm_epoch);
+
 /* CLI entry points (argv[0] is the command name). */
 int locus_cmd_train_lora(int argc, char **argv);
 int locus_cmd_lora(int argc, char **argv);

@@ -270,8 +270,11 @@ size_t locus_unet_params(const locus_unet *u) { return u->L.nparams; }
 static int add_block_layers(const unet_block *b, const char *prefix, char (*names)[128], int n, int max) {
     if (!b->attn) return n;
     for (int j = 0; j < b->nlayers; j++)
-        for (int k = 0; k < b->attn[j].nblocks; k++)
+        for (int k = 0; k < b->attn[j].nblocks; k++) {
+            /* only_cross_attention: attn1 reads the text too (diffusers' BasicTransformerBlock), before attn2 */
+            if (b->attn[j].blocks[k].only_cross && n < max) snprintf(names[n++], 128, "%s.attentions.%d.transformer_blocks.%d.attn1", prefix, j, k);
             if (n < max) snprintf(names[n++], 128, "%s.attentions.%d.transformer_blocks.%d.attn2", prefix, j, k);
+        }
     return n;
 }
 
@@ -282,7 +285,7 @@ static int add_attn(const unet_block *b, const char *prefix, locus_attn_layer *o
             for (int which = 1; which <= 2; which++)
                 if (n < max) {
                     snprintf(out[n].name, sizeof out[n].name, "%s.attentions.%d.transformer_blocks.%d.attn%d", prefix, j, k, which);
-                    out[n].cross = which == 2;
+                    out[n].cross = which == 2 || b->attn[j].blocks[k].only_cross; /* only_cross_attention: attn1 reads the text */
                     out[n].a = which == 1 ? &b->attn[j].blocks[k].a1 : &b->attn[j].blocks[k].a2;
                     n++;
                 }

@@ -125,7 +125,7 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
     nn_gnorm_load(L, &d->norm_out, v->block_out[0], G, 1e-6f, "decoder.conv_norm_out");
     nn_conv_load(L, &d->conv_out, v->block_out[0], v->out_channels, 3, 1, 1, "decoder.conv_out");
     /* encoder (optional: some published VAEs ship decoder weights only) */
-    if (!L->status && locus_st_set_find(&L->st, "encoder.conv_in.weight")) {
+    if (!L->status && (L->random || locus_st_set_find(&L->st, "encoder.conv_in.weight"))) { /* random weights: both halves (training) */
         vae_coder *e = &v->enc;
         e->present = 1;
         nn_conv_load(L, &e->conv_in, v->in_channels, v->block_out[0], 3, 1, 1, "encoder.conv_in");

@@ -373,4 +373,13 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/edit.out"
 read -r p f < <(tail -1 "$tmp/edit.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "edit" $p $f
 
+# ---- train ----
+# locus train vae|unet|pipeline: same weights scalar/1 thread vs best ISA/2 threads, resume, SIGKILL, generate
+bash tests/train_test.sh "$B" >"$tmp/train.out" 2>&1
+grep '^FAIL\|^  ' "$tmp/train.out" | head -20
+line=$(grep -E '^train_test: [0-9]+ passed, [0-9]+ failed$' "$tmp/train.out" | tail -1)
+p=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed/\1/')
+record "train" $p $f
+# ---- end train ----
+
 exit $overall

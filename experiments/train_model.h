@@ -1,0 +1,144 @@
+/* train_model.h — `locus train vae|unet|pipeline`: whole models trained from scratch (the teaching models of
+ * issue 11), written as diffusers component and pipeline folders.
+ *
+ * Pieces (each file says more):
+ *   train_common.c   options, the image folder (metadata.jsonl + PNGs, kept as 8-bit pixels), diffusers
+ *                    config.json writing (exactly the keys and types diffusers 0.31 writes), torch-style
+ *                    initialisation of a freshly built model, weights files
+ *   train_loop.c     the generic full-parameter loop: AdamW over every tracked parameter, gradient clipping,
+ *                    atomic checkpoints (weights + optimizer + step + RNG + loss history), --resume with the
+ *                    same bits, progress, NaN stop, loss.png / loss.csv
+ *   train_vae.c      AutoencoderKL: MSE(recon, x) + kl_weight * KL
+ *   train_unet.c     UNet2DConditionModel on cached VAE latent posteriors, frozen text encoder, caption dropout
+ *   train_pipeline.c the pipeline skeleton (model_index.json, scheduler/, tokenizer/, a frozen random CLIP
+ *                    text_encoder/) and `train pipeline`, which runs all stages
+ * The LoRA trainer's pieces are reused through train_lora.h (batch sampling, the objective's noise).
+ */
+#ifndef LOCUS_TRAIN_MODEL_H
+#define LOCUS_TRAIN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "../core/json.h"
+#include "../core/rng.h"
+#include "../core/safetensors.h"
+#include "../models/adamw.h"
+#include "../models/grads.h"
+#include "../models/loader.h"
+
+/* Options shared by the stages (0 / NULL = not given). */
+typedef struct {
+    const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
+    int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
+    int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
+    int samples;      /* progress pictures at checkpoints: images / prompts (4; 0 = none) */
+    double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
+    double vae_lr, unet_lr; /* train pipeline: per-stage learning rates (< 0: --lr or the stage's default) */
+    double ema;       /* EMA of the weights (diffusers' EMAModel decay; 0 = off): what is saved and pictured */
+    uint64_t seed;
+} locus_train_opts;
+
+/* Defaults: lr 1e-4 (vae) / 1e-3 (unet) set by the stage, wd 1e-2, betas 0.9/0.999, eps 1e-8, clip 1,
+ * batch 8, seed 0, checkpoint every 100 steps, kl 1e-6, cfg dropout 0.1. */
+void locus_train_opts_defaults(locus_train_opts *o);
+
+/* Parse argv[1..] into o.  Returns 0 on success, 1 for --help, 2 after printing one error line. */
+int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const char *what);
+
+/* ---- the image folder ---- */
+
+typedef struct {
+    int n, W, H;      /* examples, image size (every image resized to W x H) */
+    uint8_t *pix;     /* [n][H][W][3] */
+    char **caption;   /* [n] */
+} locus_train_images;
+
+/* Read DIR/metadata.jsonl ({"file_name", "text"} per line) and its PNGs; W, H = 0: the first image's size.
+ * Images of another size are resized (bilinear, half-pixel centres).  Errors name the file and line. */
+locus_status locus_train_images_load(locus_train_images *d, const char *dir, int W, int H);
+void locus_train_images_free(locus_train_images *d);
+/* Example i as [3,H,W] in [-1, 1] ((v / 255 - 0.5) / 0.5, as the LoRA trainer's preprocessing). */
+void locus_train_image_f32(const locus_train_images *d, int i, float *out);
+/* The example order is the LoRA trainer's: locus_train_example_at (train_lora.h). */
+
+/* ---- diffusers config files ---- */
+
+enum { LOCUS_CFG_VAE, LOCUS_CFG_UNET, LOCUS_CFG_CLIP_TEXT, LOCUS_CFG_DDIM };
+/* Merge a user config (JSON file; NULL = defaults only) over the diffusers 0.31 template of `kind` and write
+ * it to `path` as diffusers does (every __init__ argument, sorted keys, indent 2, floats with a decimal
+ * point, trailing newline).  Unknown keys, wrong types and a wrong _class_name are errors naming the key.
+ * `over` (may be NULL) is a JSON object text whose members win over both (e.g. a computed scaling_factor). */
+locus_status locus_train_write_config(int kind, const char *user_path, const char *over, const char *path);
+/* The same merge as text (malloc'd, caller frees). */
+locus_status locus_train_config_text(int kind, const char *user_path, const char *over, char **text);
+
+/* ---- initialisation and weights ---- */
+
+/* Re-initialise every parameter of L as torch's default module init does: >= 2-D weights keep the loader's
+ * random-mode U(-1,1)/sqrt(fan_in) (= kaiming_uniform(a=sqrt(5))), biases of those layers U(-b, b) with
+ * b = 1/sqrt(fan_in), norm weights 1 and norm biases 0 (counter-based uniforms from seed: the same bits
+ * on every machine). */
+void locus_train_init_torch(locus_loader *L, uint64_t seed);
+
+/* Write every tracked parameter of g (names and shapes of the registry) as F32 (fp16: F16, rounded to
+ * nearest even as torch's .half()) to a safetensors file, atomically; `meta` pairs (key, value, ..., NULL)
+ * go to __metadata__. */
+locus_status locus_train_save_weights(const locus_grads *g, const char *path, const char *const *meta, int fp16);
+/* Add x[numel] under name as F32, or as F16 when fp16 (converted with locus_train_f16). */
+locus_status locus_train_add_tensor(locus_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *x, size_t numel, int fp16);
+/* fp32 -> IEEE binary16 bits, round to nearest even (overflow to inf, subnormals, NaN kept quiet). */
+uint16_t locus_train_f16(float f);
+
+/* ---- the loop ---- */
+
+typedef struct locus_trainer locus_trainer;
+/* One step's loss: accumulate d loss / d parameter into the trainer's gradient table (zeroed before) and
+ * draw any randomness from t->rng. */
+typedef locus_status (*locus_train_eval_fn)(locus_trainer *t, int64_t step, float *loss);
+
+struct locus_trainer {
+    const char *what;        /* "vae", "unet" (messages, file names) */
+    const locus_train_opts *o;
+    locus_grads grads;       /* every trainable parameter (the registry of the model) */
+    locus_adamw opt;
+    locus_mt19937 rng;       /* batch randomness; its position is checkpointed */
+    float *losses;           /* [o->steps] */
+    float **ema;             /* [grads.n] exponential moving averages of the parameters (o->ema > 0), else NULL */
+    locus_train_eval_fn eval;
+    /* after every checkpoint (may be NULL): progress pictures, OUT/train/<stage>_step<N>.png; must not touch
+     * the trainer's state (its randomness is its own) */
+    locus_status (*on_checkpoint)(locus_trainer *t, int64_t step);
+    void *ctx;               /* the stage's state */
+    char settings[2048];     /* what --resume must match */
+    char workdir[4200];      /* OUT/train: checkpoint, loss.png, loss.csv */
+    int64_t start;           /* step resumed from */
+};
+
+/* Track every parameter of L (except names in `buffers`, NULL-terminated, may be NULL) in t->grads and the
+ * optimizer (lr, betas, eps, weight decay, warmup from t->o). */
+locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, const char *what, const locus_loader *L,
+                                const char *const *buffers);
+void locus_trainer_free(locus_trainer *t);
+/* With --ema: exchange the parameters and their moving averages in place (twice = unchanged).  The stages
+ * swap before writing the weights (EMA weights are the output, as diffusers' --use_ema) and around pictures. */
+void locus_trainer_swap_ema(locus_trainer *t);
+/* Run steps start+1 .. o->steps (resuming from the checkpoint when o->resume and it exists), checkpoint every
+ * o->ckpt_every steps and at the end, loss.png, loss.csv and on_checkpoint's pictures at every checkpoint.  A non-finite loss stops with
+ * an error naming the step (the last checkpoint is left intact). */
+locus_status locus_trainer_run(locus_trainer *t);
+
+/* A picture grid: n images [3,H,W] in [-1,1] per row, `rows` rows (row-major in imgs), 2-pixel gaps, as a PNG. */
+locus_status locus_train_save_grid(const char *path, const float *imgs, int rows, int n, int H, int W);
+
+/* ---- commands ---- */
+int locus_cmd_train(int argc, char **argv);
+int locus_train_vae(const locus_train_opts *o);
+int locus_train_unet(const locus_train_opts *o);
+/* The pipeline skeleton in o->out: model_index.json, scheduler/, tokenizer/ (copied from o->tokenizer),
+ * text_encoder/ (config o->text_config over the template, frozen CLIP-init random weights from o->seed);
+ * existing files are kept (so a resumed pipeline run does not rewrite them). */
+locus_status locus_train_skeleton(const locus_train_opts *o);
+
+#endif

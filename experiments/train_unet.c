@@ -1,0 +1,234 @@
+/* train_unet.c — `locus train unet`: a UNet2DConditionModel from scratch on the latents of a trained VAE.
+ *
+ * Up front, with the base pipeline folder's vae/, text_encoder/ and tokenizer/ (both frozen): every image
+ * is encoded once to its latent posterior (mean, std = exp(logvar / 2)), every distinct caption and the empty
+ * caption once to [77, D] text embeddings (exactly as `locus generate` encodes prompts: the same function).
+ * Per step, the LoRA trainer's sampler (train_lora.h: locus_train_data_batch) draws from one generator the
+ * latents (mean + std * randn - shift) * scaling, the noise and the DDPM timesteps randint(0, N); then one
+ * uniform per example replaces its caption by the empty caption with probability --cfg-dropout (classifier-
+ * free guidance, as diffusers' proportion_empty_prompts).  Loss = the scheduler's objective (epsilon or v,
+ * models/objective.h), every UNet parameter trained with AdamW.  Output: OUT/unet/config.json (diffusers'
+ * keys) and OUT/unet/diffusion_pytorch_model.safetensors.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/arena.h"
+#include "../core/fileio.h"
+#include "../core/version.h"
+#include "../models/pipeline.h"
+#include "../models/unet.h"
+#include "../simd/ops.h"
+#include "../simd/sleef_names.h"
+#include "train_lora.h"
+#include "train_model.h"
+
+typedef struct {
+    locus_train_data d;   /* latent posteriors and caption embeddings (train_lora.h) */
+    locus_train_model m;  /* the denoiser, its scheduler and objective */
+    float *null_ctx;      /* [S,D] embedding of the empty caption */
+    int B;
+    locus_vae v;          /* the frozen VAE (progress pictures decode with it) */
+    int has_v;
+    locus_scheduler sample_sched; /* a second copy of the scheduler for sampling pictures */
+    int has_sample_sched;
+} unet_stage;
+
+/* Progress picture at a checkpoint: the first --samples distinct training captions, sampled as `locus
+ * generate` does (DDIM, 20 steps, guidance 7.5 against the empty caption; noise randn(seed 1000 + i)) and
+ * decoded -> OUT/train/unet_step<N>.png.  Independent of the trainer's generator. */
+static locus_status unet_pictures(locus_trainer *t, int64_t step) {
+    unet_stage *s = t->ctx;
+    const locus_train_data *d = &s->d;
+    int n = d->nprompts < t->o->samples ? d->nprompts : t->o->samples;
+    if (n <= 0 || !s->has_v || !s->has_sample_sched) return LOCUS_OK;
+    int f = 1 << (s->v.nblocks - 1), H = d->h * f, W = d->w * f;
+    size_t nl = (size_t)d->C * d->h * d->w, ni = (size_t)3 * H * W;
+    float *lat = locus_alloc(nl * 4), *z = locus_alloc(nl * 4), *img = locus_alloc(n * ni * 4); /* [C,h,w] x2, [n,3,H,W] */
+    locus_status st = !lat || !z || !img ? locus_fail(LOCUS_E_NOMEM, "out of memory") : LOCUS_OK;
+    for (int i = 0; i < n && !st; i++) {
+        locus_randn(1000 + (uint64_t)i, lat, nl);
+        for (size_t k = 0; k < nl; k++) lat[k] *= s->sample_sched.init_noise_sigma;
+        locus_cond un = {s->null_ctx, NULL}, co = {d->ctx + (size_t)i * d->S * d->D, NULL};
+        st = locus_sample(&s->m.den, &s->sample_sched, 20, 7.5f, lat, d->h, d->w, &un, &co, d->S, NULL, NULL);
+        for (size_t k = 0; k < nl && !st; k++) z[k] = lat[k] / d->scaling + d->shift;
+        if (!st) locus_vae_decode(&s->v, z, 1, d->h, d->w, img + i * ni, NULL);
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/unet_step%lld.png", t->workdir, (long long)step);
+    if (!st) st = locus_train_save_grid(path, img, 1, n, H, W);
+    locus_free(lat);
+    locus_free(z);
+    locus_free(img);
+    return st;
+}
+
+static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
+    unet_stage *s = t->ctx;
+    locus_train_batch b;
+    locus_status st = locus_train_data_batch(&s->d, &s->m, (step - 1) * s->B, s->B, t->o->seed, &t->rng, &b);
+    if (st) return st;
+    const uint32_t thr = (uint32_t)(t->o->cfg_dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : t->o->cfg_dropout * 4294967296.0);
+    size_t sd = (size_t)b.S * b.D;
+    for (int i = 0; i < b.B; i++) /* caption dropout: one draw per example, after the batch's draws */
+        if (locus_mt19937_next(&t->rng) < thr) memcpy(b.ctx + i * sd, s->null_ctx, sd * sizeof(float));
+    st = locus_denoiser_loss_grad(&s->m.den, &s->m.ob, b.x0, b.noise, b.t, b.B, b.H, b.W, b.ctx, b.S, NULL, t->o->grad_ckpt, &t->grads, loss,
+                                  NULL, NULL, NULL, NULL, NULL, NULL);
+    locus_train_batch_free(&b);
+    return st;
+}
+
+/* Latent posteriors of every image and embeddings of every caption (+ the empty one) into s. */
+static locus_status encode_data(unet_stage *s, const char *base, const locus_train_images *img) {
+    char c[4400];
+    locus_pipeline p; /* only the prompt-encoding members: the text encoder and tokenizer */
+    memset(&p, 0, sizeof p);
+    p.kind = LOCUS_PIPE_SD;
+    snprintf(p.dir, sizeof p.dir, "%s", base);
+    locus_status st;
+    snprintf(c, sizeof c, "%s/text_encoder", base);
+    if ((st = locus_textenc_load(&p.text, c))) return locus_fail(st, "--base %s: text encoder: %s", base, locus_errmsg());
+    p.has_text = 1;
+    snprintf(c, sizeof c, "%s/tokenizer", base);
+    if ((st = locus_clip_tok_load(&p.tok, c))) { st = locus_fail(st, "--base %s: tokenizer: %s", base, locus_errmsg()); goto done; }
+    snprintf(c, sizeof c, "%s/vae", base);
+    if ((st = locus_vae_load(&s->v, c))) { st = locus_fail(st, "--base %s: vae: %s (train it first: locus train vae)", base, locus_errmsg()); goto done; }
+    s->has_v = 1; /* kept for the progress pictures; freed with the stage */
+    const locus_vae *v = &s->v;
+    int f = 1 << (v->nblocks - 1), H = img->H, W = img->W;
+    if (H % f || W % f) { st = locus_fail(LOCUS_E_ARG, "images of %dx%d are not multiples of the VAE factor %d", W, H, f); goto done; }
+    locus_train_data *d = &s->d;
+    d->n = img->n; d->C = v->latent_channels; d->h = H / f; d->w = W / f;
+    d->scaling = v->scaling_factor; d->shift = v->shift_factor;
+    d->D = p.text.D; d->S = p.text.maxpos < 77 ? p.text.maxpos : 77; d->P = 0;
+    size_t lat = (size_t)d->C * d->h * d->w;
+    const int EB = 8; /* images per encoder call */
+    d->mean = malloc((size_t)d->n * lat * sizeof(float));
+    d->std = malloc((size_t)d->n * lat * sizeof(float));
+    d->prompt = malloc((size_t)d->n * sizeof(int));
+    float *x = locus_alloc((size_t)EB * 3 * H * W * 4), *lv = locus_alloc((size_t)EB * lat * 4); /* [EB,3,H,W], [EB,C,h,w] */
+    if (!d->mean || !d->std || !d->prompt || !x || !lv) { locus_free(x); locus_free(lv); st = locus_fail(LOCUS_E_NOMEM, "out of memory for the latent cache"); goto done; }
+    for (int i0 = 0; i0 < d->n; i0 += EB) {
+        int nb = d->n - i0 < EB ? d->n - i0 : EB;
+        for (int i = 0; i < nb; i++) locus_train_image_f32(img, i0 + i, x + (size_t)i * 3 * H * W);
+        locus_vae_encode(v, x, nb, H, W, d->mean + (size_t)i0 * lat, lv, NULL);
+        for (size_t k = 0; k < (size_t)nb * lat; k++) d->std[(size_t)i0 * lat + k] = LOCUS_EXPF_1(0.5f * lv[k]);
+    }
+    locus_free(x);
+    locus_free(lv);
+    /* captions: distinct ones in order of first appearance, then "" */
+    size_t sd = (size_t)d->S * d->D;
+    int T;
+    for (int i = 0; i < d->n && !st; i++) {
+        int pi = -1;
+        for (int k = i - 1; k >= 0 && pi < 0; k--)
+            if (!strcmp(img->caption[k], img->caption[i])) pi = d->prompt[k];
+        if (pi >= 0) { d->prompt[i] = pi; continue; }
+        float *nc = realloc(d->ctx, (size_t)(d->nprompts + 1) * sd * sizeof(float));
+        if (!nc) { st = locus_fail(LOCUS_E_NOMEM, "out of memory for caption embeddings"); break; }
+        d->ctx = nc;
+        if ((st = locus_pipeline_encode_prompt(&p, img->caption[i], d->ctx + (size_t)d->nprompts * sd, &T))) break;
+        d->prompt[i] = d->nprompts++;
+    }
+    if (!st && !(s->null_ctx = malloc(sd * sizeof(float)))) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
+    if (!st) st = locus_pipeline_encode_prompt(&p, "", s->null_ctx, &T);
+done:
+    if (p.tok) locus_clip_tok_free(p.tok);
+    locus_textenc_free(&p.text);
+    return st;
+}
+
+int locus_train_unet(const locus_train_opts *o0) {
+    locus_train_opts o = *o0;
+    if (o.lr < 0) o.lr = 1e-3;
+    const char *base = o.base ? o.base : o.out;
+    if (!o.data) { fprintf(stderr, "locus train unet: --data DIR is required\n"); return 2; }
+    if (o.threads) locus_set_threads(o.threads);
+    unet_stage s;
+    memset(&s, 0, sizeof s);
+    locus_trainer t;
+    memset(&t, 0, sizeof t);
+    locus_train_images img;
+    memset(&img, 0, sizeof img);
+    char dir[4200], cfg[4300], sched[4300], wpath[4400], *cfgtext = NULL;
+    int rc = 2, den_open = 0, sched_open = 0;
+    locus_unet *u = NULL;
+    locus_status st = locus_train_images_load(&img, o.data, o.W, o.H);
+    if (!st) st = locus_mkdir(o.out);
+    snprintf(dir, sizeof dir, "%s/unet", o.out);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    snprintf(sched, sizeof sched, "%s/scheduler", base);
+    if (!st) st = locus_mkdir(dir);
+    if (!st) st = locus_train_config_text(LOCUS_CFG_UNET, o.config, NULL, &cfgtext);
+    if (!st) st = locus_write_atomic(cfg, cfgtext, strlen(cfgtext));
+    if (!st && (st = locus_scheduler_load(&s.m.sched, sched))) st = locus_fail(st, "--base %s: scheduler: %s (locus train pipeline writes one)", base, locus_errmsg());
+    sched_open = !st;
+    if (!st && !(u = calloc(1, sizeof *u))) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
+    locus_loader_set_plain_weights(1);
+    if (!st && !(st = locus_unet_load_random(u, cfg, o.seed))) {
+        locus_train_init_torch(&u->L, o.seed);
+        st = locus_unet_denoiser(&s.m.den, u); /* owns u from here */
+        if (!st) den_open = 1;
+        u = NULL;
+    } else if (u) { /* a failed load has freed its parts */
+        free(u);
+        u = NULL;
+    }
+    locus_loader_set_plain_weights(0);
+    if (st) goto out;
+    s.m.L = s.m.den.loader;
+    if ((st = locus_objective_init(&s.m.ob, &s.m.den, &s.m.sched))) goto out;
+    s.m.flow = s.m.ob.kind == LOCUS_OBJ_FLOW;
+    if (s.m.flow) { st = locus_fail(LOCUS_E_UNSUPPORTED, "%s: a flow-matching scheduler; train unet trains DDPM objectives", sched); goto out; }
+    if ((st = encode_data(&s, base, &img))) goto out;
+    if (s.d.C != s.m.den.in_channels || s.d.D != s.m.den.ctx_dim) {
+        st = locus_fail(LOCUS_E_ARG, "the UNet config wants in_channels %d and cross_attention_dim %d; the VAE gives %d latent channels and the text encoder width %d",
+                        s.m.den.in_channels, s.m.den.ctx_dim, s.d.C, s.d.D);
+        goto out;
+    }
+    if (s.d.h % s.m.den.size_multiple || s.d.w % s.m.den.size_multiple) {
+        st = locus_fail(LOCUS_E_ARG, "latents of %dx%d are not multiples of %d (the UNet's downsampling)", s.d.w, s.d.h, s.m.den.size_multiple);
+        goto out;
+    }
+    if (!o.steps) o.steps = (s.d.n + o.batch_size - 1) / o.batch_size;
+    s.B = o.batch_size;
+    if ((st = locus_trainer_init(&t, &o, "unet", s.m.L, s.m.den.buffers))) goto out;
+    unsigned long long hsh = 1469598103934665603ull; /* the architecture (written config) and the frozen parts (vae / text encoder headers) */
+    for (const char *c = cfgtext; *c; c++) hsh = (hsh ^ (unsigned char)*c) * 1099511628211ull;
+    for (size_t k = 0; k < (size_t)s.d.n * s.d.C * s.d.h * s.d.w; k += 997) { uint32_t bits; memcpy(&bits, &s.d.mean[k], 4); hsh = (hsh ^ bits) * 1099511628211ull; }
+    snprintf(t.settings, sizeof t.settings, "unet;data=%s;base=%s;n=%d;size=%dx%d;arch+latents=%016llx;lr=%.17g;wd=%.17g;betas=%.17g,%.17g;eps=%.17g;"
+             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
+             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout);
+    t.eval = unet_eval;
+    t.on_checkpoint = unet_pictures;
+    t.ctx = &s;
+    if (o.samples > 0) {
+        if ((st = locus_scheduler_load(&s.sample_sched, sched))) goto out;
+        s.has_sample_sched = 1;
+    }
+    fprintf(stderr, "locus: train unet: %d images (%d captions) -> latents %dx%dx%d, text %dx%d, %zu parameters, %d steps of %d\n", s.d.n,
+            s.d.nprompts, s.d.C, s.d.h, s.d.w, s.d.S, s.d.D, s.m.den.params, o.steps, o.batch_size);
+    if ((st = locus_trainer_run(&t))) goto out;
+    locus_trainer_swap_ema(&t); /* the output is the averaged weights (no-op without --ema) */
+    snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", dir);
+    const char *meta[] = {"format", "pt", "locus_version", LOCUS_VERSION, NULL};
+    if ((st = locus_train_save_weights(&t.grads, wpath, meta, o.fp16))) goto out;
+    fprintf(stderr, "locus: train unet: %d steps, final loss %.6f; wrote %s\n", o.steps, t.losses[o.steps - 1], dir);
+    rc = 0;
+out:
+    if (st) fprintf(stderr, "locus train unet: %s\n", locus_errmsg());
+    locus_trainer_free(&t);
+    free(cfgtext);
+    free(s.null_ctx);
+    locus_train_data_free(&s.d);
+    if (u) { locus_unet_free(u); free(u); }
+    if (den_open) locus_denoiser_close(&s.m.den);
+    if (sched_open) locus_scheduler_free(&s.m.sched);
+    if (s.has_sample_sched) locus_scheduler_free(&s.sample_sched);
+    if (s.has_v) locus_vae_free(&s.v);
+    locus_train_images_free(&img);
+    return rc;
+}

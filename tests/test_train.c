@@ -1,0 +1,177 @@
+/* test_train.c — the file formats of `locus train` (experiments/train_common.c): config.json files written
+ * exactly as diffusers / transformers write them (byte-compared with the files diffusers 0.31.0 wrote for
+ * tests/golden/pipelines/sd15-tiny), user keys and types checked, float formatting as Python's repr, the
+ * torch-style initialisation of a random model, and the loss line chart.  The training itself (same bits
+ * across ISAs / threads, resume, SIGKILL) is tested end to end by tests/train_test.sh. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/fileio.h"
+#include "../core/half.h"
+#include "../experiments/draw.h"
+#include "../experiments/train_model.h"
+#include "../models/vae.h"
+#include "testutil.h"
+
+#define GP "tests/golden/pipelines/sd15-tiny/"
+
+static char *slurp(const char *path) {
+    char *d;
+    size_t n;
+    return locus_read_file(path, &d, &n) ? NULL : d;
+}
+
+/* the config text of kind with user config user (NULL: defaults) and override over equals file golden */
+static void check_same(int kind, const char *user, const char *over, const char *golden, const char *what) {
+    char *text = NULL, *want = slurp(golden);
+    locus_status st = locus_train_config_text(kind, user, over, &text);
+    CHECK(!st && want && !strcmp(text, want), "%s: config text differs from %s (%s)", what, golden, st ? locus_errmsg() : "");
+    free(text);
+    free(want);
+}
+
+static const char *write_tmp(const char *name, const char *text) {
+    static char path[4][256];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 256, "/tmp/test_train_%d_%s", (int)getpid(), name);
+    FILE *f = fopen(p, "w");
+    if (f) { fputs(text, f); fclose(f); }
+    return p;
+}
+
+static void test_configs(void) {
+    /* the golden files given as user configs come back byte for byte; defaults alone too (the templates) */
+    check_same(LOCUS_CFG_VAE, GP "vae/config.json", NULL, GP "vae/config.json", "vae");
+    check_same(LOCUS_CFG_UNET, GP "unet/config.json", NULL, GP "unet/config.json", "unet");
+    check_same(LOCUS_CFG_CLIP_TEXT, GP "text_encoder/config.json", NULL, GP "text_encoder/config.json", "text_encoder");
+    check_same(LOCUS_CFG_DDIM, GP "scheduler/scheduler_config.json", NULL, GP "scheduler/scheduler_config.json", "scheduler");
+    check_same(LOCUS_CFG_VAE, NULL, NULL, GP "vae/config.json", "vae defaults");
+    check_same(LOCUS_CFG_UNET, NULL, NULL, GP "unet/config.json", "unet defaults");
+    /* a partial user config: overridden values, float keys keep a decimal point, ints stay ints */
+    const char *u = write_tmp("u.json", "{\"block_out_channels\": [32, 64], \"norm_eps\": 1e-6, \"resnet_out_scale_factor\": 2,"
+                                        " \"only_cross_attention\": true, \"attention_head_dim\": [4, 8]}");
+    char *text = NULL;
+    locus_status st = locus_train_config_text(LOCUS_CFG_UNET, u, NULL, &text);
+    CHECK(!st, "partial unet config: %s", st ? locus_errmsg() : "");
+    if (!st) {
+        CHECK(strstr(text, "\"block_out_channels\": [\n    32,\n    64\n  ],") != NULL, "list layout");
+        CHECK(strstr(text, "\"norm_eps\": 1e-06,") != NULL, "1e-6 written as Python writes it");
+        CHECK(strstr(text, "\"resnet_out_scale_factor\": 2.0,") != NULL, "a float key given as 2 is written 2.0");
+        CHECK(strstr(text, "\"only_cross_attention\": true,") != NULL, "bool");
+        CHECK(strstr(text, "\"attention_head_dim\": [\n    4,\n    8\n  ],") != NULL, "int where the template has an int");
+        CHECK(strstr(text, "\"mid_block_scale_factor\": 1,") != NULL, "template default kept as diffusers writes it");
+    }
+    free(text);
+    text = NULL;
+    st = locus_train_config_text(LOCUS_CFG_VAE, NULL, "{\"scaling_factor\": 0.123456789}", &text);
+    CHECK(!st && strstr(text, "\"scaling_factor\": 0.123456789,"), "computed override");
+    free(text);
+    text = NULL;
+    st = locus_train_config_text(LOCUS_CFG_VAE, NULL, "{\"scaling_factor\": 3}", &text);
+    CHECK(!st && strstr(text, "\"scaling_factor\": 3.0,"), "integral float override gets .0");
+    free(text);
+    /* errors name the key */
+    const char *bad[][2] = {
+        {"{\"frobnicate\": 1}", "unknown key 'frobnicate'"},
+        {"{\"layers_per_block\": 1.5}", "'layers_per_block' has the wrong type"},
+        {"{\"block_out_channels\": [\"a\"]}", "'block_out_channels' has the wrong type"},
+        {"{\"_class_name\": \"UNet2DModel\"}", "_class_name must be"},
+        {"[1, 2]", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        text = NULL;
+        st = locus_train_config_text(LOCUS_CFG_VAE, write_tmp("bad.json", bad[i][0]), NULL, &text);
+        CHECK(st && strstr(locus_errmsg(), bad[i][1]), "config %s: expected an error with '%s', got '%s'", bad[i][0], bad[i][1], st ? locus_errmsg() : "OK");
+        free(text);
+    }
+}
+
+static void test_init(void) {
+    locus_vae v;
+    locus_status st = locus_vae_load_random(&v, GP "vae/config.json", 5);
+    CHECK(!st, "random vae: %s", st ? locus_errmsg() : "");
+    if (st) return;
+    CHECK(v.enc.present, "random mode builds the encoder too");
+    locus_train_init_torch(&v.L, 5);
+    int norms = 0, biases = 0, ok_n = 1, ok_b = 1;
+    for (size_t i = 0; i < v.L.nrec; i++) {
+        const locus_param_rec *r = &v.L.params[i];
+        size_t nl = strlen(r->name);
+        if (r->ndim != 1) continue;
+        char wn[600];
+        snprintf(wn, sizeof wn, "%.*s.weight", (int)(nl - 5), r->name);
+        const locus_param_rec *w = nl > 5 && !strcmp(r->name + nl - 5, ".bias") ? locus_loader_find_param(&v.L, wn) : NULL;
+        if (w && w->ndim >= 2) { /* a conv / linear bias: U(-b, b), b = 1/sqrt(fan_in), not constant */
+            float b = 1.0f / sqrtf((float)(w->numel / (size_t)w->shape[0]));
+            int distinct = r->numel < 2;
+            for (size_t k = 0; k < r->numel; k++) {
+                if (fabsf(r->data[k]) > b) ok_b = 0;
+                if (k && r->data[k] != r->data[0]) distinct = 1;
+            }
+            if (!distinct) ok_b = 0;
+            biases++;
+        } else { /* norm scale 1, shift 0 */
+            float want = nl > 7 && !strcmp(r->name + nl - 7, ".weight") ? 1.0f : 0.0f;
+            for (size_t k = 0; k < r->numel; k++) if (r->data[k] != want) ok_n = 0;
+            norms++;
+        }
+    }
+    CHECK(norms > 10 && ok_n, "norm parameters initialised to 1 / 0 (%d)", norms);
+    CHECK(biases > 10 && ok_b, "layer biases within 1/sqrt(fan_in) (%d)", biases);
+    locus_vae_free(&v);
+}
+
+/* fp32 -> binary16 rounding (--fp16 weight files): every half round-trips, every midpoint between two
+ * neighbours goes to the even one and a float ulp either side to the nearer one, overflow, underflow. */
+static void test_f16(void) {
+    int bad_rt = 0, bad_mid = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) continue; /* NaN */
+        if (locus_train_f16(locus_f16_to_f32((uint16_t)h)) != h) bad_rt++;
+        uint32_t mag = h & 0x7fffu;
+        if (mag >= 0x7bffu) continue; /* the last finite value has no finite neighbour above */
+        float a = locus_f16_to_f32((uint16_t)h), b = locus_f16_to_f32((uint16_t)(h + 1));
+        float mid = (float)(((double)a + (double)b) / 2); /* exact: halves have 11 significant bits */
+        uint16_t even = (uint16_t)((h & 1) ? h + 1 : h);
+        if (locus_train_f16(mid) != even) bad_mid++;
+        if (locus_train_f16(nextafterf(mid, a)) != h || locus_train_f16(nextafterf(mid, b)) != h + 1) bad_mid++;
+    }
+    CHECK(bad_rt == 0, "f16: %d halves do not round-trip", bad_rt);
+    CHECK(bad_mid == 0, "f16: %d midpoints rounded wrongly", bad_mid);
+    CHECK(locus_train_f16(65519.996f) == 0x7bff && locus_train_f16(65520.0f) == 0x7c00 && locus_train_f16(1e9f) == 0x7c00, "f16 overflow");
+    CHECK(locus_train_f16(-INFINITY) == 0xfc00 && (locus_train_f16(NAN) & 0x7e00) == 0x7e00, "f16 inf / nan");
+    CHECK(locus_train_f16(1e-9f) == 0 && locus_train_f16(ldexpf(1.0f, -25)) == 0 && locus_train_f16(ldexpf(1.0001f, -25)) == 1 &&
+              locus_train_f16(-ldexpf(3.0f, -25)) == 0x8002, "f16 underflow / subnormal ties");
+    CHECK(locus_train_f16(1.0f) == 0x3c00 && locus_train_f16(0.1f) == 0x2e66 && locus_train_f16(-2.0f) == 0xc000, "f16 known values");
+}
+
+static void test_chart(void) {
+    float y[300];
+    for (int i = 0; i < 300; i++) y[i] = 1.0f / (1.0f + 0.05f * (float)i) + 0.01f * (float)(i % 7);
+    y[17] = NAN; /* skipped, not fatal */
+    char p[256];
+    snprintf(p, sizeof p, "/tmp/test_train_%d_chart.png", (int)getpid());
+    locus_status st = locus_line_chart(p, "loss", y, 300, 1);
+    CHECK(!st && access(p, F_OK) == 0, "line chart written (%s)", st ? locus_errmsg() : "");
+    unlink(p);
+    st = locus_line_chart(p, "loss", y, 1, 0);
+    CHECK(!st, "one-point chart");
+    unlink(p);
+}
+
+int main(void) {
+    test_configs();
+    test_init();
+    test_f16();
+    test_chart();
+    char p[256];
+    snprintf(p, sizeof p, "/tmp/test_train_%d_u.json", (int)getpid());
+    unlink(p);
+    snprintf(p, sizeof p, "/tmp/test_train_%d_bad.json", (int)getpid());
+    unlink(p);
+    return t_finish("test_train");
+}

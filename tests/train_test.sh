@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# train_test.sh — `locus train` end to end on a tiny synthetic sign set (8 images of 32x16):
+#   * a pipeline (20 VAE steps + 20 UNet steps) trained with LOCUS_ISA=scalar / 1 thread and with the best
+#     ISA / 2 threads gives the same bytes in every weight and config file;
+#   * --ema resumes with the same bits and saves the averaged weights;
+#   * the loss curves and the progress pictures (reconstructions, samples) are the same bytes too;
+#   * 10 steps, then --resume to 20, and a run killed (SIGKILL) mid-way then resumed, equal the uninterrupted run;
+#   * the folder is a pipeline `locus generate` loads (same PNG bytes on both ISAs);
+#   * with sd15-tiny's configs the files have diffusers' tensor names, shapes and config bytes;
+#   * --fp16 writes F16 weight files that generate reads;
+#   * configs are refused with one error line for unknown keys and wrong types; a diverging run stops naming
+#     the step.
+# Usage: train_test.sh BUILD_DIR [OTHER_BUILD_DIR (another compiler: the same bytes)].  Prints "train_test: N passed, M failed" last; < 30 s on 2 cores.
+set -u
+B=${1:-build}
+L="$B/locus"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+p=0 f=0
+ok() { p=$((p+1)); }
+bad() { f=$((f+1)); echo "FAIL $*"; }
+best=$("$L" info | sed -n 's/^supported: //p' | awk '{print $NF}')
+
+printf 'OPEN\nSTOP\nCAFE\nEXIT\n' >"$tmp/words.txt"
+if ! "$L" dataset signs --words "$tmp/words.txt" --n 8 --size 32x16 --min-letter-px 6 --max-letter-px 8 --seed 1 -o "$tmp/data" --quiet; then
+  echo "train_test: 0 passed, 1 failed"; exit 1
+fi
+common=(--text-config zoo/configs/tiny-text.json --vae-config zoo/configs/tiny-vae.json --unet-config zoo/configs/tiny-unet.json
+        --data "$tmp/data" --batch-size 4 --seed 3 --quiet --samples 0)
+files="vae/diffusion_pytorch_model.safetensors vae/config.json unet/diffusion_pytorch_model.safetensors unet/config.json
+       text_encoder/model.safetensors text_encoder/config.json model_index.json scheduler/scheduler_config.json tokenizer/vocab.json"
+same() { # dirA dirB what
+  local d=0
+  for x in $files; do cmp -s "$1/$x" "$2/$x" || { d=1; echo "  $3: $x differs"; }; done
+  [ $d = 0 ]
+}
+
+# 1. the same bits for scalar / 1 thread and the best ISA / 2 threads
+LOCUS_ISA=scalar LOCUS_THREADS=1 "$L" train pipeline -o "$tmp/a" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 10 --samples 1 2>"$tmp/a.err" || bad "scalar run: $(tail -1 "$tmp/a.err")"
+LOCUS_ISA=$best LOCUS_THREADS=2 "$L" train pipeline -o "$tmp/b" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 7 --samples 1 2>"$tmp/b.err" || bad "$best run: $(tail -1 "$tmp/b.err")"
+if same "$tmp/a" "$tmp/b" "scalar/1 vs $best/2"; then ok; else bad "weights differ between scalar/1 thread and $best/2 threads"; fi
+for x in train/vae_loss.png train/unet_loss.png train/vae_loss.csv train/unet_loss.csv train/vae_step20.png train/unet_step20.png; do
+  [ -s "$tmp/a/$x" ] && cmp -s "$tmp/a/$x" "$tmp/b/$x" && ok || bad "$x missing or different"
+done
+[ "$(wc -l <"$tmp/a/train/unet_loss.csv")" = 21 ] && ok || bad "unet_loss.csv has not 20 steps"
+
+# 2. resume: VAE 10 steps then --resume to 20; UNet 10 steps then --resume to 20 (on the same 20-step VAE)
+"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 3 --quiet --samples 0 --steps 10 2>/dev/null || bad "10-step vae"
+"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 3 --quiet --samples 0 --steps 20 --resume 2>/dev/null || bad "resumed vae"
+cmp -s "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/c/vae/diffusion_pytorch_model.safetensors" && ok || bad "vae: 10 steps + --resume to 20 differs"
+"$L" train pipeline -o "$tmp/d" "${common[@]}" --vae-steps 20 --unet-steps 10 2>/dev/null || bad "10-step unet"
+"$L" train pipeline -o "$tmp/d" "${common[@]}" --vae-steps 20 --unet-steps 20 --resume 2>/dev/null || bad "resumed pipeline"
+if same "$tmp/a" "$tmp/d" "unet 10 + resume"; then ok; else bad "unet: 10 steps + --resume to 20 differs from 20 steps"; fi
+"$L" train pipeline -o "$tmp/d" "${common[@]}" --vae-steps 20 --unet-steps 20 2>"$tmp/err" && bad "second run without --resume accepted" || ok
+"$L" train vae -o "$tmp/c" --data "$tmp/data" --config zoo/configs/tiny-vae.json --batch-size 4 --seed 4 --steps 20 --resume 2>"$tmp/err" \
+  && bad "resume with another seed accepted" || { grep -q "other settings" "$tmp/err" && ok || bad "resume with another seed: $(cat "$tmp/err")"; }
+
+# 3. SIGKILL mid-stage, then --resume: the same bytes (checkpoint every step).  Killed once in the VAE stage (as
+#    soon as its first checkpoint exists) and once in the UNet stage, so the kills land at arbitrary points
+#    whatever the machine's speed.
+rm -rf "$tmp/k"
+kargs=(train pipeline -o "$tmp/k" "${common[@]}" --vae-steps 20 --unet-steps 20 --checkpoint-every 1)
+kill_when() { # file, then the command: start it, SIGKILL it once the file exists (or it ended)
+  local file=$1; shift
+  "$@" 2>/dev/null &
+  local pid=$! n=0
+  while [ ! -e "$file" ] && kill -0 $pid 2>/dev/null && [ $n -lt 2000 ]; do sleep 0.01; n=$((n+1)); done
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+}
+kill_when "$tmp/k/train/vae.ckpt" "$L" "${kargs[@]}"
+[ ! -e "$tmp/k/vae/diffusion_pytorch_model.safetensors" ] && ok || bad "the first kill came after the VAE stage ended"
+kill_when "$tmp/k/train/unet.ckpt" "$L" "${kargs[@]}" --resume
+[ ! -e "$tmp/k/unet/diffusion_pytorch_model.safetensors" ] && ok || bad "the second kill came after the UNet stage ended"
+"$L" "${kargs[@]}" --resume 2>"$tmp/k.err" || bad "resume after kill: $(tail -1 "$tmp/k.err")"
+if same "$tmp/a" "$tmp/k" "kill + resume"; then ok; else bad "SIGKILL + --resume differs"; fi
+
+# 3b. --ema (diffusers' EMAModel average, saved instead of the raw weights): resumable with the same bits, and
+#     not the raw weights
+"$L" train pipeline -o "$tmp/m1" "${common[@]}" --vae-steps 20 --unet-steps 20 --ema 0.99 2>/dev/null || bad "--ema run"
+"$L" train pipeline -o "$tmp/m2" "${common[@]}" --vae-steps 20 --unet-steps 10 --ema 0.99 2>/dev/null || bad "--ema 10-step run"
+"$L" train pipeline -o "$tmp/m2" "${common[@]}" --vae-steps 20 --unet-steps 20 --ema 0.99 --resume 2>/dev/null || bad "--ema resumed run"
+if same "$tmp/m1" "$tmp/m2" "--ema 10 + resume"; then ok; else bad "--ema: 10 steps + --resume to 20 differs"; fi
+! cmp -s "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/m1/vae/diffusion_pytorch_model.safetensors" && cmp -s "$tmp/a/train/vae_loss.csv" "$tmp/m1/train/vae_loss.csv" \
+  && ok || bad "--ema: the saved VAE should differ from the raw weights while its losses stay the same"
+
+# 4. locus generate loads the folder; pixels and dumped tensors are the same on both ISAs
+for isa in scalar $best; do
+  LOCUS_ISA=$isa "$L" generate --model "$tmp/a" --prompt 'A sign that says "OPEN".' --width 32 --height 16 --steps 4 --seed 7 -o "$tmp/g.$isa.png" \
+    --dump "$tmp/g.$isa.st" >/dev/null 2>"$tmp/g.err" || bad "generate ($isa): $(tail -1 "$tmp/g.err")"
+done
+"$B/test_sample" --same-output "$tmp/g.scalar.png" "$tmp/g.$best.png" "$tmp/g.scalar.st" "$tmp/g.$best.st" >/dev/null 2>&1 && ok || bad "generate from the trained pipeline"
+
+# 4b. the tiny UNet has only_cross_attention (as the signs UNet): attn1 reads the text too, so `locus layers`
+#     lists it as a text layer and patching it with another prompt changes the sampled tensors (the same prompt:
+#     same bits; compared with test_grad --same-tensors, which ignores the run's metadata)
+"$L" layers --model "$tmp/a" 2>/dev/null | grep -q "cross  down_blocks.0.attentions.0.transformer_blocks.0.attn1" && ok || bad "layers: attn1 of an only-cross UNet not a text layer"
+pg() { "$L" generate --model "$tmp/a" --prompt 'A sign that says "OPEN".' --width 32 --height 16 --steps 3 --seed 7 "$@" >/dev/null 2>&1; }
+pg -o "$tmp/p0.png" --dump "$tmp/p0.st"
+pg --patch-prompt 'A sign that says "OPEN".' --patch-layers down_blocks.0.attentions.0.transformer_blocks.0.attn1 -o "$tmp/p1.png" --dump "$tmp/p1.st"
+pg --patch-prompt 'A sign that says "EXIT".' --patch-layers down_blocks.0.attentions.0.transformer_blocks.0.attn1 -o "$tmp/p2.png" --dump "$tmp/p2.st"
+"$B/test_grad" --same-tensors "$tmp/p0.st" "$tmp/p1.st" >/dev/null 2>&1 && ok || bad "patching attn1 with the same prompt changed the output"
+[ -s "$tmp/p2.st" ] && ! "$B/test_grad" --same-tensors "$tmp/p0.st" "$tmp/p2.st" >/dev/null 2>&1 && ok || bad "patching attn1 with another prompt did nothing"
+
+# 5. bad input: one error line
+cli_err() { # what, expected substring, command...
+  local what=$1 want=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ $rc -ne 0 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q -- "$want" "$tmp/err"; then ok; else bad "cli: $what (exit $rc): $(head -2 "$tmp/err")"; fi
+}
+echo '{"block_out_channels": [8, 16], "frobnicate": 1}' >"$tmp/badkey.json"
+echo '{"layers_per_block": 1.5}' >"$tmp/badtype.json"
+cli_err "unknown config key" "unknown key 'frobnicate'" "$L" train vae --data "$tmp/data" --config "$tmp/badkey.json" -o "$tmp/e1"
+cli_err "wrong config type" "'layers_per_block' has the wrong type" "$L" train vae --data "$tmp/data" --config "$tmp/badtype.json" -o "$tmp/e2"
+cli_err "no metadata" "no metadata.jsonl" "$L" train vae --data "$tmp" --config zoo/configs/tiny-vae.json -o "$tmp/e3"
+"$L" train pipeline -o "$tmp/e3" --text-config zoo/configs/tiny-text.json 2>/dev/null || bad "skeleton only"
+[ -s "$tmp/e3/text_encoder/model.safetensors" ] && [ -s "$tmp/e3/tokenizer/merges.txt" ] && [ ! -e "$tmp/e3/vae" ] && ok || bad "skeleton files"
+cli_err "unet without a vae" "train it first" "$L" train unet --data "$tmp/data" --base "$tmp/e3" -o "$tmp/e4"
+cli_err "bad resolution" "multiples of the VAE factor 2" "$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e5" --resolution 31x16
+"$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e6" --lr 10 --weight-decay 10 --steps 30 --batch-size 4 --quiet 2>"$tmp/err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "loss is .* at step [0-9]*; stopped" "$tmp/err" && [ ! -e "$tmp/e6/vae/diffusion_pytorch_model.safetensors" ]; then ok
+else bad "diverging run (exit $rc): $(cat "$tmp/err")"; fi
+
+# 6. interop: with sd15-tiny's configs, every weight file has exactly the tensor names and shapes of the files
+#    diffusers / transformers wrote, and the config.json files are the same bytes (the VAE's up to its
+#    computed scaling_factor)
+G=tests/golden/pipelines/sd15-tiny
+"$L" train pipeline -o "$tmp/i" --text-config $G/text_encoder/config.json --vae-config $G/vae/config.json --unet-config $G/unet/config.json \
+  --data "$tmp/data" --vae-steps 1 --unet-steps 1 --batch-size 2 --quiet --samples 0 2>"$tmp/i.err" || bad "sd15-tiny-shaped run: $(tail -1 "$tmp/i.err")"
+names() { "$L" tensors "$1" | awk 'NF == 3 {print $1, $3}' | sort; }
+for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/model; do
+  diff <(names "$tmp/i/$c.safetensors") <(names "$G/$c.safetensors") >/dev/null && ok || bad "$c.safetensors: names/shapes differ from diffusers'"
+done
+for c in unet/config.json text_encoder/config.json model_index.json scheduler/scheduler_config.json tokenizer/vocab.json tokenizer/merges.txt \
+         tokenizer/tokenizer_config.json tokenizer/special_tokens_map.json; do
+  cmp -s "$tmp/i/$c" "$G/$c" && ok || bad "$c differs from diffusers' file"
+done
+diff <(grep -v scaling_factor "$tmp/i/vae/config.json") <(grep -v scaling_factor $G/vae/config.json) >/dev/null && ok || bad "vae/config.json differs beyond scaling_factor"
+
+# 7. --fp16: every weight file F16 (the text encoder's too: the UNet trained on what sampling reads); generate runs
+"$L" train pipeline -o "$tmp/h" "${common[@]}" --vae-steps 2 --unet-steps 2 --fp16 2>"$tmp/h.err" || bad "--fp16 run: $(tail -1 "$tmp/h.err")"
+for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/model; do
+  [ "$("$L" tensors "$tmp/h/$c.safetensors" | awk 'NF == 3 && $2 != "F16" && $2 != "I64"' | wc -l)" = 0 ] && ok || bad "--fp16: $c has non-F16 tensors"
+done
+"$L" generate --model "$tmp/h" --prompt 'A sign that says "STOP".' --width 32 --height 16 --steps 2 -o "$tmp/h.png" >/dev/null 2>&1 && ok || bad "generate with F16 weights"
+
+# 8. another compiler's build (optional second argument, e.g. build-clang): the same bytes as run 1
+if [ -n "${2:-}" ] && [ -x "$2/locus" ]; then
+  LOCUS_THREADS=2 "$2/locus" train pipeline -o "$tmp/x" "${common[@]}" --vae-steps 20 --unet-steps 20 2>"$tmp/x.err" || bad "$2 run: $(tail -1 "$tmp/x.err")"
+  if same "$tmp/a" "$tmp/x" "$B vs $2"; then ok; else bad "weights differ between $B and $2"; fi
+fi
+
+echo "train_test: $p passed, $f failed"
+[ $f = 0 ]
