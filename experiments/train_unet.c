@@ -85,15 +85,8 @@ static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
 static locus_status encode_data(unet_stage *s, const char *base, const locus_train_images *img) {
     char c[4400];
     locus_pipeline p; /* only the prompt-encoding members: the text encoder and tokenizer */
-    memset(&p, 0, sizeof p);
-    p.kind = LOCUS_PIPE_SD;
-    snprintf(p.dir, sizeof p.dir, "%s", base);
-    locus_status st;
-    snprintf(c, sizeof c, "%s/text_encoder", base);
-    if ((st = locus_textenc_load(&p.text, c))) return locus_fail(st, "--base %s: text encoder: %s", base, locus_errmsg());
-    p.has_text = 1;
-    snprintf(c, sizeof c, "%s/tokenizer", base);
-    if ((st = locus_clip_tok_load(&p.tok, c))) { st = locus_fail(st, "--base %s: tokenizer: %s", base, locus_errmsg()); goto done; }
+    locus_status st = locus_pipeline_open_text(&p, base);
+    if (st) return locus_fail(st, "--base %s", locus_errmsg());
     snprintf(c, sizeof c, "%s/vae", base);
     if ((st = locus_vae_load(&s->v, c))) { st = locus_fail(st, "--base %s: vae: %s (train it first: locus train vae)", base, locus_errmsg()); goto done; }
     s->has_v = 1; /* kept for the progress pictures; freed with the stage */

@@ -400,3 +400,22 @@ void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, 
     locus_free(z);
 }
 
+
+locus_status locus_pipeline_open_text(locus_pipeline *p, const char *dir) {
+    memset(p, 0, sizeof *p);
+    p->kind = LOCUS_PIPE_SD; /* a CLIP text encoder + tokenizer: SD1.x prompt encoding */
+    p->text_tokens_fixed = 77;
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
+    char c[PATH_MAX + 32];
+    locus_status st;
+    snprintf(c, sizeof c, "%s/text_encoder", dir);
+    if ((st = locus_textenc_load(&p->text, c))) return locus_fail(st, "%s: text encoder: %s", dir, locus_errmsg());
+    p->has_text = 1;
+    snprintf(c, sizeof c, "%s/tokenizer", dir);
+    if ((st = locus_clip_tok_load(&p->tok, c))) {
+        locus_textenc_free(&p->text);
+        p->has_text = 0;
+        return locus_fail(st, "%s: tokenizer: %s", dir, locus_errmsg());
+    }
+    return LOCUS_OK;
+}

@@ -51,6 +51,10 @@ typedef struct {
 } locus_pipeline;
 
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir);
+/* Only the prompt encoder of an SD1.x-style folder (text_encoder/ + tokenizer/; no denoiser, VAE or scheduler):
+ * for training a denoiser on a frozen text encoder.  Free with locus_textenc_free(&p->text) and
+ * locus_clip_tok_free(p->tok). */
+locus_status locus_pipeline_open_text(locus_pipeline *p, const char *dir);
 void locus_pipeline_close(locus_pipeline *p);
 
 /* Prompt -> the denoiser's text conditioning, whatever the family: embeds [1,T,den.ctx_dim] (T from
