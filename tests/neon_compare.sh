@@ -30,6 +30,6 @@ for isa in neon scalar; do
     fi
   done
 done
-echo "neon: $(wc -l <"$tmp/x86") tensors per run (kernel workload + UNet, SD3, SD3.5 forwards + UNet, VAE, SD3, SD3.5 gradients) compared with x86 (scalar, 1 thread)"
+echo "neon: $(wc -l <"$tmp/x86") tensors per run (kernel workload + UNet, SDXL, SD3, SD3.5 forwards + UNet, VAE, SD3, SD3.5 gradients + 3 LoRA training steps) compared with x86 (scalar, 1 thread)"
 echo "neon_compare: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -14,6 +14,8 @@
 
 #include "../core/hash.h"
 #include "../experiments/grad.h"
+#include "../models/adamw.h"
+#include "../models/lora.h"
 #include "../models/nn_bwd.h"
 #include "../models/unet_bwd.h"
 #include "../models/vae_bwd.h"
@@ -596,6 +598,29 @@ static int same_tensors(const char *a, const char *b) {
     return bad;
 }
 
+/* one loss + backward on batch `pre` ("batch1.") of a golden file: x0 [B,C,H,W], noise, timesteps, encoder_hidden_states */
+static locus_status grad_unet_prefixed(const locus_denoiser *d, const locus_objective *ob, const locus_st_file *g, const char *pre,
+                                       const locus_grads *gr, locus_grad_out *o) {
+    char k[4][64];
+    const char *nm[4] = {"x0", "noise", "timesteps", "encoder_hidden_states"};
+    float *t[4];
+    int64_t n[4];
+    for (int i = 0; i < 4; i++) { snprintf(k[i], sizeof k[i], "%s%s", pre, nm[i]); t[i] = i == 2 ? NULL : golden_f32(g, k[i], &n[i]); }
+    const locus_st_tensor *ti = locus_st_find(g, k[2]); /* int64 timesteps */
+    int64_t tv[64];
+    if (ti && locus_st_numel(ti) <= 64 && !locus_st_to_i64(ti, tv, locus_st_numel(ti))) {
+        t[2] = malloc((size_t)locus_st_numel(ti) * sizeof(float));
+        for (int64_t i = 0; t[2] && i < locus_st_numel(ti); i++) t[2][i] = (float)tv[i];
+    }
+    const locus_st_tensor *x = locus_st_find(g, k[0]), *c = locus_st_find(g, k[3]);
+    memset(o, 0, sizeof *o);
+    locus_status st = !t[0] || !t[1] || !t[2] || !t[3] || !x || !c ? locus_fail(LOCUS_E_NOTFOUND, "%s: batch %s missing", g->path, pre) : LOCUS_OK;
+    if (!st) st = locus_denoiser_loss_grad(d, ob, t[0], t[1], t[2], (int)x->shape[0], (int)x->shape[2], (int)x->shape[3], t[3], (int)c->shape[1],
+                                           NULL, 0, gr, &o->loss, NULL, NULL, NULL, NULL, NULL, NULL);
+    for (int i = 0; i < 4; i++) free(t[i]);
+    return st;
+}
+
 /* --hash: the hash of every UNet and VAE parameter gradient and output of the golden batches (for comparing
  * builds: clang, the aarch64/NEON build under qemu) */
 static int print_hash(void) {
@@ -623,6 +648,47 @@ static int print_hash(void) {
     locus_grad_out o, ov;
     if (grad_unet(&u, &s, &g, 0, &gr, &o) || locus_grad_vae(&v, &gv, 0, &gw, &ov)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
     printf("grad_unet %016llx\ngrad_vae %016llx\n", (unsigned long long)hash_all(&gr, &o), (unsigned long long)hash_all(&gw, &ov));
+    /* LoRA training: the golden's adapters (lora_init_unet), three AdamW steps (lr 1e-3, wd 1e-2, clipping at
+     * 1.0) on the golden's three batches — the trained factors' hash (for the NEON and clang comparisons) */
+    {
+        locus_lora lo;
+        locus_grads gl;
+        locus_adamw opt;
+        locus_adamw_cfg cfg = {1e-3, 0.9, 0.999, 1e-8, 1e-2, 0};
+        locus_grads_init(&gl);
+        locus_adamw_init(&opt, &cfg);
+        snprintf(p, sizeof p, "%s/train/lora_init_unet.safetensors", G);
+        if (locus_lora_read(&lo, &u.L, p, 1.0f)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+        for (int i = 0; i < lo.n; i++) {
+            int64_t sd[2] = {lo.e[i].ad.r, lo.e[i].in}, su[2] = {lo.e[i].out, lo.e[i].ad.r};
+            char nm[64];
+            snprintf(nm, sizeof nm, "d%d", i);
+            locus_grads_track(&gl, nm, lo.e[i].ad.down, 2, sd);
+            snprintf(nm, sizeof nm, "u%d", i);
+            locus_grads_track(&gl, nm, lo.e[i].ad.up, 2, su);
+        }
+        for (size_t i = 0; i < gl.n; i++) locus_adamw_add(&opt, gl.e[i].name, (float *)gl.e[i].param, gl.e[i].grad, gl.e[i].numel);
+        locus_denoiser d;
+        locus_objective ob;
+        locus_unet_denoiser(&d, &u);
+        locus_objective_init(&ob, &d, &s);
+        for (int k = 0; k < 3; k++) {
+            char pre[32];
+            snprintf(pre, sizeof pre, "batch%d.", k);
+            locus_grads_zero(&gl);
+            locus_grad_out og;
+            if (grad_unet_prefixed(&d, &ob, &g, pre, &gl, &og)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+            locus_grad_out_free(&og);
+            locus_adamw_clip(&opt, 1.0);
+            locus_adamw_step(&opt);
+        }
+        uint64_t h = LOCUS_FNV_INIT;
+        for (size_t i = 0; i < gl.n; i++) h = locus_fnv1a(h, gl.e[i].param, gl.e[i].numel * sizeof(float));
+        printf("lora_unet_3steps %016llx\n", (unsigned long long)h);
+        locus_adamw_free(&opt);
+        locus_grads_free(&gl);
+        locus_lora_free(&lo);
+    }
     locus_grad_out_free(&o); locus_grad_out_free(&ov);
     locus_grads_free(&gr); locus_grads_free(&gw);
     locus_unet_free(&u); locus_vae_free(&v); locus_scheduler_free(&s);
