@@ -66,6 +66,13 @@ static void test_json(void) {
     locus_status st = locus_json_parse(&d, "{\"a\":}", 6, "unet/config.json");
     CHECK(st == LOCUS_E_FORMAT && strstr(locus_errmsg(), "unet/config.json") && strstr(locus_errmsg(), "byte 5"),
           "JSON error names the file and the offset: %s", locus_errmsg());
+    /* duplicate keys: the last value wins at the first key's position, as Python's json */
+    const char *dup = "{\"a\": 1, \"b\": 2, \"a\": 3, \"c\": {\"x\": 1, \"x\": [5]}, \"a\": 4}";
+    CHECK(locus_json_parse(&d, dup, strlen(dup), "dup.json") == LOCUS_OK && d.root->len == 3 && !strcmp(d.root->kids[0]->key, "a") &&
+              d.root->kids[0]->i == 4 && !strcmp(d.root->kids[1]->key, "b") && locus_json_get(d.root, "c")->len == 1 &&
+              locus_json_get(locus_json_get(d.root, "c"), "x")->type == JSON_ARRAY && d.duplicates == 3 && !strcmp(d.dup_key, "x"),
+          "duplicate JSON keys: the last wins");
+    locus_json_free(&d);
 }
 
 /* ---------------------------------------------------------------- f16 / bf16 */
