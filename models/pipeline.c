@@ -1,6 +1,8 @@
 /* pipeline.c — opening pipeline folders and decoding latents (see pipeline.h). */
 #include "pipeline.h"
 
+#include "../core/fileio.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,7 @@ static int is_file(const char *p) {
 static unsigned long long hash_component(unsigned long long h, const locus_loader *L) {
     char p[PATH_MAX + 16];
     snprintf(p, sizeof p, "%s/config.json", L->dir);
-    FILE *f = fopen(p, "rb");
+    FILE *f = locus_fopen_regular(p, NULL);
     if (f) {
         char buf[4096];
         size_t n;

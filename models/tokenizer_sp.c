@@ -1,6 +1,8 @@
 /* tokenizer_sp.c — SentencePiece unigram encoding from spiece.model (see tokenizer_sp.h). */
 #include "tokenizer_sp.h"
 
+#include "../core/fileio.h"
+
 #include "token_ids.h"
 #include "../core/utf8.h"
 
@@ -67,8 +69,9 @@ static void pb_skip(pb *b, int wt) {
 
 locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return locus_fail(LOCUS_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    locus_status ost;
+    FILE *f = locus_fopen_regular(path, &ost); /* regular files only */
+    if (!f) return ost;
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);
