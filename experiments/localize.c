@@ -31,6 +31,8 @@
  */
 #include "localize.h"
 
+#include "../core/numparse.h"
+
 #include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
@@ -232,9 +234,8 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
         if (!strcmp(k, "--resume")) { P->resume = 1; continue; }
         if (i + 1 >= argc) return lz_fail("localize", "option %s needs a value", k);
         const char *v = argv[++i];
-        char *end;
-        long x = strtol(v, &end, 10);
-        int isnum = *v && !*end;
+        long long x = 0;
+        int isnum = locus_parse_ll(v, -(1LL << 53), 1LL << 53, &x); /* strict: whole string, no wrap */
         if (!strcmp(k, "--model")) P->model = v;
         else if (!strcmp(k, "--words")) P->words_file = v;
         else if (!strcmp(k, "--prompts")) P->prompts_file = v;
@@ -251,16 +252,18 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
             if (strcmp(v, "cond") && strcmp(v, "both")) return lz_fail("localize", "--patch-halves %s: expected cond or both", v);
             P->both = !strcmp(v, "both");
         } else if (!strcmp(k, "--shard")) {
-            int a, b, used = 0;
-            if (sscanf(v, "%d/%d%n", &a, &b, &used) != 2 || v[used] || b < 1 || a < 0 || a >= b)
+            const char *sl = strchr(v, '/');
+            long long a = -1, b = 0;
+            if (!sl || !locus_parse_lln(v, (unsigned long)(sl - v), 0, 1000000, &a) || !locus_parse_ll(sl + 1, 1, 1000000, &b) || a >= b)
                 return lz_fail("localize", "--shard %s: expected I/N with 0 <= I < N (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)", v);
-            P->shard = a;
-            P->nshards = b;
+            P->shard = (int)a;
+            P->nshards = (int)b;
         } else if (!strcmp(k, "--guidance")) {
-            P->guidance = strtof(v, &end);
-            if (*end || end == v || P->guidance < 0 || P->guidance > 100) return lz_fail("localize", "--guidance %s: expected a number from 0 to 100", v);
+            double g;
+            if (!locus_parse_double(v, 0, 100, &g)) return lz_fail("localize", "--guidance %s: expected a number from 0 to 100", v);
+            P->guidance = (float)g;
         } else if (!strcmp(k, "--perm-seed")) {
-            if (!isnum || x < 0) return lz_fail("localize", "--perm-seed %s: expected a non-negative integer", v);
+            if (!isnum || x < 0) return lz_fail("localize", "--perm-seed %s: expected an integer from 0 to 2^53", v);
             P->perm_seed = x;
         } else {
             struct { const char *name; int *dst; long lo, hi; } ints[] = {
@@ -281,6 +284,7 @@ static int parse_localize(int argc, char **argv, lz_plan *P) {
     if (!out) return lz_fail("localize", "-o RESULTS_DIR is required");
     if (!P->words_file == !P->prompts_file) return lz_fail("localize", "give exactly one of --words FILE and --prompts FILE");
     if (P->words_file && !strstr(P->template, "{}")) return lz_fail("localize", "--template must contain {} where the word goes");
+    if (P->start_step >= P->steps) return lz_fail("localize", "--start-step %d must be below --steps %d (no step would be patched)", P->start_step, P->steps);
     P->out = strdup(out);
     return 0;
 }

@@ -3,6 +3,8 @@
  * results (written here, read back here for `locus merge`).  Nothing in this file loads a model. */
 #include "localize_int.h"
 
+#include "../core/numparse.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +52,13 @@ int lz_read_items(lz_plan *P) {
     char *data;
     size_t len;
     if (locus_read_file(path, &data, &len)) return lz_fail("localize", "%s", locus_errmsg());
+    /* a NUL byte would silently end a line early: refuse it, naming the line */
+    if (memchr(data, 0, len)) {
+        int ln = 1;
+        for (const char *c = data; *c; c++) ln += *c == '\n';
+        free(data);
+        return lz_fail("localize", "%s:%d: NUL byte in the text", path, ln);
+    }
     int cap = 16, line = 0;
     P->items = malloc((size_t)cap * sizeof(lz_item));
     char *save = NULL;
@@ -103,14 +112,23 @@ int lz_parse_seeds(lz_plan *P) {
     char *cp = strdup(P->seeds_spec), *save = NULL;
     int cap = 8;
     P->seeds = malloc((size_t)cap * sizeof(long long));
+    if (!cp || !P->seeds) { free(cp); return lz_fail("localize", "out of memory for the seeds"); }
     for (char *t = strtok_r(cp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         long long a, b;
-        int used = 0;
-        if (sscanf(t, "%lld-%lld%n", &a, &b, &used) == 2 && !t[used] && a >= 0 && b >= a && b - a < 100000) {
-        } else if (sscanf(t, "%lld%n", &a, &used) == 1 && !t[used] && a >= 0) b = a;
-        else { free(cp); return lz_fail("localize", "--seeds %s: expected non-negative integers and ranges (0,1,5-9)", P->seeds_spec); }
+        const char *dash = strchr(t, '-');
+        /* strict: seeds are 0..2^53 (exact in the JSON results), at most 100000 of them */
+        int ok = dash ? locus_parse_lln(t, (unsigned long)(dash - t), 0, 1LL << 53, &a) && locus_parse_ll(dash + 1, 0, 1LL << 53, &b) && b >= a
+                      : locus_parse_ll(t, 0, 1LL << 53, &a) && (b = a, 1);
+        if (!ok || b - a >= 100000 || P->nseeds + (b - a) >= 100000) {
+            free(cp);
+            return lz_fail("localize", "--seeds %s: expected seeds 0..2^53 and ranges (0,1,5-9), at most 100000 in all", P->seeds_spec);
+        }
         for (long long s = a; s <= b; s++) {
-            if (P->nseeds == cap) P->seeds = realloc(P->seeds, (size_t)(cap *= 2) * sizeof(long long));
+            if (P->nseeds == cap) {
+                long long *ns = realloc(P->seeds, (size_t)(cap *= 2) * sizeof(long long));
+                if (!ns) { free(cp); return lz_fail("localize", "out of memory for the seeds"); }
+                P->seeds = ns;
+            }
             P->seeds[P->nseeds++] = s;
         }
     }
