@@ -92,6 +92,9 @@ locus_status locus_run_prepare(const locus_pipeline *p, locus_run_opts *o) {
     if (!o->H) o->H = ss * f;
     if (o->W % mult || o->H % mult || o->W <= 0 || o->H <= 0)
         return locus_fail(LOCUS_E_ARG, "--width/--height must be multiples of %d for this model (got %dx%d)", mult, o->W, o->H);
+    if (p->den.max_latent && (o->W / f > p->den.max_latent || o->H / f > p->den.max_latent))
+        return locus_fail(LOCUS_E_ARG, "--width/--height %dx%d: larger than this model's position embedding allows (pos_embed_max_size: at most %dx%d)",
+                          o->W, o->H, p->den.max_latent * f, p->den.max_latent * f);
     if (o->steps < 1 || o->steps > 1000) return locus_fail(LOCUS_E_ARG, "--steps %d: expected 1 to 1000", o->steps);
     return LOCUS_OK;
 }
