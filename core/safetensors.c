@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,11 +212,20 @@ locus_status locus_st_to_f32(const locus_st_tensor *t, float *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); dst[i] = locus_bf16_to_f32(h); }
         break;
     case LOCUS_F64:
-        for (int64_t i = 0; i < n; i++) { double d; memcpy(&d, p + 8 * i, 8); dst[i] = (float)d; }
+        for (int64_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, p + 8 * i, 8);
+            dst[i] = d > 3.5e38 ? INFINITY : d < -3.5e38 ? -INFINITY : (float)d; /* out of range: Inf (refused below), never UB */
+        }
         break;
     default:
         return locus_fail(LOCUS_E_DTYPE, "%s: tensor '%s' has dtype %s, expected a float type (F32/F16/BF16)", t->path, t->name, locus_dtype_name(t->dtype));
     }
+    /* weights, embeddings and noise are all read here: a NaN or Inf would only surface as a black image */
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(dst[i]))
+            return locus_fail(LOCUS_E_FORMAT, "%s: tensor '%s' has a non-finite value (%s) at element %lld", t->path, t->name,
+                              isnan(dst[i]) ? "NaN" : "Inf", (long long)i);
     return LOCUS_OK;
 }
 
