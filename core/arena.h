@@ -42,6 +42,10 @@ static inline void locus_arena_reset(locus_arena *a, size_t mark) { a->used = ma
 
 /* Aligned heap allocation (64 bytes) for buffers outside arenas; free with locus_free. */
 void *locus_alloc(size_t n);
+/* Activation memory inside a forward pass, which has no error path: on failure prints one line
+ * "locus: out of memory: N MiB for <what>" and exits with status 2 (no output file is written: outputs are
+ * renamed into place only at the end).  locus_run_prepare's preflight makes this the rare case. */
+void *locus_alloc_act(size_t n, const char *what);
 void locus_free(void *p);
 
 /* Bytes currently held in locus_alloc blocks, and the most held at once since start (weights + activations). */

@@ -101,9 +101,29 @@ static float *vparam(locus_loader *L, int optional, int ndim, const int64_t *dim
     vsnprintf(name, sizeof name, fmt, ap);
     if (optional && (L->random || !locus_st_set_find(&L->st, name))) return NULL;
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0 || (dims[i] && n > ((int64_t)1 << 50) / dims[i])) {
+            locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: the config implies an impossible size for '%s'", L->dir, name);
+            return NULL;
+        }
+        n *= dims[i];
+    }
+    if (!L->random) { /* the file's shape is checked before anything the config implies is allocated */
+        const locus_st_tensor *t = locus_st_set_find(&L->st, name);
+        int same = t && t->ndim == ndim;
+        for (int i = 0; same && i < ndim; i++) same = t->shape[i] == dims[i];
+        if (!same) {
+            int64_t zero = 0;
+            locus_status st = locus_st_set_load_f32(&L->st, name, ndim, dims, (float *)&zero); /* fails before writing: the message */
+            locus_loader_fail(L, st ? st : LOCUS_E_SHAPE, "%s", locus_errmsg());
+            return NULL;
+        }
+    }
     float *buf = locus_alloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!buf) { locus_loader_fail(L, LOCUS_E_NOMEM, "%s: out of memory loading '%s'", L->weights_path, name); return NULL; }
+    if (!buf) {
+        locus_loader_fail(L, LOCUS_E_NOMEM, "%s: out of memory: %.1f MiB loading '%s'", L->weights_path, (double)n * 4 / (1 << 20), name);
+        return NULL;
+    }
     locus_status st = LOCUS_OK;
     if (L->random) {
         uint64_t s = L->seed;

@@ -11,7 +11,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc((n ? n : 1) * sizeof(float)); }
+static float *talloc(size_t n) { return locus_alloc_act((n ? n : 1) * sizeof(float), "MM-DiT activations"); }
 static locus_status mmdit_build(locus_mmdit *m);
 
 locus_status locus_mmdit_load(locus_mmdit *m, const char *dir) {

@@ -10,6 +10,9 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
+/* activation buffers of the forward pass (no error path: out of memory ends the process with one line) */
+#define TA(n) locus_alloc_act((n), "T5 activations")
+
 locus_status locus_t5_load(locus_t5 *t, const char *dir) {
     memset(t, 0, sizeof *t);
     locus_status st = locus_loader_open(&t->L, dir);
@@ -86,12 +89,12 @@ locus_status locus_t5_forward(const locus_t5 *t, const int64_t *ids, int B, int 
         if (ids[i] < 0 || ids[i] >= t->vocab) return locus_fail(LOCUS_E_ARG, "T5: token id %lld outside the vocabulary (%d)", (long long)ids[i], t->vocab);
     int D = t->D, H = t->heads, inner = H * t->dkv;
     size_t N = (size_t)B * T * D;
-    float *h = locus_alloc(N * 4), *x = locus_alloc(N * 4), *q = locus_alloc((size_t)B * T * inner * 4), *k = locus_alloc((size_t)B * T * inner * 4),
-          *v = locus_alloc((size_t)B * T * inner * 4), *a = locus_alloc((size_t)B * T * inner * 4), *f0 = locus_alloc((size_t)B * T * t->dff * 4),
-          *f1 = locus_alloc((size_t)B * T * t->dff * 4);
+    float *h = TA(N * 4), *x = TA(N * 4), *q = TA((size_t)B * T * inner * 4), *k = TA((size_t)B * T * inner * 4),
+          *v = TA((size_t)B * T * inner * 4), *a = TA((size_t)B * T * inner * 4), *f0 = TA((size_t)B * T * t->dff * 4),
+          *f1 = TA((size_t)B * T * t->dff * 4);
     /* position bias [H,T,T] (or [B,H,T,T] with the padding mask folded in) */
     size_t bsz = (size_t)(mask ? B : 1) * H * T * T;
-    float *bias = locus_alloc(bsz * 4);
+    float *bias = TA(bsz * 4);
     for (int b = 0; b < (mask ? B : 1); b++)
         for (int hh = 0; hh < H; hh++)
             for (int i = 0; i < T; i++)

@@ -10,6 +10,9 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
+/* activation buffers of the forward pass (no error path: out of memory ends the process with one line) */
+#define TA(n) locus_alloc_act((n), "text encoder activations")
+
 locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
     memset(t, 0, sizeof *t);
     locus_status st = locus_loader_open(&t->L, dir);
@@ -105,9 +108,9 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
         if (ids[i] < 0 || ids[i] >= t->vocab) return locus_fail(LOCUS_E_ARG, "text encoder: token id %lld outside the vocabulary (%d)", (long long)ids[i], t->vocab);
     int D = t->D, inner = t->heads * t->dim_head, clip = t->kind == LOCUS_TEXT_CLIP;
     size_t N = (size_t)B * T * D;
-    float *h = locus_alloc(N * 4), *x = locus_alloc(N * 4), *a = locus_alloc((size_t)B * T * (inner > D ? inner : D) * 4);
-    float *q = locus_alloc((size_t)B * T * inner * 4), *k = locus_alloc((size_t)B * T * inner * 4), *v = locus_alloc((size_t)B * T * inner * 4);
-    float *f = locus_alloc((size_t)B * T * t->ffn * 4), *mask = NULL;
+    float *h = TA(N * 4), *x = TA(N * 4), *a = TA((size_t)B * T * (inner > D ? inner : D) * 4);
+    float *q = TA((size_t)B * T * inner * 4), *k = TA((size_t)B * T * inner * 4), *v = TA((size_t)B * T * inner * 4);
+    float *f = TA((size_t)B * T * t->ffn * 4), *mask = NULL;
     for (int b = 0; b < B; b++)
         for (int i = 0; i < T; i++) memcpy(x + ((size_t)b * T + i) * D, t->tok + ids[b * T + i] * D, (size_t)D * 4);
     if (!clip) locus_hook(hooks, "model.embed_tokens", x, 3, B, T, D, 0);
@@ -116,7 +119,7 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
             locus_binary(x + ((size_t)b * T + i) * D, t->pos + (size_t)i * D, h + ((size_t)b * T + i) * D, D, LOCUS_BIN_ADD, 0.0f);
     if (clip) locus_hook(hooks, "embeddings", h, 3, B, T, D, 0);
     if (clip) { /* causal mask: finfo(float32).min above the diagonal, as transformers builds it */
-        mask = locus_alloc((size_t)T * T * 4);
+        mask = TA((size_t)T * T * 4);
         for (int i = 0; i < T; i++)
             for (int j = 0; j < T; j++) mask[i * T + j] = j > i ? -FLT_MAX : 0.0f;
     }
@@ -153,7 +156,7 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
     locus_layer_norm(h, x, (size_t)B * T, D, t->final_ln.w, t->final_ln.b, t->final_ln.eps);
     if (last) memcpy(last, x, N * 4);
     if (clip && (pooled || text_embeds)) {
-        float *pl = locus_alloc((size_t)B * D * 4);
+        float *pl = TA((size_t)B * D * 4);
         for (int b = 0; b < B; b++) {
             int pos = 0;
             for (int i = 0; i < T; i++) {
@@ -176,7 +179,7 @@ locus_status locus_textenc_clip_skip(const locus_textenc *t, const int64_t *ids,
     if (k < 0 || k >= t->nlayers) return locus_fail(LOCUS_E_ARG, "--clip-skip %d: must be between 0 and %d", k, t->nlayers - 1);
     if (k == 0) return locus_textenc_forward(t, ids, B, T, out, -1, NULL, NULL, NULL, NULL);
     size_t N = (size_t)B * T * t->D;
-    float *hs = locus_alloc(N * sizeof(float));
+    float *hs = TA(N * sizeof(float));
     locus_status st = locus_textenc_forward(t, ids, B, T, NULL, t->nlayers - k, hs, NULL, NULL, NULL);
     if (!st) locus_layer_norm(hs, out, (size_t)B * T, t->D, t->final_ln.w, t->final_ln.b, t->final_ln.eps);
     locus_free(hs);

@@ -10,7 +10,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+static float *talloc(size_t n) { return locus_alloc_act(n * sizeof(float), "UNet activations"); }
 static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {

@@ -9,7 +9,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-static float *talloc(size_t n) { return locus_alloc(n * sizeof(float)); }
+static float *talloc(size_t n) { return locus_alloc_act(n * sizeof(float), "VAE activations"); }
 static locus_status locus_vae_load_build(locus_vae *v, const char *dir);
 
 static void mid_load(locus_loader *L, vae_mid *m, int C, int groups, int attn, const char *prefix) {
