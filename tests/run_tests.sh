@@ -267,4 +267,15 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/loc.out"
 read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "localize" $p $f
 
+# 7. hostile input (issue 14): every reproducer of a crash, hang, silent wrong output or clobbered file -> exit 2,
+#    one error line naming the problem, no output file, no sanitizer report
+# ---- bad-input suite: begin ----
+mkdir -p "$tmp/bad"
+start=$(date +%s)
+bash tests/bad_input.sh "$B" "$tmp/bad" >"$tmp/bad.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/bad.out" | head -40
+read -r p f < <(tail -1 "$tmp/bad.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "bad_input ($(( $(date +%s) - start ))s)" $p $f
+# ---- bad-input suite: end ----
+
 exit $overall
