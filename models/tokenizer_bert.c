@@ -216,7 +216,7 @@ static void encode_all(const locus_bert_tok *t, const char *text, ids_t *ids) {
             if (q == l) { hit = k; hl = l; break; }
         }
         if (hit < 0 && i < s.n) continue;
-        encode_span(t, s.cp + from, i - from, ids);
+        if (i > from) encode_span(t, s.cp + from, i - from, ids); /* (s.cp is NULL for an empty prompt) */
         if (hit >= 0) {
             int id = hit == 0 ? t->unk : hit == 1 ? t->sep : hit == 2 ? t->pad : hit == 3 ? t->cls : t->mask;
             if (id >= 0) ids_push(ids, id);
