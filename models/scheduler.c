@@ -221,9 +221,10 @@ locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
     s->nsteps = n;
     s->nevals = n;
     s->nets = s->counter = 0;
-    /* every timestep indexes alphas_cumprod: refuse a schedule reaching past it (e.g. leading spacing with
-     * steps_offset 1 at --steps 1000 gives timestep 1000 of 0..999) */
-    for (int i = 0; i < n; i++)
+    /* DDIM and PNDM index alphas_cumprod with every timestep: refuse a schedule reaching past it (e.g. leading
+     * spacing with steps_offset 1 at --steps 1000 gives timestep 1000 of 0..999; diffusers raises an
+     * IndexError there).  Euler interpolates sigmas and clamps, as np.interp does. */
+    for (int i = 0; i < n && s->kind != LOCUS_SCHED_EULER; i++)
         if (!(t[i] >= 0 && t[i] <= s->num_train - 1))
             return locus_fail(LOCUS_E_ARG, "--steps %d: timestep %.0f is outside the scheduler's 0..%d (num_train_timesteps %d, steps_offset %d, %s spacing)",
                               n, t[i], s->num_train - 1, s->num_train, s->steps_offset, s->spacing);

@@ -141,6 +141,7 @@ bad "tensor name not valid UTF-8" "UTF-8" "$B/locus" tensors "$tmp/utf.safetenso
 
 # ---- 2. command-line numbers and ranges -------------------------------------------------------------------
 bad "--steps 1000 with DDIM (out of bounds)" "--steps" "$B/locus" generate --model $G/pipelines/sd15-tiny --prompt a --steps 1000 -o "$out"
+bad "--steps 1000 with PNDM (out of bounds)" "--steps" "$B/locus" generate --model $G/pipelines/sd15-tiny --prompt a --steps 1000 --sampler pndm -o "$out"
 model m sd15-tiny; jset "$tmp/m/scheduler/scheduler_config.json" num_train_timesteps 100
 bad "--steps above the training timesteps" "--steps" "$B/locus" generate --model "$tmp/m" --prompt a --steps 101 -o "$out"
 bad "--guidance nan" "--guidance" "$B/locus" generate --model $G/pipelines/sd15-tiny --prompt a --guidance nan -o "$out"
