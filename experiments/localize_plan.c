@@ -207,24 +207,42 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
     P->width = (int)locus_json_int(o, "width", 0, &ok);
     P->height = (int)locus_json_int(o, "height", 0, &ok);
     const char *shard = locus_json_str(o, "shard", "", &ok);
-    if (sscanf(shard, "%d/%d", &P->shard, &P->nshards) != 2) ok = 0;
+    const char *sl = strchr(shard, '/');
+    long long si = -1, sn = 0;
+    /* strict: shard I/N with 0 <= I < N; sizes bounded so the cell count fits an int */
+    if (!sl || !locus_parse_lln(shard, (unsigned long)(sl - shard), 0, 1000000, &si) || !locus_parse_ll(sl + 1, 1, 1000000, &sn) || si >= sn) ok = 0;
+    P->shard = (int)si;
+    P->nshards = (int)sn;
+    if (ok && (items->len < 2 || items->len > 1000000 || seeds->len < 1 || seeds->len > 100000 || layers->len > 100000 ||
+               (double)items->len * seeds->len * (layers->len + 2) > 1e8 || P->width < 0 || P->width > 8192 || P->height < 0 || P->height > 8192))
+        ok = 0;
     if (ok) {
         P->nitems = (int)items->len;
         P->items = calloc(items->len, sizeof(lz_item));
         P->target = calloc(items->len, sizeof(int));
-        for (size_t i = 0; i < items->len; i++) {
+        P->seeds = calloc(seeds->len, sizeof(long long));
+        P->layers = calloc(layers->len ? layers->len : 1, sizeof(char *));
+        if (!P->items || !P->target || !P->seeds || !P->layers) { P->nitems = 0; locus_json_free(&d); return lz_fail("merge", "%s: out of memory", path); }
+        for (size_t i = 0; ok && i < items->len; i++) {
             P->items[i].word = strdup(locus_json_str(items->kids[i], "word", "", &ok));
             P->items[i].prompt = strdup(locus_json_str(items->kids[i], "prompt", "", &ok));
             P->target[i] = (int)locus_json_int(items->kids[i], "target", -1, &ok);
-            if (P->target[i] < 0 || P->target[i] >= (int)items->len) ok = 0;
+            if (!P->items[i].word || !P->items[i].prompt || P->target[i] < 0 || P->target[i] >= (int)items->len) ok = 0;
         }
         P->nseeds = (int)seeds->len;
-        P->seeds = calloc(seeds->len, sizeof(long long));
-        for (size_t i = 0; i < seeds->len; i++) P->seeds[i] = seeds->kids[i]->i;
+        for (size_t i = 0; i < seeds->len; i++) {
+            const locus_json *s = seeds->kids[i];
+            if (s->type != JSON_NUMBER || !s->is_int || s->i < 0) ok = 0;
+            P->seeds[i] = s->i;
+        }
         P->nlayers = (int)layers->len;
-        P->layers = calloc(layers->len, sizeof(char *));
-        for (size_t i = 0; i < layers->len; i++) P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
+        for (size_t i = 0; i < layers->len; i++) {
+            if (layers->kids[i]->type != JSON_STRING) ok = 0;
+            P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
+            if (!P->layers[i]) ok = 0;
+        }
         P->grid_cols = (int)locus_json_int(o, "grid_cols", 8, &ok);
+        if (P->grid_cols < 1 || P->grid_cols > 1000) ok = 0;
     }
     locus_json_free(&d);
     if (!ok || !P->nseeds || P->nitems < 2) return lz_fail("merge", "%s: malformed localize config", path);

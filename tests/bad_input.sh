@@ -216,5 +216,15 @@ mkdir -p "$tmp/old"; echo x >"$tmp/old/keep"
 bad "merge into a non-empty directory" "not empty" "$B/locus" merge -o "$tmp/old" "$tmp/old"
 [ "$(ls -A "$tmp/old")" = keep ] && p=$((p+1)) || { f=$((f+1)); echo "  FAIL merge touched a non-empty target"; }
 bad "merge of a missing shard directory" "cannot open" "$B/locus" merge -o "$tmp/res" "$tmp/nosuchshard"
+mkcfg() { # DIR SHARD GRIDCOLS: a localize config.json (as localize writes it) with the given shard and grid_cols
+  mkdir -p "$1"
+  printf '{\n  "locus_localize": 1,\n  "model": "m",\n  "model_hash": "0",\n  "steps": 1,\n  "guidance": 7.5,\n  "sampler": "ddim",\n  "width": 32,\n  "height": 32,\n  "max_sequence_length": 77,\n  "negative_prompt": "",\n  "grid_cols": %s,\n  "start_step": 0,\n  "patch_halves": "cond",\n  "mse": "true",\n  "perm_seed": 0,\n  "seeds": [0],\n  "layers": [\n    "mid_block"\n  ],\n  "items": [\n    {"word": "A", "prompt": "a", "target": 1},\n    {"word": "B", "prompt": "b", "target": 0}\n  ],\n  "shard": "%s"\n}\n' "$3" "$2" >"$1/config.json"
+}
+mkcfg "$tmp/sh1" 5/3 8
+bad "merge of a shard outside its count (5/3)" "malformed localize config" "$B/locus" merge -o "$tmp/res" "$tmp/sh1"
+mkcfg "$tmp/sh2" 0/1 0
+bad "merge of a config with grid_cols 0" "malformed localize config" "$B/locus" merge -o "$tmp/res" "$tmp/sh2"
+mkcfg "$tmp/sh3" 0/99999999999 8
+bad "merge of a config with shard 0/2^36" "malformed localize config" "$B/locus" merge -o "$tmp/res" "$tmp/sh3"
 
 echo "$p $f"
