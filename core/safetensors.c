@@ -530,7 +530,13 @@ locus_status locus_st_stream_open(locus_st_stream **out, const char *path) {
     snprintf(s->path, sizeof s->path, "%s", path);
     snprintf(s->tmp, sizeof s->tmp, "%s.data.%d", path, (int)getpid());
     if (locus_output_check(path)) { locus_st_writer_free(s->w); free(s); return LOCUS_E_IO; }
-    s->data = fopen(s->tmp, "w+b");
+    /* the data file is created exclusively and unlinked at once: nothing is left behind even if the process is
+     * killed; the bytes live until the stream is closed */
+    unlink(s->tmp);
+    int fd = open(s->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    s->data = fd >= 0 ? fdopen(fd, "w+b") : NULL;
+    if (fd >= 0) unlink(s->tmp);
+    if (!s->data && fd >= 0) close(fd);
     if (!s->data) {
         locus_st_writer_free(s->w);
         free(s);
