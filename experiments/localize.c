@@ -56,6 +56,7 @@
 static int resolve_layers(lz_plan *P, locus_pipeline *p) {
     int cap = 64;
     P->layers = malloc((size_t)cap * sizeof(char *));
+    if (!P->layers) return lz_fail("localize", "out of memory");
     if (!P->layers_spec || !strcmp(P->layers_spec, "all")) {
         locus_layer_info *L = NULL;
         int n = locus_denoiser_layers(&p->den, &L);
@@ -76,6 +77,8 @@ static int resolve_layers(lz_plan *P, locus_pipeline *p) {
         free(cp);
     }
     if (!P->nlayers) return lz_fail("localize", "no layers to patch");
+    if ((double)P->nitems * P->nseeds * (P->nlayers + 2) > 1e8)
+        return lz_fail("localize", "%d prompts x %d seeds x (%d layers + 2) cells: more than 10^8 (split the words file)", P->nitems, P->nseeds, P->nlayers);
     /* check each group now, so a typo fails before any image is made */
     unsigned char *sel = malloc((size_t)(p->den.ntext_layers > 0 ? p->den.ntext_layers : 1));
     for (int i = 0; i < P->nlayers; i++) {

@@ -61,6 +61,7 @@ int lz_read_items(lz_plan *P) {
     }
     int cap = 16, line = 0;
     P->items = malloc((size_t)cap * sizeof(lz_item));
+    if (!P->items) { free(data); return lz_fail("localize", "out of memory"); }
     char *save = NULL;
     for (char *ln = strtok_r(data, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
         line++;
@@ -70,7 +71,13 @@ int lz_read_items(lz_plan *P) {
         if (!*ln) continue;
         /* the result files are JSON, which must be well-formed UTF-8 */
         if (!locus_utf8_valid(ln, strlen(ln))) { free(data); return lz_fail("localize", "%s:%d: not valid UTF-8 text", path, line); }
-        if (P->nitems == cap) P->items = realloc(P->items, (size_t)(cap *= 2) * sizeof(lz_item));
+        if (P->nitems == 1000000) { free(data); return lz_fail("localize", "%s: more than 10^6 words or prompts", path); }
+        if (P->nitems == cap) {
+            lz_item *ni = realloc(P->items, (size_t)cap * 2 * sizeof(lz_item));
+            if (!ni) { free(data); return lz_fail("localize", "out of memory"); }
+            P->items = ni;
+            cap *= 2;
+        }
         lz_item *it = &P->items[P->nitems];
         if (P->words_file) {
             it->word = strdup(ln);
@@ -93,8 +100,11 @@ int lz_read_items(lz_plan *P) {
 int lz_derange(lz_plan *P) {
     int n = P->nitems;
     P->target = malloc((size_t)n * sizeof(int));
+    if (!P->target) return lz_fail("localize", "out of memory");
     uint64_t ctr = 0;
-    for (int attempt = 0; attempt < 100000; attempt++) {
+    /* rejection sampling succeeds in ~e attempts unless words repeat a lot; the budget bounds the time (no hang) */
+    int attempts = n > 1000 ? (int)(100000000 / n) : 100000;
+    for (int attempt = 0; attempt < attempts; attempt++) {
         for (int i = 0; i < n; i++) P->target[i] = i;
         for (int i = n - 1; i > 0; i--) {
             int j = (int)(locus_hash_uniform((uint64_t)P->perm_seed, ctr++) * (i + 1));
