@@ -399,7 +399,7 @@ static void ftfy_segment(locus_ustr *s, int unescape) {
         free(s->cp);
         *s = t;
         locus_uc_nfc(s);
-        int same = orig.n == s->n && !memcmp(orig.cp, s->cp, s->n * sizeof *s->cp);
+        int same = orig.n == s->n && (s->n == 0 || !memcmp(orig.cp, s->cp, s->n * sizeof *s->cp)); /* (NULL buffers when empty) */
         locus_ustr_free(&orig);
         if (same) return;
     }

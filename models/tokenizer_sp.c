@@ -178,8 +178,9 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
     if (t->eos < 0) t->eos = 2;
     if (t->pad < 0) t->pad = 0;
     if (t->unk < 0 || t->unk >= t->npieces || t->eos >= t->npieces || t->pad >= t->npieces) {
+        locus_status e = locus_fail(LOCUS_E_FORMAT, "%s: unk/eos/pad ids outside the %d pieces", path, t->npieces); /* before the free */
         locus_sp_tok_free(t);
-        return locus_fail(LOCUS_E_FORMAT, "%s: unk/eos/pad ids outside the %d pieces", path, t->npieces);
+        return e;
     }
     t->cap = 16;
     while (t->cap < (size_t)t->npieces * 2 + 16) t->cap *= 2;
