@@ -5,7 +5,7 @@
 #   make bench        benchmarks (report ratios; never fail on timing)
 #   make asan         ASan+UBSan build of the unit tests, run
 #   make neon-test    aarch64 cross build of the kernel tests, run under qemu-user, hashes compared with x86
-#   make fuzz         libFuzzer target for the safetensors parser (clang), run for FUZZ_SECONDS
+#   make fuzz         the libFuzzer targets of tests/fuzz (clang; parsers, loaders, tokenizers, CLI), FUZZ_SECONDS each
 #   make deps         check (and, as root with apt, install) the Debian packages
 #
 # Determinism contract: -O2 -ffp-contract=off, no fast math and no host-specific tuning; ISA flags only on
@@ -49,7 +49,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-.PHONY: all test unit-test bench asan neon-test clang-test fuzz deps clean
+.PHONY: all test unit-test bench asan neon-test clang-test fuzz fuzz-build deps clean
 .SECONDARY:
 all: $(BUILD)/locus $(BUILD)/liblocus.a
 
@@ -130,13 +130,31 @@ bench: $(BUILD)/bench_gemm $(BUILD)/bench_kernels $(BUILD)/bench_models $(BUILD)
 	@bash benchmarks/run_bench.sh $(BUILD)
 
 # ---- fuzzing (clang + libFuzzer) ----
+# make fuzz: every target in tests/fuzz/ (built against an ASan+UBSan+fuzzer-instrumented liblocus in
+# build-fuzz/), first over its regression inputs (tests/fuzz/regress/<target>/, each must pass), then fuzzed for
+# FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<target>/, copied to build-fuzz/corpus/<target>/, which
+# keeps what the fuzzer finds).  FUZZ_TARGETS picks a subset.  Crashes are left as build-fuzz/crash-*.
 FUZZ_SECONDS ?= 60
-fuzz:
-	@mkdir -p build-fuzz
-	clang $(CSTD) -O1 -g $(FPFLAGS) -fsanitize=fuzzer,address,undefined -Icore \
-	    tests/fuzz/fuzz_safetensors.c core/safetensors.c core/json.c core/error.c core/tensor.c -lm -o build-fuzz/fuzz_safetensors
-	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
-	build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_FLAGS)" build-fuzz/liblocus.a
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "clang ... tests/fuzz/fuzz_$$t.c -> build-fuzz/fuzz_$$t"; \
+	  clang $(CSTD) -O1 -g $(FPFLAGS) -fopenmp -fsanitize=fuzzer $(FUZZ_FLAGS) tests/fuzz/fuzz_$$t.c build-fuzz/liblocus.a \
+	      -lsleef $(PNG_LIB) $(OCR_LIB) -lm -o build-fuzz/fuzz_$$t || exit 1; \
+	done
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  if [ -d tests/fuzz/regress/$$t ] && [ -n "$$(ls tests/fuzz/regress/$$t)" ]; then \
+	    build-fuzz/fuzz_$$t tests/fuzz/regress/$$t/* >build-fuzz/regress_$$t.log 2>&1 || { echo "fuzz $$t: a regression input fails (build-fuzz/regress_$$t.log)"; exit 1; }; \
+	    echo "fuzz $$t: $$(ls tests/fuzz/regress/$$t | wc -l) regression inputs pass"; fi; \
+	  mkdir -p build-fuzz/corpus/$$t; [ -d tests/fuzz/corpus/$$t ] && cp tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/ 2>/dev/null; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 -close_fd_mask=1 -artifact_prefix=build-fuzz/crash-$$t- \
+	      build-fuzz/corpus/$$t >build-fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
+	  echo "fuzz $$t: $$(grep -o 'Done [0-9]* runs' build-fuzz/fuzz_$$t.log | tail -1 | awk '{print $$2}') runs, exit $$rc"; \
+	  [ $$rc = 0 ] || { tail -30 build-fuzz/fuzz_$$t.log; exit 1; }; \
+	done
 
 deps:
 	@bash .ci/deps.sh install

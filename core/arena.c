@@ -1,6 +1,8 @@
 /* arena.c — aligned allocation with live/peak byte accounting (see arena.h). */
 #include "arena.h"
 
+#include <stdio.h>
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +20,15 @@ void *locus_alloc(size_t n) {
     size_t live = atomic_fetch_add(&g_live, sz) + sz, peak = atomic_load(&g_peak);
     while (live > peak && !atomic_compare_exchange_weak(&g_peak, &peak, live)) {}
     return (unsigned char *)p + LOCUS_ALIGN;
+}
+
+void *locus_alloc_act(size_t n, const char *what) {
+    void *p = locus_alloc(n);
+    if (!p) {
+        fprintf(stderr, "locus: out of memory: %.1f MiB for %s (live %.1f MiB)\n", (double)n / (1 << 20), what, (double)locus_mem_live() / (1 << 20));
+        exit(2);
+    }
+    return p;
 }
 
 void locus_free(void *p) {

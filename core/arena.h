@@ -18,6 +18,10 @@
 /* Aligned heap allocation (64 bytes); n == 0 gives a valid minimal block.  Returns NULL when out of memory.
  * Free with locus_free (NULL is a no-op). */
 void *locus_alloc(size_t n);
+/* Activation memory inside a forward pass, which has no error path: on failure prints one line
+ * "locus: out of memory: N MiB for <what>" and exits with status 2 (no output file is written: outputs are
+ * renamed into place only at the end).  locus_run_prepare's preflight makes this the rare case. */
+void *locus_alloc_act(size_t n, const char *what);
 void locus_free(void *p);
 
 /* n floats from locus_alloc: the activation buffers of the model forwards (which call it as `talloc`). */

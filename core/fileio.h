@@ -9,10 +9,26 @@
 #define LOCUS_FILEIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "error.h"
 
 locus_status locus_write_atomic(const char *path, const void *data, size_t len);
+
+/* Opens `path` for reading only if it is a regular file: opened with O_NONBLOCK, checked with fstat (FIFOs,
+ * devices, directories refused with "not a regular file" before any read can block), then made blocking.
+ * Returns the descriptor, or -1 with the message recorded (*st set when st is non-NULL; LOCUS_E_NOTFOUND for
+ * a missing file). */
+int locus_open_regular(const char *path, locus_status *st);
+/* The same as a stdio stream ("rb"); NULL with the message recorded. */
+FILE *locus_fopen_regular(const char *path, locus_status *st);
+
+/* Checks that `path` may be written as an output: it is absent or a regular file (outputs never replace a
+ * FIFO, device or directory, e.g. -o /dev/null), and its directory exists. */
+locus_status locus_output_check(const char *path);
+/* Creates the temporary file an atomic write of `path` goes through (`path`.tmp.PID, O_EXCL, same directory,
+ * after locus_output_check) and returns its descriptor (name in tmp[n]), or -1 with the message recorded. */
+int locus_create_tmp(const char *path, char *tmp, size_t n);
 /* Appends len bytes to path (created if missing). */
 locus_status locus_append_durable(const char *path, const void *data, size_t len);
 /* Reads a whole file into a malloc'd, NUL-terminated buffer.  Missing file: LOCUS_E_NOTFOUND. */

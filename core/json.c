@@ -1,6 +1,8 @@
 /* json.c — strict recursive-descent JSON parser (see json.h). */
 #include "json.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +18,8 @@ typedef struct {
     const char *what;
     poolblk *pool;
     locus_status st;
+    size_t dups;
+    const char *dup_key;
 } parser;
 
 static void *palloc(parser *ps, size_t n) {
@@ -163,6 +167,41 @@ static int parse_number(parser *ps, locus_json *v) {
 
 static int parse_value(parser *ps, locus_json *v, int depth);
 
+typedef struct { const char *key; size_t i; } key_pos;
+
+static int cmp_key_pos(const void *a, const void *b) {
+    const key_pos *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Duplicate keys: the last value wins, at the first key's position, as Python's json (and so diffusers) reads
+ * them.  O(n log n) over the sorted (key, index) pairs, so 50k-entry vocabularies stay fast. */
+static int dedupe_keys(parser *ps, locus_json *v) {
+    if (v->len < 2) return 1;
+    key_pos *kp = malloc(v->len * sizeof *kp);
+    if (!kp) return perr(ps, "out of memory");
+    for (size_t i = 0; i < v->len; i++) kp[i] = (key_pos){v->kids[i]->key, i};
+    qsort(kp, v->len, sizeof *kp, cmp_key_pos);
+    size_t dropped = 0;
+    for (size_t a = 0, b; a < v->len; a = b) {
+        for (b = a + 1; b < v->len && !strcmp(kp[a].key, kp[b].key); b++) {}
+        if (b - a < 2) continue;
+        v->kids[kp[a].i] = v->kids[kp[b - 1].i]; /* the last value, at the first position */
+        if (!ps->dup_key) ps->dup_key = kp[a].key;
+        for (size_t k = a + 1; k < b; k++) { v->kids[kp[k].i] = NULL; dropped++; }
+        ps->dups += b - a - 1;
+    }
+    free(kp);
+    if (dropped) {
+        size_t n = 0;
+        for (size_t i = 0; i < v->len; i++)
+            if (v->kids[i]) v->kids[n++] = v->kids[i];
+        v->len = n;
+    }
+    return 1;
+}
+
 static int parse_container(parser *ps, locus_json *v, int depth, int is_obj) {
     if (depth >= JSON_MAX_DEPTH) return perr(ps, "nesting too deep");
     char close = is_obj ? '}' : ']';
@@ -197,7 +236,7 @@ static int parse_container(parser *ps, locus_json *v, int depth, int is_obj) {
         v->kids[v->len++] = kid;
         skip_ws(ps);
         if (ps->p < ps->end && *ps->p == ',') { ps->p++; continue; }
-        if (ps->p < ps->end && *ps->p == close) { ps->p++; return 1; }
+        if (ps->p < ps->end && *ps->p == close) { ps->p++; return is_obj ? dedupe_keys(ps, v) : 1; }
         return perr(ps, is_obj ? "',' or '}' expected" : "',' or ']' expected");
     }
 }
@@ -224,9 +263,8 @@ static int parse_value(parser *ps, locus_json *v, int depth) {
 }
 
 locus_status locus_json_parse(locus_json_doc *doc, const char *text, size_t len, const char *what) {
-    parser ps = {text, text + len, text, what ? what : "json", NULL, LOCUS_OK};
-    doc->root = NULL;
-    doc->pool = NULL;
+    parser ps = {text, text + len, text, what ? what : "json", NULL, LOCUS_OK, 0, NULL};
+    memset(doc, 0, sizeof *doc);
     locus_json *root = palloc(&ps, sizeof *root);
     if (!root) return locus_fail(LOCUS_E_NOMEM, "%s: out of memory parsing JSON", ps.what);
     if (parse_value(&ps, root, 0)) {
@@ -239,27 +277,18 @@ locus_status locus_json_parse(locus_json_doc *doc, const char *text, size_t len,
         return ps.st;
     }
     doc->root = root;
+    doc->duplicates = ps.dups;
+    doc->dup_key = ps.dup_key;
     return LOCUS_OK;
 }
 
 locus_status locus_json_parse_file(locus_json_doc *doc, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return locus_fail(LOCUS_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) { fclose(f); return locus_fail(LOCUS_E_NOMEM, "%s: out of memory", path); }
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { free(buf); return locus_fail(LOCUS_E_IO, "%s: read error", path); }
-    locus_status st = locus_json_parse(doc, buf, n, path);
+    char *buf;
+    size_t n;
+    memset(doc, 0, sizeof *doc);
+    locus_status st = locus_read_file(path, &buf, &n); /* regular files only: a FIFO or device never blocks */
+    if (st) return st;
+    st = locus_json_parse(doc, buf, n, path);
     free(buf);
     return st;
 }

@@ -2,7 +2,8 @@
  *
  * Parses a whole document into a tree owned by a locus_json_doc.  Strict: no trailing commas, no comments,
  * no leading zeros, control characters rejected, \uXXXX escapes (with surrogate pairs) decoded to UTF-8,
- * nesting depth limited to 64.  Integers that fit in int64 are kept exactly alongside their double value.
+ * nesting depth limited to 64.  Duplicate object keys: the last value wins (kept at the first key's
+ * position), as Python's json module reads them.  Integers that fit in int64 are kept exactly alongside their double value.
  */
 #ifndef LOCUS_JSON_H
 #define LOCUS_JSON_H
@@ -28,7 +29,9 @@ struct locus_json {
 
 typedef struct {
     locus_json *root;
-    void *pool; /* internal allocation list */
+    void *pool;              /* internal allocation list */
+    size_t duplicates;       /* object members dropped because a later one had the same key */
+    const char *dup_key;     /* the first such key (valid while the document is) */
 } locus_json_doc;
 
 /* Parse `len` bytes.  `what` names the source in error messages (e.g. a path).  On failure the message gives
@@ -40,7 +43,7 @@ locus_status locus_json_parse_file(locus_json_doc *doc, const char *path);
 
 void locus_json_free(locus_json_doc *doc);
 
-/* Object member by key (first match), or NULL if `obj` is not an object or has no such key. */
+/* Object member by key, or NULL if `obj` is not an object or has no such key. */
 const locus_json *locus_json_get(const locus_json *obj, const char *key);
 
 /* Typed getters with defaults: return `def` when the key is missing or null; set *ok=0 (if ok non-NULL) when

@@ -1,6 +1,8 @@
 /* png.c — libpng writer/reader with tEXt chunks and atomic rename (see png.h). */
 #include "png.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -15,10 +17,11 @@ locus_status locus_png_write(const char *path, const uint8_t *pix, int w, int h,
                              const locus_png_text *text, int ntext) {
     if (w <= 0 || h <= 0 || (channels != 1 && channels != 3 && channels != 4))
         return locus_fail(LOCUS_E_ARG, "%s: bad image geometry %dx%dx%d", path, w, h, channels);
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return locus_fail(LOCUS_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    char tmp[PATH_MAX + 32];
+    int fd = locus_create_tmp(path, tmp, sizeof tmp); /* refuses to replace anything but a regular file */
+    if (fd < 0) return LOCUS_E_IO;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) { close(fd); unlink(tmp); return locus_fail(LOCUS_E_NOMEM, "%s: cannot create: %s", path, strerror(errno)); }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_text *pt = NULL;
@@ -66,15 +69,28 @@ locus_status locus_png_read_rgb(const char *path, uint8_t **pix, int *w, int *h)
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&img, path))
-        return locus_fail(LOCUS_E_IO, "%s: cannot read PNG: %s", path, img.message);
+    char *file;
+    size_t len;
+    locus_status st = locus_read_file(path, &file, &len); /* regular files only */
+    if (st) return st;
+    if (!png_image_begin_read_from_memory(&img, file, len)) {
+        free(file);
+        return locus_fail(LOCUS_E_FORMAT, "%s: cannot read PNG: %s", path, img.message);
+    }
     img.format = PNG_FORMAT_RGB;
+    if (img.width > 65535 || img.height > 65535) {
+        png_image_free(&img);
+        free(file);
+        return locus_fail(LOCUS_E_FORMAT, "%s: PNG of %ux%u pixels is too large", path, img.width, img.height);
+    }
     uint8_t *buf = malloc(PNG_IMAGE_SIZE(img));
-    if (!buf) { png_image_free(&img); return locus_fail(LOCUS_E_NOMEM, "%s: out of memory", path); }
+    if (!buf) { png_image_free(&img); free(file); return locus_fail(LOCUS_E_NOMEM, "%s: out of memory", path); }
     if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
         free(buf);
+        free(file);
         return locus_fail(LOCUS_E_FORMAT, "%s: bad PNG: %s", path, img.message);
     }
+    free(file);
     *pix = buf;
     *w = (int)img.width;
     *h = (int)img.height;

@@ -1,9 +1,13 @@
 /* safetensors.c — validated safetensors reader (mmap), sharded sets, atomic writer (see safetensors.h). */
 #include "safetensors.h"
 
+#include "fileio.h"
+#include "utf8.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,8 @@ static locus_status parse_image(locus_st_file *f, const char *what) {
     if (st) return st;
     const locus_json *root = f->header.root;
     if (root->type != JSON_OBJECT) return locus_fail(LOCUS_E_FORMAT, "%s: header is not a JSON object", what);
+    /* a tensor named twice is ambiguous: refused (JSON readers would silently keep one of them) */
+    if (f->header.duplicates) return locus_fail(LOCUS_E_FORMAT, "%s: '%s' appears twice in the header", what, f->header.dup_key);
     const unsigned char *data = f->map + 8 + hlen;
     size_t dsize = f->size - 8 - (size_t)hlen;
     f->tensors = calloc(root->len ? root->len : 1, sizeof *f->tensors);
@@ -54,6 +60,7 @@ static locus_status parse_image(locus_st_file *f, const char *what) {
             if (e->type != JSON_OBJECT) return locus_fail(LOCUS_E_FORMAT, "%s: __metadata__ is not an object", what);
             continue;
         }
+        if (!locus_utf8_valid(e->key, strlen(e->key))) return locus_fail(LOCUS_E_FORMAT, "%s: a tensor name is not valid UTF-8", what);
         if (e->type != JSON_OBJECT) return locus_fail(LOCUS_E_FORMAT, "%s: entry '%s' is not an object", what, e->key);
         const locus_json *jd = locus_json_get(e, "dtype"), *js = locus_json_get(e, "shape"),
                          *jo = locus_json_get(e, "data_offsets");
@@ -69,13 +76,15 @@ static locus_status parse_image(locus_st_file *f, const char *what) {
         t->dtype = (locus_dtype)dt;
         t->ndim = (int)js->len;
         t->path = what;
-        uint64_t numel = 1;
+        uint64_t numel = 1, nz = 1; /* nz: product of the non-zero dims, bounded even when a 0 makes numel 0 */
         for (size_t d = 0; d < js->len; d++) {
             const locus_json *x = js->kids[d];
             if (x->type != JSON_NUMBER || !x->is_int || x->i < 0)
                 return locus_fail(LOCUS_E_FORMAT, "%s: tensor '%s' shape[%zu] is not a non-negative integer", what, e->key, d);
             t->shape[d] = x->i;
-            if (x->i && numel > UINT64_MAX / (uint64_t)x->i) return locus_fail(LOCUS_E_FORMAT, "%s: tensor '%s' shape overflows", what, e->key);
+            if (x->i && nz > ((uint64_t)1 << 56) / (uint64_t)x->i)
+                return locus_fail(LOCUS_E_FORMAT, "%s: tensor '%s' shape overflows (more than 2^56 elements)", what, e->key);
+            if (x->i) nz *= (uint64_t)x->i;
             numel *= (uint64_t)x->i;
         }
         const locus_json *b = jo->kids[0], *en = jo->kids[1];
@@ -136,12 +145,13 @@ locus_status locus_st_parse_buffer(locus_st_file *f, const unsigned char *buf, s
 
 locus_status locus_st_open(locus_st_file *f, const char *path) {
     reset(f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return locus_fail(LOCUS_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    locus_status ost;
+    int fd = locus_open_regular(path, &ost); /* O_NONBLOCK + fstat: FIFOs and devices refused without blocking */
+    if (fd < 0) return LOCUS_E_IO;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return locus_fail(LOCUS_E_IO, "%s: not a regular file", path);
+        return locus_fail(LOCUS_E_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     size_t size = (size_t)sb.st_size;
     unsigned char *map = NULL;
@@ -202,11 +212,20 @@ locus_status locus_st_to_f32(const locus_st_tensor *t, float *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); dst[i] = locus_bf16_to_f32(h); }
         break;
     case LOCUS_F64:
-        for (int64_t i = 0; i < n; i++) { double d; memcpy(&d, p + 8 * i, 8); dst[i] = (float)d; }
+        for (int64_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, p + 8 * i, 8);
+            dst[i] = d > 3.5e38 ? INFINITY : d < -3.5e38 ? -INFINITY : (float)d; /* out of range: Inf (refused below), never UB */
+        }
         break;
     default:
         return locus_fail(LOCUS_E_DTYPE, "%s: tensor '%s' has dtype %s, expected a float type (F32/F16/BF16)", t->path, t->name, locus_dtype_name(t->dtype));
     }
+    /* weights, embeddings and noise are all read here: a NaN or Inf would only surface as a black image */
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(dst[i]))
+            return locus_fail(LOCUS_E_FORMAT, "%s: tensor '%s' has a non-finite value (%s) at element %lld", t->path, t->name,
+                              isnan(dst[i]) ? "NaN" : "Inf", (long long)i);
     return LOCUS_OK;
 }
 
@@ -241,7 +260,7 @@ locus_status locus_st_set_open(locus_st_set *s, const char *path) {
     locus_json_doc doc;
     locus_status st = locus_json_parse_file(&doc, path);
     if (st) return st;
-    const locus_json *wm = locus_json_get(doc.root, "weight_map");
+    const locus_json *wm = locus_json_get(doc.root, "weight_map"); /* NULL unless the root is an object */
     if (!wm || wm->type != JSON_OBJECT || wm->len == 0) {
         locus_json_free(&doc);
         return locus_fail(LOCUS_E_FORMAT, "%s: no weight_map object", path);
@@ -250,10 +269,13 @@ locus_status locus_st_set_open(locus_st_set *s, const char *path) {
     const char **names = calloc(wm->len, sizeof *names);
     size_t nn = 0;
     for (size_t i = 0; names && i < wm->len; i++) {
-        if (wm->kids[i]->type != JSON_STRING || strchr(wm->kids[i]->str, '/')) {
+        const locus_json *k = wm->kids[i];
+        if (k->type != JSON_STRING || !k->len || strlen(k->str) != k->len || strchr(k->str, '/') || !strcmp(k->str, "..") || !strcmp(k->str, ".")) {
+            /* formatted before the document (which owns the key) is freed */
+            locus_status e = locus_fail(LOCUS_E_FORMAT, "%s: weight_map['%s'] is not a shard file name in the index's folder", path, k->key);
             free(names);
             locus_json_free(&doc);
-            return locus_fail(LOCUS_E_FORMAT, "%s: weight_map['%s'] is not a shard file name", path, wm->kids[i]->key);
+            return e;
         }
         size_t j = 0;
         while (j < nn && strcmp(names[j], wm->kids[i]->str) != 0) j++;
@@ -452,10 +474,14 @@ static locus_status write_atomic(const locus_st_writer *w, const char *path, int
     sbuf h = {0};
     locus_status st = build_header(w, &h);
     if (st) return st;
-    char tmppath[PATH_MAX];
-    snprintf(tmppath, sizeof tmppath, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmppath, "wb");
-    if (!f) { free(h.p); return locus_fail(LOCUS_E_IO, "%s: cannot create: %s", tmppath, strerror(errno)); }
+    char tmppath[PATH_MAX + 32];
+    int fd = locus_create_tmp(path, tmppath, sizeof tmppath);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
+    if (!f) {
+        free(h.p);
+        if (fd >= 0) { close(fd); unlink(tmppath); return locus_fail(LOCUS_E_NOMEM, "%s: cannot create", path); }
+        return LOCUS_E_IO;
+    }
     unsigned char len8[8];
     uint64_t hl = h.n;
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hl >> (8 * i));
@@ -503,7 +529,14 @@ locus_status locus_st_stream_open(locus_st_stream **out, const char *path) {
     if (!s || !(s->w = locus_st_writer_new())) { free(s); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
     snprintf(s->path, sizeof s->path, "%s", path);
     snprintf(s->tmp, sizeof s->tmp, "%s.data.%d", path, (int)getpid());
-    s->data = fopen(s->tmp, "w+b");
+    if (locus_output_check(path)) { locus_st_writer_free(s->w); free(s); return LOCUS_E_IO; }
+    /* the data file is created exclusively and unlinked at once: nothing is left behind even if the process is
+     * killed; the bytes live until the stream is closed */
+    unlink(s->tmp);
+    int fd = open(s->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    s->data = fd >= 0 ? fdopen(fd, "w+b") : NULL;
+    if (fd >= 0) unlink(s->tmp);
+    if (!s->data && fd >= 0) close(fd);
     if (!s->data) {
         locus_st_writer_free(s->w);
         free(s);

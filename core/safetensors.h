@@ -48,7 +48,8 @@ void locus_st_close(locus_st_file *f);
 /* Tensor by exact name (binary search), or NULL. */
 const locus_st_tensor *locus_st_find(const locus_st_file *f, const char *name);
 
-/* Convert a tensor's elements to fp32 (F32, F16, BF16 accepted; F64 rounded).  `n` must equal its numel. */
+/* Convert a tensor's elements to fp32 (F32, F16, BF16 accepted; F64 rounded).  `n` must equal its numel.  A NaN or
+ * infinity anywhere is an error naming the tensor and the element (weights, embeddings and noise all load here). */
 locus_status locus_st_to_f32(const locus_st_tensor *t, float *dst, int64_t n);
 
 /* Copy an integer tensor (I64/I32) to int64. */

@@ -8,11 +8,18 @@
 
 locus_status locus_cache_open(locus_cache *c, const char *path, const char *patterns) {
     memset(c, 0, sizeof *c);
-    char *copy = strdup(patterns), *save = NULL;
-    if (!copy) return locus_fail(LOCUS_E_NOMEM, "out of memory");
-    for (char *t = strtok_r(copy, ",", &save); t && c->npats < LOCUS_MAX_CACHE_PATTERNS; t = strtok_r(NULL, ",", &save))
-        snprintf(c->pats[c->npats++], sizeof c->pats[0], "%s", t);
-    free(copy);
+    /* every pattern kept whole: an over-long one or one past the last slot is an error, never truncated */
+    for (const char *t = patterns, *e; ; t = e + 1) {
+        e = strchr(t, ',');
+        if (!e) e = t + strlen(t);
+        size_t n = (size_t)(e - t);
+        if (!n) return locus_fail(LOCUS_E_ARG, "--cache-points %s: empty pattern", patterns);
+        if (n >= sizeof c->pats[0]) return locus_fail(LOCUS_E_ARG, "--cache-points: a pattern is longer than %d characters", (int)sizeof c->pats[0] - 1);
+        if (c->npats == LOCUS_MAX_CACHE_PATTERNS) return locus_fail(LOCUS_E_ARG, "--cache-points: more than %d patterns", LOCUS_MAX_CACHE_PATTERNS);
+        memcpy(c->pats[c->npats], t, n);
+        c->pats[c->npats++][n] = 0;
+        if (!*e) break;
+    }
     return locus_st_stream_open(&c->st, path);
 }
 

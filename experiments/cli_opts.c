@@ -1,6 +1,8 @@
 /* cli_opts.c — table-driven option parsing (see cli_opts.h). */
 #include "cli_opts.h"
 
+#include "../core/numparse.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@ int locus_opts_parse(const char *cmd, const locus_opt *opts, size_t nopts, int a
         if (!o) { fprintf(stderr, "locus %s: unknown option %s (see 'locus %s --help')\n", cmd, argv[i], cmd); return 2; }
         if (i + 1 >= argc) { fprintf(stderr, "locus %s: option %s needs a value\n", cmd, argv[i]); return 2; }
         const char *v = argv[++i];
-        char *end, *field = (char *)base + o->off;
+        char *field = (char *)base + o->off;
         if (o->kind == 's') { *(const char **)field = v; continue; }
         if (o->kind == 'l') {
             locus_optlist *l = (locus_optlist *)field;
@@ -26,14 +28,13 @@ int locus_opts_parse(const char *cmd, const locus_opt *opts, size_t nopts, int a
             l->v[l->n++] = v;
             continue;
         }
-        errno = 0;
-        double x = o->kind == 'f' ? strtod(v, &end) : (double)strtoll(v, &end, 10);
-        if (errno || *end || end == v || !(x >= (double)o->lo && x <= (double)o->hi)) {
+        /* strict (core/numparse.h): the whole value, in range, finite — no trailing junk, wrap-around or nan */
+        int ok = o->kind == 'f' ? locus_parse_double(v, (double)o->lo, (double)o->hi, (double *)field)
+                                : locus_parse_ll(v, o->lo, o->hi, (long long *)field);
+        if (!ok) {
             fprintf(stderr, "locus %s: %s %s: expected %s from %lld to %lld\n", cmd, o->flag, v, o->kind == 'f' ? "a number" : "an integer", o->lo, o->hi);
             return 2;
         }
-        if (o->kind == 'f') *(double *)field = x;
-        else *(long long *)field = strtoll(v, NULL, 10);
     }
     return 0;
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "../core/arena.h"
+#include "../core/fileio.h"
+#include "../core/numparse.h"
 #include "../core/png.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
@@ -75,6 +77,13 @@ static int parse_args(int argc, char **argv, gen_args *a) {
     if (!a->cache_file != !a->cache_points) return fail("%s", "--cache FILE and --cache-points PATTERN[,PATTERN] go together");
     if ((a->iv_steps || a->iv_heads || a->iv_half) && !a->intervene) return fail("%s", "--intervene-steps/-heads/-half need --intervene PATTERN=OP");
     if (a->iv_heads && !a->iv_nheads) return fail("%s", "--intervene-heads needs --heads N (heads of the hooked tensors)");
+    if (a->start_step && !a->patch_layers) return fail("%s", "--start-step needs --patch-layers");
+    if (a->start_step && a->start_step >= (a->steps > 0 ? a->steps : 50))
+        return fail("--start-step must be below --steps (%s patched steps otherwise)", "no");
+    /* outputs: each must be absent or a regular file in an existing directory, checked before any work */
+    const char *outs[] = {a->out, a->dump_file, a->cache_file};
+    for (size_t k = 0; k < sizeof outs / sizeof *outs; k++)
+        if (outs[k] && locus_output_check(outs[k])) return fail("%s", locus_errmsg());
     return 0;
 }
 
@@ -163,24 +172,27 @@ int locus_cmd_generate(int argc, char **argv) {
                            {"patch_prompt", a.patch_prompt ? a.patch_prompt : a.patch_embeds ? "(embeddings file)" : ""},
                            {"lora", a.lora.n ? a.lora.v[0] : ""}};
     int ntx = (int)(sizeof tx / sizeof *tx) - !a.lora.n; /* the lora key only when adapters were applied */
-    if (r.dump) {
-        for (int i = 0; i < ntx; i++) locus_st_writer_add_meta(r.dump, tx[i].key, tx[i].value);
-        CHECK(locus_st_writer_save(r.dump, a.dump_file));
-    }
     if (ivs.n && !ivs.hits) {
         locus_fail(LOCUS_E_ARG, "--intervene %s matched no hook point%s", a.intervene, ivs.missing ? " with a cached tensor of the same step and shape" : "");
         goto fail;
     }
     if (ivs.missing) fprintf(stderr, "locus generate: warning: --intervene replace: %d hook point calls had no cached tensor of their step and shape\n", ivs.missing);
-    if (a.cache_file) {
-        if (!cache.count) { locus_cache_close(&cache, 0); locus_fail(LOCUS_E_ARG, "--cache-points %s matched no hook point", a.cache_points); goto fail; }
-        CHECK(locus_cache_close(&cache, 1));
-        fprintf(stderr, "cached %d tensors to %s\n", cache.count, a.cache_file);
+    if (a.cache_file && !cache.count) { locus_cache_close(&cache, 0); locus_fail(LOCUS_E_ARG, "--cache-points %s matched no hook point", a.cache_points); goto fail; }
+    /* every check passed: the outputs, each written atomically; a later failure removes the earlier ones */
+    if (r.dump) {
+        for (int i = 0; i < ntx; i++) locus_st_writer_add_meta(r.dump, tx[i].key, tx[i].value);
+        CHECK(locus_st_writer_save(r.dump, a.dump_file));
     }
-    if (locus_png_write(a.out, pix, o.W, o.H, 3, tx, ntx)) {
+    if (a.cache_file && locus_cache_close(&cache, 1)) {
         if (a.dump_file) remove(a.dump_file);
         goto fail;
     }
+    if (locus_png_write(a.out, pix, o.W, o.H, 3, tx, ntx)) {
+        if (a.dump_file) remove(a.dump_file);
+        if (a.cache_file) remove(a.cache_file);
+        goto fail;
+    }
+    if (a.cache_file) fprintf(stderr, "cached %d tensors to %s\n", cache.count, a.cache_file);
     fprintf(stderr, "wrote %s (%dx%d, %d steps, isa %s, peak memory %.1f MiB)\n", a.out, o.W, o.H, o.steps, locus_isa_name(),
             (double)locus_mem_peak() / (1 << 20));
     ret = 0;

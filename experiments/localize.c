@@ -31,6 +31,8 @@
  */
 #include "localize.h"
 
+#include "../core/numparse.h"
+
 #include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
@@ -56,6 +58,7 @@
 static int resolve_layers(lz_plan *P, locus_pipeline *p) {
     int cap = 64;
     P->layers = malloc((size_t)cap * sizeof(char *));
+    if (!P->layers) return lz_fail("localize", "out of memory");
     char *paper = NULL; /* --layers with the paper's numbers (#N) rewritten to layer names */
     if (P->layers_spec && strchr(P->layers_spec, '#')) {
         char err[256];
@@ -87,6 +90,8 @@ static int resolve_layers(lz_plan *P, locus_pipeline *p) {
     free(paper);
     P->layers_spec = NULL; /* borrowed from paper, now freed; the resolved groups are in P->layers */
     if (!P->nlayers) return lz_fail("localize", "no layers to patch");
+    if ((double)P->nitems * P->nseeds * (P->nlayers + 2) > 1e8)
+        return lz_fail("localize", "%d prompts x %d seeds x (%d layers + 2) cells: more than 10^8 (split the words file)", P->nitems, P->nseeds, P->nlayers);
     /* check each group now, so a typo fails before any image is made */
     unsigned char *sel = malloc((size_t)(p->den.ntext_layers > 0 ? p->den.ntext_layers : 1));
     for (int i = 0; i < P->nlayers; i++) {
@@ -299,9 +304,8 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
         if (!strcmp(k, "--resume")) { P->resume = 1; continue; }
         if (i + 1 >= argc) return lz_fail("localize", "option %s needs a value", k);
         const char *v = argv[++i];
-        char *end;
-        long x = strtol(v, &end, 10);
-        int isnum = *v && !*end;
+        long long x = 0;
+        int isnum = locus_parse_ll(v, -(1LL << 53), 1LL << 53, &x); /* strict: whole string, no wrap */
         if (!strcmp(k, "--model")) P->model = v;
         else if (!strcmp(k, "--words")) {
             if (P->nwords_files == LZ_MAX_WORD_FILES) return lz_fail("localize", "--words: at most %d files", LZ_MAX_WORD_FILES);
@@ -311,8 +315,9 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
         else if (!strcmp(k, "--clip")) P->clip_dir = v;
         else if (!strcmp(k, "--benign") && experiment == LZ_DETOX) P->benign_file = v;
         else if (!strcmp(k, "--p2p-tau") && experiment == LZ_EDIT) {
-            P->p2p_tau = strtof(v, &end);
-            if (*end || end == v || !(P->p2p_tau >= 0 && P->p2p_tau <= 1)) return lz_fail("localize", "--p2p-tau %s: expected a fraction of the steps from 0 (off) to 1", v);
+            double tau;
+            if (!locus_parse_double(v, 0, 1, &tau)) return lz_fail("localize", "--p2p-tau %s: expected a fraction of the steps from 0 (off) to 1", v);
+            P->p2p_tau = (float)tau;
         }
         else if (!strcmp(k, "--preset")) continue; /* applied above */
         else if (!strcmp(k, "--pairing")) {
@@ -336,16 +341,18 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
             if (strcmp(v, "cond") && strcmp(v, "both")) return lz_fail("localize", "--patch-halves %s: expected cond or both", v);
             P->both = !strcmp(v, "both");
         } else if (!strcmp(k, "--shard")) {
-            int a, b, used = 0;
-            if (sscanf(v, "%d/%d%n", &a, &b, &used) != 2 || v[used] || b < 1 || a < 0 || a >= b)
+            const char *sl = strchr(v, '/');
+            long long a = -1, b = 0;
+            if (!sl || !locus_parse_lln(v, (unsigned long)(sl - v), 0, 1000000, &a) || !locus_parse_ll(sl + 1, 1, 1000000, &b) || a >= b)
                 return lz_fail("localize", "--shard %s: expected I/N with 0 <= I < N (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)", v);
-            P->shard = a;
-            P->nshards = b;
+            P->shard = (int)a;
+            P->nshards = (int)b;
         } else if (!strcmp(k, "--guidance")) {
-            P->guidance = strtof(v, &end);
-            if (*end || end == v || P->guidance < 0 || P->guidance > 100) return lz_fail("localize", "--guidance %s: expected a number from 0 to 100", v);
+            double g;
+            if (!locus_parse_double(v, 0, 100, &g)) return lz_fail("localize", "--guidance %s: expected a number from 0 to 100", v);
+            P->guidance = (float)g;
         } else if (!strcmp(k, "--perm-seed")) {
-            if (!isnum || x < 0) return lz_fail("localize", "--perm-seed %s: expected a non-negative integer", v);
+            if (!isnum || x < 0) return lz_fail("localize", "--perm-seed %s: expected an integer from 0 to 2^53", v);
             P->perm_seed = x;
         } else {
             struct { const char *name; int *dst; long lo, hi; } ints[] = {
@@ -368,6 +375,7 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
     if (!!P->words_file + !!P->prompts_file + !!P->pairs_file != 1) return lz_fail("localize", "give exactly one of --words FILE, --prompts FILE and --pairs FILE");
     if (!P->prompts_file && !strstr(P->template, "{}")) return lz_fail("localize", "--template must contain {} where the word goes");
     if (P->pairing && !strcmp(P->pairing, "paper") && !P->words_file) return lz_fail("localize", "--pairing paper pairs the words of --words files");
+    if (P->start_step >= P->steps) return lz_fail("localize", "--start-step %d must be below --steps %d (no step would be patched)", P->start_step, P->steps);
     P->out = strdup(out);
     return 0;
 }

@@ -3,6 +3,8 @@
  * results (written here, read back here for `locus merge`).  Nothing in this file loads a model. */
 #include "localize_int.h"
 
+#include "../core/numparse.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +58,13 @@ static int read_items_file(lz_plan *P, const char *path, int file, int *cap) {
     char *data;
     size_t len;
     if (locus_read_file(path, &data, &len)) return lz_fail("localize", "%s", locus_errmsg());
+    /* a NUL byte would silently end a line early: refuse it, naming the line */
+    if (memchr(data, 0, len)) {
+        int ln = 1;
+        for (const char *c = data; *c; c++) ln += *c == '\n';
+        free(data);
+        return lz_fail("localize", "%s:%d: NUL byte in the text", path, ln);
+    }
     int line = 0;
     char *save = NULL;
     for (char *ln = strtok_r(data, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
@@ -66,7 +75,13 @@ static int read_items_file(lz_plan *P, const char *path, int file, int *cap) {
         if (!*ln) continue;
         /* the result files are JSON, which must be well-formed UTF-8 */
         if (!locus_utf8_valid(ln, strlen(ln))) { free(data); return lz_fail("localize", "%s:%d: not valid UTF-8 text", path, line); }
-        if (P->nitems == *cap) P->items = realloc(P->items, (size_t)(*cap *= 2) * sizeof(lz_item));
+        if (P->nitems == 1000000) { free(data); return lz_fail("localize", "%s: more than 10^6 words or prompts", path); }
+        if (P->nitems == *cap) {
+            lz_item *ni = realloc(P->items, (size_t)*cap * 2 * sizeof(lz_item));
+            if (!ni) { free(data); return lz_fail("localize", "out of memory"); }
+            P->items = ni;
+            *cap *= 2;
+        }
         lz_item *it = &P->items[P->nitems];
         memset(it, 0, sizeof *it);
         it->file = file;
@@ -170,8 +185,11 @@ int lz_pair(lz_plan *P) {
 int lz_derange(lz_plan *P) {
     int n = P->nitems;
     P->target = malloc((size_t)n * sizeof(int));
+    if (!P->target) return lz_fail("localize", "out of memory");
     uint64_t ctr = 0;
-    for (int attempt = 0; attempt < 100000; attempt++) {
+    /* rejection sampling succeeds in ~e attempts unless words repeat a lot; the budget bounds the time (no hang) */
+    int attempts = n > 1000 ? (int)(100000000 / n) : 100000;
+    for (int attempt = 0; attempt < attempts; attempt++) {
         for (int i = 0; i < n; i++) P->target[i] = i;
         for (int i = n - 1; i > 0; i--) {
             int j = (int)(locus_hash_uniform((uint64_t)P->perm_seed, ctr++) * (i + 1));
@@ -189,14 +207,23 @@ int lz_parse_seeds(lz_plan *P) {
     char *cp = strdup(P->seeds_spec), *save = NULL;
     int cap = 8;
     P->seeds = malloc((size_t)cap * sizeof(long long));
+    if (!cp || !P->seeds) { free(cp); return lz_fail("localize", "out of memory for the seeds"); }
     for (char *t = strtok_r(cp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         long long a, b;
-        int used = 0;
-        if (sscanf(t, "%lld-%lld%n", &a, &b, &used) == 2 && !t[used] && a >= 0 && b >= a && b - a < 100000) {
-        } else if (sscanf(t, "%lld%n", &a, &used) == 1 && !t[used] && a >= 0) b = a;
-        else { free(cp); return lz_fail("localize", "--seeds %s: expected non-negative integers and ranges (0,1,5-9)", P->seeds_spec); }
+        const char *dash = strchr(t, '-');
+        /* strict: seeds are 0..2^53 (exact in the JSON results), at most 100000 of them */
+        int ok = dash ? locus_parse_lln(t, (unsigned long)(dash - t), 0, 1LL << 53, &a) && locus_parse_ll(dash + 1, 0, 1LL << 53, &b) && b >= a
+                      : locus_parse_ll(t, 0, 1LL << 53, &a) && (b = a, 1);
+        if (!ok || b - a >= 100000 || P->nseeds + (b - a) >= 100000) {
+            free(cp);
+            return lz_fail("localize", "--seeds %s: expected seeds 0..2^53 and ranges (0,1,5-9), at most 100000 in all", P->seeds_spec);
+        }
         for (long long s = a; s <= b; s++) {
-            if (P->nseeds == cap) P->seeds = realloc(P->seeds, (size_t)(cap *= 2) * sizeof(long long));
+            if (P->nseeds == cap) {
+                long long *ns = realloc(P->seeds, (size_t)(cap *= 2) * sizeof(long long));
+                if (!ns) { free(cp); return lz_fail("localize", "out of memory for the seeds"); }
+                P->seeds = ns;
+            }
             P->seeds[P->nseeds++] = s;
         }
     }
@@ -288,16 +315,27 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
     P->width = (int)locus_json_int(o, "width", 0, &ok);
     P->height = (int)locus_json_int(o, "height", 0, &ok);
     const char *shard = locus_json_str(o, "shard", "", &ok);
-    if (sscanf(shard, "%d/%d", &P->shard, &P->nshards) != 2) ok = 0;
+    const char *sl = strchr(shard, '/');
+    long long si = -1, sn = 0;
+    /* strict: shard I/N with 0 <= I < N; sizes bounded so the cell count fits an int */
+    if (!sl || !locus_parse_lln(shard, (unsigned long)(sl - shard), 0, 1000000, &si) || !locus_parse_ll(sl + 1, 1, 1000000, &sn) || si >= sn) ok = 0;
+    P->shard = (int)si;
+    P->nshards = (int)sn;
+    if (ok && (items->len < 2 || items->len > 1000000 || seeds->len < 1 || seeds->len > 100000 || layers->len > 100000 ||
+               (double)items->len * seeds->len * (layers->len + 2) > 1e8 || P->width < 0 || P->width > 8192 || P->height < 0 || P->height > 8192))
+        ok = 0;
     if (ok) {
         P->nitems = (int)items->len;
         P->items = calloc(items->len, sizeof(lz_item));
         P->target = calloc(items->len, sizeof(int));
-        for (size_t i = 0; i < items->len; i++) {
+        P->seeds = calloc(seeds->len, sizeof(long long));
+        P->layers = calloc(layers->len ? layers->len : 1, sizeof(char *));
+        if (!P->items || !P->target || !P->seeds || !P->layers) { P->nitems = 0; locus_json_free(&d); return lz_fail("merge", "%s: out of memory", path); }
+        for (size_t i = 0; ok && i < items->len; i++) {
             P->items[i].word = strdup(locus_json_str(items->kids[i], "word", "", &ok));
             P->items[i].prompt = strdup(locus_json_str(items->kids[i], "prompt", "", &ok));
             P->target[i] = (int)locus_json_int(items->kids[i], "target", -1, &ok);
-            if (P->target[i] < -1 || P->target[i] >= (int)items->len) ok = 0;
+            if (!P->items[i].word || !P->items[i].prompt || P->target[i] < -1 || P->target[i] >= (int)items->len) ok = 0;
         }
         for (size_t i = 0; ok && i < items->len; i++) {
             const locus_json *wb = locus_json_get(items->kids[i], "word_b"), *pb = locus_json_get(items->kids[i], "prompt_b");
@@ -310,12 +348,19 @@ int lz_plan_from_config(lz_plan *P, const char *dir, char **text) {
             } else ok = 0;
         }
         P->nseeds = (int)seeds->len;
-        P->seeds = calloc(seeds->len, sizeof(long long));
-        for (size_t i = 0; i < seeds->len; i++) P->seeds[i] = seeds->kids[i]->i;
+        for (size_t i = 0; i < seeds->len; i++) {
+            const locus_json *s = seeds->kids[i];
+            if (s->type != JSON_NUMBER || !s->is_int || s->i < 0) ok = 0;
+            P->seeds[i] = s->i;
+        }
         P->nlayers = (int)layers->len;
-        P->layers = calloc(layers->len, sizeof(char *));
-        for (size_t i = 0; i < layers->len; i++) P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
+        for (size_t i = 0; i < layers->len; i++) {
+            if (layers->kids[i]->type != JSON_STRING) ok = 0;
+            P->layers[i] = strdup(layers->kids[i]->type == JSON_STRING ? layers->kids[i]->str : "");
+            if (!P->layers[i]) ok = 0;
+        }
         P->grid_cols = (int)locus_json_int(o, "grid_cols", 8, &ok);
+        if (P->grid_cols < 1 || P->grid_cols > 1000) ok = 0;
         const locus_json *ex = locus_json_get(o, "experiment");
         if (ex && ex->type == JSON_STRING) P->experiment = !strcmp(ex->str, "edit") ? LZ_EDIT : !strcmp(ex->str, "detox") ? LZ_DETOX : -1;
         if (P->experiment < 0) ok = 0;

@@ -13,8 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "../core/fileio.h"
 #include "../core/json.h"
@@ -337,6 +341,48 @@ void lz_log_run(const lz_plan *P, const char *what, int cells) {
 
 /* ------------------------------------------------------------------ merge */
 
+/* 1 if dir holds nothing but (optionally) the lock file, 0 if it holds anything else, -1 if unreadable */
+static int dir_is_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, ".lock");
+    closedir(d);
+    return empty;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb; (void)type;
+    if (ftw->level > 0) remove(path);
+    return 0;
+}
+
+/* The merge target: created (or an existing empty directory), locked as localize locks it (one process per
+ * results directory), and still empty once locked.  Returns the lock descriptor or -1 (message printed). */
+static int merge_target(const char *out, int *created) {
+    struct stat sb;
+    *created = 0;
+    if (stat(out, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) { lz_fail("merge", "%s: not a directory", out); return -1; }
+        if (dir_is_empty(out) != 1) { lz_fail("merge", "%s: not empty (merge writes a new results directory)", out); return -1; }
+    } else {
+        if (locus_mkdir(out)) { lz_fail("merge", "%s", locus_errmsg()); return -1; }
+        *created = 1;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.lock", out);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
+        lz_fail("merge", "another localize or merge run is using %s", out);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (dir_is_empty(out) != 1) { lz_fail("merge", "%s: not empty (merge writes a new results directory)", out); close(fd); return -1; }
+    return fd;
+}
+
 int locus_cmd_merge(int argc, char **argv) {
     const char *out = NULL;
     const char *dirs[1024];
@@ -351,13 +397,20 @@ int locus_cmd_merge(int argc, char **argv) {
         } else if (nd < 1024) dirs[nd++] = argv[i];
     }
     if (!out || !nd) return lz_usage();
+    if (nd == 1024) return lz_fail("merge", "more than 1023 shard directories");
+    struct stat osb;
+    if (stat(out, &osb) == 0 && (!S_ISDIR(osb.st_mode) || dir_is_empty(out) != 1))
+        return lz_fail("merge", "%s: not empty (merge writes a new results directory)", out);
     lz_plan P;
     char *cfg0 = NULL;
     if (lz_plan_from_config(&P, dirs[0], &cfg0)) { free(cfg0); lz_plan_free(&P); return 2; }
-    int N = P.nshards, rc = 2;
+    int N = P.nshards, rc = 2, created = 0;
+    int lockfd = merge_target(out, &created);
+    if (lockfd < 0) { free(cfg0); lz_plan_free(&P); return 2; }
     lz_row *rows = calloc((size_t)lz_ncells(&P), sizeof(lz_row));
     int *seen = calloc((size_t)N, sizeof(int));
     locus_strbuf merged_cfg = {0}, js = {0};
+    if (!rows || !seen) { lz_fail("merge", "out of memory"); goto done; }
     /* every shard's config must equal the first one's apart from the shard line */
     const char *key = "\"shard\": \"";
     char *cut0 = strstr(cfg0, key);
@@ -376,9 +429,11 @@ int locus_cmd_merge(int argc, char **argv) {
             goto done;
         }
         free(txt);
+        if (si < 0 || si >= N) { lz_fail("merge", "%s/config.json: bad shard %d/%d", dirs[d], si, sn); goto done; }
         if (seen[si]++) { lz_fail("merge", "shard %d/%d given twice (%s)", si, N, dirs[d]); goto done; }
         snprintf(path, sizeof path, "%s/results.jsonl", dirs[d]);
         lz_row *tmp = calloc((size_t)lz_ncells(&P), sizeof(lz_row));
+        if (!tmp) { lz_fail("merge", "out of memory"); goto done; }
         int nr = lz_load_rows(&P, path, tmp, 0);
         if (nr < 0) { free(tmp); goto done; }
         int K = lz_cells_per_group(&P);
@@ -387,7 +442,7 @@ int locus_cmd_merge(int argc, char **argv) {
             if ((c / K) % N != si) { lz_fail("merge", "%s holds cell %d, which is not in shard %d/%d", dirs[d], c, si, N); free(tmp); goto done; }
             rows[c] = tmp[c];
             /* copy the image */
-            char src[4200], dst[4200], *img;
+            char src[4200], dst[4200], *img = NULL;
             size_t il;
             snprintf(src, sizeof src, "%s/images/c%06d.png", dirs[d], c);
             snprintf(dst, sizeof dst, "%s/images", out);
@@ -416,6 +471,11 @@ int locus_cmd_merge(int argc, char **argv) {
     fprintf(stderr, "merge: %d shards, %d cells -> %s\n", N, lz_ncells(&P), out);
     rc = 0;
 done:
+    if (rc) { /* nothing left behind: the target was empty when locked, so everything in it is this merge's */
+        nftw(out, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (created) rmdir(out);
+    }
+    close(lockfd);
     for (int c = 0; rows && c < lz_ncells(&P); c++) free(rows[c].ocr);
     free(rows);
     free(seen);

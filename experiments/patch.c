@@ -1,6 +1,8 @@
 /* patch.c — text patching through the text-K/V override point, and interventions on hook points (see patch.h). */
 #include "patch.h"
 
+#include "../core/numparse.h"
+
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,13 +73,22 @@ static void textpatch_kv(void *ctx, const locus_hook_at *at, const locus_text_kv
 locus_hook_entry locus_textpatch_hook(locus_textpatch *tp) { return (locus_hook_entry){NULL, NULL, textpatch_kv, tp}; }
 
 locus_status locus_interventions_parse(locus_interventions *v, const char *spec) {
-    char *copy = strdup(spec), *save = NULL;
+    char *copy = strdup(spec), *next = copy;
+    if (!copy) return locus_fail(LOCUS_E_NOMEM, "out of memory");
     locus_status st = LOCUS_OK;
     v->n = 0;
-    for (char *t = strtok_r(copy, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+    /* ';'-separated; an empty entry (';;;', a trailing ';') is an error, not a silent no-op */
+    for (char *t = next; t; t = next) {
+        char *semi = strchr(t, ';');
+        if (semi) { *semi = 0; next = semi + 1; } else next = NULL;
         char *eq = strrchr(t, '=');
-        if (!eq || eq == t || v->n == LOCUS_MAX_INTERVENTIONS) { st = locus_fail(LOCUS_E_ARG, "--intervene '%s': expected PATTERN=zero|scale:F|mean", t); break; }
+        if (!eq || eq == t || !eq[1]) { st = locus_fail(LOCUS_E_ARG, "--intervene '%s': expected PATTERN=zero|scale:F|mean|replace:CACHE (in '%s')", t, spec); break; }
+        if (v->n == LOCUS_MAX_INTERVENTIONS) { st = locus_fail(LOCUS_E_ARG, "--intervene: more than %d interventions", LOCUS_MAX_INTERVENTIONS); break; }
         *eq = 0;
+        if (strlen(t) >= sizeof v->iv[0].pattern) {
+            st = locus_fail(LOCUS_E_ARG, "--intervene: pattern longer than %d characters", (int)sizeof v->iv[0].pattern - 1);
+            break;
+        }
         size_t tl = strlen(t);
         if (tl >= 6 && !strcmp(t + tl - 6, ".probs")) {
             st = locus_fail(LOCUS_E_ARG, "--intervene '%s': attention probabilities are read-only hook points (cache them with --cache-points)", t);
@@ -86,13 +97,14 @@ locus_status locus_interventions_parse(locus_interventions *v, const char *spec)
         locus_intervention *iv = &v->iv[v->n];
         snprintf(iv->pattern, sizeof iv->pattern, "%s", t);
         const char *op = eq + 1;
-        char *end = NULL;
+        double factor = 0;
         iv->src = NULL;
         if (!strcmp(op, "zero")) iv->op = 0;
         else if (!strcmp(op, "mean")) iv->op = 2;
         else if (!strncmp(op, "replace:", 8) && op[8]) {
             iv->op = 3;
             iv->src = malloc(sizeof *iv->src);
+            if (!iv->src) { st = locus_fail(LOCUS_E_NOMEM, "out of memory"); break; }
             if (locus_st_open(iv->src, op + 8)) {
                 char why[512];
                 snprintf(why, sizeof why, "%s", locus_errmsg()); /* the message buffer is reused by locus_fail */
@@ -102,7 +114,7 @@ locus_status locus_interventions_parse(locus_interventions *v, const char *spec)
                 break;
             }
         }
-        else if (!strncmp(op, "scale:", 6) && (iv->factor = strtof(op + 6, &end), end && end != op + 6 && !*end)) iv->op = 1;
+        else if (!strncmp(op, "scale:", 6) && locus_parse_double(op + 6, -3.4e38, 3.4e38, &factor)) { iv->op = 1; iv->factor = (float)factor; }
         else { st = locus_fail(LOCUS_E_ARG, "--intervene '%s=%s': the operation must be zero, mean, scale:F or replace:CACHE", t, op); break; }
         v->n++;
     }
@@ -183,23 +195,29 @@ locus_status locus_interventions_configure(locus_interventions *v, const char *s
     v->step_from = 0;
     v->step_to = -1;
     v->half = 1;
-    if (steps && sscanf(steps, "%d:%d", &v->step_from, &v->step_to) != 2)
-        return locus_fail(LOCUS_E_ARG, "--intervene-steps %s: expected FROM:TO (inclusive, TO -1 = to the end)", steps);
+    if (steps) {
+        const char *colon = strchr(steps, ':');
+        long long a, b;
+        if (!colon || !locus_parse_lln(steps, (unsigned long)(colon - steps), 0, 100000, &a) || !locus_parse_ll(colon + 1, -1, 100000, &b) ||
+            (b >= 0 && b < a))
+            return locus_fail(LOCUS_E_ARG, "--intervene-steps %s: expected FROM:TO (inclusive, TO -1 = to the end)", steps);
+        v->step_from = (int)a;
+        v->step_to = (int)b;
+    }
     v->heads = nheads;
     if (heads) {
-        char *cp = strdup(heads), *sv = NULL;
-        if (!cp) return locus_fail(LOCUS_E_NOMEM, "out of memory");
-        for (char *t = strtok_r(cp, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
-            int hh = atoi(t);
-            if (hh < 0 || hh >= nheads || hh >= 64) {
-                locus_status st = locus_fail(LOCUS_E_ARG, "--intervene-heads: head %s outside 0..%d", t, nheads - 1);
-                free(cp);
-                return st;
-            }
+        for (const char *t = heads, *e; ; t = e + 1) {
+            e = strchr(t, ',');
+            if (!e) e = t + strlen(t);
+            long long hh;
+            if (!locus_parse_lln(t, (unsigned long)(e - t), 0, 1000000, &hh))
+                return locus_fail(LOCUS_E_ARG, "--intervene-heads %s: expected head numbers H1,H2", heads);
+            if (hh >= nheads || hh >= 64)
+                return locus_fail(LOCUS_E_ARG, "--intervene-heads: head %lld outside 0..%d", hh, nheads - 1);
+            if (!(v->head_mask >> hh & 1)) v->head_mask_n++;
             v->head_mask |= 1ull << hh;
-            v->head_mask_n++;
+            if (!*e) break;
         }
-        free(cp);
     }
     if (half) {
         if (!strcmp(half, "cond")) v->half = 1;

@@ -9,6 +9,7 @@
 #include "../core/arena.h"
 #include "../core/png.h"
 #include "../core/rng.h"
+#include "../simd/kernels.h"
 
 /* ---- prompt embeddings ---- */
 
@@ -94,7 +95,20 @@ locus_status locus_run_prepare(const locus_pipeline *p, locus_run_opts *o) {
     if (!o->H) o->H = ss * f;
     if (o->W % mult || o->H % mult || o->W <= 0 || o->H <= 0)
         return locus_fail(LOCUS_E_ARG, "--width/--height must be multiples of %d for this model (got %dx%d)", mult, o->W, o->H);
+    if (p->den.max_latent && (o->W / f > p->den.max_latent || o->H / f > p->den.max_latent))
+        return locus_fail(LOCUS_E_ARG, "--width/--height %dx%d: larger than this model's position embedding allows (pos_embed_max_size: at most %dx%d)",
+                          o->W, o->H, p->den.max_latent * f, p->den.max_latent * f);
     if (o->steps < 1 || o->steps > 1000) return locus_fail(LOCUS_E_ARG, "--steps %d: expected 1 to 1000", o->steps);
+    /* preflight: the activations this size needs (the plan's estimate beyond the loaded weights) must be
+     * obtainable now, so a too-large image is one clear error before the run instead of a failure inside it */
+    size_t est = locus_pipeline_peak_estimate(p, o->W, o->H, locus_pipeline_text_tokens(p, 256), locus_threads()), live = locus_mem_live();
+    if (est > live) {
+        void *probe = malloc(est - live);
+        if (!probe)
+            return locus_fail(LOCUS_E_NOMEM, "out of memory: %.1f MiB of activations needed for %dx%d (%.1f MiB of weights loaded)",
+                              (double)(est - live) / (1 << 20), o->W, o->H, (double)live / (1 << 20));
+        free(probe);
+    }
     return LOCUS_OK;
 }
 
@@ -137,9 +151,10 @@ locus_status locus_run_load_noise(locus_run *r, const char *path) {
     locus_free(r->noise_owned);
     r->noise_owned = locus_alloc(n * sizeof(float));
     const locus_st_tensor *t = locus_st_find(&nf, "noise");
-    int ok = r->noise_owned && t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == r->C && t->shape[2] == r->h && t->shape[3] == r->w &&
-             locus_st_to_f32(t, r->noise_owned, (int64_t)n) == LOCUS_OK;
+    int ok = r->noise_owned && t && t->ndim == 4 && t->shape[0] == 1 && t->shape[1] == r->C && t->shape[2] == r->h && t->shape[3] == r->w;
+    st = ok ? locus_st_to_f32(t, r->noise_owned, (int64_t)n) : LOCUS_OK; /* its message names a NaN/Inf */
     locus_st_close(&nf);
+    if (st) return st;
     if (!ok) return locus_fail(LOCUS_E_SHAPE, "%s: needs a tensor 'noise' of shape [1,%d,%d,%d]", path, r->C, r->h, r->w);
     r->noise = r->noise_owned;
     return LOCUS_OK;

@@ -62,6 +62,7 @@ struct locus_denoiser {
     int in_channels, out_channels;
     int sample_size;         /* default latent size (config sample_size) */
     int size_multiple;       /* latent height/width must be multiples of this */
+    int max_latent;          /* > 0: latent height/width at most this (MM-DiT: pos_embed_max_size x patch) */
     int patch;               /* > 0: image tokens = (h/patch)(w/patch) (flow-matching dynamic shift); 0: not a token model */
     int ctx_dim, pooled_dim; /* text context width; pooled conditioning width (0: none) */
     int pooled_extra;        /* trailing entries of `pooled` that are not text but size conditioning the pipeline

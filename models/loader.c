@@ -101,9 +101,29 @@ static float *vparam(locus_loader *L, int optional, int ndim, const int64_t *dim
     vsnprintf(name, sizeof name, fmt, ap);
     if (optional && (L->random || !locus_st_set_find(&L->st, name))) return NULL;
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0 || (dims[i] && n > ((int64_t)1 << 50) / dims[i])) {
+            locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: the config implies an impossible size for '%s'", L->dir, name);
+            return NULL;
+        }
+        n *= dims[i];
+    }
+    if (!L->random) { /* the file's shape is checked before anything the config implies is allocated */
+        const locus_st_tensor *t = locus_st_set_find(&L->st, name);
+        int same = t && t->ndim == ndim;
+        for (int i = 0; same && i < ndim; i++) same = t->shape[i] == dims[i];
+        if (!same) {
+            int64_t zero = 0;
+            locus_status st = locus_st_set_load_f32(&L->st, name, ndim, dims, (float *)&zero); /* fails before writing: the message */
+            locus_loader_fail(L, st ? st : LOCUS_E_SHAPE, "%s", locus_errmsg());
+            return NULL;
+        }
+    }
     float *buf = locus_alloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!buf) { locus_loader_fail(L, LOCUS_E_NOMEM, "%s: out of memory loading '%s'", L->weights_path, name); return NULL; }
+    if (!buf) {
+        locus_loader_fail(L, LOCUS_E_NOMEM, "%s: out of memory: %.1f MiB loading '%s'", L->weights_path, (double)n * 4 / (1 << 20), name);
+        return NULL;
+    }
     locus_status st = LOCUS_OK;
     if (L->random) {
         uint64_t s = L->seed;
@@ -270,4 +290,113 @@ int locus_cfg_strs(locus_loader *L, const char *key, const char **out, int max) 
         out[i] = v->kids[i]->str;
     }
     return (int)v->len;
+}
+
+/* ---- schema helpers ---- */
+
+static void range_err(locus_loader *L, const char *key, const char *got, const char *lo, const char *hi) {
+    locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: '%s' is %s; expected %s..%s", L->dir, key, got, lo, hi);
+}
+
+int64_t locus_cfg_int_in(locus_loader *L, const char *key, int64_t def, int64_t lo, int64_t hi) {
+    const locus_json *v = locus_json_get(L->config.root, key);
+    if (!v || v->type == JSON_NULL) return def;
+    if (v->type != JSON_NUMBER || !v->is_int) {
+        if (v->type == JSON_NUMBER && !v->is_int && v->num == floor(v->num) && fabs(v->num) < 9e15) {
+            /* 4.0 is an integer to Python's config readers too */
+        } else {
+            type_err(L, key, "an integer");
+            return def;
+        }
+    }
+    int64_t x = v->is_int ? v->i : (int64_t)v->num;
+    if (x < lo || x > hi) {
+        char a[32], b[32], c[32];
+        snprintf(a, sizeof a, "%lld", (long long)x); snprintf(b, sizeof b, "%lld", (long long)lo); snprintf(c, sizeof c, "%lld", (long long)hi);
+        range_err(L, key, a, b, c);
+        return def;
+    }
+    return x;
+}
+
+double locus_cfg_num_in(locus_loader *L, const char *key, double def, double lo, double hi) {
+    const locus_json *v = locus_json_get(L->config.root, key);
+    if (!v || v->type == JSON_NULL) return def;
+    if (v->type != JSON_NUMBER) { type_err(L, key, "a number"); return def; }
+    if (!isfinite(v->num) || !(v->num >= lo && v->num <= hi)) {
+        char a[32], b[32], c[32];
+        snprintf(a, sizeof a, "%g", v->num); snprintf(b, sizeof b, "%g", lo); snprintf(c, sizeof c, "%g", hi);
+        range_err(L, key, a, b, c);
+        return def;
+    }
+    return v->num;
+}
+
+int locus_cfg_ints_in(locus_loader *L, const char *key, int64_t *out, int n, int64_t lo, int64_t hi) {
+    for (int i = 0; i < n; i++) out[i] = lo;
+    const locus_json *v = locus_json_get(L->config.root, key);
+    if (!v || v->type == JSON_NULL) return 0;
+    if (v->type == JSON_ARRAY && (int)v->len != n) {
+        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: '%s' has %zu entries; expected %d (one per block)", L->dir, key, v->len, n);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        const locus_json *x = v->type == JSON_ARRAY ? v->kids[i] : v;
+        if (x->type != JSON_NUMBER || !x->is_int) { type_err(L, key, "an integer or a list of integers"); return 0; }
+        if (x->i < lo || x->i > hi) {
+            char a[32], b[32], c[32];
+            snprintf(a, sizeof a, "%lld", (long long)x->i); snprintf(b, sizeof b, "%lld", (long long)lo); snprintf(c, sizeof c, "%lld", (long long)hi);
+            range_err(L, key, a, b, c);
+            for (int k = 0; k < n; k++) out[k] = lo;
+            return 0;
+        }
+        out[i] = x->i;
+    }
+    return n;
+}
+
+int locus_cfg_require(locus_loader *L, int ok, const char *fmt, ...) {
+    if (ok || L->status) return ok;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: %s", L->dir, msg);
+    return ok;
+}
+
+/* ---- weights the config does not use ---- */
+
+void locus_loader_allow_unused(locus_loader *L, const char *prefix) {
+    if (L->nallow < (int)(sizeof L->allow_unused / sizeof *L->allow_unused)) L->allow_unused[L->nallow++] = prefix;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+locus_status locus_loader_check_unused(locus_loader *L) {
+    if (L->status || L->random) return L->status;
+    const char *env = getenv("LOCUS_ALLOW_EXTRA_WEIGHTS");
+    if (env && !strcmp(env, "1")) return LOCUS_OK;
+    const char **have = malloc((L->nrec ? L->nrec : 1) * sizeof *have);
+    if (!have) return locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < L->nrec; i++) have[i] = L->params[i].name;
+    qsort(have, L->nrec, sizeof *have, cmp_str);
+    size_t unused = 0;
+    char list[400] = "";
+    for (size_t f = 0; f < L->st.nfiles; f++)
+        for (size_t i = 0; i < L->st.files[f].count; i++) {
+            const char *nm = L->st.files[f].tensors[i].name;
+            size_t nl = strlen(nm);
+            if (nl >= 13 && !strcmp(nm + nl - 13, ".position_ids")) continue; /* a buffer (transformers), not a parameter */
+            int allowed = 0;
+            for (int k = 0; k < L->nallow && !allowed; k++) allowed = !strncmp(nm, L->allow_unused[k], strlen(L->allow_unused[k]));
+            if (allowed || bsearch(&nm, have, L->nrec, sizeof *have, cmp_str)) continue;
+            if (unused++ < 3) snprintf(list + strlen(list), sizeof list - strlen(list), "%s'%s'", unused > 1 ? ", " : "", nm);
+        }
+    free(have);
+    if (unused)
+        locus_loader_fail(L, LOCUS_E_FORMAT, "%s: %zu weight%s the config does not use (%s%s): config and weights disagree "
+                          "(LOCUS_ALLOW_EXTRA_WEIGHTS=1 accepts them)", L->weights_path, unused, unused > 1 ? "s" : "", list, unused > 3 ? ", ..." : "");
+    return L->status;
 }

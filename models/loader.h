@@ -52,6 +52,8 @@ typedef struct {
     size_t nrec, caprec;
     locus_module_rec *mods;  /* modules registered by name (Linear layers) */
     size_t nmods, capmods;
+    const char *allow_unused[4]; /* name prefixes the model knowingly does not load (e.g. the VAE encoder) */
+    int nallow;
 } locus_loader;
 
 /* Process-wide default for locus_loader.plain_weights of loaders opened from now on (0 at start: Linear
@@ -104,5 +106,22 @@ const char *locus_cfg_str(locus_loader *L, const char *key, const char *def);
 int locus_cfg_ints(locus_loader *L, const char *key, int64_t *out, int max, int broadcast_n);
 /* String list; pointers stay valid while the loader is open. */
 int locus_cfg_strs(locus_loader *L, const char *key, const char **out, int max);
+
+/* Range-checked config values (the schema of a model family is a list of these calls): an integer (or
+ * number, finite) in [lo, hi], else the error "config.json: 'key' is V; expected lo..hi" is recorded and `def`
+ * returned.  Lists: exactly n entries (or one integer broadcast to n), each in [lo, hi]; returns the count
+ * read (0 if absent, n otherwise; on error the entries are set to lo so later arithmetic stays defined). */
+int64_t locus_cfg_int_in(locus_loader *L, const char *key, int64_t def, int64_t lo, int64_t hi);
+double locus_cfg_num_in(locus_loader *L, const char *key, double def, double lo, double hi);
+int locus_cfg_ints_in(locus_loader *L, const char *key, int64_t *out, int n, int64_t lo, int64_t hi);
+/* Records "DIR/config.json: <message>" (format error) when `ok` is false; returns ok. */
+int locus_cfg_require(locus_loader *L, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Weights the config never asked for: after a model is built, every tensor of the weight files that is not in
+ * the registry (and not a known non-parameter buffer such as *.position_ids, nor under a prefix given to
+ * locus_loader_allow_unused) is an error naming them, unless LOCUS_ALLOW_EXTRA_WEIGHTS=1.  A mismatch between
+ * config and weights is then never silent.  Returns the loader's status. */
+void locus_loader_allow_unused(locus_loader *L, const char *prefix);
+locus_status locus_loader_check_unused(locus_loader *L);
 
 #endif

@@ -12,7 +12,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
+static float *talloc(size_t n) { return locus_alloc_act((n ? n : 1) * sizeof(float), "MM-DiT activations"); }
 static locus_status mmdit_build(locus_mmdit *m);
 
 locus_status locus_mmdit_load(locus_mmdit *m, const char *dir) {
@@ -33,22 +33,27 @@ static locus_status mmdit_build(locus_mmdit *m) {
     const char *cls = locus_cfg_str(L, "_class_name", "SD3Transformer2DModel");
     if (strcmp(cls, "SD3Transformer2DModel"))
         locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: _class_name '%s' is not an SD3Transformer2DModel", dir, cls);
-    m->in_channels = (int)locus_cfg_int(L, "in_channels", 16);
-    m->out_channels = (int)locus_cfg_int(L, "out_channels", 16);
-    m->patch = (int)locus_cfg_int(L, "patch_size", 2);
-    m->heads = (int)locus_cfg_int(L, "num_attention_heads", 18);
-    m->head_dim = (int)locus_cfg_int(L, "attention_head_dim", 64);
-    m->nlayers = (int)locus_cfg_int(L, "num_layers", 18);
-    m->joint_dim = (int)locus_cfg_int(L, "joint_attention_dim", 4096);
-    int cap = (int)locus_cfg_int(L, "caption_projection_dim", 1152);
-    m->pooled_dim = (int)locus_cfg_int(L, "pooled_projection_dim", 2048);
-    m->pos_max = (int)locus_cfg_int(L, "pos_embed_max_size", 96);
-    m->sample_size = (int)locus_cfg_int(L, "sample_size", 128);
+    /* the schema: bounded sizes (products cannot overflow), heads x head_dim = caption_projection_dim, the
+     * default image inside the position-embedding table */
+    m->in_channels = (int)locus_cfg_int_in(L, "in_channels", 16, 1, 4096);
+    m->out_channels = (int)locus_cfg_int_in(L, "out_channels", 16, 1, 4096);
+    m->patch = (int)locus_cfg_int_in(L, "patch_size", 2, 1, 16);
+    m->heads = (int)locus_cfg_int_in(L, "num_attention_heads", 18, 1, 1024);
+    m->head_dim = (int)locus_cfg_int_in(L, "attention_head_dim", 64, 1, 1024);
+    m->nlayers = (int)locus_cfg_int_in(L, "num_layers", 18, 1, 1000);
+    m->joint_dim = (int)locus_cfg_int_in(L, "joint_attention_dim", 4096, 1, 65536);
+    int cap = (int)locus_cfg_int_in(L, "caption_projection_dim", 1152, 1, 65536);
+    m->pooled_dim = (int)locus_cfg_int_in(L, "pooled_projection_dim", 2048, 1, 65536);
+    m->pos_max = (int)locus_cfg_int_in(L, "pos_embed_max_size", 96, 1, 4096);
+    m->sample_size = (int)locus_cfg_int_in(L, "sample_size", 128, 1, 65536);
+    locus_cfg_require(L, m->sample_size % m->patch == 0 && m->sample_size / m->patch <= m->pos_max,
+                      "sample_size %d is not a multiple of patch_size %d within pos_embed_max_size %d patches", m->sample_size, m->patch, m->pos_max);
     const char *qk = locus_cfg_str(L, "qk_norm", NULL);
     m->qk_norm = qk != NULL;
     if (qk && strcmp(qk, "rms_norm")) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: qk_norm '%s' is not supported (rms_norm)", dir, qk);
     int64_t dual[256];
     int ndual = locus_cfg_ints(L, "dual_attention_layers", dual, 256, 0);
+    for (int j = 0; j < ndual; j++) locus_cfg_require(L, dual[j] >= 0 && dual[j] < m->nlayers, "dual_attention_layers entry %lld is not a layer", (long long)dual[j]);
     m->D = m->heads * m->head_dim;
     if (!L->status && cap != m->D) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: caption_projection_dim %d != heads*head_dim %d", dir, cap, m->D);
     if (!L->status && (m->nlayers <= 0 || m->nlayers > 1000 || m->D <= 0))
@@ -67,6 +72,7 @@ static locus_status mmdit_build(locus_mmdit *m) {
     nn_linear_load(L, &m->p2, D, D, 1, "time_text_embed.text_embedder.linear_2");
     nn_linear_load(L, &m->ctx_emb, m->joint_dim, D, 1, "context_embedder");
     m->blocks = calloc((size_t)m->nlayers, sizeof *m->blocks);
+    if (!m->blocks) locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the transformer");
     char n[256];
     for (int i = 0; i < m->nlayers && !L->status; i++) {
         mmdit_block *b = &m->blocks[i];
@@ -98,6 +104,7 @@ static locus_status mmdit_build(locus_mmdit *m) {
     }
     nn_linear_load(L, &m->norm_out, D, 2 * D, 1, "norm_out.linear");
     nn_linear_load(L, &m->proj_out, D, p * p * m->out_channels, 1, "proj_out");
+    locus_loader_check_unused(L);
     locus_status st = locus_loader_status(L);
     if (st) locus_mmdit_free(m); /* cleanup keeps the thread's error message */
     return st;
@@ -405,6 +412,7 @@ locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
     d->out_channels = m->out_channels;
     d->sample_size = m->sample_size;
     d->size_multiple = m->patch;
+    d->max_latent = m->pos_max * m->patch; /* the position-embedding crop must fit in the table */
     d->patch = m->patch;
     d->ctx_dim = m->joint_dim;
     d->pooled_dim = m->pooled_dim;

@@ -65,7 +65,7 @@ int locus_hook_probs(const locus_hooks *h, const locus_attn_probs *site) {
     return changed;
 }
 
-#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
+static float *talloc(size_t n) { return locus_alloc_act(n * sizeof(float), "activations"); }
 
 void nn_linear_load(locus_loader *L, nn_linear *l, int in, int out, int bias, const char *name) {
     l->in = in;
@@ -122,7 +122,7 @@ void nn_linear_fwd(const nn_linear *l, const float *x, int M, float *y) {
         d.bias = l->b; d.bias_kind = l->b ? LOCUS_UKR_BIAS_COL : 0;
         locus_gemm(&d);
     } else if (l->wp) {
-        float *w = locus_alloc((size_t)l->out * l->in * sizeof(float));
+        float *w = locus_alloc_act((size_t)l->out * l->in * sizeof(float), "an unpacked weight");
         locus_gemm_unpack_b_t(l->wp, l->out, l->in, l->wp_nr, w);
         locus_linear(x, M, l->in, w, l->b, l->out, y);
         locus_free(w);

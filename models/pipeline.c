@@ -2,6 +2,8 @@
 #include "pipeline.h"
 
 #include <math.h>
+
+#include "../core/fileio.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,7 @@ static int is_file(const char *p) {
 static unsigned long long hash_component(unsigned long long h, const locus_loader *L) {
     char p[PATH_MAX + 16];
     snprintf(p, sizeof p, "%s/config.json", L->dir);
-    FILE *f = fopen(p, "rb");
+    FILE *f = locus_fopen_regular(p, NULL);
     if (f) {
         char buf[4096];
         size_t n;
@@ -281,18 +283,29 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
         locus_json_doc doc;
         locus_status st = locus_json_parse_file(&doc, mi);
         if (st) return st;
+        if (doc.root->type != JSON_OBJECT) { locus_json_free(&doc); return locus_fail(LOCUS_E_FORMAT, "%s: not a JSON object", mi); }
+        /* components are [library, class] pairs (or null); anything else is a broken index */
+        for (size_t i = 0; i < doc.root->len; i++) {
+            const locus_json *e = doc.root->kids[i];
+            if (e->key[0] == '_' || e->type != JSON_ARRAY) continue; /* settings such as requires_safety_checker */
+            if (e->len != 2 || (e->kids[0]->type != JSON_STRING && e->kids[0]->type != JSON_NULL) ||
+                (e->kids[1]->type != JSON_STRING && e->kids[1]->type != JSON_NULL)) {
+                locus_status e2 = locus_fail(LOCUS_E_FORMAT, "%s: '%s' should be [library, class] or null", mi, e->key);
+                locus_json_free(&doc);
+                return e2;
+            }
+        }
         const char *cls = locus_json_str(doc.root, "_class_name", "", NULL);
         snprintf(p->class_name, sizeof p->class_name, "%s", cls);
+        cls = p->class_name; /* the message below is formatted after the document is freed */
+        p->force_zeros = locus_json_bool(doc.root, "force_zeros_for_empty_prompt", 1, NULL); /* SDXL's registered default */
+        locus_json_free(&doc);
         if (!strcmp(cls, "LDMTextToImagePipeline")) p->kind = LOCUS_PIPE_LDM;
         else if (!strcmp(cls, "StableDiffusion3Pipeline")) p->kind = LOCUS_PIPE_SD3;
         else if (!strcmp(cls, "StableDiffusionXLPipeline")) p->kind = LOCUS_PIPE_SDXL;
-        else if (strcmp(cls, "StableDiffusionPipeline")) {
-            locus_json_free(&doc);
+        else if (strcmp(cls, "StableDiffusionPipeline"))
             return locus_fail(LOCUS_E_UNSUPPORTED, "%s: pipeline class '%s' is not supported (StableDiffusionPipeline, StableDiffusionXLPipeline, "
                               "StableDiffusion3Pipeline, LDMTextToImagePipeline)", mi, cls);
-        }
-        p->force_zeros = locus_json_bool(doc.root, "force_zeros_for_empty_prompt", 1, NULL); /* SDXL's registered default */
-        locus_json_free(&doc);
     }
     char c[PATH_MAX + 32];
     locus_status st;

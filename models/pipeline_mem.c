@@ -329,9 +329,11 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
     double sb[5] = {B * n, B * n, n, B * S * ctxw, (double)B * P};
     if (p->den.pooled_extra) { m_alloc(&s, P); m_alloc(&s, P); } /* experiments/run.c: pooled completed with the size conditioning */
     for (int i = 0; i < (P ? 5 : 4); i++) m_alloc(&s, sb[i]);
+    m_alloc(&s, n); /* the latent entering each step (models/sampler.c: to re-run a step that went non-finite) */
     if (mmdit) m_mmdit(&s, p->den.model, B, h, w, S); /* each family's forward, replayed */
     else m_unet(&s, p->den.model, B, h, w, S);
     for (int i = 0; i < (P ? 5 : 4); i++) m_free(&s, sb[i]);
+    m_free(&s, n);
     peak[1] = s.peak;
     /* 3. decode (experiments/run.c locus_run_image, models/pipeline.c locus_pipeline_decode) */
     s.peak = s.live;

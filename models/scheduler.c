@@ -26,9 +26,12 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     locus_status st = locus_json_parse_file(&doc, p);
     if (st) return st;
     const locus_json *r = doc.root;
+    if (r->type != JSON_OBJECT) { locus_json_free(&doc); return locus_fail(LOCUS_E_FORMAT, "%s: not a JSON object", p); }
     int ok = 1;
     const char *cls = locus_json_str(r, "_class_name", "DDIMScheduler", &ok);
+    if (!ok || strlen(cls) >= sizeof s->class_name) { locus_json_free(&doc); return locus_fail(LOCUS_E_FORMAT, "%s: _class_name should be a scheduler class name", p); }
     snprintf(s->class_name, sizeof s->class_name, "%s", cls);
+    cls = s->class_name; /* the document is freed before some messages below are formatted */
     if (!strcmp(cls, "DDIMScheduler")) s->kind = LOCUS_SCHED_DDIM;
     else if (!strcmp(cls, "EulerDiscreteScheduler")) s->kind = LOCUS_SCHED_EULER;
     else if (!strcmp(cls, "PNDMScheduler")) s->kind = LOCUS_SCHED_PNDM;
@@ -49,8 +52,9 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     }
     s->num_train = (int)locus_json_int(r, "num_train_timesteps", 1000, &ok);
     float b0 = (float)locus_json_num(r, "beta_start", 0.0001, &ok), b1 = (float)locus_json_num(r, "beta_end", 0.02, &ok);
-    const char *bs = locus_json_str(r, "beta_schedule", "linear", &ok);
-    const char *pt = locus_json_str(r, "prediction_type", "epsilon", &ok);
+    char bs[64], pt[64];
+    snprintf(bs, sizeof bs, "%s", locus_json_str(r, "beta_schedule", "linear", &ok)); /* copies: messages outlive doc */
+    snprintf(pt, sizeof pt, "%s", locus_json_str(r, "prediction_type", "epsilon", &ok));
     snprintf(s->spacing, sizeof s->spacing, "%s", locus_json_str(r, "timestep_spacing", "leading", &ok));
     s->steps_offset = (int)locus_json_int(r, "steps_offset", 0, &ok);
     s->clip_sample = s->kind == LOCUS_SCHED_DDIM ? locus_json_bool(r, "clip_sample", 1, &ok) : 0;
@@ -58,9 +62,29 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     int set_one = locus_json_bool(r, "set_alpha_to_one", 1, &ok);
     int thresholding = locus_json_bool(r, "thresholding", 0, &ok), zsnr = locus_json_bool(r, "rescale_betas_zero_snr", 0, &ok);
     const locus_json *tb = locus_json_get(r, "trained_betas");
-    if (!ok || s->num_train < 1 || s->num_train > 100000) {
+    const char *badkey = NULL; /* a string literal: safe after the document is freed */
+    static const char *const numkeys[] = {"num_train_timesteps", "beta_start", "beta_end", "steps_offset", "clip_sample_range", "shift",
+                                          "base_shift", "max_shift", "base_image_seq_len", "max_image_seq_len"};
+    for (size_t k = 0; k < sizeof numkeys / sizeof *numkeys && !badkey; k++) {
+        const locus_json *v = locus_json_get(r, numkeys[k]);
+        if (v && v->type != JSON_NULL && v->type != JSON_NUMBER) badkey = numkeys[k];
+    }
+    if (!ok || badkey) {
         locus_json_free(&doc);
-        return locus_fail(LOCUS_E_FORMAT, "%s: bad value type or num_train_timesteps", p);
+        return locus_fail(LOCUS_E_FORMAT, "%s: %s has the wrong type", p, badkey ? badkey : "a value");
+    }
+    if (s->num_train < 1 || s->num_train > 100000) {
+        locus_json_free(&doc);
+        return locus_fail(LOCUS_E_FORMAT, "%s: num_train_timesteps %d is outside 1..100000", p, s->num_train);
+    }
+    long long off = (long long)locus_json_int(r, "steps_offset", 0, NULL);
+    if (off < 0 || off >= s->num_train) {
+        locus_json_free(&doc);
+        return locus_fail(LOCUS_E_FORMAT, "%s: steps_offset %lld is outside 0..%d (num_train_timesteps - 1)", p, off, s->num_train - 1);
+    }
+    if (!(b0 > 0 && b0 < 1 && b1 > 0 && b1 < 1) || !isfinite(s->clip_range) || s->clip_range <= 0) {
+        locus_json_free(&doc);
+        return locus_fail(LOCUS_E_FORMAT, "%s: beta_start/beta_end must lie in (0, 1) and clip_sample_range be positive", p);
     }
     if (thresholding || zsnr || (tb && tb->type != JSON_NULL)) {
         locus_json_free(&doc);
@@ -84,7 +108,9 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
         const locus_json *term = locus_json_get(r, "shift_terminal");
         if (term && term->type != JSON_NULL) which = "shift_terminal";
         locus_json_free(&doc);
-        if (!ok || s->num_train < 1 || s->max_seq == s->base_seq) return locus_fail(LOCUS_E_FORMAT, "%s: bad value types", p);
+        if (!ok || s->max_seq == s->base_seq || !isfinite(s->shift) || s->shift <= 0 || !isfinite(s->base_shift) || !isfinite(s->max_shift) ||
+            !isfinite(s->base_seq) || !isfinite(s->max_seq))
+            return locus_fail(LOCUS_E_FORMAT, "%s: shift must be positive and base/max_shift, base/max_image_seq_len finite (and distinct)", p);
         if (bad_tst) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: time_shift_type must be exponential or linear", p);
         if (which) return locus_fail(LOCUS_E_UNSUPPORTED, "%s: %s is not supported", p, which);
         s->init_noise_sigma = 1.0f;
@@ -95,6 +121,12 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     else { locus_json_free(&doc); return locus_fail(LOCUS_E_UNSUPPORTED, "%s: prediction_type '%s' is not supported", p, pt); }
     float *betas = malloc(sizeof(float) * s->num_train);
     s->alphas_cumprod = malloc(sizeof(float) * s->num_train);
+    if (!betas || !s->alphas_cumprod) {
+        free(betas);
+        locus_json_free(&doc);
+        locus_scheduler_free(s);
+        return locus_fail(LOCUS_E_NOMEM, "%s: out of memory", p);
+    }
     if (!strcmp(bs, "linear")) linspace_f32(b0, b1, s->num_train, betas);
     else if (!strcmp(bs, "scaled_linear")) {
         linspace_f32(sqrtf(b0), sqrtf(b1), s->num_train, betas);
@@ -189,6 +221,13 @@ locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
     s->nsteps = n;
     s->nevals = n;
     s->nets = s->counter = 0;
+    /* DDIM and PNDM index alphas_cumprod with every timestep: refuse a schedule reaching past it (e.g. leading
+     * spacing with steps_offset 1 at --steps 1000 gives timestep 1000 of 0..999; diffusers raises an
+     * IndexError there).  Euler interpolates sigmas and clamps, as np.interp does. */
+    for (int i = 0; i < n && s->kind != LOCUS_SCHED_EULER; i++)
+        if (!(t[i] >= 0 && t[i] <= s->num_train - 1))
+            return locus_fail(LOCUS_E_ARG, "--steps %d: timestep %.0f is outside the scheduler's 0..%d (num_train_timesteps %d, steps_offset %d, %s spacing)",
+                              n, t[i], s->num_train - 1, s->num_train, s->steps_offset, s->spacing);
     if (s->kind == LOCUS_SCHED_DDIM) {
         for (int i = 0; i < n; i++) s->timesteps[i] = (int64_t)nearbyint(t[n - 1 - i]);
     } else if (s->kind == LOCUS_SCHED_PNDM) {

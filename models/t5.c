@@ -10,6 +10,9 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
+/* activation buffers of the forward pass (no error path: out of memory ends the process with one line) */
+#define TA(n) locus_alloc_act((n), "T5 activations")
+
 locus_status locus_t5_load(locus_t5 *t, const char *dir) {
     memset(t, 0, sizeof *t);
     locus_status st = locus_loader_open(&t->L, dir);
@@ -19,21 +22,26 @@ locus_status locus_t5_load(locus_t5 *t, const char *dir) {
     if (strcmp(mt, "t5")) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: model_type '%s' is not t5", dir, mt);
     const char *ff = locus_cfg_str(L, "feed_forward_proj", "gated-gelu");
     if (strcmp(ff, "gated-gelu")) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: feed_forward_proj '%s' is not supported (gated-gelu)", dir, ff);
-    t->vocab = (int)locus_cfg_int(L, "vocab_size", 32128);
-    t->D = (int)locus_cfg_int(L, "d_model", 4096);
-    t->dkv = (int)locus_cfg_int(L, "d_kv", 64);
-    t->heads = (int)locus_cfg_int(L, "num_heads", 64);
-    t->dff = (int)locus_cfg_int(L, "d_ff", 10240);
-    t->nlayers = (int)locus_cfg_int(L, "num_layers", 24);
-    t->buckets = (int)locus_cfg_int(L, "relative_attention_num_buckets", 32);
-    t->max_distance = (int)locus_cfg_int(L, "relative_attention_max_distance", 128);
-    t->eps = (float)locus_cfg_num(L, "layer_norm_epsilon", 1e-6);
-    if (!L->status && (t->nlayers <= 0 || t->heads <= 0 || t->D <= 0)) locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: bad sizes", dir);
+    t->vocab = (int)locus_cfg_int_in(L, "vocab_size", 32128, 1, 2097152);
+    t->D = (int)locus_cfg_int_in(L, "d_model", 4096, 1, 65536);
+    t->dkv = (int)locus_cfg_int_in(L, "d_kv", 64, 1, 4096);
+    t->heads = (int)locus_cfg_int_in(L, "num_heads", 64, 1, 1024);
+    t->dff = (int)locus_cfg_int_in(L, "d_ff", 10240, 1, 262144);
+    t->nlayers = (int)locus_cfg_int_in(L, "num_layers", 24, 1, 1000);
+    t->buckets = (int)locus_cfg_int_in(L, "relative_attention_num_buckets", 32, 1, 4096);
+    t->max_distance = (int)locus_cfg_int_in(L, "relative_attention_max_distance", 128, 1, 1048576);
+    t->eps = (float)locus_cfg_num_in(L, "layer_norm_epsilon", 1e-6, 1e-30, 1.0);
+    if (L->status) {
+        locus_status st0 = locus_loader_status(L);
+        locus_t5_free(t);
+        return st0;
+    }
     int inner = t->heads * t->dkv;
     t->shared = locus_param_opt(L, 2, t->vocab, t->D, 0, 0, "shared.weight");
     if (!t->shared && !L->status) t->shared = locus_param(L, 2, t->vocab, t->D, 0, 0, "encoder.embed_tokens.weight");
     t->rel_bias = locus_param(L, 2, t->buckets, t->heads, 0, 0, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
     t->blocks = calloc(t->nlayers > 0 ? (size_t)t->nlayers : 1, sizeof *t->blocks);
+    if (!t->blocks) locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building T5");
     char n[256];
     for (int i = 0; i < t->nlayers && !L->status; i++) {
         t5_block *b = &t->blocks[i];
@@ -47,6 +55,11 @@ locus_status locus_t5_load(locus_t5 *t, const char *dir) {
 #undef LIN
     }
     t->final_ln = locus_param(L, 1, t->D, 0, 0, 0, "encoder.final_layer_norm.weight");
+    /* a tied copy of shared.weight, and the decoder of a full T5 checkpoint, are knowingly not used */
+    locus_loader_allow_unused(L, "encoder.embed_tokens.");
+    locus_loader_allow_unused(L, "decoder.");
+    locus_loader_allow_unused(L, "lm_head.");
+    locus_loader_check_unused(L);
     st = locus_loader_status(L);
     if (st) locus_t5_free(t); /* cleanup keeps the thread's error message */
     return st;
@@ -76,12 +89,12 @@ locus_status locus_t5_forward(const locus_t5 *t, const int64_t *ids, int B, int 
         if (ids[i] < 0 || ids[i] >= t->vocab) return locus_fail(LOCUS_E_ARG, "T5: token id %lld outside the vocabulary (%d)", (long long)ids[i], t->vocab);
     int D = t->D, H = t->heads, inner = H * t->dkv;
     size_t N = (size_t)B * T * D;
-    float *h = locus_alloc(N * 4), *x = locus_alloc(N * 4), *q = locus_alloc((size_t)B * T * inner * 4), *k = locus_alloc((size_t)B * T * inner * 4),
-          *v = locus_alloc((size_t)B * T * inner * 4), *a = locus_alloc((size_t)B * T * inner * 4), *f0 = locus_alloc((size_t)B * T * t->dff * 4),
-          *f1 = locus_alloc((size_t)B * T * t->dff * 4);
+    float *h = TA(N * 4), *x = TA(N * 4), *q = TA((size_t)B * T * inner * 4), *k = TA((size_t)B * T * inner * 4),
+          *v = TA((size_t)B * T * inner * 4), *a = TA((size_t)B * T * inner * 4), *f0 = TA((size_t)B * T * t->dff * 4),
+          *f1 = TA((size_t)B * T * t->dff * 4);
     /* position bias [H,T,T] (or [B,H,T,T] with the padding mask folded in) */
     size_t bsz = (size_t)(mask ? B : 1) * H * T * T;
-    float *bias = locus_alloc(bsz * 4);
+    float *bias = TA(bsz * 4);
     for (int b = 0; b < (mask ? B : 1); b++)
         for (int hh = 0; hh < H; hh++)
             for (int i = 0; i < T; i++)

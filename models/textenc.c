@@ -10,6 +10,9 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
+/* activation buffers of the forward pass (no error path: out of memory ends the process with one line) */
+#define TA(n) locus_alloc_act((n), "text encoder activations")
+
 locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
     memset(t, 0, sizeof *t);
     locus_status st = locus_loader_open(&t->L, dir);
@@ -26,13 +29,13 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
     char pre[64], n[256];
     if (!strcmp(mt, "ldmbert")) {
         t->kind = LOCUS_TEXT_LDMBERT;
-        t->vocab = (int)locus_cfg_int(L, "vocab_size", 30522);
-        t->D = (int)locus_cfg_int(L, "d_model", 1280);
-        t->nlayers = (int)locus_cfg_int(L, "encoder_layers", 32);
-        t->heads = (int)locus_cfg_int(L, "encoder_attention_heads", 8);
-        t->dim_head = (int)locus_cfg_int(L, "head_dim", 64);
-        t->ffn = (int)locus_cfg_int(L, "encoder_ffn_dim", 5120);
-        t->maxpos = (int)locus_cfg_int(L, "max_position_embeddings", 77);
+        t->vocab = (int)locus_cfg_int_in(L, "vocab_size", 30522, 1, 2097152);
+        t->D = (int)locus_cfg_int_in(L, "d_model", 1280, 1, 65536);
+        t->nlayers = (int)locus_cfg_int_in(L, "encoder_layers", 32, 1, 1000);
+        t->heads = (int)locus_cfg_int_in(L, "encoder_attention_heads", 8, 1, 1024);
+        t->dim_head = (int)locus_cfg_int_in(L, "head_dim", 64, 1, 4096);
+        t->ffn = (int)locus_cfg_int_in(L, "encoder_ffn_dim", 5120, 1, 262144);
+        t->maxpos = (int)locus_cfg_int_in(L, "max_position_embeddings", 77, 1, 65536);
         t->eps = 1e-5f;
         const char *act = locus_cfg_str(L, "activation_function", "gelu");
         if (strcmp(act, "gelu")) locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: activation_function '%s' is not supported", dir, act);
@@ -42,14 +45,14 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
         t->pos = locus_param(L, 2, t->maxpos, t->D, 0, 0, "model.embed_positions.weight");
     } else if (!strcmp(mt, "clip_text_model") || !strcmp(mt, "clip")) {
         t->kind = LOCUS_TEXT_CLIP;
-        t->vocab = (int)locus_cfg_int(L, "vocab_size", 49408);
-        t->D = (int)locus_cfg_int(L, "hidden_size", 512);
-        t->nlayers = (int)locus_cfg_int(L, "num_hidden_layers", 12);
-        t->heads = (int)locus_cfg_int(L, "num_attention_heads", 8);
+        t->vocab = (int)locus_cfg_int_in(L, "vocab_size", 49408, 1, 2097152);
+        t->D = (int)locus_cfg_int_in(L, "hidden_size", 512, 1, 65536);
+        t->nlayers = (int)locus_cfg_int_in(L, "num_hidden_layers", 12, 1, 1000);
+        t->heads = (int)locus_cfg_int_in(L, "num_attention_heads", 8, 1, 1024);
         t->dim_head = t->heads > 0 ? t->D / t->heads : 0;
-        t->ffn = (int)locus_cfg_int(L, "intermediate_size", 2048);
-        t->maxpos = (int)locus_cfg_int(L, "max_position_embeddings", 77);
-        t->eps = (float)locus_cfg_num(L, "layer_norm_eps", 1e-5);
+        t->ffn = (int)locus_cfg_int_in(L, "intermediate_size", 2048, 1, 262144);
+        t->maxpos = (int)locus_cfg_int_in(L, "max_position_embeddings", 77, 1, 65536);
+        t->eps = (float)locus_cfg_num_in(L, "layer_norm_eps", 1e-5, 1e-30, 1.0);
         t->eos_id = locus_cfg_int(L, "eos_token_id", 2);
         const char *act = locus_cfg_str(L, "hidden_act", "quick_gelu");
         if (!strcmp(act, "quick_gelu")) t->act = LOCUS_ACT_QUICK_GELU;
@@ -64,9 +67,15 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
         locus_textenc_free(t);
         return st0;
     }
-    if (!L->status && (t->heads <= 0 || t->D <= 0 || t->nlayers <= 0))
-        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: bad sizes", dir);
+    if (t->kind == LOCUS_TEXT_CLIP)
+        locus_cfg_require(L, t->D % t->heads == 0, "num_attention_heads %d does not divide hidden_size %d", t->heads, t->D);
+    if (L->status) {
+        locus_status st0 = locus_loader_status(L);
+        locus_textenc_free(t);
+        return st0;
+    }
     t->layers = calloc(t->nlayers > 0 ? (size_t)t->nlayers : 1, sizeof *t->layers);
+    if (!t->layers) locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the text encoder");
     int inner = t->heads * t->dim_head, clip = t->kind == LOCUS_TEXT_CLIP;
     for (int i = 0; i < t->nlayers && !L->status; i++) {
         textenc_layer *y = &t->layers[i];
@@ -83,9 +92,18 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
     }
     nn_lnorm_load(L, &t->final_ln, t->D, t->eps, clip ? "text_model.final_layer_norm" : "model.layer_norm");
     if (clip && !L->status && locus_st_set_find(&L->st, "text_projection.weight")) {
-        t->proj_dim = (int)locus_cfg_int(L, "projection_dim", t->D);
+        t->proj_dim = (int)locus_cfg_int_in(L, "projection_dim", t->D, 1, 65536);
         nn_linear_load(L, &t->proj, t->D, t->proj_dim, 0, "text_projection");
     }
+    if (!clip) locus_loader_allow_unused(L, "to_logits."); /* LDMBert's language-model head: not part of the encoder */
+    /* a whole CLIP model folder (model_type "clip": the text tower of a CLIP pair): the vision tower's weights
+     * are the pair's, not this encoder's */
+    if (clip && locus_st_set_find(&L->st, "visual_projection.weight")) {
+        locus_loader_allow_unused(L, "vision_model.");
+        locus_loader_allow_unused(L, "visual_projection.");
+        locus_loader_allow_unused(L, "logit_scale");
+    }
+    locus_loader_check_unused(L);
     st = locus_loader_status(L);
     if (st) locus_textenc_free(t); /* cleanup keeps the thread's error message */
     return st;
@@ -104,9 +122,9 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
         if (ids[i] < 0 || ids[i] >= t->vocab) return locus_fail(LOCUS_E_ARG, "text encoder: token id %lld outside the vocabulary (%d)", (long long)ids[i], t->vocab);
     int D = t->D, inner = t->heads * t->dim_head, clip = t->kind == LOCUS_TEXT_CLIP;
     size_t N = (size_t)B * T * D;
-    float *h = locus_alloc(N * 4), *x = locus_alloc(N * 4), *a = locus_alloc((size_t)B * T * (inner > D ? inner : D) * 4);
-    float *q = locus_alloc((size_t)B * T * inner * 4), *k = locus_alloc((size_t)B * T * inner * 4), *v = locus_alloc((size_t)B * T * inner * 4);
-    float *f = locus_alloc((size_t)B * T * t->ffn * 4), *mask = NULL;
+    float *h = TA(N * 4), *x = TA(N * 4), *a = TA((size_t)B * T * (inner > D ? inner : D) * 4);
+    float *q = TA((size_t)B * T * inner * 4), *k = TA((size_t)B * T * inner * 4), *v = TA((size_t)B * T * inner * 4);
+    float *f = TA((size_t)B * T * t->ffn * 4), *mask = NULL;
     for (int b = 0; b < B; b++)
         for (int i = 0; i < T; i++) memcpy(x + ((size_t)b * T + i) * D, t->tok + ids[b * T + i] * D, (size_t)D * 4);
     if (!clip) locus_hook(hooks, "model.embed_tokens", x, 3, B, T, D, 0);
@@ -115,7 +133,7 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
             locus_binary(x + ((size_t)b * T + i) * D, t->pos + (size_t)i * D, h + ((size_t)b * T + i) * D, D, LOCUS_BIN_ADD, 0.0f);
     if (clip) locus_hook(hooks, "embeddings", h, 3, B, T, D, 0);
     if (clip) { /* causal mask: finfo(float32).min above the diagonal, as transformers builds it */
-        mask = locus_alloc((size_t)T * T * 4);
+        mask = TA((size_t)T * T * 4);
         for (int i = 0; i < T; i++)
             for (int j = 0; j < T; j++) mask[i * T + j] = j > i ? -FLT_MAX : 0.0f;
     }
@@ -152,7 +170,7 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
     locus_layer_norm(h, x, (size_t)B * T, D, t->final_ln.w, t->final_ln.b, t->final_ln.eps);
     if (last) memcpy(last, x, N * 4);
     if (clip && (pooled || text_embeds)) {
-        float *pl = locus_alloc((size_t)B * D * 4);
+        float *pl = TA((size_t)B * D * 4);
         for (int b = 0; b < B; b++) {
             int pos = 0;
             for (int i = 0; i < T; i++) {
@@ -175,7 +193,7 @@ locus_status locus_textenc_clip_skip(const locus_textenc *t, const int64_t *ids,
     if (k < 0 || k >= t->nlayers) return locus_fail(LOCUS_E_ARG, "--clip-skip %d: must be between 0 and %d", k, t->nlayers - 1);
     if (k == 0) return locus_textenc_forward(t, ids, B, T, out, -1, NULL, NULL, NULL, NULL);
     size_t N = (size_t)B * T * t->D;
-    float *hs = locus_alloc(N * sizeof(float));
+    float *hs = TA(N * sizeof(float));
     locus_status st = locus_textenc_forward(t, ids, B, T, NULL, t->nlayers - k, hs, NULL, NULL, NULL);
     if (!st) locus_layer_norm(hs, out, (size_t)B * T, t->D, t->final_ln.w, t->final_ln.b, t->final_ln.eps);
     locus_free(hs);

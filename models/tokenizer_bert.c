@@ -1,6 +1,10 @@
 /* tokenizer_bert.c — BERT WordPiece tokenizer (see tokenizer_bert.h). */
 #include "tokenizer_bert.h"
 
+#include "../core/fileio.h"
+#include <stdint.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +42,9 @@ locus_status locus_bert_tok_load(locus_bert_tok **out, const char *dir) {
     *out = NULL;
     char p[4200];
     snprintf(p, sizeof p, "%s/vocab.txt", dir);
-    FILE *f = fopen(p, "rb");
-    if (!f) return locus_fail(LOCUS_E_IO, "%s: cannot open: %s", p, strerror(errno));
+    locus_status ost;
+    FILE *f = locus_fopen_regular(p, &ost); /* regular files only: a FIFO or device never blocks */
+    if (!f) return ost;
     locus_bert_tok *t = calloc(1, sizeof *t);
     t->lower = 1;
     size_t cap = 1024;
@@ -83,9 +88,8 @@ locus_status locus_bert_tok_load(locus_bert_tok **out, const char *dir) {
     }
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
     locus_json_doc d;
-    FILE *cf = fopen(p, "rb");
-    if (cf) {
-        fclose(cf);
+    struct stat csb;
+    if (stat(p, &csb) == 0) {
         if (locus_json_parse_file(&d, p)) { locus_bert_tok_free(t); return locus_fail(LOCUS_E_FORMAT, "%s", locus_errmsg()); }
         int ok = 1;
         t->lower = locus_json_bool(d.root, "do_lower_case", 1, &ok);
@@ -212,7 +216,7 @@ static void encode_all(const locus_bert_tok *t, const char *text, ids_t *ids) {
             if (q == l) { hit = k; hl = l; break; }
         }
         if (hit < 0 && i < s.n) continue;
-        encode_span(t, s.cp + from, i - from, ids);
+        if (i > from) encode_span(t, s.cp + from, i - from, ids); /* (s.cp is NULL for an empty prompt) */
         if (hit >= 0) {
             int id = hit == 0 ? t->unk : hit == 1 ? t->sep : hit == 2 ? t->pad : hit == 3 ? t->cls : t->mask;
             if (id >= 0) ids_push(ids, id);

@@ -1,6 +1,10 @@
 /* tokenizer_clip.c — CLIP BPE tokenizer (see tokenizer_clip.h). */
 #include "tokenizer_clip.h"
 
+#include "../core/fileio.h"
+#include <stdint.h>
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,13 +75,18 @@ locus_status locus_clip_tok_load(locus_clip_tok **out, const char *dir) {
     smap_init(&t->vocab, doc.root->len);
     for (size_t i = 0; i < doc.root->len; i++) {
         const locus_json *v = doc.root->kids[i];
-        if (v->type != JSON_NUMBER || !v->is_int) { locus_json_free(&doc); locus_clip_tok_free(t); return locus_fail(LOCUS_E_FORMAT, "%s: id of '%s' is not an integer", p, v->key); }
+        if (v->type != JSON_NUMBER || !v->is_int || v->i < 0 || v->i > INT32_MAX) {
+            locus_fail(LOCUS_E_FORMAT, "%s: id of '%s' is not a non-negative integer", p, v->key); /* before the JSON is freed */
+            locus_json_free(&doc);
+            locus_clip_tok_free(t);
+            return LOCUS_E_FORMAT;
+        }
         smap_put(&t->vocab, v->key, strlen(v->key), v->i);
     }
     locus_json_free(&doc);
     snprintf(p, sizeof p, "%s/merges.txt", dir);
-    FILE *f = fopen(p, "r");
-    if (!f) { locus_clip_tok_free(t); return locus_fail(LOCUS_E_IO, "%s: cannot open", p); }
+    FILE *f = locus_fopen_regular(p, &st); /* regular files only: merges.txt -> /dev/zero never hangs */
+    if (!f) { locus_clip_tok_free(t); return st; }
     smap_init(&t->ranks, 65536);
     char line[1024];
     int64_t rank = 0;
@@ -98,13 +107,19 @@ locus_status locus_clip_tok_load(locus_clip_tok **out, const char *dir) {
     }
     t->pad = t->eos;
     snprintf(p, sizeof p, "%s/special_tokens_map.json", dir);
-    if (locus_json_parse_file(&doc, p) == LOCUS_OK) {
+    struct stat sb;
+    if (stat(p, &sb) == 0) {
+        if ((st = locus_json_parse_file(&doc, p)) != LOCUS_OK) { locus_clip_tok_free(t); return st; }
         const locus_json *pt = locus_json_get(doc.root, "pad_token");
         const char *ps = pt && pt->type == JSON_STRING ? pt->str : pt && pt->type == JSON_OBJECT ? locus_json_str(pt, "content", NULL, NULL) : NULL;
-        if (ps && !smap_get(&t->vocab, ps, strlen(ps), &t->pad)) {
+        int bad_type = pt && pt->type != JSON_NULL && !ps;
+        if (bad_type || (ps && !smap_get(&t->vocab, ps, strlen(ps), &t->pad))) {
+            /* the message is formatted before the JSON (which owns ps) is freed */
+            if (bad_type) locus_fail(LOCUS_E_FORMAT, "%s: pad_token should be a string or {\"content\": string}", p);
+            else locus_fail(LOCUS_E_FORMAT, "%s: pad_token '%s' is not in the vocabulary", p, ps);
             locus_json_free(&doc);
             locus_clip_tok_free(t);
-            return locus_fail(LOCUS_E_FORMAT, "%s: pad_token '%s' is not in the vocabulary", p, ps);
+            return LOCUS_E_FORMAT;
         }
         locus_json_free(&doc);
     }
@@ -384,7 +399,7 @@ static void ftfy_segment(locus_ustr *s, int unescape) {
         free(s->cp);
         *s = t;
         locus_uc_nfc(s);
-        int same = orig.n == s->n && !memcmp(orig.cp, s->cp, s->n * sizeof *s->cp);
+        int same = orig.n == s->n && (s->n == 0 || !memcmp(orig.cp, s->cp, s->n * sizeof *s->cp)); /* (NULL buffers when empty) */
         locus_ustr_free(&orig);
         if (same) return;
     }

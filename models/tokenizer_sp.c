@@ -1,6 +1,8 @@
 /* tokenizer_sp.c — SentencePiece unigram encoding from spiece.model (see tokenizer_sp.h). */
 #include "tokenizer_sp.h"
 
+#include "../core/fileio.h"
+
 #include "token_ids.h"
 #include "../core/utf8.h"
 
@@ -67,8 +69,9 @@ static void pb_skip(pb *b, int wt) {
 
 locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return locus_fail(LOCUS_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    locus_status ost;
+    FILE *f = locus_fopen_regular(path, &ost); /* regular files only */
+    if (!f) return ost;
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -96,7 +99,10 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
                 if (f2 == 1 && w2 == 2) {
                     uint64_t l = pb_varint(&m);
                     if (l > (uint64_t)(m.end - m.p)) { m.bad = 1; break; }
-                    pc.s = malloc(l + 1); memcpy(pc.s, m.p, l); pc.s[l] = 0; pc.n = l; m.p += l;
+                    free(pc.s); /* a repeated field: the last wins, as protobuf */
+                    pc.s = malloc(l + 1);
+                    if (!pc.s) { m.bad = 1; break; }
+                    memcpy(pc.s, m.p, l); pc.s[l] = 0; pc.n = l; m.p += l;
                 } else if (f2 == 2 && w2 == 5) {
                     if (m.end - m.p < 4) { m.bad = 1; break; }
                     memcpy(&pc.score, m.p, 4); m.p += 4;
@@ -104,7 +110,13 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
                 else pb_skip(&m, w2);
             }
             if (m.bad || !pc.s) { free(pc.s); b.bad = 1; break; }
-            if (t->npieces == cap) { cap = cap ? cap * 2 : 1024; t->pieces = realloc(t->pieces, (size_t)cap * sizeof *t->pieces); }
+            if (t->npieces == cap) {
+                int nc = cap ? cap * 2 : 1024;
+                sp_piece *np = realloc(t->pieces, (size_t)nc * sizeof *t->pieces);
+                if (!np) { free(pc.s); b.bad = 1; break; }
+                t->pieces = np;
+                cap = nc;
+            }
             t->pieces[t->npieces++] = pc;
         } else if (field == 2) { /* TrainerSpec */
             while (m.p < m.end && !m.bad) {
@@ -127,14 +139,19 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
                     if (l) {
                         uint32_t tb = (uint32_t)m.p[0] | (uint32_t)m.p[1] << 8 | (uint32_t)m.p[2] << 16 | (uint32_t)m.p[3] << 24;
                         if (tb % 4 || tb > l - 4 || tb == 0) { m.bad = 1; break; }
+                        free(t->trie); /* a repeated field: the last wins */
+                        free(t->norm);
+                        t->norm = NULL;
                         t->trie_units = tb / 4;
                         t->trie = malloc(tb);
+                        if (!t->trie) { t->trie_units = 0; m.bad = 1; break; }
                         for (size_t u = 0; u < t->trie_units; u++) {
                             const unsigned char *q = m.p + 4 + 4 * u;
                             t->trie[u] = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
                         }
                         t->norm_len = l - 4 - tb;
                         t->norm = malloc(t->norm_len + 1);
+                        if (!t->norm) { t->norm_len = 0; m.bad = 1; break; }
                         memcpy(t->norm, m.p + 4 + tb, t->norm_len);
                         t->norm[t->norm_len] = 0;
                     }
@@ -147,6 +164,7 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
                 else if (f2 == 4) t->remove_extra_ws = (int)v;
                 else if (f2 == 5) t->escape_ws = (int)v;
             }
+            if (m.bad) b.bad = 1; /* a malformed normalizer is a malformed model, not a silent default */
         }
     }
     free(buf);
@@ -159,9 +177,15 @@ locus_status locus_sp_tok_load(locus_sp_tok **out, const char *path) {
     }
     if (t->eos < 0) t->eos = 2;
     if (t->pad < 0) t->pad = 0;
+    if (t->unk < 0 || t->unk >= t->npieces || t->eos >= t->npieces || t->pad >= t->npieces) {
+        locus_status e = locus_fail(LOCUS_E_FORMAT, "%s: unk/eos/pad ids outside the %d pieces", path, t->npieces); /* before the free */
+        locus_sp_tok_free(t);
+        return e;
+    }
     t->cap = 16;
     while (t->cap < (size_t)t->npieces * 2 + 16) t->cap *= 2;
     t->table = malloc(t->cap * sizeof(int));
+    if (!t->table) { locus_sp_tok_free(t); return locus_fail(LOCUS_E_NOMEM, "%s: out of memory", path); }
     for (size_t i = 0; i < t->cap; i++) t->table[i] = -1;
     t->min_score = FLT_MAX;
     for (int i = 0; i < t->npieces; i++) {

@@ -12,7 +12,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
+static float *talloc(size_t n) { return locus_alloc_act(n * sizeof(float), "UNet activations"); }
 static locus_status locus_unet_load_build(locus_unet *u, const char *dir);
 
 static int refuse_if(locus_loader *L, int cond, const char *key, const char *what) {
@@ -28,18 +28,18 @@ static int refuse_if(locus_loader *L, int cond, const char *key, const char *wha
  * entry. */
 static int depth_entry(locus_loader *L, const locus_json *e, const char *key, int nl, int64_t *depth) {
     if (nl > UNET_MAX_LAYERS) { locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: more than %d layers per block", L->dir, UNET_MAX_LAYERS); return 0; }
-    if (e->type == JSON_NUMBER && e->is_int && e->i >= 1) {
+    if (e->type == JSON_NUMBER && e->is_int && e->i >= 1 && e->i <= 64) { /* bounded: no size product can overflow */
         for (int j = 0; j < nl; j++) depth[j] = e->i;
         return 1;
     }
     if (e->type == JSON_ARRAY && (int)e->len >= nl) {
         for (int j = 0; j < nl; j++) {
-            if (e->kids[j]->type != JSON_NUMBER || !e->kids[j]->is_int || e->kids[j]->i < 1) break;
+            if (e->kids[j]->type != JSON_NUMBER || !e->kids[j]->is_int || e->kids[j]->i < 1 || e->kids[j]->i > 64) break;
             depth[j] = e->kids[j]->i;
             if (j == nl - 1) return 1;
         }
     }
-    locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: %s: expected a positive integer or a list of %d per block", L->dir, key, nl);
+    locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: %s: expected an integer from 1 to 64 or a list of %d per block", L->dir, key, nl);
     return 0;
 }
 
@@ -95,12 +95,18 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     const char *cls = locus_cfg_str(L, "_class_name", "UNet2DConditionModel");
     if (strcmp(cls, "UNet2DConditionModel") != 0)
         locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: _class_name '%s' is not a UNet2DConditionModel", dir, cls);
-    u->in_channels = (int)locus_cfg_int(L, "in_channels", 4);
-    u->out_channels = (int)locus_cfg_int(L, "out_channels", 4);
-    u->sample_size = (int)locus_cfg_int(L, "sample_size", 64);
+    /* the schema: every size bounded (so no product below can overflow), list lengths = number of blocks,
+     * channels divisible by heads and groups; checked here, once, before anything is allocated */
+    u->in_channels = (int)locus_cfg_int_in(L, "in_channels", 4, 1, 4096);
+    u->out_channels = (int)locus_cfg_int_in(L, "out_channels", 4, 1, 4096);
+    u->sample_size = (int)locus_cfg_int_in(L, "sample_size", 64, 1, 4096);
     int64_t bo[UNET_MAX_BLOCKS];
-    u->nblocks = locus_cfg_ints(L, "block_out_channels", bo, UNET_MAX_BLOCKS, 0);
-    if (u->nblocks <= 0) locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: block_out_channels missing or empty", dir);
+    const locus_json *boj = locus_json_get(L->config.root, "block_out_channels");
+    u->nblocks = boj && boj->type == JSON_ARRAY ? (int)boj->len : 0;
+    if (!locus_cfg_require(L, u->nblocks >= 1 && u->nblocks <= UNET_MAX_BLOCKS, "'block_out_channels' should be a list of 1 to %d channel counts", UNET_MAX_BLOCKS))
+        u->nblocks = 0;
+    else
+        locus_cfg_ints_in(L, "block_out_channels", bo, u->nblocks, 1, 16384);
     for (int i = 0; i < u->nblocks; i++) u->block_out[i] = (int)bo[i];
     const char *downt[UNET_MAX_BLOCKS], *upt[UNET_MAX_BLOCKS];
     int nd = locus_cfg_strs(L, "down_block_types", downt, UNET_MAX_BLOCKS), nu = locus_cfg_strs(L, "up_block_types", upt, UNET_MAX_BLOCKS);
@@ -108,23 +114,32 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
         locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: down_block_types/up_block_types must have %d entries", dir, u->nblocks);
     int64_t lpb[UNET_MAX_BLOCKS], heads[UNET_MAX_BLOCKS], onlyc[UNET_MAX_BLOCKS] = {0};
     int64_t tl_down[UNET_MAX_BLOCKS][UNET_MAX_LAYERS], tl_up[UNET_MAX_BLOCKS][UNET_MAX_LAYERS], tl_mid = 1;
-    if (locus_cfg_ints(L, "layers_per_block", lpb, UNET_MAX_BLOCKS, u->nblocks) != u->nblocks && !L->status)
-        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: layers_per_block", dir);
+    if (u->nblocks && !locus_cfg_ints_in(L, "layers_per_block", lpb, u->nblocks, 1, UNET_MAX_LAYERS - 1))
+        locus_cfg_require(L, 0, "'layers_per_block' is missing");
     /* legacy naming: attention_head_dim is the number of heads unless num_attention_heads is given */
-    if (!locus_cfg_ints(L, "num_attention_heads", heads, UNET_MAX_BLOCKS, u->nblocks) &&
-        locus_cfg_ints(L, "attention_head_dim", heads, UNET_MAX_BLOCKS, u->nblocks) != u->nblocks && !L->status)
-        locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: attention_head_dim", dir);
+    const char *hkey = locus_json_get(L->config.root, "num_attention_heads") && locus_json_get(L->config.root, "num_attention_heads")->type != JSON_NULL
+                           ? "num_attention_heads" : "attention_head_dim";
+    if (u->nblocks && !locus_cfg_ints_in(L, hkey, heads, u->nblocks, 1, 16384)) locus_cfg_require(L, 0, "'%s' is missing", hkey);
+    for (int i = 0; i < u->nblocks && !L->status; i++)
+        locus_cfg_require(L, u->block_out[i] % heads[i] == 0, "'%s' %lld does not divide block_out_channels[%d] = %d", hkey, (long long)heads[i], i, u->block_out[i]);
     if (!L->status) unet_depths(L, u->nblocks, lpb, tl_down, &tl_mid, tl_up);
     const locus_json *oc = locus_json_get(L->config.root, "only_cross_attention");
     if (oc && oc->type == JSON_BOOL) for (int i = 0; i < u->nblocks; i++) onlyc[i] = (int)oc->num;
-    else if (oc && oc->type == JSON_ARRAY) for (int i = 0; i < u->nblocks && i < (int)oc->len; i++) onlyc[i] = oc->kids[i]->type == JSON_BOOL && oc->kids[i]->num;
-    u->ctx_dim = (int)locus_cfg_int(L, "cross_attention_dim", 1280);
-    u->groups = (int)locus_cfg_int(L, "norm_num_groups", 32);
-    u->eps = (float)locus_cfg_num(L, "norm_eps", 1e-5);
+    else if (oc && oc->type == JSON_ARRAY && (int)oc->len == u->nblocks)
+        for (int i = 0; i < u->nblocks; i++) {
+            locus_cfg_require(L, oc->kids[i]->type == JSON_BOOL, "'only_cross_attention' should be true/false or a list of them");
+            onlyc[i] = oc->kids[i]->type == JSON_BOOL && oc->kids[i]->num;
+        }
+    else locus_cfg_require(L, !oc || oc->type == JSON_NULL, "'only_cross_attention' should be true/false or a list of %d of them", u->nblocks);
+    u->ctx_dim = (int)locus_cfg_int_in(L, "cross_attention_dim", 1280, 1, 16384);
+    u->groups = (int)locus_cfg_int_in(L, "norm_num_groups", 32, 1, 16384);
+    for (int i = 0; i < u->nblocks && !L->status; i++)
+        locus_cfg_require(L, u->block_out[i] % u->groups == 0, "'norm_num_groups' %d does not divide block_out_channels[%d] = %d", u->groups, i, u->block_out[i]);
+    u->eps = (float)locus_cfg_num_in(L, "norm_eps", 1e-5, 1e-30, 1.0);
     u->flip_sin_to_cos = locus_cfg_bool(L, "flip_sin_to_cos", 1);
-    u->freq_shift = (float)locus_cfg_num(L, "freq_shift", 0);
+    u->freq_shift = (float)locus_cfg_num_in(L, "freq_shift", 0, -1e6, 1e6);
     int linear_proj = locus_cfg_bool(L, "use_linear_projection", 0);
-    int down_pad = (int)locus_cfg_int(L, "downsample_padding", 1);
+    int down_pad = (int)locus_cfg_int_in(L, "downsample_padding", 1, 0, 1);
     refuse_if(L, strcmp(locus_cfg_str(L, "act_fn", "silu"), "silu") != 0, "act_fn", "other than silu");
     refuse_if(L, strcmp(locus_cfg_str(L, "time_embedding_type", "positional"), "positional") != 0, "time_embedding_type", "other than positional");
     refuse_if(L, strcmp(locus_cfg_str(L, "resnet_time_scale_shift", "default"), "default") != 0, "resnet_time_scale_shift", "other than default");
@@ -178,6 +193,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
         b->cin = in_ch; b->cout = out_ch;
         b->res = calloc((size_t)b->nlayers, sizeof *b->res);
         if (b->cross) b->attn = calloc((size_t)b->nlayers, sizeof *b->attn);
+        if (!b->res || (b->cross && !b->attn)) { locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the UNet"); break; }
         for (int j = 0; j < b->nlayers; j++) {
             snprintf(n, sizeof n, "down_blocks.%d.resnets.%d", i, j);
             nn_resnet_load(L, &b->res[j], j == 0 ? in_ch : out_ch, out_ch, u->temb_dim, u->groups, u->eps, n);
@@ -201,6 +217,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     u->mid.cross = 1; u->mid.nlayers = 1; u->mid.cin = u->mid.cout = Cl;
     u->mid.res = calloc(2, sizeof *u->mid.res);
     u->mid.attn = calloc(1, sizeof *u->mid.attn);
+    if (!u->mid.res || !u->mid.attn) locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the UNet");
     int mid_heads = (int)heads[u->nblocks - 1];
     if (!L->status) {
         nn_resnet_load(L, &u->mid.res[0], Cl, Cl, u->temb_dim, u->groups, u->eps, "mid_block.resnets.0");
@@ -220,6 +237,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
         b->cin = prev_out; b->cout = oc_;
         b->res = calloc((size_t)b->nlayers, sizeof *b->res);
         if (b->cross) b->attn = calloc((size_t)b->nlayers, sizeof *b->attn);
+        if (!b->res || (b->cross && !b->attn)) { locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the UNet"); break; }
         for (int j = 0; j < b->nlayers; j++) {
             int skip = j == b->nlayers - 1 ? ic_ : oc_;
             int rin = j == 0 ? prev_out : oc_;
@@ -240,6 +258,7 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
     }
     nn_gnorm_load(L, &u->norm_out, C0, u->groups, u->eps, "conv_norm_out");
     nn_conv_load(L, &u->conv_out, C0, u->out_channels, 3, 1, 1, "conv_out");
+    locus_loader_check_unused(L);
     st = locus_loader_status(L);
     if (st) { locus_unet_free(u); return st; } /* cleanup keeps the thread's error message */
     /* number the text-reading layers (attn2) in forward order: the index of their text K/V override point */

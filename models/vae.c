@@ -9,7 +9,7 @@
 #include "../core/arena.h"
 #include "../simd/ops.h"
 
-#define talloc locus_alloc_floats /* shared helper (core/arena.h) */
+static float *talloc(size_t n) { return locus_alloc_act(n * sizeof(float), "VAE activations"); }
 static locus_status locus_vae_load_build(locus_vae *v, const char *dir);
 
 static void mid_load(locus_loader *L, vae_mid *m, int C, int groups, int attn, const char *prefix) {
@@ -76,22 +76,29 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
     const char *cls = locus_cfg_str(L, "_class_name", "AutoencoderKL");
     if (strcmp(cls, "AutoencoderKL") != 0)
         locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: _class_name '%s' is not an AutoencoderKL", dir, cls);
-    v->in_channels = (int)locus_cfg_int(L, "in_channels", 3);
-    v->out_channels = (int)locus_cfg_int(L, "out_channels", 3);
-    v->latent_channels = (int)locus_cfg_int(L, "latent_channels", 4);
-    v->layers = (int)locus_cfg_int(L, "layers_per_block", 1);
-    v->groups = (int)locus_cfg_int(L, "norm_num_groups", 32);
-    v->scaling_factor = (float)locus_cfg_num(L, "scaling_factor", 0.18215);
-    v->shift_factor = (float)locus_cfg_num(L, "shift_factor", 0.0);
+    /* the schema: bounded sizes, channels divisible by the groups */
+    v->in_channels = (int)locus_cfg_int_in(L, "in_channels", 3, 1, 64);
+    v->out_channels = (int)locus_cfg_int_in(L, "out_channels", 3, 1, 64);
+    v->latent_channels = (int)locus_cfg_int_in(L, "latent_channels", 4, 1, 4096);
+    v->layers = (int)locus_cfg_int_in(L, "layers_per_block", 1, 1, 64);
+    v->groups = (int)locus_cfg_int_in(L, "norm_num_groups", 32, 1, 16384);
+    v->scaling_factor = (float)locus_cfg_num_in(L, "scaling_factor", 0.18215, 1e-30, 1e30);
+    v->shift_factor = (float)locus_cfg_num_in(L, "shift_factor", 0.0, -1e30, 1e30);
     v->use_quant_conv = locus_cfg_bool(L, "use_quant_conv", 1);
     v->use_post_quant_conv = locus_cfg_bool(L, "use_post_quant_conv", 1);
     int attn = locus_cfg_bool(L, "mid_block_add_attention", 1);
     if (strcmp(locus_cfg_str(L, "act_fn", "silu"), "silu") != 0)
         locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: act_fn other than silu is not supported", dir);
     int64_t bo[VAE_MAX_BLOCKS];
-    v->nblocks = locus_cfg_ints(L, "block_out_channels", bo, VAE_MAX_BLOCKS, 0);
-    if (v->nblocks <= 0 && !L->status) locus_loader_fail(L, LOCUS_E_FORMAT, "%s/config.json: block_out_channels missing", dir);
+    const locus_json *boj = locus_json_get(L->config.root, "block_out_channels");
+    v->nblocks = boj && boj->type == JSON_ARRAY ? (int)boj->len : 0;
+    if (!locus_cfg_require(L, v->nblocks >= 1 && v->nblocks <= VAE_MAX_BLOCKS, "'block_out_channels' should be a list of 1 to %d channel counts", VAE_MAX_BLOCKS))
+        v->nblocks = 0;
+    else
+        locus_cfg_ints_in(L, "block_out_channels", bo, v->nblocks, 1, 16384);
     for (int i = 0; i < v->nblocks; i++) v->block_out[i] = (int)bo[i];
+    for (int i = 0; i < v->nblocks && !L->status; i++)
+        locus_cfg_require(L, v->block_out[i] % v->groups == 0, "'norm_num_groups' %d does not divide block_out_channels[%d] = %d", v->groups, i, v->block_out[i]);
     if (L->status) {
         locus_status st0 = locus_loader_status(L);
         locus_vae_free(v); /* cleanup keeps the thread's error message */
@@ -111,6 +118,7 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
         int oc = v->block_out[nb - 1 - i];
         d->cout[i] = oc;
         d->res[i] = calloc((size_t)v->layers + 1, sizeof(nn_resnet));
+        if (!d->res[i]) { locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the VAE"); break; }
         for (int j = 0; j < v->layers + 1; j++) {
             snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, j);
             nn_resnet_load(L, &d->res[i][j], j == 0 ? prev : oc, oc, 0, G, 1e-6f, n);
@@ -134,6 +142,7 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
             int oc = v->block_out[i];
             e->cout[i] = oc;
             e->res[i] = calloc((size_t)v->layers, sizeof(nn_resnet));
+            if (!e->res[i]) { locus_loader_fail(L, LOCUS_E_NOMEM, "out of memory building the VAE"); break; }
             for (int j = 0; j < v->layers; j++) {
                 snprintf(n, sizeof n, "encoder.down_blocks.%d.resnets.%d", i, j);
                 nn_resnet_load(L, &e->res[i][j], j == 0 ? prev : oc, oc, 0, G, 1e-6f, n);
@@ -150,6 +159,8 @@ static locus_status locus_vae_load_build(locus_vae *v, const char *dir) {
         nn_conv_load(L, &e->conv_out, top, 2 * Lc, 3, 1, 1, "encoder.conv_out");
         if (v->use_quant_conv) nn_conv_load(L, &v->quant_conv, 2 * Lc, 2 * Lc, 1, 1, 0, "quant_conv");
     }
+    locus_loader_allow_unused(L, "quant_conv."); /* used by the encoder only */
+    locus_loader_check_unused(L);
     st = locus_loader_status(L);
     if (st) locus_vae_free(v); /* cleanup keeps the thread's error message */
     return st;

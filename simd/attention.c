@@ -21,10 +21,10 @@ void locus_attention(const locus_attn_desc *d) {
     int nt = omp_in_parallel() ? 1 : locus_threads();
     if (ntask < nt) nt = (int)ntask;
     if ((double)d->Tq * d->Tk * d->D * d->B * d->H < 1e5) nt = 1;
-    float *sbuf = locus_alloc((size_t)(nt > 0 ? nt : 1) * QB * (d->Tk > 0 ? d->Tk : 1) * sizeof(float));
+    float *sbuf = locus_alloc_act((size_t)(nt > 0 ? nt : 1) * QB * (d->Tk > 0 ? d->Tk : 1) * sizeof(float), "attention scores");
     size_t kpk = locus_gemm_packed_b_floats(d->Tk, d->D), vpk = locus_gemm_packed_b_floats(d->D, d->Tk);
     long nbh = (long)d->B * d->H;
-    float *kp = locus_alloc(kpk * nbh * sizeof(float)), *vp = locus_alloc(vpk * nbh * sizeof(float));
+    float *kp = locus_alloc_act(kpk * nbh * sizeof(float), "attention K"), *vp = locus_alloc_act(vpk * nbh * sizeof(float), "attention V");
     assert(sbuf && kp && vp);
     int ntp = nbh < nt ? (int)nbh : nt;
 #pragma omp parallel for schedule(static) num_threads(ntp) if (ntp > 1)

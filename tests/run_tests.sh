@@ -381,5 +381,15 @@ line=$(grep -E '^train_test: [0-9]+ passed, [0-9]+ failed$' "$tmp/train.out" | t
 p=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed/\1/')
 record "train" $p $f
 # ---- end train ----
+# 7. hostile input (issue 14): every reproducer of a crash, hang, silent wrong output or clobbered file -> exit 2,
+#    one error line naming the problem, no output file, no sanitizer report
+# ---- bad-input suite: begin ----
+mkdir -p "$tmp/bad"
+start=$(date +%s)
+bash tests/bad_input.sh "$B" "$tmp/bad" >"$tmp/bad.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/bad.out" | head -40
+read -r p f < <(tail -1 "$tmp/bad.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "bad_input ($(( $(date +%s) - start ))s)" $p $f
+# ---- bad-input suite: end ----
 
 exit $overall

@@ -14,7 +14,9 @@
 
 #include "../core/arena.h"
 #include "../core/half.h"
+#include "../core/fileio.h"
 #include "../core/json.h"
+#include "../core/numparse.h"
 #include "../core/jsonw.h"
 #include "../core/png.h"
 #include "../core/rng.h"
@@ -66,6 +68,13 @@ static void test_json(void) {
     locus_status st = locus_json_parse(&d, "{\"a\":}", 6, "unet/config.json");
     CHECK(st == LOCUS_E_FORMAT && strstr(locus_errmsg(), "unet/config.json") && strstr(locus_errmsg(), "byte 5"),
           "JSON error names the file and the offset: %s", locus_errmsg());
+    /* duplicate keys: the last value wins at the first key's position, as Python's json */
+    const char *dup = "{\"a\": 1, \"b\": 2, \"a\": 3, \"c\": {\"x\": 1, \"x\": [5]}, \"a\": 4}";
+    CHECK(locus_json_parse(&d, dup, strlen(dup), "dup.json") == LOCUS_OK && d.root->len == 3 && !strcmp(d.root->kids[0]->key, "a") &&
+              d.root->kids[0]->i == 4 && !strcmp(d.root->kids[1]->key, "b") && locus_json_get(d.root, "c")->len == 1 &&
+              locus_json_get(locus_json_get(d.root, "c"), "x")->type == JSON_ARRAY && d.duplicates == 3 && !strcmp(d.dup_key, "x"),
+          "duplicate JSON keys: the last wins");
+    locus_json_free(&d);
 }
 
 /* ---------------------------------------------------------------- f16 / bf16 */
@@ -150,7 +159,9 @@ static void test_safetensors(void) {
     const locus_st_tensor *t = locus_st_find(&f, "a.weight");
     CHECK(t && t->ndim == 2 && t->shape[1] == 3 && locus_st_to_f32(t, out, 6) == LOCUS_OK && !memcmp(out, a, sizeof a), "f32 round trip");
     t = locus_st_find(&f, "h");
-    CHECK(t && locus_st_to_f32(t, out, 3) == LOCUS_OK && out[0] == 1.0f && out[1] == ldexpf(1, -24) && isinf(out[2]) && out[2] < 0, "f16 -> f32");
+    /* -inf converts exactly, and a non-finite value in a file is refused naming the tensor (issue 14) */
+    CHECK(t && locus_st_to_f32(t, out, 3) == LOCUS_E_FORMAT && out[0] == 1.0f && out[1] == ldexpf(1, -24) && isinf(out[2]) && out[2] < 0 &&
+              strstr(locus_errmsg(), "'h' has a non-finite value (Inf) at element 2"), "f16 -> f32 (and -inf refused): %s", locus_errmsg());
     t = locus_st_find(&f, "bf");
     CHECK(t && locus_st_to_f32(t, out, 2) == LOCUS_OK && out[0] == 3.140625f && out[1] == -1.0f, "bf16 -> f32");
     int64_t ids2[4];
@@ -393,6 +404,35 @@ static void test_error_wrap(void) {
     CHECK(!strcmp(locus_errmsg(), "outer: inner: file.bin: cannot open (7)"), "wrapped error message: '%s'", locus_errmsg());
 }
 
+/* ---------------------------------------------------------------- strict numbers, regular files */
+
+static void test_numparse_files(void) {
+    long long v = 0;
+    double d = 0;
+    CHECK(locus_parse_ll("42", 0, 100, &v) && v == 42 && locus_parse_ll("-5", -10, 10, &v) && v == -5, "integers parse");
+    CHECK(!locus_parse_ll("12x", 0, 100, &v) && !locus_parse_ll(" 1", 0, 100, &v) && !locus_parse_ll("", 0, 100, &v) &&
+              !locus_parse_ll("+1", 0, 100, &v) && !locus_parse_ll("0x10", 0, 100, &v) && !locus_parse_ll("101", 0, 100, &v) &&
+              !locus_parse_ll("99999999999999999999", 0, 1LL << 62, &v) && !locus_parse_ll("-", -5, 5, &v),
+          "junk, signs, hex, out of range and overflow refused");
+    CHECK(locus_parse_lln("12/34", 2, 0, 100, &v) && v == 12, "a token inside a string");
+    CHECK(locus_parse_double("7.5", 0, 100, &d) && d == 7.5 && !locus_parse_double("nan", 0, 100, &d) && !locus_parse_double("inf", -1e300, 1e300, &d) &&
+              !locus_parse_double("1e999", 0, 1e308, &d) && !locus_parse_double("7.5x", 0, 100, &d) && !locus_parse_double("-1", 0, 100, &d),
+          "numbers: finite, whole, in range");
+    locus_status st;
+    int fd = locus_open_regular("/dev/null", &st);
+    CHECK(fd < 0 && st == LOCUS_E_IO && strstr(locus_errmsg(), "not a regular file"), "a device is not opened for reading");
+    CHECK(locus_output_check("/dev/null") == LOCUS_E_IO && strstr(locus_errmsg(), "not a regular file"), "a device is never an output");
+    char p[600];
+    path_in_tmp(p, sizeof p, "fifo");
+    if (mkfifo(p, 0600) == 0) {
+        CHECK(locus_open_regular(p, &st) < 0 && strstr(locus_errmsg(), "not a regular file"), "a FIFO is refused without blocking");
+        CHECK(locus_write_atomic(p, "x", 1) == LOCUS_E_IO, "an atomic write never replaces a FIFO");
+        struct stat sb;
+        CHECK(stat(p, &sb) == 0 && S_ISFIFO(sb.st_mode), "the FIFO is still there");
+    }
+    CHECK(locus_output_check("/nonexistent-dir/x.png") == LOCUS_E_IO && strstr(locus_errmsg(), "no directory"), "a missing output directory is named");
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--malformed")) { write_malformed(argv[2]); return 0; }
     char tmpl[] = "/tmp/locus_test_core.XXXXXX";
@@ -407,6 +447,7 @@ int main(int argc, char **argv) {
     test_safetensors();
     test_rng(golden);
     test_png();
+    test_numparse_files();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_tmp);
