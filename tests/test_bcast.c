@@ -12,17 +12,6 @@
 #include "../simd/ops.h"
 #include "testutil.h"
 
-static int close_enough(const float *got, const double *want, size_t n, double rtol, const char *what) {
-    double md = 0, mr = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs(got[i] - want[i]);
-        if (!(d <= md)) md = d;
-        if (fabs(want[i]) > mr) mr = fabs(want[i]);
-    }
-    int ok = md <= rtol * mr;
-    if (!ok) fprintf(stderr, "  %s: max|diff| %.3g > %.3g (max|ref| %.3g)\n", what, md, rtol * mr, mr);
-    return ok;
-}
 
 static float *fbuf(size_t n) { float *p = locus_alloc((n + 16) * sizeof(float)); memset(p, 0, (n + 16) * sizeof(float)); return p; }
 

@@ -31,3 +31,15 @@ size_t t_bitdiff(const float *a, const float *b, size_t n) {
 }
 
 void t_fill(float *x, size_t n, uint64_t seed, float lo, float hi) { locus_fill_uniform(seed, x, n, lo, hi); }
+
+int close_enough(const float *got, const double *want, size_t n, double rtol, const char *what) {
+    double md = 0, mr = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - want[i]);
+        if (!(d <= md)) md = d;
+        if (fabs(want[i]) > mr) mr = fabs(want[i]);
+    }
+    int ok = md <= rtol * mr;
+    if (!ok) fprintf(stderr, "  %s: max|diff| %.3g > %.3g (max|ref| %.3g)\n", what, md, rtol * mr, mr);
+    return ok;
+}

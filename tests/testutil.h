@@ -24,6 +24,9 @@ double t_maxdiff(const float *a, const float *b, size_t n, double *maxref);
 /* count of elements whose bits differ */
 size_t t_bitdiff(const float *a, const float *b, size_t n);
 
+/* max |got - want| <= rtol * max |want| over n values (a double-precision reference); prints the gap when not */
+int close_enough(const float *got, const double *want, size_t n, double rtol, const char *what);
+
 /* deterministic test data in [lo, hi) */
 void t_fill(float *x, size_t n, uint64_t seed, float lo, float hi);
 
