@@ -55,35 +55,52 @@ static const char *pick(const char *dir, const char *a, const char *b, char *out
     return NULL;
 }
 
-static locus_status open_sd3(locus_pipeline *p, const char *dir) {
+/* The VAE and the scheduler of a pipeline folder whose denoiser is open in p->den (on failure the denoiser
+ * and the VAE are closed again). */
+static locus_status open_vae_sched(locus_pipeline *p, const char *dir) {
     char c[PATH_MAX + 32];
     locus_status st;
-    snprintf(c, sizeof c, "%s/transformer", dir);
-    if ((st = locus_denoiser_open(&p->den, c, "SD3Transformer2DModel"))) return st;
     if (!pick(dir, "vae", NULL, c, sizeof c)) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ folder", dir); }
     if ((st = locus_vae_load(&p->vae, c))) { locus_denoiser_close(&p->den); return st; }
     if (!pick(dir, "scheduler", NULL, c, sizeof c) || (st = locus_scheduler_load(&p->sched, c))) {
         if (!st) st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir);
         locus_vae_free(&p->vae);
         locus_denoiser_close(&p->den);
-        return st;
     }
+    return st;
+}
+
+/* The two CLIP text encoders (text_encoder, text_encoder_2) and their BPE tokenizers, each when present
+ * (SD3 and SDXL folders); the caller closes the pipeline on failure. */
+static locus_status open_clip_pair(locus_pipeline *p, const char *dir) {
+    char c[PATH_MAX + 32];
+    locus_status st = LOCUS_OK;
     if (pick(dir, "text_encoder", NULL, c, sizeof c)) {
-        if ((st = locus_textenc_load(&p->text, c))) goto fail;
+        if ((st = locus_textenc_load(&p->text, c))) return st;
         p->has_text = 1;
     }
     if (pick(dir, "text_encoder_2", NULL, c, sizeof c)) {
-        if ((st = locus_textenc_load(&p->text2, c))) goto fail;
+        if ((st = locus_textenc_load(&p->text2, c))) return st;
         p->has_text2 = 1;
     }
+    snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
+    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) return st; }
+    snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
+    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); st = locus_clip_tok_load(&p->tok2, c); }
+    return st;
+}
+
+static locus_status open_sd3(locus_pipeline *p, const char *dir) {
+    char c[PATH_MAX + 32];
+    locus_status st;
+    snprintf(c, sizeof c, "%s/transformer", dir);
+    if ((st = locus_denoiser_open(&p->den, c, "SD3Transformer2DModel"))) return st;
+    if ((st = open_vae_sched(p, dir))) return st;
+    if ((st = open_clip_pair(p, dir))) goto fail;
     if (pick(dir, "text_encoder_3", NULL, c, sizeof c)) {
         if ((st = locus_t5_load(&p->t5, c))) goto fail;
         p->has_t5 = 1;
     }
-    snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
-    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) goto fail; }
-    snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
-    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); if ((st = locus_clip_tok_load(&p->tok2, c))) goto fail; }
     snprintf(c, sizeof c, "%s/tokenizer_3/spiece.model", dir);
     if (is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
     if (p->has_t5 && p->t5.D != p->den.ctx_dim) {
@@ -112,29 +129,10 @@ fail:
 /* ---- SDXL (StableDiffusionXLPipeline): a UNet with text_time added conditioning, text_encoder (CLIP-L) +
  * text_encoder_2 (OpenCLIP-G with projection), both tokenizers.  The UNet is already open in p->den. ---- */
 static locus_status open_sdxl(locus_pipeline *p, const char *dir) {
-    char c[PATH_MAX + 32];
     locus_status st;
     p->kind = LOCUS_PIPE_SDXL;
-    if (!pick(dir, "vae", NULL, c, sizeof c)) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_NOTFOUND, "%s: no vae/ folder", dir); }
-    if ((st = locus_vae_load(&p->vae, c))) { locus_denoiser_close(&p->den); return st; }
-    if (!pick(dir, "scheduler", NULL, c, sizeof c) || (st = locus_scheduler_load(&p->sched, c))) {
-        if (!st) st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir);
-        locus_vae_free(&p->vae);
-        locus_denoiser_close(&p->den);
-        return st;
-    }
-    if (pick(dir, "text_encoder", NULL, c, sizeof c)) {
-        if ((st = locus_textenc_load(&p->text, c))) goto fail;
-        p->has_text = 1;
-    }
-    if (pick(dir, "text_encoder_2", NULL, c, sizeof c)) {
-        if ((st = locus_textenc_load(&p->text2, c))) goto fail;
-        p->has_text2 = 1;
-    }
-    snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
-    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) goto fail; }
-    snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
-    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); if ((st = locus_clip_tok_load(&p->tok2, c))) goto fail; }
+    if ((st = open_vae_sched(p, dir))) return st;
+    if ((st = open_clip_pair(p, dir))) goto fail;
     int ptext = p->den.pooled_dim - p->den.pooled_extra;
     if (p->has_text && p->has_text2 && p->text.D + p->text2.D != p->den.ctx_dim) {
         st = locus_fail(LOCUS_E_SHAPE, "%s: text encoder widths %d + %d do not match the UNet's cross_attention_dim %d", dir, p->text.D, p->text2.D, p->den.ctx_dim);
