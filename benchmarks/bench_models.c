@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_models THREADS [sdxl [PIXELS, a multiple of 64]]\n");
         return 2;
     }
-    locus_prefer_passive_wait(argv);
+    locus_choose_wait_policy(argv);
     int T = atoi(argv[1]);
     locus_set_threads(T);
     if (sdxl) return bench_sdxl(T, argc == 4 ? atoi(argv[3]) : 1024);

@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_train THREADS full|full-ckpt|lora|lora-ckpt BATCH\n");
         return 2;
     }
-    locus_prefer_passive_wait(argv);
+    locus_choose_wait_policy(argv);
     int T = atoi(argv[1]), B = atoi(argv[3]);
     const char *mode = argv[2];
     int lora = !strncmp(mode, "lora", 4), ckpt = strstr(mode, "ckpt") != NULL;

@@ -138,7 +138,7 @@ static int cmd_tensors(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    locus_prefer_passive_wait(argv);
+    locus_choose_wait_policy(argv);
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);

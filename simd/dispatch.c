@@ -110,9 +110,28 @@ int locus_threads(void) {
     return g_threads;
 }
 
-void locus_prefer_passive_wait(char **argv) {
+/* 1 if some CPU shares its core with another (SMT siblings), 0 if not, -1 if unknown. */
+static int cpus_share_cores(void) {
+    FILE *f = fopen("/sys/devices/system/cpu/smt/active", "r");
+    if (f) {
+        int c = fgetc(f);
+        fclose(f);
+        if (c == '0' || c == '1') return c - '0';
+    }
+    f = fopen("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list", "r");
+    if (!f) return -1;
+    char line[64] = {0};
+    int shared = fgets(line, sizeof line, f) && strpbrk(line, ",-") != NULL;
+    fclose(f);
+    return shared;
+}
+
+void locus_choose_wait_policy(char **argv) {
     if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+    /* Spinning waiters steal issue slots from an SMT sibling doing the work (2x slower measured on such a
+     * machine); on separate cores they cost nothing and save the futex wake-up of every parallel region
+     * (training a small UNet: 0.56 -> 0.90 steps/s on two real cores). */
+    setenv("OMP_WAIT_POLICY", cpus_share_cores() == 0 ? "active" : "passive", 1);
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with the default policy */
 }

@@ -105,10 +105,12 @@ locus_status locus_kernels_force(locus_isa isa);
 void locus_set_threads(int n);
 int locus_threads(void);
 
-/* OpenMP threads that wait spin by default, which on SMT siblings slows the thread doing the work.  Call first
- * thing in main(): unless OMP_WAIT_POLICY is set, re-executes the program with OMP_WAIT_POLICY=passive
- * (libgomp reads it only at start-up).  Returns only if no re-exec happened. */
-void locus_prefer_passive_wait(char **argv);
+/* OpenMP's wait policy, chosen for the machine: waiting threads that spin slow an SMT sibling doing the work,
+ * while on separate cores sleeping costs a futex wake-up per parallel region.  Call first thing in main():
+ * unless OMP_WAIT_POLICY is set, re-executes the program with OMP_WAIT_POLICY=passive when CPUs share cores
+ * (or that is unknown) and =active when they do not (libgomp reads it only at start-up).  Timing only: the
+ * bits do not depend on it.  Returns only if no re-exec happened. */
+void locus_choose_wait_policy(char **argv);
 
 /* Per-ISA tables (defined in simd/<isa>/kernels_<isa>.c). */
 extern const locus_kernels locus_kernels_scalar;
