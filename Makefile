@@ -1,11 +1,14 @@
 # locus — top-level GNU Makefile.
 #
 #   make              build/locus (CLI) and build/liblocus.a
-#   make test         build and run the test suite (what .ci/run runs)
+#   make test         build and run the test suite (what .ci/run runs; under 5 minutes on 2 cores)
+#   make test-full    the same with every CLI suite under ASan+UBSan too
 #   make bench        benchmarks (report ratios; never fail on timing)
 #   make asan         ASan+UBSan build of the unit tests, run
 #   make neon-test    aarch64 cross build of the kernel tests, run under qemu-user, hashes compared with x86
 #   make fuzz         the libFuzzer targets of tests/fuzz (clang; parsers, loaders, tokenizers, CLI), FUZZ_SECONDS each
+#   make teaching-model  retrain the shipped teaching model zoo/signs-sd bit for bit (about an hour)
+#   make demo         locus localize on zoo/signs-sd: which layers write the text (a few minutes)
 #   make deps         check (and, as root with apt, install) the Debian packages
 #
 # Determinism contract: -O2 -ffp-contract=off, no fast math and no host-specific tuning; ISA flags only on
@@ -49,7 +52,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-.PHONY: all test unit-test bench asan neon-test clang-test fuzz fuzz-build deps clean
+.PHONY: all test test-full teaching-model demo unit-test bench asan neon-test clang-test fuzz fuzz-build deps clean
 .SECONDARY:
 all: $(BUILD)/locus $(BUILD)/liblocus.a
 
@@ -81,18 +84,26 @@ $(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/obj/tests/testutil.o $(BUI
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
 
 # ---- tests ----
-# make test = unit tests + determinism + CLI (this build), the same under ASan+UBSan, and the aarch64/NEON
-# build under qemu-user compared bit for bit with x86.  make unit-test runs only the first part.
+# make test = unit tests + determinism + CLI (this build), the same under ASan+UBSan (without the long CLI
+# suites: LOCUS_TEST_QUICK=1), the aarch64/NEON build under qemu-user compared bit for bit with x86, and the
+# clang build compared with gcc.  make test-full also runs the long CLI suites under the sanitizers.
+# make unit-test runs only the first part.
 unit-test: $(TEST_BIN) $(BUILD)/locus
 	@bash tests/run_tests.sh $(BUILD)
 
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+LOCUS_TEST_QUICK_ASAN ?= 1
 test:
 	@rm -f $(BUILD)/results build-asan/results build-aarch64/results build-clang/results
-	@$(MAKE) --no-print-directory unit-test; \
-	 $(MAKE) --no-print-directory asan; \
-	 $(MAKE) --no-print-directory neon-test; \
-	 $(MAKE) --no-print-directory clang-test; \
+	@$(MAKE) --no-print-directory -j$(NPROC) unit-test; \
+	 LOCUS_TEST_QUICK=$(LOCUS_TEST_QUICK_ASAN) $(MAKE) --no-print-directory -j$(NPROC) asan; \
+	 $(MAKE) --no-print-directory -j$(NPROC) neon-test; \
+	 $(MAKE) --no-print-directory -j$(NPROC) clang-test; \
 	 bash tests/total.sh $(BUILD) build-asan build-aarch64 build-clang
+
+# make test-full: the same, with every CLI suite also under ASan+UBSan (make test skips the long ones there)
+test-full:
+	@$(MAKE) --no-print-directory test LOCUS_TEST_QUICK_ASAN=0
 
 # ---- sanitizers ----
 asan:
@@ -115,6 +126,14 @@ clang-test:
 	$(MAKE) BUILD=build-clang CC=clang build-clang/test_kernels build-clang/locus build-clang/test_grad build-clang/test_grad_mmdit
 	$(MAKE) $(BUILD)/test_kernels $(BUILD)/locus $(BUILD)/test_grad $(BUILD)/test_grad_mmdit
 	@bash tests/compiler_compare.sh $(BUILD) build-clang
+
+# ---- the teaching model (issue 11) ----
+# make teaching-model: retrain zoo/signs-sd from nothing (about an hour on 2 cores; resumable: run it again
+# after a kill) and check its weights against zoo/signs-sd/SHA256SUMS.  make demo: localization on it.
+teaching-model: $(BUILD)/locus
+	@LOCUS=$(BUILD)/locus bash tools/teaching_model.sh $(BUILD)/teaching
+demo: $(BUILD)/locus
+	@LOCUS=$(BUILD)/locus bash tools/demo.sh $(BUILD)/demo
 
 # ---- benchmarks ----
 BENCH_LIBS = -lopenblas

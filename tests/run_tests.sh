@@ -1,39 +1,62 @@
 #!/usr/bin/env bash
 # run_tests.sh — runs every test program of a build, the cross-process determinism check (LOCUS_ISA x
-# LOCUS_THREADS, hashes of a fixed kernel workload) and the CLI error tests.  Usage: run_tests.sh BUILD_DIR
-# Prints one "suite: N passed, M failed" line per suite and appends them to BUILD_DIR/results.
-set -u
+# LOCUS_THREADS, hashes of a fixed kernel workload) and the CLI suites.  Usage: run_tests.sh BUILD_DIR
+# Prints one "suite: N passed, M failed [wall s]" line per suite and writes them to BUILD_DIR/results.
+#
+# Suites are independent (each has its own scratch folder) and run LOCUS_TEST_JOBS at a time (default: the
+# number of cores), longest first; their output is printed in the order below once all have ended.
+# LOCUS_TEST_ONLY='regex' runs only the suites whose names match.
+# OpenMP waits passively here: suites share the cores, and spinning waiters would steal them (timing only —
+# no result depends on it).  LOCUS_TEST_QUICK=1 skips the long CLI suites (marked "full" below): the
+# sanitizer pass of `make test` uses it; `make test-full` runs everything under the sanitizers too.
+set -u -o pipefail   # a check piped into sed for indentation must still fail the test
 B=${1:-build}
 : >"$B/results"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-overall=0
+export OMP_WAIT_POLICY=passive
+JOBS=${LOCUS_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
+QUICK=${LOCUS_TEST_QUICK:-0}
+G=tests/golden
+isas=$("$B/locus" info | sed -n 's/^supported: //p')
 
-record() { # suite passed failed
-  echo "$1: $2 passed, $3 failed"
-  echo "$1 $2 $3" >>"$B/results"
-  [ "$3" = 0 ] || overall=1
+record() { # suite passed failed  (the bracket: wall seconds since the suite started)
+  echo "$1: $2 passed, $3 failed [$(( $(date +%s) - t_start ))s]"
+  echo "$1 $2 $3" >>"$RES"
+}
+cli_err() { # description, expected substring, command...
+  local what=$1 want=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ $rc -ne 0 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q -- "$want" "$tmp/err" && [ ! -s "$tmp/out" ]; then p=$((p+1))
+  else f=$((f+1)); echo "  FAIL cli: $what (exit $rc): $(head -2 "$tmp/err")"; fi
+}
+# a script suite: bash tests/NAME.sh BUILD TMP prints "N M" (passed failed) on its last line
+script_suite() { # suite-name script
+  mkdir -p "$tmp/work"
+  bash "$2" "$B" "$tmp/work" >"$tmp/script.out" 2>&1
+  grep -v '^[0-9]* [0-9]*$' "$tmp/script.out"
+  read -r p f < <(tail -1 "$tmp/script.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+  record "$1" $p $f
 }
 
 # 1. test programs (each prints its own summary line last)
-for t in "$B"/test_*; do
-  [ -x "$t" ] || continue
-  name=$(basename "$t")
-  start=$(date +%s)
+test_program() { # path
+  local t=$1 name; name=$(basename "$1")
   "$t" >"$tmp/$name.out" 2>&1
-  rc=$?
+  local rc=$?
   grep -v '^FAIL' "$tmp/$name.out" | grep -v ': [0-9]* passed, [0-9]* failed$' | sed 's/^/  /' | tail -5
   grep '^FAIL' "$tmp/$name.out" | head -20
+  local line p f
   line=$(grep -E '^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed$' "$tmp/$name.out" | tail -1)
   p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
   [ -n "$line" ] || { p=0; f=1; echo "  $name printed no summary (exit $rc)"; tail -5 "$tmp/$name.out"; }
   [ $rc = 0 ] || [ "$f" != 0 ] || f=1
-  record "$name ($(( $(date +%s) - start ))s)" "$p" "$f"
-done
+  record "$name" "$p" "$f"
+}
 
+suite_determinism() {
 # 2. determinism across processes: every supported ISA x 1/2/3 threads gives the same workload hashes
 p=0 f=0
-isas=$("$B/locus" info | sed -n 's/^supported: //p')
 ref=""
 for isa in $isas; do
   for th in 1 2 3; do
@@ -46,15 +69,11 @@ for isa in $isas; do
 done
 echo "  ($(grep -vc '^#' "$ref") tensors hashed per run; ISAs: $isas)"
 record "determinism" $p $f
+}
 
+suite_cli() {
 # 3. CLI: clear one-line errors and non-zero exit on bad input
 p=0 f=0
-cli_err() { # description, expected substring, command...
-  local what=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  if [ $rc -ne 0 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q -- "$want" "$tmp/err" && [ ! -s "$tmp/out" ]; then p=$((p+1))
-  else f=$((f+1)); echo "  FAIL cli: $what (exit $rc): $(head -2 "$tmp/err")"; fi
-}
 cli_err "unknown command" "unknown command" "$B/locus" frobnicate
 cli_err "bad LOCUS_ISA" "unknown ISA" env LOCUS_ISA=sse9 "$B/locus" info
 cli_err "tensors without file" "usage" "$B/locus" tensors
@@ -63,7 +82,9 @@ cli_err "missing file" "cannot open" "$B/locus" tensors /nonexistent.safetensors
 for m in "$tmp"/*.safetensors; do cli_err "malformed $(basename "$m")" "$(basename "$m")" "$B/locus" tensors "$m"; done
 if "$B/locus" info >/dev/null && "$B/locus" tensors tests/golden/ldm/golden_sample.safetensors | tail -1 | grep -q 'tensors'; then p=$((p+1)); else f=$((f+1)); echo "  FAIL cli: info/tensors on good input"; fi
 record "cli" $p $f
+}
 
+suite_generate() {
 # 4. locus generate: golden parity through the CLI, bit-identical pixels and dumped tensors across ISAs x
 #    threads (the files differ only in the recorded ISA), bad inputs
 p=0 f=0
@@ -232,7 +253,9 @@ cp $G/pipelines/sd15-tiny/unet/config.json "$tmp/badmodel/unet/config.json"
 sed -i 's/"cross_attention_dim": 32/"cross_attention_dim": 48/' "$tmp/badmodel/unet/config.json"
 bad_gen "config/weight shape mismatch" "has shape" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
 record "generate" $p $f
+}
 
+suite_layers() {
 # 5. locus layers: the text parameters it reports equal the to_k/to_v tensors counted from the weight files
 p=0 f=0
 for m in $G/ldm $G/pipelines/sd15-tiny; do
@@ -259,7 +282,9 @@ meas=$(sed -n 's/.*peak memory \([0-9.]*\) MiB.*/\1/p' "$tmp/mem.err")
 if [ -n "$est" ] && [ -n "$meas" ] && awk -v e="$est" -v m="$meas" 'BEGIN { exit !(e > 0.7 * m && e < 1.3 * m) }'; then p=$((p+1)); echo "  peak memory: estimate $est MiB, measured $meas MiB"
 else f=$((f+1)); echo "  FAIL peak memory estimate '$est' vs measured '$meas'"; fi
 record "layers" $p $f
+}
 
+suite_grad_cli() {
 # 5b. locus grad (branch grad-unet): UNet, VAE, SD3/SD3.5 and LoRA gradient dumps match torch autograd (tests/golden/train),
 # the same tensors bit for bit with LOCUS_ISA=scalar, 3 threads and --checkpoint; a clear error for bad input
 p=0 f=0
@@ -279,7 +304,9 @@ cli_err "grad without --batch" "required" "$B/locus" grad --model $G/ldm/unet --
 cli_err "grad batch without x0" "no tensor 'x0'" "$B/locus" grad --model $G/ldm/unet --batch $T/golden_train_vae.safetensors --dump "$tmp/x.st"
 [ ! -e "$tmp/x.st" ] || { f=$((f+1)); echo "  FAIL grad left a dump behind after an error"; }
 record "grad-cli" $p $f
+}
 
+suite_lora_cli() {
 # 5c. LoRA through the denoiser: train-lora on images locus itself made (--data), then generate --lora.
 #     A LoRA whose up factors are zero (lr 0: PEFT's init) leaves the sampled tensors bit-identical; trained
 #     adapters change them; a file with a wrong key is refused naming it.
@@ -299,31 +326,9 @@ if "$B/locus" lora list "$tmp/lora.safetensors" 2>/dev/null | grep -q "unet.up_b
 gl --lora "$G/train/lora_init_sd3.safetensors" -o "$tmp/l3.png" 2>"$tmp/l3.err"; rc=$?
 if [ $rc -ne 0 ] && [ ! -e "$tmp/l3.png" ]; then p=$((p+1)); else f=$((f+1)); echo "  FAIL an SD3 LoRA on a UNet was accepted"; fi
 record "lora-cli" $p $f
+}
 
-# 6. locus localize / merge: golden parity of its cells, determinism, shards, SIGKILL + resume, bad input
-mkdir -p "$tmp/loc"
-bash tests/localize_test.sh "$B" "$tmp/loc" >"$tmp/loc.out" 2>&1
-grep -v '^[0-9]* [0-9]*$' "$tmp/loc.out"
-read -r p f < <(tail -1 "$tmp/loc.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
-record "localize" $p $f
-
-# ---- dataset / ocr (branch dataset) ----
-# locus dataset signs / locus ocr: determinism across threads and pinned bytes, file formats, splits, OCR
-#    round trip of the default images, bad input
-mkdir -p "$tmp/ds"
-bash tests/dataset_test.sh "$B" "$tmp/ds" >"$tmp/ds.out" 2>&1
-grep -v '^[0-9]* [0-9]*$' "$tmp/ds.out"
-read -r p f < <(tail -1 "$tmp/ds.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
-record "dataset" $p $f
-# ---- end dataset / ocr ----
-# ---- SDXL (issue 13): golden parity through the CLI, bits across ISAs x threads, size options, layers, localize ----
-mkdir -p "$tmp/sdxl"
-bash tests/sdxl_test.sh "$B" "$tmp/sdxl" >"$tmp/sdxl.out" 2>&1
-grep -v '^[0-9]* [0-9]*$' "$tmp/sdxl.out"
-read -r p f < <(tail -1 "$tmp/sdxl.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
-record "sdxl" $p $f
-# ---- end SDXL ----
-
+suite_clip_score() {
 # ---- 7. locus clip-score (issue 17): golden parity through the CLI, the same bits for every LOCUS_ISA x
 #      threads (dumped tensors and the printed table), bad input ----
 p=0 f=0
@@ -350,6 +355,10 @@ cli_err "clip-score RGBA image" "8-bit RGB" "$B/locus" clip-score --clip $C/mode
 cli_err "clip-score unknown option" "unknown" "$B/locus" clip-score --clip $C/model --image $C/img0.png --prompt a --bogus
 cli_err "clip-score text folder" "vision_config" "$B/locus" clip-score --clip $G/ldm/text_encoder --image $C/img0.png --prompt a
 record "clip-score" $p $f
+}
+
+suite_localize_clip() {
+C=$G/clip
 # ---- localize --clip: CLIP-T columns in rows and summaries, the same bytes for scalar/1 thread, the best
 #      ISA/2 threads, 2 shards merged and a run resumed after losing its last two rows ----
 p=0 f=0
@@ -366,15 +375,15 @@ for d in lc2 lcm lcr; do
   if diff -r -x runs.log -x .lock "$tmp/lc1" "$tmp/$d" >/dev/null; then p=$((p+1)); else f=$((f+1)); echo "  FAIL localize --clip: $d differs from scalar/1 thread"; fi
 done
 record "localize-clip" $p $f
-# ---- end clip-score ----
+}
 
-# 7. locus edit / detox, and the paper-fidelity options (presets, pairs, numpy pairing) through the CLI
-mkdir -p "$tmp/edit"
-bash tests/edit_test.sh "$B" "$tmp/edit" >"$tmp/edit.out" 2>&1
-grep -v '^[0-9]* [0-9]*$' "$tmp/edit.out"
-read -r p f < <(tail -1 "$tmp/edit.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
-record "edit" $p $f
+suite_localize() { script_suite localize tests/localize_test.sh; }   # golden parity of cells, determinism, shards, SIGKILL + resume
+suite_dataset() { script_suite dataset tests/dataset_test.sh; }      # dataset signs / ocr: determinism, formats, splits, OCR round trip
+suite_sdxl() { script_suite sdxl tests/sdxl_test.sh; }               # SDXL golden parity, bits across ISAs x threads, size options, localize
+suite_edit() { script_suite edit tests/edit_test.sh; }               # edit / detox, presets, pairs, numpy pairing
+suite_bad_input() { script_suite bad_input tests/bad_input.sh; }     # hostile input: exit 2, one line, no file, no sanitizer report
 
+suite_train() {
 # ---- train ----
 # locus train vae|unet|pipeline: same weights scalar/1 thread vs best ISA/2 threads, resume, SIGKILL, generate
 bash tests/train_test.sh "$B" >"$tmp/train.out" 2>&1
@@ -383,15 +392,46 @@ line=$(grep -E '^train_test: [0-9]+ passed, [0-9]+ failed$' "$tmp/train.out" | t
 p=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed/\1/')
 record "train" $p $f
 # ---- end train ----
-# 7. hostile input (issue 14): every reproducer of a crash, hang, silent wrong output or clobbered file -> exit 2,
-#    one error line naming the problem, no output file, no sanitizer report
-# ---- bad-input suite: begin ----
-mkdir -p "$tmp/bad"
-start=$(date +%s)
-bash tests/bad_input.sh "$B" "$tmp/bad" >"$tmp/bad.out" 2>&1
-grep -v '^[0-9]* [0-9]*$' "$tmp/bad.out" | head -40
-read -r p f < <(tail -1 "$tmp/bad.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
-record "bad_input ($(( $(date +%s) - start ))s)" $p $f
-# ---- bad-input suite: end ----
+}
 
-exit $overall
+# ---- the schedule: longest first; "full" suites are skipped with LOCUS_TEST_QUICK=1 ----
+names=() funcs=()
+ONLY=${LOCUS_TEST_ONLY:-}   # a regex of suite names to run (e.g. 'generate|test_unet'), for development
+add() { if [ -z "$ONLY" ] || [[ $1 =~ ^($ONLY)$ ]]; then names+=("$1"); funcs+=("$2"); fi; }
+full() { if [ "$QUICK" = 1 ]; then echo "$1: skipped (LOCUS_TEST_QUICK=1; make test-full runs it)" >>"$tmp/skipped"; else add "$1" "$2"; fi; }
+full edit suite_edit
+full localize suite_localize
+full train suite_train
+full sdxl suite_sdxl
+full dataset suite_dataset
+full localize-clip suite_localize_clip
+add generate suite_generate
+for t in "$B"/test_*; do [ -x "$t" ] && add "$(basename "$t")" "test_program $t"; done
+add bad_input suite_bad_input
+add determinism suite_determinism
+add grad-cli suite_grad_cli
+add lora-cli suite_lora_cli
+add clip-score suite_clip_score
+add layers suite_layers
+add cli suite_cli
+
+base_tmp=$tmp
+for i in "${!names[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+  ( tmp="$base_tmp/s$i"; mkdir -p "$tmp"; RES="$base_tmp/res.$i"; : >"$RES"; t_start=$(date +%s); p=0 f=0
+    ${funcs[$i]} ) >"$base_tmp/out.$i" 2>&1 </dev/null &
+done
+wait
+tmp=$base_tmp
+
+# ---- report in a fixed order (test programs, then the CLI suites), exit status from the results ----
+order=()
+for i in "${!names[@]}"; do case ${names[$i]} in test_*) order+=("$i");; esac; done
+for i in "${!names[@]}"; do case ${names[$i]} in test_*) ;; *) order+=("$i");; esac; done
+for i in "${order[@]}"; do
+  cat "$tmp/out.$i"
+  [ -s "$tmp/res.$i" ] || echo "${names[$i]} 0 1" >"$tmp/res.$i"   # a suite that died without a result
+  cat "$tmp/res.$i" >>"$B/results"
+done
+[ -f "$tmp/skipped" ] && cat "$tmp/skipped"
+awk '$NF != 0 { bad = 1 } END { exit bad }' "$B/results"

@@ -232,7 +232,7 @@ static int check_cache(const char *cpath, const char *gpath, int steps) {
         for (int k = 0; k < 2; k++) {
             char cn[128], gn[128];
             snprintf(cn, sizeof cn, "step%d.transformer_blocks.1.attn.%s", s, k ? "add_v" : "add_k");
-            snprintf(gn, sizeof gn, "cache_b.step%d.%s", s, k ? "add_v" : "add_k");
+            snprintf(gn, sizeof gn, "cache_b.step%d.%s", s, k ? "add_v_proj" : "add_k_proj");
             int64_t ne;
             float *x = golden_f32(&c, cn, &ne);
             double r = x ? parity_rel(&g, gn, x, ne) : -1;
