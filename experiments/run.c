@@ -91,7 +91,7 @@ void locus_embeds_free(locus_embeds *e) {
 
 locus_status locus_run_prepare(const locus_pipeline *p, locus_run_opts *o) {
     int f = p->vae_factor, ss = p->den.sample_size, mult = f * p->den.size_multiple;
-    if (!o->W) o->W = ss * f;
+    if (!o->W) o->W = p->den.sample_width * f;
     if (!o->H) o->H = ss * f;
     if (o->W % mult || o->H % mult || o->W <= 0 || o->H <= 0)
         return locus_fail(LOCUS_E_ARG, "--width/--height must be multiples of %d for this model (got %dx%d)", mult, o->W, o->H);

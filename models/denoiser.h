@@ -60,7 +60,8 @@ struct locus_denoiser {
     locus_loader *loader;    /* its weights: parameter and module registry */
     /* geometry */
     int in_channels, out_channels;
-    int sample_size;         /* default latent size (config sample_size) */
+    int sample_size;         /* default latent height (config sample_size, or its first entry) */
+    int sample_width;        /* default latent width (= sample_size unless the config gives [height, width]) */
     int size_multiple;       /* latent height/width must be multiples of this */
     int max_latent;          /* > 0: latent height/width at most this (MM-DiT: pos_embed_max_size x patch) */
     int patch;               /* > 0: image tokens = (h/patch)(w/patch) (flow-matching dynamic shift); 0: not a token model */

@@ -410,7 +410,7 @@ locus_status locus_mmdit_denoiser(locus_denoiser *d, locus_mmdit *m) {
     d->loader = &m->L;
     d->in_channels = m->in_channels;
     d->out_channels = m->out_channels;
-    d->sample_size = m->sample_size;
+    d->sample_size = d->sample_width = m->sample_size;
     d->size_multiple = m->patch;
     d->max_latent = m->pos_max * m->patch; /* the position-embedding crop must fit in the table */
     d->patch = m->patch;

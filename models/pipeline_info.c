@@ -25,9 +25,9 @@ void locus_pipeline_print_info(const locus_pipeline *pp, const char *dir) {
                    p.sched.base_seq, p.sched.max_shift, p.sched.max_seq, p.sched.shift_linear ? "linear" : "exponential");
         else
             printf("scheduler: %s, shift %g\n", p.sched.class_name, p.sched.shift);
-        int ss = p.den.sample_size * p.vae_factor;
+        int ss = p.den.sample_size * p.vae_factor, sw = p.den.sample_width * p.vae_factor;
         printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 1024x1024 (77 + 256 text tokens, fp32 weights)\n",
-               (double)locus_pipeline_peak_estimate(&p, ss, ss, 77 + 256, locus_threads()) / (1 << 20), ss, ss,
+               (double)locus_pipeline_peak_estimate(&p, sw, ss, 77 + 256, locus_threads()) / (1 << 20), sw, ss,
                (double)locus_pipeline_peak_estimate(&p, 1024, 1024, 77 + 256, locus_threads()) / (1 << 20));
         return;
     }
@@ -46,9 +46,9 @@ void locus_pipeline_print_info(const locus_pipeline *pp, const char *dir) {
         printf("added conditioning: text_time (pooled text %d + 6 size numbers x Timesteps(%d)); force_zeros_for_empty_prompt %s\n", u->add_text_dim,
                u->add_time_dim, p.force_zeros ? "true" : "false");
     printf("scheduler: %s, %d train steps, spacing %s\n", p.sched.class_name, p.sched.num_train, p.sched.spacing);
-    int ss = p.den.sample_size * p.vae_factor;
+    int ss = p.den.sample_size * p.vae_factor, sw = p.den.sample_width * p.vae_factor;
     printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 512x512 (77 text tokens, fp32 weights)\n",
-           (double)locus_pipeline_peak_estimate(&p, ss, ss, 77, locus_threads()) / (1 << 20), ss, ss,
+           (double)locus_pipeline_peak_estimate(&p, sw, ss, 77, locus_threads()) / (1 << 20), sw, ss,
            (double)locus_pipeline_peak_estimate(&p, 512, 512, 77, locus_threads()) / (1 << 20));
     /* weight dtypes of the UNet file */
     int cnt[LOCUS_DTYPE_COUNT] = {0};

@@ -99,7 +99,15 @@ static locus_status locus_unet_load_build(locus_unet *u, const char *dir) {
      * channels divisible by heads and groups; checked here, once, before anything is allocated */
     u->in_channels = (int)locus_cfg_int_in(L, "in_channels", 4, 1, 4096);
     u->out_channels = (int)locus_cfg_int_in(L, "out_channels", 4, 1, 4096);
-    u->sample_size = (int)locus_cfg_int_in(L, "sample_size", 64, 1, 4096);
+    const locus_json *ssj = locus_json_get(L->config.root, "sample_size");
+    if (ssj && ssj->type == JSON_ARRAY) { /* [height, width], as diffusers allows for non-square models */
+        int64_t hw[2] = {64, 64};
+        if (locus_cfg_require(L, ssj->len == 2, "'sample_size' should be an integer or a list [height, width]"))
+            locus_cfg_ints_in(L, "sample_size", hw, 2, 1, 4096);
+        u->sample_size = (int)hw[0];
+        u->sample_width = (int)hw[1];
+    } else
+        u->sample_width = u->sample_size = (int)locus_cfg_int_in(L, "sample_size", 64, 1, 4096);
     int64_t bo[UNET_MAX_BLOCKS];
     const locus_json *boj = locus_json_get(L->config.root, "block_out_channels");
     u->nblocks = boj && boj->type == JSON_ARRAY ? (int)boj->len : 0;
@@ -545,6 +553,7 @@ locus_status locus_unet_denoiser(locus_denoiser *d, locus_unet *u) {
     d->in_channels = u->in_channels;
     d->out_channels = u->out_channels;
     d->sample_size = u->sample_size;
+    d->sample_width = u->sample_width;
     d->size_multiple = 1 << (u->nblocks - 1);
     d->patch = 0;
     d->ctx_dim = u->ctx_dim;

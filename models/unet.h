@@ -30,7 +30,7 @@ typedef struct {
 
 typedef struct {
     /* config */
-    int in_channels, out_channels, nblocks, ctx_dim, groups, time_dim, temb_dim, flip_sin_to_cos, sample_size;
+    int in_channels, out_channels, nblocks, ctx_dim, groups, time_dim, temb_dim, flip_sin_to_cos, sample_size, sample_width;
     float eps, freq_shift;
     int block_out[UNET_MAX_BLOCKS];
     /* addition_embed_type "text_time" (SDXL): added conditioning = [text_embeds (add_text_dim) | 6 time ids] */
