@@ -190,10 +190,40 @@ static void test_refusals(void) {
     free(cfg);
 }
 
+/* --check-dump DUMP GOLDEN PREFIX STEPS: every tensor golden_sample has for a run (PREFIX stepN.noise_pred — all
+ * six channels: guided epsilon and the text half's variance —, stepN.latent_out, final_latent, image) against
+ * the dump of `locus generate --dump`, within 1e-4 relative.  Prints the worst; exit 0 when all pass. */
+static int check_dump(const char *dpath, const char *gpath, const char *prefix, int steps) {
+    locus_st_file d, g;
+    if (locus_st_open(&d, dpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); locus_st_close(&d); return 1; }
+    double worst = 0;
+    char wn[128] = "";
+    int n = 0;
+    for (int s = 0; s <= steps; s++)
+        for (int k = 0; k < 2; k++) {
+            char dn[96], gn[160];
+            if (s < steps) snprintf(dn, sizeof dn, "step%d.%s", s, k ? "latent_out" : "noise_pred");
+            else snprintf(dn, sizeof dn, "%s", k ? "image" : "final_latent");
+            snprintf(gn, sizeof gn, "%s%s", prefix, dn);
+            int64_t ne = 0;
+            float *x = locus_st_find(&d, dn) ? golden_f32(&d, dn, &ne) : NULL;
+            double r = x ? parity_rel(&g, gn, x, ne) : -1;
+            free(x);
+            if (getenv("LOCUS_VERBOSE")) printf("  %s: %.3e\n", dn, r);
+            n++;
+            if (r < 0 || r > worst) { worst = r < 0 ? 1e9 : r; snprintf(wn, sizeof wn, "%s", dn); }
+        }
+    printf("dump vs %s %s: %d tensors, worst %.2e (%s)\n", gpath, prefix, n, worst, wn);
+    locus_st_close(&d);
+    locus_st_close(&g);
+    return worst <= 1e-4 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     locus_kernels_init();
-    (void)argc; (void)argv;
     test_golden_unet();
     test_refusals();
     return t_finish("if");
