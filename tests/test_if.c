@@ -14,8 +14,10 @@
 
 #include "../core/arena.h"
 #include "../core/hash.h"
+#include "../experiments/run.h"
 #include "../models/denoiser.h"
 #include "../models/if_unet.h"
+#include "../models/pipeline.h"
 #include "../simd/ops.h"
 #include "parity.h"
 #include "testutil.h"
@@ -190,6 +192,189 @@ static void test_refusals(void) {
     free(cfg);
 }
 
+/* text K/V override that puts a projected prompt B into the conditional row of one layer (the paper's IF
+ * injection: golden_sample's patched.* runs) */
+typedef struct { int layer; const float *ctx_b; } inject_ctx;
+static void inject_hook(void *c, const locus_hook_at *at, const locus_text_kv *site) {
+    (void)at;
+    const inject_ctx *ic = c;
+    if (site->index != ic->layer || site->B != 2) return;
+    size_t n = (size_t)site->S * site->D;
+    site->project(site, ic->ctx_b, site->k + n, site->v + n);
+}
+
+/* golden_sample replayed step by step: the CFG batch on the golden input of every step (the initial noise,
+ * then each golden latent_out), guidance on the epsilon channels with the text half's variance appended, as
+ * IFPipeline; every stepN.noise_pred [1,6,H,W] of the base and the patched run within 1e-4 (the scheduler's
+ * noise plays no part here, see test_scheduler) */
+static void test_steps(void) {
+    char p[512];
+    locus_denoiser d;
+    snprintf(p, sizeof p, "%s/if/unet", G);
+    if (locus_denoiser_open(&d, p, NULL)) { CHECK(0, "%s", locus_errmsg()); return; }
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/if/golden_sample.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); locus_denoiser_close(&d); return; }
+    int64_t na, nb, nu, nn, nts;
+    float *ea = golden_f32(&g, "embeds.a", &na), *eb = golden_f32(&g, "embeds.b", &nb), *eu = golden_f32(&g, "embeds.uncond", &nu);
+    float *noise = golden_f32(&g, "noise", &nn);
+    const locus_st_tensor *tt = locus_st_find(&g, "timesteps");
+    const locus_st_tensor *nt = locus_st_find(&g, "noise");
+    if (!ea || !eb || !eu || !noise || !tt || !nt) { CHECK(0, "golden_sample tensors missing"); goto done; }
+    nts = locus_st_numel(tt);
+    int H = (int)nt->shape[2], W = (int)nt->shape[3], S = (int)(na / 24);
+    size_t n = (size_t)nn, nout = 2 * n;
+    float *x = malloc(2 * n * sizeof(float)), *ctx = malloc(2 * na * sizeof(float)), *eps = malloc(2 * nout * sizeof(float)), *gd = malloc(nout * sizeof(float));
+    memcpy(ctx, eu, na * sizeof(float));
+    memcpy(ctx + na, ea, na * sizeof(float));
+    locus_layer_info *L = NULL;
+    int nl = locus_denoiser_layers(&d, &L), li = -1;
+    for (int i = 0; i < nl; i++) if (!strcmp(L[i].name, "up_blocks.0.attentions.0")) li = L[i].text_index;
+    free(L);
+    inject_ctx ic = {li, eb};
+    for (int run = 0; run < 2; run++) {
+        const char *pre = run ? "patched." : "base.";
+        locus_hooks hk;
+        locus_hooks_init(&hk);
+        if (run) locus_hooks_add(&hk, (locus_hook_entry){NULL, NULL, inject_hook, &ic, NULL});
+        double worst = 0;
+        for (int i = 0; i < (int)nts; i++) {
+            int64_t tv = 0, ni;
+            memcpy(&tv, tt->data + 8 * i, 8);
+            char nm[96];
+            float *in = noise;
+            if (i) { snprintf(nm, sizeof nm, "%sstep%d.latent_out", pre, i - 1); in = golden_f32(&g, nm, &ni); }
+            memcpy(x, in, n * sizeof(float));
+            memcpy(x + n, in, n * sizeof(float));
+            if (i) free(in);
+            float t[2] = {(float)tv, (float)tv};
+            locus_denoiser_forward(&d, x, 2, H, W, t, ctx, S, NULL, eps, run ? &hk : NULL);
+            locus_binary(eps, eps + nout, gd, n, LOCUS_BIN_CFG, 7.0f);
+            memcpy(gd + n, eps + nout + n, n * sizeof(float));
+            snprintf(nm, sizeof nm, "%sstep%d.noise_pred", pre, i);
+            double r = parity_rel(&g, nm, gd, (int64_t)nout);
+            if (r < 0 || r > worst) worst = r < 0 ? 1e9 : r;
+        }
+        printf("if golden_sample %s: %d steps' guided predictions (6 channels) replayed, worst %.2e\n", pre, (int)nts, worst);
+        CHECK(worst <= 1e-4, "%s every step's noise_pred within 1e-4 (worst %.2e)", pre, worst);
+    }
+    CHECK(li == 3, "the patched layer is text layer 3");
+    free(x); free(ctx); free(eps); free(gd);
+done:
+    free(ea); free(eb); free(eu); free(noise);
+    locus_st_close(&g);
+    locus_denoiser_close(&d);
+}
+
+/* DDPMScheduler against golden_sample: timesteps (leading spacing); the last step (t = 0: no noise) from the
+ * golden step-3 latent and step-4 prediction within 1e-4 — x0, dynamic thresholding, the coefficients; the
+ * noisy steps: the golden runs' variance noise does not come from the seeded generator (see the README), so
+ * the noise each golden step implies, (golden latent_out - locus's noise-free step) / exp(v / 2), is checked
+ * to be standard normal (mean within 0.1, std within 10%): the learned-range variance and the noise-free part
+ * together; the generator: the same seed and skip give the same bits, another seed other bits */
+static void test_scheduler(void) {
+    char p[512];
+    locus_scheduler s;
+    snprintf(p, sizeof p, "%s/if/scheduler", G);
+    if (locus_scheduler_load(&s, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    CHECK(s.kind == LOCUS_SCHED_DDPM && s.var_type == LOCUS_VAR_LEARNED_RANGE && s.thresholding && locus_scheduler_wants_variance(&s),
+          "DDPMScheduler, learned_range, thresholding");
+    CHECK(locus_scheduler_set_timesteps(&s, 5) == LOCUS_OK && s.nevals == 5 && s.timesteps[0] == 800 && s.timesteps[4] == 0, "timesteps 800 .. 0");
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/if/golden_sample.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); locus_scheduler_free(&s); return; }
+    int64_t n, nm, nl;
+    float *x3 = golden_f32(&g, "base.step3.latent_out", &n), *mo4 = golden_f32(&g, "base.step4.noise_pred", &nm), *out = malloc(n * sizeof(float));
+    locus_scheduler_step(&s, 4, mo4, x3, out, (size_t)n);
+    double r = parity_rel(&g, "base.step4.latent_out", out, n);
+    printf("if DDPM step at t=0 against golden: %.2e\n", r);
+    CHECK(r >= 0 && r <= 1e-4, "DDPM step t=0 (no noise) within 1e-4 (%.2e)", r);
+    /* noisy steps: the noise-free part is step(x, mo) - exp(v/2) z with z drawn from a twin generator */
+    float *z = malloc(n * sizeof(float)), *prev = malloc(n * sizeof(float)), *x = golden_f32(&g, "noise", &nl);
+    double worst_m = 0, worst_sd = 0;
+    for (int i = 0; i < 4; i++) {
+        char nmb[64];
+        snprintf(nmb, sizeof nmb, "base.step%d.noise_pred", i);
+        float *mo = golden_f32(&g, nmb, &nm);
+        snprintf(nmb, sizeof nmb, "base.step%d.latent_out", i);
+        float *gl = golden_f32(&g, nmb, &nl);
+        locus_scheduler_set_noise_seed(&s, 11, 0);
+        locus_scheduler_set_timesteps(&s, 5);
+        locus_scheduler_step(&s, i, mo, x, prev, (size_t)n);
+        locus_mt19937 twin;
+        locus_mt19937_seed(&twin, 11);
+        locus_randn_gen(&twin, z, (size_t)n);
+        int64_t t = s.timesteps[i], tp = s.timesteps[i + 1];
+        double at = s.alphas_cumprod[t], ap = s.alphas_cumprod[tp], cb = 1 - at / ap, var = (1 - ap) / (1 - at) * cb;
+        double sum = 0, sq = 0;
+        for (int64_t k = 0; k < n; k++) {
+            double fr = (mo[n + k] + 1.0) / 2, sg = exp(0.5 * (fr * log(cb) + (1 - fr) * log(var)));
+            double det = prev[k] - sg * z[k], zi = (gl[k] - det) / sg;
+            sum += zi;
+            sq += zi * zi;
+        }
+        double m = sum / n, sd = sqrt(sq / n - m * m);
+        if (fabs(m) > worst_m) worst_m = fabs(m);
+        if (fabs(sd - 1) > worst_sd) worst_sd = fabs(sd - 1);
+        free(mo);
+        memcpy(x, gl, n * sizeof(float));
+        free(gl);
+    }
+    printf("if DDPM noisy steps: golden's implied noise |mean| <= %.3f, |std - 1| <= %.3f\n", worst_m, worst_sd);
+    CHECK(worst_m < 0.1 && worst_sd < 0.1, "the golden noisy steps imply standard normal noise under locus's step");
+    /* the generator: same seed + skip -> same bits; the skip matters */
+    float *p1 = malloc(n * sizeof(float)), *p2 = malloc(n * sizeof(float));
+    float *mo0 = golden_f32(&g, "base.step0.noise_pred", &nm), *x0 = golden_f32(&g, "noise", &nl);
+    for (int k = 0; k < 3; k++) {
+        locus_scheduler_set_noise_seed(&s, 5, k == 2 ? 0 : (size_t)n);
+        locus_scheduler_set_timesteps(&s, 5);
+        locus_scheduler_step(&s, 0, mo0, x0, k ? p2 : p1, (size_t)n);
+        if (k == 1) CHECK(t_bitdiff(p1, p2, n) == 0, "the same generator gives the same step");
+        if (k == 2) CHECK(t_bitdiff(p1, p2, n) > 0, "the initial-noise skip changes the step's noise");
+    }
+    free(p1); free(p2); free(mo0); free(x0);
+    free(x3); free(mo4); free(out); free(z); free(prev); free(x);
+    locus_st_close(&g);
+    locus_scheduler_free(&s);
+}
+
+/* the peak-memory estimate (locus info, the preflight of every run) against a real run of the IF folder */
+static void test_peak(void) {
+    char p[512];
+    locus_pipeline pl;
+    snprintf(p, sizeof p, "%s/if", G);
+    if (locus_pipeline_open(&pl, p)) { CHECK(0, "%s", locus_errmsg()); return; }
+    CHECK(pl.kind == LOCUS_PIPE_IF && pl.vae_factor == 1 && pl.default_guidance == 7.0f, "an IF folder opens as a pixel-space pipeline");
+    locus_st_file g;
+    snprintf(p, sizeof p, "%s/if/golden_sample.safetensors", G);
+    if (locus_st_open(&g, p)) { CHECK(0, "%s", locus_errmsg()); locus_pipeline_close(&pl); return; }
+    locus_set_threads(1);
+    static const int sizes[2][2] = {{16, 24}, {64, 64}};
+    for (int c = 0; c < 2; c++) {
+        int64_t na, nu;
+        float *a = golden_f32(&g, "embeds.a", &na), *u = golden_f32(&g, "embeds.uncond", &nu);
+        locus_embeds e = {locus_alloc(na * sizeof(float)), locus_alloc(nu * sizeof(float)), NULL, NULL, (int)(na / 24)};
+        memcpy(e.cond, a, na * sizeof(float));
+        memcpy(e.uncond, u, nu * sizeof(float));
+        free(a); free(u);
+        locus_run_opts o = {1, 7.0f, sizes[c][1], sizes[c][0], 42, NULL, NULL};
+        size_t est = locus_pipeline_peak_estimate(&pl, o.W, o.H, e.T, 1);
+        locus_mem_peak_reset();
+        uint8_t *pix = malloc((size_t)3 * o.W * o.H);
+        locus_status st = locus_run_prepare(&pl, &o);
+        if (!st) st = locus_run_image(&pl, &o, &e, NULL, pix);
+        size_t meas = locus_mem_peak();
+        free(pix);
+        locus_embeds_free(&e);
+        printf("if peak %dx%d: estimate %.3f MiB, measured %.3f MiB\n", o.W, o.H, est / 1048576.0, meas / 1048576.0);
+        CHECK(st == LOCUS_OK && fabs((double)est - (double)meas) <= 0.05 * meas, "IF peak estimate within 5%% at %dx%d (%zu vs %zu): %s", o.W, o.H, est,
+              meas, st ? locus_errmsg() : "");
+    }
+
+    locus_st_close(&g);
+    locus_pipeline_close(&pl);
+}
+
 /* --check-dump DUMP GOLDEN PREFIX STEPS: every tensor golden_sample has for a run (PREFIX stepN.noise_pred — all
  * six channels: guided epsilon and the text half's variance —, stepN.latent_out, final_latent, image) against
  * the dump of `locus generate --dump`, within 1e-4 relative.  Prints the worst; exit 0 when all pass. */
@@ -226,5 +411,8 @@ int main(int argc, char **argv) {
     locus_kernels_init();
     test_golden_unet();
     test_refusals();
+    test_steps();
+    test_scheduler();
+    test_peak();
     return t_finish("if");
 }
