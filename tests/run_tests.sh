@@ -323,6 +323,8 @@ grep -v '^[0-9]* [0-9]*$' "$tmp/sdxl.out"
 read -r p f < <(tail -1 "$tmp/sdxl.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "sdxl" $p $f
 # ---- end SDXL ----
+# ---- DeepFloyd IF stage I (issue 13): golden first steps through the CLI, bits across ISAs x threads, layers, T5 prompts, localize ----
+mkdir -p "$tmp/if"; bash tests/if_test.sh "$B" "$tmp/if" >"$tmp/if.out" 2>&1; grep -v '^[0-9]* [0-9]*$' "$tmp/if.out"; read -r p f < <(tail -1 "$tmp/if.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1"); record "if" $p $f
 
 # ---- 7. locus clip-score (issue 17): golden parity through the CLI, the same bits for every LOCUS_ISA x
 #      threads (dumped tensors and the printed table), bad input ----

@@ -4,8 +4,11 @@
  * add_k_proj/add_v_proj/to_out.0, the text pooling's parts) and the output within max|diff| <= 1e-4 *
  * max|golden|; the output bit-identical across ISAs and thread counts; the registry picking IF's family; the
  * added-KV layers and their text parameters; the text K/V override point (project() = the layer's own bits,
- * an override changes only the overridden row); config refusals.  With --check-dump DUMP GOLDEN PREFIX STEPS
- * it compares a `locus generate --dump` file with golden_sample's per-step tensors (if_test.sh). */
+ * an override changes only the overridden row); config refusals; golden_sample replayed step by step; the DDPM
+ * scheduler; the peak-memory estimate.  With --check-dump DUMP GOLDEN PREFIX STEPS it compares a `locus generate
+ * --dump` file with golden_sample's per-step tensors, with --check-step0 DUMP GOLDEN PREFIX only the first guided
+ * prediction (the one that does not depend on the scheduler's noise), with --same-tensors A B whether two
+ * safetensors files hold the same tensors bit for bit (if_test.sh). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,7 +381,7 @@ static void test_peak(void) {
 /* --check-dump DUMP GOLDEN PREFIX STEPS: every tensor golden_sample has for a run (PREFIX stepN.noise_pred — all
  * six channels: guided epsilon and the text half's variance —, stepN.latent_out, final_latent, image) against
  * the dump of `locus generate --dump`, within 1e-4 relative.  Prints the worst; exit 0 when all pass. */
-static int check_dump(const char *dpath, const char *gpath, const char *prefix, int steps) {
+static int check_dump(const char *dpath, const char *gpath, const char *prefix, int steps, int first_only) {
     locus_st_file d, g;
     if (locus_st_open(&d, dpath)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
     if (locus_st_open(&g, gpath)) { fprintf(stderr, "%s\n", locus_errmsg()); locus_st_close(&d); return 1; }
@@ -388,6 +391,7 @@ static int check_dump(const char *dpath, const char *gpath, const char *prefix, 
     for (int s = 0; s <= steps; s++)
         for (int k = 0; k < 2; k++) {
             char dn[96], gn[160];
+            if (first_only && (s || k)) continue;
             if (s < steps) snprintf(dn, sizeof dn, "step%d.%s", s, k ? "latent_out" : "noise_pred");
             else snprintf(dn, sizeof dn, "%s", k ? "image" : "final_latent");
             snprintf(gn, sizeof gn, "%s%s", prefix, dn);
@@ -405,8 +409,26 @@ static int check_dump(const char *dpath, const char *gpath, const char *prefix, 
     return worst <= 1e-4 ? 0 : 1;
 }
 
+/* --same-tensors A B: the same tensor names, shapes and bits (metadata ignored); exit 0 when so */
+static int same_tensors(const char *pa, const char *pb) {
+    locus_st_file a, b;
+    if (locus_st_open(&a, pa)) { fprintf(stderr, "%s\n", locus_errmsg()); return 1; }
+    if (locus_st_open(&b, pb)) { fprintf(stderr, "%s\n", locus_errmsg()); locus_st_close(&a); return 1; }
+    int bad = a.count != b.count;
+    for (size_t i = 0; i < a.count && !bad; i++) {
+        const locus_st_tensor *x = &a.tensors[i], *y = locus_st_find(&b, x->name);
+        bad = !y || x->dtype != y->dtype || x->nbytes != y->nbytes || memcmp(x->data, y->data, x->nbytes);
+        if (bad) fprintf(stderr, "%s differs\n", x->name);
+    }
+    locus_st_close(&a);
+    locus_st_close(&b);
+    return bad;
+}
+
 int main(int argc, char **argv) {
-    if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]));
+    if (argc == 6 && !strcmp(argv[1], "--check-dump")) return check_dump(argv[2], argv[3], argv[4], atoi(argv[5]), 0);
+    if (argc == 4 && !strcmp(argv[1], "--same-tensors")) return same_tensors(argv[2], argv[3]);
+    if (argc == 5 && !strcmp(argv[1], "--check-step0")) return check_dump(argv[2], argv[3], argv[4], 1, 1);
     G = getenv("LOCUS_GOLDEN") ? getenv("LOCUS_GOLDEN") : "tests/golden";
     locus_kernels_init();
     test_golden_unet();
