@@ -112,11 +112,14 @@ void if_resnet_fwd(const if_resnet *r, const float *x, int B, int H, int W, cons
 
 /* ---- Attention with AttnAddedKVProcessor ---- */
 
-void if_attn_load(locus_loader *L, if_attn *a, int c, int kv_dim, int heads, int dim_head, int groups, float eps, const char *name) {
+void if_attn_load(locus_loader *L, if_attn *a, int c, int kv_dim, int heads, int dim_head, int groups, float eps, int norm_cross_groups,
+                  const char *name) {
     char n[512];
     memset(a, 0, sizeof *a);
     a->c = c; a->heads = heads; a->dim_head = dim_head; a->inner = heads * dim_head; a->text_index = -1;
     snprintf(n, sizeof n, "%s.group_norm", name); nn_gnorm_load(L, &a->gn, c, groups, eps, n);
+    a->norm_cross = norm_cross_groups > 0;
+    if (a->norm_cross) { snprintf(n, sizeof n, "%s.norm_cross", name); nn_gnorm_load(L, &a->ncross, kv_dim, norm_cross_groups, 1e-5f, n); }
     snprintf(n, sizeof n, "%s.to_q", name); nn_linear_load(L, &a->q, c, a->inner, 1, n);
     snprintf(n, sizeof n, "%s.to_k", name); nn_linear_load(L, &a->k, c, a->inner, 1, n);
     snprintf(n, sizeof n, "%s.to_v", name); nn_linear_load(L, &a->v, c, a->inner, 1, n);
@@ -128,18 +131,35 @@ void if_attn_load(locus_loader *L, if_attn *a, int c, int kv_dim, int heads, int
 /* locus_text_kv.project: the layer's text K/V from a prompt embedding ctx[S, ctx_dim] of one batch row —
  * add_k_proj(encoder_hid_proj(ctx)), add_v_proj(...), the same GEMM chains as the forward (a row's result does
  * not depend on the row count), so the same bits the layer computes for that row. */
+/* norm_cross on the text ctx[B,S,kv]: transpose to [B,kv,S], GroupNorm, transpose back into out[B,S,kv] */
+static void norm_cross_fwd(const if_attn *a, const float *ctx, int B, int S, float *out, const locus_hooks *hooks, const char *name) {
+    int K = a->ncross.c;
+    float *t = talloc((size_t)B * K * S), *u = talloc((size_t)B * K * S); /* [B,kv,S] each */
+    locus_transpose(ctx, t, B, S, K);
+    nn_gnorm_fwd(&a->ncross, t, B, S, u, LOCUS_ACT_NONE);
+    if (name) hook_named(hooks, name, ".norm_cross", u, 3, B, K, S, 0);
+    locus_transpose(u, out, B, K, S);
+    locus_free(t); locus_free(u);
+}
+
 static void if_attn_project(const locus_text_kv *site, const float *ctx, float *k_out, float *v_out) {
     const if_attn *a = site->impl;
     const float *e = ctx;
-    float *pj = NULL;
+    float *pj = NULL, *nc = NULL;
     if (a->hid_proj) {
         pj = talloc((size_t)site->S * a->hid_proj->out); /* encoder_hid_proj(ctx) [S, cross_attention_dim] */
         nn_linear_fwd(a->hid_proj, ctx, site->S, pj);
         e = pj;
     }
+    if (a->norm_cross) {
+        nc = talloc((size_t)site->S * a->ncross.c);      /* norm_cross of it [S, kv_dim] */
+        norm_cross_fwd(a, e, 1, site->S, nc, NULL, NULL);
+        e = nc;
+    }
     nn_linear_fwd(&a->add_k, e, site->S, k_out);
     nn_linear_fwd(&a->add_v, e, site->S, v_out);
     locus_free(pj);
+    locus_free(nc);
 }
 
 void if_attn_fwd(const if_attn *a, const float *x, int B, int H, int W, const float *ctx, int S, float *y, const locus_hooks *hooks,
@@ -155,8 +175,15 @@ void if_attn_fwd(const if_attn *a, const float *x, int B, int H, int W, const fl
     float *ek = talloc((size_t)B * S * I), *ev = talloc((size_t)B * S * I); /* add_k_proj / add_v_proj of the text [B,S,inner] */
     float *k = talloc((size_t)B * T * I), *v = talloc((size_t)B * T * I);   /* to_k / to_v of the pixels [B,HW,inner] */
     nn_linear_fwd(&a->q, hs, B * T, q);
+    float *nc = NULL;                        /* norm_cross(ctx) [B,S,kv_dim] */
+    if (a->norm_cross) {
+        nc = talloc((size_t)B * S * a->ncross.c);
+        norm_cross_fwd(a, ctx, B, S, nc, act ? hooks : NULL, name);
+        ctx = nc;
+    }
     nn_linear_fwd(&a->add_k, ctx, B * S, ek);
     nn_linear_fwd(&a->add_v, ctx, B * S, ev);
+    locus_free(nc);
     if (a->text_index >= 0 && act) {
         locus_text_kv site = {name, a->text_index, B, S, I, ek, ev, if_attn_project, a};
         locus_hook_text_kv(hooks, &site);

@@ -5,9 +5,11 @@
  *                skip_time_act, output_scale_factor, and the resampling variants down=True (avg-pool 2x2, as
  *                Downsample2D(use_conv=False)) / up=True (nearest 2x, Upsample2D(use_conv=False)) that
  *                ResnetDownsampleBlock2D / SimpleCrossAttn*Block2D use as their down/upsamplers;
- *   if_attn      Attention with AttnAddedKVProcessor: group_norm over the image channels, the text's
- *                add_k_proj/add_v_proj keys and values concatenated BEFORE the image's to_k/to_v, softmax in
- *                fp32, to_out, plus the residual (no rescale: the processor does not divide);
+ *   if_attn      Attention with AttnAddedKVProcessor: group_norm over the image channels, the text optionally
+ *                group-normed (cross_attention_norm "group_norm": norm_cross over the text channels and tokens,
+ *                32 groups, as the real IF-I configs have it), the text's add_k_proj/add_v_proj keys and values
+ *                concatenated BEFORE the image's to_k/to_v, softmax in fp32, to_out, plus the residual (no
+ *                rescale: the processor does not divide);
  *   if_text_time TextTimeEmbedding (addition_embed_type "text"): LayerNorm, AttentionPooling (a class token =
  *                mean of the tokens + positional_embedding attends to [class, tokens]), proj, LayerNorm.
  *
@@ -41,6 +43,8 @@ void if_resnet_fwd(const if_resnet *r, const float *x, int B, int H, int W, cons
 
 typedef struct {
     nn_gnorm gn;                    /* group_norm over query_dim channels */
+    nn_gnorm ncross;                /* norm_cross (when norm_cross): GroupNorm over the kv_dim text channels */
+    int norm_cross;
     nn_linear q, k, v, add_k, add_v, out;
     int c, heads, dim_head, inner;  /* query_dim, heads, dim_head, heads*dim_head */
     int text_index;                 /* position among the denoiser's text layers */
@@ -48,11 +52,13 @@ typedef struct {
 } if_attn;
 
 /* c: query_dim (= the block's channels, also to_k/to_v's input), kv_dim: added_kv_proj_dim (the UNet's
- * cross_attention_dim) */
-void if_attn_load(locus_loader *L, if_attn *a, int c, int kv_dim, int heads, int dim_head, int groups, float eps, const char *name);
+ * cross_attention_dim); norm_cross_groups > 0: cross_attention_norm "group_norm" with that many groups */
+void if_attn_load(locus_loader *L, if_attn *a, int c, int kv_dim, int heads, int dim_head, int groups, float eps, int norm_cross_groups,
+                  const char *name);
 /* x[B,C,H,W] attends to [text tokens ctx[B,S,kv_dim] ; its own pixels] -> y[B,C,H,W] (residual included).
  * Text K/V override point (locus_text_kv, D = inner) right after add_k_proj/add_v_proj; hook points
- * <name>.group_norm [B,C,HW], .to_q / .to_k / .to_v [B,HW,inner], .add_k_proj / .add_v_proj [B,S,inner]
+ * <name>.group_norm [B,C,HW], .norm_cross [B,kv_dim,S] (when it has one), .to_q / .to_k / .to_v [B,HW,inner],
+ * .add_k_proj / .add_v_proj [B,S,inner]
  * (after the override), .probs [B,heads,HW,S+HW] (when wanted), .to_out.0 [B,HW,C], <name> [B,C,H,W]. */
 void if_attn_fwd(const if_attn *a, const float *x, int B, int H, int W, const float *ctx, int S, float *y, const locus_hooks *hooks,
                  const char *name);

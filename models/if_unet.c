@@ -120,7 +120,7 @@ static locus_status if_build(locus_if_unet *u) {
     float out_scale = (float)locus_cfg_num_in(L, "resnet_out_scale_factor", 1.0, 1e-6, 1e6);
     float mid_scale = (float)locus_cfg_num_in(L, "mid_block_scale_factor", 1.0, 1e-6, 1e6);
     refuse(L, strcmp(locus_cfg_str(L, "time_embedding_type", "positional"), "positional") != 0, "time_embedding_type", "other than positional");
-    static const char *const must_be_null[] = {"class_embed_type", "cross_attention_norm", "time_cond_proj_dim", "timestep_post_act",
+    static const char *const must_be_null[] = {"class_embed_type", "time_cond_proj_dim", "timestep_post_act",
                                                "only_cross_attention", "mid_block_only_cross_attention", "dual_cross_attention",
                                                "center_input_sample", "num_class_embeds"};
     for (size_t k = 0; k < sizeof must_be_null / sizeof *must_be_null; k++) refuse(L, !null_or_absent(L, must_be_null[k]), must_be_null[k], "(set)");
@@ -134,6 +134,10 @@ static locus_status if_build(locus_if_unet *u) {
     const char *eht = locus_cfg_str(L, "encoder_hid_dim_type", NULL);
     refuse(L, u->hid_dim && eht && strcmp(eht, "text_proj"), "encoder_hid_dim_type", "other than text_proj");
     refuse(L, !u->hid_dim && eht, "encoder_hid_dim_type", "without encoder_hid_dim");
+    const char *can = locus_cfg_str(L, "cross_attention_norm", NULL);
+    refuse(L, can && strcmp(can, "group_norm"), "cross_attention_norm", "other than group_norm");
+    int ncg = can ? 32 : 0; /* Attention's cross_attention_norm_num_groups default: the blocks do not pass one */
+    if (ncg) locus_cfg_require(L, u->cross_dim % ncg == 0, "cross_attention_norm group_norm: 32 groups do not divide cross_attention_dim %d", u->cross_dim);
     int ted = (int)locus_cfg_int_in(L, "time_embedding_dim", 0, 0, 65536);
     int aheads = (int)locus_cfg_int_in(L, "addition_embed_type_num_heads", 64, 1, 4096);
     for (int i = 0; i < nb && !L->status; i++) {
@@ -169,7 +173,7 @@ static locus_status if_build(locus_if_unet *u) {
             if_resnet_load(L, &b->res[j], j ? oc : prev, oc, T, G, u->eps, u->act, scale_shift, skip_act, out_scale, 0, n);
             if (cross) {
                 snprintf(n, sizeof n, "down_blocks.%d.attentions.%d", i, j);
-                if_attn_load(L, &b->attn[j], oc, E, oc / (int)hd[i], (int)hd[i], G, 1e-5f, n);
+                if_attn_load(L, &b->attn[j], oc, E, oc / (int)hd[i], (int)hd[i], G, 1e-5f, ncg, n);
             }
         }
         b->has_sample = i < nb - 1;
@@ -192,7 +196,7 @@ static locus_status if_build(locus_if_unet *u) {
             snprintf(n, sizeof n, "mid_block.resnets.%d", j);
             if_resnet_load(L, &b->res[j], CL, CL, T, G, u->eps, u->act, scale_shift, skip_act, mid_scale, 0, n);
         }
-        if (!L->status) if_attn_load(L, &b->attn[0], CL, E, CL / (int)hd[nb - 1], (int)hd[nb - 1], G, 1e-5f, "mid_block.attentions.0");
+        if (!L->status) if_attn_load(L, &b->attn[0], CL, E, CL / (int)hd[nb - 1], (int)hd[nb - 1], G, 1e-5f, ncg, "mid_block.attentions.0");
     }
     /* up blocks (diffusers: prev_output_channel, input_channel of the reversed channel list) */
     int out_prev = CL;
@@ -209,7 +213,7 @@ static locus_status if_build(locus_if_unet *u) {
             if_resnet_load(L, &b->res[j], rin + skip, oc, T, G, u->eps, u->act, scale_shift, skip_act, out_scale, 0, n);
             if (cross) {
                 snprintf(n, sizeof n, "up_blocks.%d.attentions.%d", i, j);
-                if_attn_load(L, &b->attn[j], oc, E, oc / (int)hd[ri], (int)hd[ri], G, 1e-5f, n);
+                if_attn_load(L, &b->attn[j], oc, E, oc / (int)hd[ri], (int)hd[ri], G, 1e-5f, ncg, n);
             }
         }
         b->has_sample = i < nb - 1;

@@ -10,8 +10,9 @@
  * time_embedding_act_fn, act_fn (gelu / silu), resnet_time_scale_shift "scale_shift" or "default",
  * resnet_skip_time_act, resnet_out_scale_factor, mid_block_scale_factor, per-block layers_per_block and
  * attention_head_dim (the head width for these blocks), learned-variance outputs (out_channels = 2 x
- * in_channels).  Refused with an error naming the key: class embeddings, only_cross_attention,
- * cross_attention_norm, other block types and embeddings, non-positional time embeddings.
+ * in_channels), cross_attention_norm "group_norm" (the text group-normed before add_k/add_v, as the real IF-I
+ * configs have it).  Refused with an error naming the key: class embeddings, only_cross_attention, a
+ * layer_norm cross_attention_norm, other block types and embeddings, non-positional time embeddings.
  *
  * The prompt embedding the denoiser takes is the raw text encoder output (T5: [B,S,encoder_hid_dim]); the
  * text layers are the added-KV attentions, whose text K/V are add_k_proj / add_v_proj of encoder_hid_proj(ctx)

@@ -208,7 +208,12 @@ static void m_if_resnet(msim *s, const if_resnet *r, int B, int H, int W) {
 static void m_if_attn(msim *s, const if_attn *a, int B, double T, double S) {
     double C = a->c, I = a->inner, TK = S + T, sz[10] = {B * C * T, B * T * C, B * T * I, B * S * I, B * S * I, B * T * I, B * T * I, B * TK * I, B * TK * I, B * T * I};
     for (int i = 0; i < 7; i++) m_alloc(s, sz[i]);
-    m_linear(s, B * T, &a->q); m_linear(s, B * S, &a->add_k); m_linear(s, B * S, &a->add_v); m_linear(s, B * T, &a->k); m_linear(s, B * T, &a->v);
+    m_linear(s, B * T, &a->q);
+    double ncs = a->norm_cross ? (double)B * S * a->ncross.c : 0; /* norm_cross: its output, two transposes */
+    if (ncs) { m_alloc(s, ncs); m_alloc(s, ncs); m_alloc(s, ncs); m_free(s, ncs); m_free(s, ncs); }
+    m_linear(s, B * S, &a->add_k); m_linear(s, B * S, &a->add_v);
+    if (ncs) m_free(s, ncs);
+    m_linear(s, B * T, &a->k); m_linear(s, B * T, &a->v);
     for (int i = 7; i < 10; i++) m_alloc(s, sz[i]);
     m_attention(s, B, a->heads, T, TK, a->dim_head);
     m_linear(s, B * T, &a->out);

@@ -378,6 +378,105 @@ static void test_peak(void) {
     locus_pipeline_close(&pl);
 }
 
+/* records one hook point's tensor */
+typedef struct { const char *name; float *copy; size_t n; } grab_ctx;
+static void grab_hook(void *c, const locus_hook_at *at, float *x, int ndim, const int64_t *shape) {
+    grab_ctx *g = c;
+    if (strcmp(at->name, g->name)) return;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    free(g->copy);
+    g->copy = malloc(n * sizeof(float));
+    memcpy(g->copy, x, n * sizeof(float));
+    g->n = n;
+}
+
+/* cross_attention_norm "group_norm" (the real IF-I configs; the golden's tiny UNet has none): the golden config
+ * with it, random weights (plain, to read them back): one layer's add_k_proj output against a double-precision
+ * reference add_k(GroupNorm_32(encoder_hid_proj(ctx) over channels and tokens)), and project() = the layer's
+ * own bits */
+static void test_norm_cross(void) {
+    char src[512], cfgp[] = "/tmp/locus_if_ncXXXXXX";
+    int fd = mkstemp(cfgp);
+    if (fd < 0) { CHECK(0, "mkstemp"); return; }
+    snprintf(src, sizeof src, "%s/if/unet/config.json", G);
+    FILE *f = fopen(src, "rb");
+    char *cfg = calloc(1, 1 << 16);
+    size_t n = f ? fread(cfg, 1, (1 << 16) - 1, f) : 0;
+    if (f) fclose(f);
+    const char *key = "\"cross_attention_norm\": null";
+    char *at = strstr(cfg, key);
+    FILE *o = fdopen(fd, "wb");
+    if (!at || !o || !n) { CHECK(0, "config"); free(cfg); if (o) fclose(o); unlink(cfgp); return; }
+    fwrite(cfg, 1, (size_t)(at - cfg), o);
+    fputs("\"cross_attention_norm\": \"group_norm\"", o);
+    fputs(at + strlen(key), o);
+    fclose(o);
+    free(cfg);
+    locus_loader_set_plain_weights(1);
+    locus_if_unet *u = calloc(1, sizeof *u);
+    locus_status st = locus_if_unet_load_random(u, cfgp, 9);
+    locus_loader_set_plain_weights(0);
+    unlink(cfgp);
+    if (st) { CHECK(0, "random IF with norm_cross: %s", locus_errmsg()); free(u); return; }
+    locus_denoiser d;
+    locus_if_unet_denoiser(&d, u);
+    CHECK(u->mid.attn[0].norm_cross && u->mid.attn[0].ncross.groups == 32, "norm_cross loaded (32 groups)");
+    int B = 2, H = 8, W = 8, S = 9, E = 24, K = 32;
+    float *x = malloc(sizeof(float) * B * 3 * H * W), *ctx = malloc(sizeof(float) * B * S * E), *out = malloc(sizeof(float) * B * 6 * H * W);
+    t_fill(x, (size_t)B * 3 * H * W, 1, -1, 1);
+    t_fill(ctx, (size_t)B * S * E, 2, -2, 2);
+    float t[2] = {500, 500};
+    grab_ctx gk = {"mid_block.attentions.0.add_k_proj", NULL, 0};
+    kv_probe kp = {2, 0, 0, ctx + (size_t)S * E, 0};
+    locus_hooks hk;
+    locus_hooks_init(&hk);
+    locus_hooks_add(&hk, (locus_hook_entry){grab_hook, NULL, NULL, &gk, NULL});
+    locus_hooks_add(&hk, (locus_hook_entry){NULL, NULL, kv_hook, &kp, NULL});
+    locus_denoiser_forward(&d, x, B, H, W, t, ctx, S, NULL, out, &hk);
+    CHECK(kp.calls == 1 && kp.same_bits, "norm_cross: project() = the layer's bits");
+    const locus_param_rec *hw = locus_loader_find_param(&u->L, "encoder_hid_proj.weight"), *hb = locus_loader_find_param(&u->L, "encoder_hid_proj.bias");
+    const locus_param_rec *nw = locus_loader_find_param(&u->L, "mid_block.attentions.0.norm_cross.weight"),
+                          *nb = locus_loader_find_param(&u->L, "mid_block.attentions.0.norm_cross.bias");
+    const locus_param_rec *kw = locus_loader_find_param(&u->L, "mid_block.attentions.0.add_k_proj.weight"),
+                          *kb = locus_loader_find_param(&u->L, "mid_block.attentions.0.add_k_proj.bias");
+    if (!hw || !hb || !nw || !nb || !kw || !kb || !gk.copy || hw->packed || kw->packed) { CHECK(0, "weights / hook point missing"); goto done; }
+    int I = (int)kw->shape[0];
+    double *e = malloc(sizeof(double) * S * K), worst = 0, mx = 0;
+    for (int b = 0; b < B; b++) {
+        for (int s2 = 0; s2 < S; s2++)
+            for (int k = 0; k < K; k++) {
+                double a = hb->data[k];
+                for (int j = 0; j < E; j++) a += (double)ctx[((size_t)b * S + s2) * E + j] * hw->data[(size_t)k * E + j];
+                e[s2 * K + k] = a;
+            }
+        int cg = K / 32;
+        for (int g0 = 0; g0 < 32; g0++) { /* GroupNorm over (channels of the group) x tokens, biased variance, eps 1e-5 */
+            double m = 0, v = 0;
+            for (int s2 = 0; s2 < S; s2++) for (int c = g0 * cg; c < (g0 + 1) * cg; c++) m += e[s2 * K + c];
+            m /= (double)S * cg;
+            for (int s2 = 0; s2 < S; s2++) for (int c = g0 * cg; c < (g0 + 1) * cg; c++) v += (e[s2 * K + c] - m) * (e[s2 * K + c] - m);
+            v /= (double)S * cg;
+            for (int s2 = 0; s2 < S; s2++)
+                for (int c = g0 * cg; c < (g0 + 1) * cg; c++) e[s2 * K + c] = (e[s2 * K + c] - m) / sqrt(v + 1e-5) * nw->data[c] + nb->data[c];
+        }
+        for (int s2 = 0; s2 < S; s2++)
+            for (int i = 0; i < I; i++) {
+                double a = kb->data[i];
+                for (int c = 0; c < K; c++) a += e[s2 * K + c] * kw->data[(size_t)i * K + c];
+                double dlt = fabs(a - gk.copy[((size_t)b * S + s2) * I + i]);
+                if (dlt > worst) worst = dlt;
+                if (fabs(a) > mx) mx = fabs(a);
+            }
+    }
+    free(e);
+    printf("if norm_cross: add_k_proj against a double reference: %.2e relative\n", worst / mx);
+    CHECK(worst <= 1e-5 * mx, "norm_cross add_k_proj within 1e-5 of the reference (%.2e)", worst / mx);
+done:
+    free(gk.copy); free(x); free(ctx); free(out);
+    locus_denoiser_close(&d);
+}
+
 /* --check-dump DUMP GOLDEN PREFIX STEPS: every tensor golden_sample has for a run (PREFIX stepN.noise_pred — all
  * six channels: guided epsilon and the text half's variance —, stepN.latent_out, final_latent, image) against
  * the dump of `locus generate --dump`, within 1e-4 relative.  Prints the worst; exit 0 when all pass. */
@@ -434,6 +533,7 @@ int main(int argc, char **argv) {
     test_golden_unet();
     test_refusals();
     test_steps();
+    test_norm_cross();
     test_scheduler();
     test_peak();
     return t_finish("if");
