@@ -207,11 +207,16 @@ void if_attn_fwd(const if_attn *a, const float *x, int B, int H, int W, const fl
     }
     char pn[512];
     snprintf(pn, sizeof pn, "%s.probs", name);
-    float *probs = act && locus_hook_wants(hooks, pn) ? talloc((size_t)B * a->heads * T * TK) : NULL; /* [B,heads,HW,S+HW] */
+    int override = act && a->text_index >= 0 && locus_hooks_have_probs(hooks); /* Prompt-to-Prompt: over all S+HW keys */
+    float *probs = override || (act && locus_hook_wants(hooks, pn)) ? talloc((size_t)B * a->heads * T * TK) : NULL; /* [B,heads,HW,S+HW] */
     float *o = talloc((size_t)B * T * I);    /* heads output [B,HW,inner] */
     locus_attn_desc d = {B, a->heads, T, TK, a->dim_head, q, (ptrdiff_t)T * I, I, kc, (ptrdiff_t)TK * I, I, vc, (ptrdiff_t)TK * I, I,
                          o, (ptrdiff_t)T * I, I, 1.0f / sqrtf((float)a->dim_head), NULL, 0, 0, probs, 0};
     locus_attention(&d);
+    if (override) {
+        locus_attn_probs site = {name, a->text_index, B, a->heads, T, TK, probs};
+        if (locus_hook_probs(hooks, &site)) nn_attention_from_probs(probs, vc, B, a->heads, T, TK, a->dim_head, o);
+    }
     if (probs) { locus_hook(hooks, pn, probs, 4, B, a->heads, T, TK); locus_free(probs); }
     float *po = hs;                          /* to_out.0 [B,HW,C] (reuses hs) */
     nn_linear_fwd(&a->out, o, B * T, po);

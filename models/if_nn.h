@@ -59,7 +59,9 @@ void if_attn_load(locus_loader *L, if_attn *a, int c, int kv_dim, int heads, int
  * Text K/V override point (locus_text_kv, D = inner) right after add_k_proj/add_v_proj; hook points
  * <name>.group_norm [B,C,HW], .norm_cross [B,kv_dim,S] (when it has one), .to_q / .to_k / .to_v [B,HW,inner],
  * .add_k_proj / .add_v_proj [B,S,inner]
- * (after the override), .probs [B,heads,HW,S+HW] (when wanted), .to_out.0 [B,HW,C], <name> [B,C,H,W]. */
+ * (after the override), .probs [B,heads,HW,S+HW] (when wanted), .to_out.0 [B,HW,C], <name> [B,C,H,W].  A
+ * probability-override hook (locus_attn_probs, Prompt-to-Prompt) gets the whole map over the S text and HW pixel
+ * keys; when it changes it the output is recomputed as p . V. */
 void if_attn_fwd(const if_attn *a, const float *x, int B, int H, int W, const float *ctx, int S, float *y, const locus_hooks *hooks,
                  const char *name);
 

@@ -141,12 +141,10 @@ static locus_status if_build(locus_if_unet *u) {
     int ted = (int)locus_cfg_int_in(L, "time_embedding_dim", 0, 0, 65536);
     int aheads = (int)locus_cfg_int_in(L, "addition_embed_type_num_heads", 64, 1, 4096);
     for (int i = 0; i < nb && !L->status; i++) {
-        int last = i == nb - 1;
         if (strcmp(downt[i], "ResnetDownsampleBlock2D") && strcmp(downt[i], "SimpleCrossAttnDownBlock2D"))
             locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: down block type '%s' is not supported for DeepFloyd IF's UNet", dir, downt[i]);
         else if (strcmp(upt[i], "ResnetUpsampleBlock2D") && strcmp(upt[i], "SimpleCrossAttnUpBlock2D"))
             locus_loader_fail(L, LOCUS_E_UNSUPPORTED, "%s/config.json: up block type '%s' is not supported for DeepFloyd IF's UNet", dir, upt[i]);
-        (void)last;
     }
     if (L->status || !nb) { locus_status st = locus_loader_status(L); locus_if_unet_free(u); return st ? st : LOCUS_E_FORMAT; }
 

@@ -72,6 +72,27 @@ static void kv_hook(void *c, const locus_hook_at *at, const locus_text_kv *site)
     free(v);
 }
 
+/* probability-override probe: at one layer, checks the map (keys = S text + HW pixels, rows summing to 1) and
+ * optionally replaces row 1's probabilities by a uniform map */
+typedef struct { int layer, calls, shape_ok, change; } probs_probe;
+static int probs_hook(void *c, const locus_hook_at *at, const locus_attn_probs *site) {
+    (void)at;
+    probs_probe *p = c;
+    if (site->index != p->layer) return 0;
+    p->calls++;
+    double worst = 0;
+    for (size_t r = 0; r < (size_t)site->B * site->H * site->Tq; r++) {
+        double sum = 0;
+        for (int j = 0; j < site->Tk; j++) sum += site->p[r * site->Tk + j];
+        if (fabs(sum - 1) > worst) worst = fabs(sum - 1);
+    }
+    p->shape_ok = site->B == 2 && site->Tk == 9 + site->Tq && worst < 1e-5;
+    if (!p->change) return 0;
+    size_t n = (size_t)site->H * site->Tq * site->Tk;
+    for (size_t k = 0; k < n; k++) site->p[n + k] = 1.0f / (float)site->Tk;
+    return 1;
+}
+
 static void test_golden_unet(void) {
     char p[512];
     locus_denoiser d;
@@ -135,6 +156,17 @@ static void test_golden_unet(void) {
     kp.overwrite = 1;
     locus_denoiser_forward(&d, x, B, H, W, t, ctx, S, NULL, out2, &kh);
     CHECK(t_bitdiff(out, out2, no / 2) == 0 && t_bitdiff(out + no / 2, out2 + no / 2, no / 2) > 0, "an override of row 1 changes row 1 only");
+    /* probability override (Prompt-to-Prompt): a hook that changes nothing leaves the bits; a changed row 1 changes
+     * the conditional half only */
+    probs_probe pp = {3, 0, 0, 0};
+    locus_hooks ph;
+    locus_hooks_init(&ph);
+    locus_hooks_add(&ph, (locus_hook_entry){NULL, NULL, NULL, &pp, probs_hook});
+    locus_denoiser_forward(&d, x, B, H, W, t, ctx, S, NULL, out2, &ph);
+    CHECK(pp.calls == 1 && pp.shape_ok && t_bitdiff(out, out2, no) == 0, "probs hook: one call, S+HW keys, rows sum to 1, no change");
+    pp.change = 1;
+    locus_denoiser_forward(&d, x, B, H, W, t, ctx, S, NULL, out2, &ph);
+    CHECK(t_bitdiff(out, out2, no / 2) == 0 && t_bitdiff(out + no / 2, out2 + no / 2, no / 2) > 0, "changed probabilities change row 1 only");
     /* bit-identical across ISAs and threads */
     uint64_t h0 = locus_fnv1a(LOCUS_FNV_INIT, out, no * sizeof(float));
     for (int isa = 0; isa < LOCUS_ISA_COUNT; isa++) {
