@@ -12,6 +12,11 @@
  * Only the SDXL base 1.0 UNet (benchmarks/configs/sdxl-base-unet.json, 2.6e9 parameters: about 10.3 GB of fp32
  * weights, so not part of `make bench`) on one CFG pair at PIXELS x PIXELS (default 1024: 128x128 latents),
  * 77 tokens of width 2048, pooled text + size conditioning: the time of one sampling step, one run.
+ *
+ *   bench_models THREADS if CONFIG [PIXELS]
+ * A DeepFloyd IF stage I UNet from CONFIG (its unet/config.json; IF-I-XL's is not shipped: put the downloaded
+ * one there) on one CFG pair at PIXELS x PIXELS (default 64, the stage-I size), 77 T5 tokens: one sampling
+ * step, one run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 
 #include "../core/arena.h"
 #include "../core/rng.h"
+#include "../models/if_unet.h"
 #include "../models/mmdit.h"
 #include "../models/unet.h"
 #include "../models/vae.h"
@@ -58,16 +64,43 @@ static int bench_sdxl(int T, int px) {
     return 0;
 }
 
+/* one CFG step of a DeepFloyd IF stage I UNet (config file cfg, random weights) at px x px */
+static int bench_if(int T, const char *cfg, int px) {
+    locus_if_unet *u = calloc(1, sizeof *u);
+    double t0 = now();
+    if (!u || locus_if_unet_load_random(u, cfg, 5)) { fprintf(stderr, "bench_models: %s\n", u ? locus_errmsg() : "out of memory"); free(u); return 2; }
+    int mult = 1 << (u->nblocks - 1);
+    if (px % mult) { fprintf(stderr, "bench_models: PIXELS must be a multiple of %d for this UNet\n", mult); locus_if_unet_free(u); free(u); return 2; }
+    fprintf(stderr, "  (IF unet %s: %zu parameters, random init %.1f s)\n", cfg, u->L.nparams, now() - t0);
+    int B = 2, h = px, w = px, S = 77, E = u->hid_dim ? u->hid_dim : u->cross_dim;
+    float *x = locus_alloc((size_t)B * u->in_channels * h * w * 4), *ctx = locus_alloc((size_t)B * S * E * 4);
+    float *out = locus_alloc((size_t)B * u->out_channels * h * w * 4);
+    locus_randn(16, x, (size_t)B * u->in_channels * h * w);
+    locus_fill_uniform(17, ctx, (size_t)B * S * E, -1, 1);
+    float ts[2] = {999, 999};
+    double f0 = locus_gemm_flops(), a = now();
+    locus_if_unet_forward(u, x, B, h, w, ts, ctx, S, out, NULL);
+    double dt = now() - a, flops = locus_gemm_flops() - f0;
+    printf("unet_if batch=2 image=%dx%d tokens=77 params=%zu threads=%d isa=%s seconds=%.2f gflop=%.0f gflops=%.1f peak_mib=%.0f\n", h, w, u->L.nparams, T,
+           locus_isa_name(), dt, flops * 1e-9, flops / dt * 1e-9, (double)locus_mem_peak() / (1 << 20));
+    locus_free(x); locus_free(ctx); locus_free(out);
+    locus_if_unet_free(u);
+    free(u);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int sdxl = argc >= 3 && !strcmp(argv[2], "sdxl");
-    if (argc < 2 || atoi(argv[1]) <= 0 || (argc > 2 && !sdxl) || argc > 4 || (argc == 4 && (atoi(argv[3]) < 64 || atoi(argv[3]) % 64))) {
-        fprintf(stderr, "usage: bench_models THREADS [sdxl [PIXELS, a multiple of 64]]\n");
+    int sdxl = argc >= 3 && !strcmp(argv[2], "sdxl"), ifu = argc >= 4 && !strcmp(argv[2], "if");
+    if (argc < 2 || atoi(argv[1]) <= 0 || (argc > 2 && !sdxl && !ifu) || argc > (ifu ? 5 : 4) ||
+        (sdxl && argc == 4 && (atoi(argv[3]) < 64 || atoi(argv[3]) % 64)) || (ifu && argc == 5 && (atoi(argv[4]) < 8 || atoi(argv[4]) > 4096))) {
+        fprintf(stderr, "usage: bench_models THREADS [sdxl [PIXELS, a multiple of 64] | if CONFIG [PIXELS]]\n");
         return 2;
     }
     locus_choose_wait_policy(argv);
     int T = atoi(argv[1]);
     locus_set_threads(T);
     if (sdxl) return bench_sdxl(T, argc == 4 ? atoi(argv[3]) : 1024);
+    if (ifu) return bench_if(T, argv[3], argc == 5 ? atoi(argv[4]) : 64);
     locus_unet u;
     double t0 = now();
     if (locus_unet_load_random(&u, "benchmarks/configs/sd15-unet.json", 1)) { fprintf(stderr, "bench_models: %s\n", locus_errmsg()); return 2; }

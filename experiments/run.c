@@ -135,11 +135,11 @@ void locus_run_add_observer(locus_run *r, locus_step_cb cb) {
 }
 
 static void dump_step(locus_run *r, int step, const float *unc, const float *cond, const float *guided, const float *lat) {
-    int64_t shp[4] = {1, r->C, r->h, r->w};
+    int64_t shp[4] = {1, r->C, r->h, r->w}, pshp[4] = {1, r->p->den.out_channels, r->h, r->w}; /* predictions: the model's channels */
     char nm[64];
-    if (unc) { snprintf(nm, sizeof nm, "step%d.noise_pred_uncond", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, unc); }
-    snprintf(nm, sizeof nm, "step%d.noise_pred_text", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, cond);
-    snprintf(nm, sizeof nm, "step%d.noise_pred", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, guided);
+    if (unc) { snprintf(nm, sizeof nm, "step%d.noise_pred_uncond", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, pshp, unc); }
+    snprintf(nm, sizeof nm, "step%d.noise_pred_text", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, pshp, cond);
+    snprintf(nm, sizeof nm, "step%d.noise_pred", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, pshp, guided);
     snprintf(nm, sizeof nm, "step%d.latent_out", step); locus_st_writer_add(r->dump, nm, LOCUS_F32, 4, shp, lat);
 }
 
@@ -181,6 +181,7 @@ locus_status locus_run_exec(locus_run *r, const locus_embeds *e) {
     if (st) return st;
     if (r->noise) memcpy(r->latent, r->noise, n * sizeof(float));
     else locus_randn(r->o.seed, r->latent, n);
+    locus_scheduler_set_noise_seed(&p->sched, r->o.seed, r->noise ? 0 : n); /* stochastic steps continue this generator */
     for (size_t i = 0; i < n; i++) r->latent[i] = r->latent[i] * p->sched.init_noise_sigma;
     locus_cond cu = {e->uncond, e->uncond_pooled}, cc = {e->cond, e->cond_pooled};
     /* pooled conditioning that depends on the run (SDXL's size conditioning): copies completed by the pipeline */

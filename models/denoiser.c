@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../core/json.h"
+#include "if_unet.h"
 #include "mmdit.h"
 #include "unet.h"
 
@@ -27,13 +28,24 @@ static locus_status open_mmdit(locus_denoiser *d, const char *dir) {
     return locus_mmdit_denoiser(d, m);
 }
 
-/* The registry: one line per family. */
+static locus_status open_if_unet(locus_denoiser *d, const char *dir) {
+    locus_if_unet *u = calloc(1, sizeof *u);
+    if (!u) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    locus_status st = locus_if_unet_load(u, dir);
+    if (st) { free(u); return st; }
+    return locus_if_unet_denoiser(d, u);
+}
+
+/* The registry: one line per family, first match wins.  `matches` (may be NULL) tells families that share a
+ * diffusers class apart by their config (DeepFloyd IF's UNet is a UNet2DConditionModel too). */
 static const struct {
     const char *class_name;
+    int (*matches)(const locus_json *config);
     locus_status (*open)(locus_denoiser *d, const char *dir);
 } registry[] = {
-    {"UNet2DConditionModel", open_unet},
-    {"SD3Transformer2DModel", open_mmdit},
+    {"UNet2DConditionModel", locus_if_unet_config_matches, open_if_unet},
+    {"UNet2DConditionModel", NULL, open_unet},
+    {"SD3Transformer2DModel", NULL, open_mmdit},
 };
 
 locus_status locus_denoiser_open(locus_denoiser *d, const char *dir, const char *default_class) {
@@ -45,12 +57,15 @@ locus_status locus_denoiser_open(locus_denoiser *d, const char *dir, const char 
     if (st) return st;
     char cls[128];
     snprintf(cls, sizeof cls, "%s", doc.root->type == JSON_OBJECT ? locus_json_str(doc.root, "_class_name", default_class ? default_class : "", NULL) : "");
-    locus_json_free(&doc);
+    int pick = -1;
     char known[256] = "";
     for (size_t i = 0; i < sizeof registry / sizeof *registry; i++) {
-        if (!strcmp(cls, registry[i].class_name)) return registry[i].open(d, dir);
-        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", registry[i].class_name);
+        if (pick < 0 && !strcmp(cls, registry[i].class_name) && (!registry[i].matches || registry[i].matches(doc.root))) pick = (int)i;
+        if (!i || strcmp(registry[i].class_name, registry[i - 1].class_name))
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", registry[i].class_name);
     }
+    locus_json_free(&doc);
+    if (pick >= 0) return registry[pick].open(d, dir);
     return locus_fail(LOCUS_E_UNSUPPORTED, "%s: denoiser class '%s' is not supported (%s)", p, cls, known);
 }
 

@@ -1,4 +1,4 @@
-/* denoiser.h — one interface for every denoiser family (UNet incl. SDXL, MM-DiT; next DeepFloyd IF).
+/* denoiser.h — one interface for every denoiser family (UNet incl. SDXL, MM-DiT, DeepFloyd IF's UNet).
  *
  * Everything above models/ (the sampler, runs, patching, localization, training) talks to a denoiser only
  * through this struct: its geometry, one forward, the list of its attention layers (which of them read the
@@ -101,5 +101,6 @@ int locus_denoiser_track_params(const locus_denoiser *d, locus_grads *g, const c
 /* Family implementations (registry entries). */
 extern const locus_denoiser_ops locus_unet_denoiser_ops;
 extern const locus_denoiser_ops locus_mmdit_denoiser_ops;
+extern const locus_denoiser_ops locus_if_unet_denoiser_ops;
 
 #endif

@@ -206,7 +206,7 @@ static void nn_attention_project(const locus_text_kv *site, const float *ctx, fl
 
 /* o[b,t,h*D+d] = sum_j p[b,h,t,j] v[b,j,h*D+d] for overridden probabilities: per (batch, head) one GEMM
  * against V^T packed [D,S] (each output one FMA chain over keys in order, whatever the threads). */
-static void attention_from_probs(const float *p, const float *v, int B, int H, int T, int S, int D, float *o) {
+void nn_attention_from_probs(const float *p, const float *v, int B, int H, int T, int S, int D, float *o) {
     int C = H * D;
     float *vt = talloc((size_t)D * S), *tmp = talloc((size_t)T * D); /* V^T [D,S]; output [T,D] */
     for (int b = 0; b < B; b++)
@@ -248,7 +248,7 @@ void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const
     locus_attention(&d);
     if (override) {
         locus_attn_probs site = {name, a->text_index, B, a->heads, T, S, probs};
-        if (locus_hook_probs(hooks, &site)) attention_from_probs(probs, v, B, a->heads, T, S, a->dim_head, o);
+        if (locus_hook_probs(hooks, &site)) nn_attention_from_probs(probs, v, B, a->heads, T, S, a->dim_head, o);
     }
     if (probs) {
         locus_hook(hooks, pn, probs, 4, B, a->heads, T, S);

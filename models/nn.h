@@ -142,6 +142,9 @@ void nn_attention_load(locus_loader *L, nn_attention *a, int query_dim, int ctx_
 /* x[B,T,query_dim] attends to ctx[B,S,ctx_dim] (ctx = x, S = T for self-attention) -> y[B,T,query_dim] */
 void nn_attention_fwd(const nn_attention *a, const float *x, int B, int T, const float *ctx, int S, float *y,
                       const locus_hooks *hooks, const char *name);
+/* Attention output from (overridden) probabilities p[B,H,T,S] and values v[B,S,H*D] -> o[B,T,H*D]: one GEMM per
+ * batch row and head, each output one FMA chain over the keys in order (the probability-override path). */
+void nn_attention_from_probs(const float *p, const float *v, int B, int H, int T, int S, int D, float *o);
 
 typedef struct {
     nn_lnorm n1, n2, n3;

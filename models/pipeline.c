@@ -12,6 +12,7 @@
 #include "../core/arena.h"
 #include "../core/hash.h"
 #include "../core/json.h"
+#include "if_unet.h"
 #include "mmdit.h"
 #include "unet.h"
 
@@ -26,7 +27,7 @@ static int is_file(const char *p) {
 }
 
 /* hash a component: config.json bytes and each safetensors header (not the weights: cheap for large models) */
-static unsigned long long hash_component(unsigned long long h, const locus_loader *L) {
+unsigned long long locus_pipeline_hash_component(unsigned long long h, const locus_loader *L) {
     char p[PATH_MAX + 16];
     snprintf(p, sizeof p, "%s/config.json", L->dir);
     FILE *f = locus_fopen_regular(p, NULL);
@@ -114,11 +115,11 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
     }
     p->vae_factor = 1 << (p->vae.nblocks - 1);
     unsigned long long h = LOCUS_FNV_INIT;
-    h = hash_component(h, p->den.loader);
-    h = hash_component(h, &p->vae.L);
-    if (p->has_text) h = hash_component(h, &p->text.L);
-    if (p->has_text2) h = hash_component(h, &p->text2.L);
-    if (p->has_t5) h = hash_component(h, &p->t5.L);
+    h = locus_pipeline_hash_component(h, p->den.loader);
+    h = locus_pipeline_hash_component(h, &p->vae.L);
+    if (p->has_text) h = locus_pipeline_hash_component(h, &p->text.L);
+    if (p->has_text2) h = locus_pipeline_hash_component(h, &p->text2.L);
+    if (p->has_t5) h = locus_pipeline_hash_component(h, &p->t5.L);
     p->model_hash = h;
     return LOCUS_OK;
 fail:
@@ -148,10 +149,10 @@ static locus_status open_sdxl(locus_pipeline *p, const char *dir) {
     }
     p->vae_factor = 1 << (p->vae.nblocks - 1);
     unsigned long long h = LOCUS_FNV_INIT;
-    h = hash_component(h, p->den.loader);
-    h = hash_component(h, &p->vae.L);
-    if (p->has_text) h = hash_component(h, &p->text.L);
-    if (p->has_text2) h = hash_component(h, &p->text2.L);
+    h = locus_pipeline_hash_component(h, p->den.loader);
+    h = locus_pipeline_hash_component(h, &p->vae.L);
+    if (p->has_text) h = locus_pipeline_hash_component(h, &p->text.L);
+    if (p->has_text2) h = locus_pipeline_hash_component(h, &p->text2.L);
     p->model_hash = h;
     return LOCUS_OK;
 fail:
@@ -253,7 +254,7 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir);
 locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
     locus_status st = pipeline_open(p, dir);
     if (st) return st;
-    p->default_guidance = p->kind == LOCUS_PIPE_LDM ? 1.0f : p->kind == LOCUS_PIPE_SD3 ? 7.0f : p->kind == LOCUS_PIPE_SDXL ? 5.0f : 7.5f;
+    p->default_guidance = p->kind == LOCUS_PIPE_LDM ? 1.0f : p->kind == LOCUS_PIPE_SD3 || p->kind == LOCUS_PIPE_IF ? 7.0f : p->kind == LOCUS_PIPE_SDXL ? 5.0f : 7.5f;
     p->text_tokens_fixed = p->kind == LOCUS_PIPE_SD3 ? 0 : 77;
     p->negative_none_zeros = p->kind == LOCUS_PIPE_SDXL && p->force_zeros;
     return LOCUS_OK;
@@ -265,6 +266,7 @@ locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, 
     if (p->kind == LOCUS_PIPE_SDXL) return locus_pipeline_encode_prompt_sdxl(p, prompt, embeds, pooled, T);
     if (!prompt) prompt = ""; /* no negative prompt: the empty one */
     if (p->kind == LOCUS_PIPE_SD3) return locus_pipeline_encode_prompt_sd3(p, prompt, max_seq, embeds, pooled, T);
+    if (p->kind == LOCUS_PIPE_IF) return locus_pipeline_encode_prompt_if(p, prompt, embeds, T);
     return locus_pipeline_encode_prompt(p, prompt, embeds, T);
 }
 
@@ -301,9 +303,10 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
         if (!strcmp(cls, "LDMTextToImagePipeline")) p->kind = LOCUS_PIPE_LDM;
         else if (!strcmp(cls, "StableDiffusion3Pipeline")) p->kind = LOCUS_PIPE_SD3;
         else if (!strcmp(cls, "StableDiffusionXLPipeline")) p->kind = LOCUS_PIPE_SDXL;
+        else if (!strcmp(cls, "IFPipeline")) p->kind = LOCUS_PIPE_IF;
         else if (strcmp(cls, "StableDiffusionPipeline"))
             return locus_fail(LOCUS_E_UNSUPPORTED, "%s: pipeline class '%s' is not supported (StableDiffusionPipeline, StableDiffusionXLPipeline, "
-                              "StableDiffusion3Pipeline, LDMTextToImagePipeline)", mi, cls);
+                              "StableDiffusion3Pipeline, LDMTextToImagePipeline, IFPipeline; IF stage II is not)", mi, cls);
     }
     char c[PATH_MAX + 32];
     locus_status st;
@@ -313,6 +316,10 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     }
     if (!pick(dir, "unet", NULL, c, sizeof c)) return locus_fail(LOCUS_E_NOTFOUND, "%s: no unet/ folder", dir);
     if ((st = locus_denoiser_open(&p->den, c, "UNet2DConditionModel"))) return st;
+    if (p->den.ops == &locus_if_unet_denoiser_ops || p->kind == LOCUS_PIPE_IF) { /* DeepFloyd IF stage I: pixel space */
+        if (p->den.ops != &locus_if_unet_denoiser_ops) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_UNSUPPORTED, "%s: an IFPipeline needs DeepFloyd IF's UNet", c); }
+        return locus_pipeline_open_if(p, dir);
+    }
     if (p->den.pooled_extra > 0 || p->kind == LOCUS_PIPE_SDXL) { /* a UNet with added conditioning: SDXL */
         if (!p->den.pooled_extra) { locus_denoiser_close(&p->den); return locus_fail(LOCUS_E_UNSUPPORTED, "%s: a StableDiffusionXLPipeline needs a UNet with addition_embed_type text_time", c); }
         return open_sdxl(p, dir);
@@ -361,9 +368,9 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     }
     p->vae_factor = 1 << (p->vae.nblocks - 1);
     unsigned long long h = LOCUS_FNV_INIT;
-    h = hash_component(h, p->den.loader);
-    h = hash_component(h, &p->vae.L);
-    if (p->has_text) h = hash_component(h, &p->text.L);
+    h = locus_pipeline_hash_component(h, p->den.loader);
+    h = locus_pipeline_hash_component(h, &p->vae.L);
+    if (p->has_text) h = locus_pipeline_hash_component(h, &p->text.L);
     p->model_hash = h;
     return LOCUS_OK;
 }
@@ -400,6 +407,7 @@ locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *p
 }
 
 void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image) {
+    if (p->kind == LOCUS_PIPE_IF) { memcpy(image, latent, (size_t)3 * h * w * sizeof(float)); return; } /* pixel space */
     size_t n = (size_t)p->vae.latent_channels * h * w;
     float *z = locus_alloc(n * sizeof(float));
     float sf = p->vae.scaling_factor, inv = (float)(1.0 / (double)sf), shift = p->vae.shift_factor;

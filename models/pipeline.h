@@ -4,6 +4,10 @@
  * text_encoder/ tokenizer/ scheduler/; LDMTextToImagePipeline: unet/ vqvae/ bert/ tokenizer/ scheduler/), or a
  * folder holding only component subfolders (unet/, vae/ or vqvae/, text_encoder/ or bert/, scheduler/).
  * The text encoder is optional when embeddings are supplied (--prompt-embeds).
+ *
+ * DeepFloyd IF stage I (IFPipeline, models/pipeline_if.c): unet/ (IF's pixel-space UNet) + scheduler/ (DDPM) and
+ * optionally text_encoder/ (T5EncoderModel) + tokenizer/spiece.model; no VAE: the sample is the image.  Stage
+ * II (super-resolution) is not supported.
  */
 #ifndef LOCUS_PIPELINE_H
 #define LOCUS_PIPELINE_H
@@ -20,7 +24,7 @@
 #include "unet.h"
 #include "vae.h"
 
-typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM, LOCUS_PIPE_SD3, LOCUS_PIPE_SDXL } locus_pipe_kind;
+typedef enum { LOCUS_PIPE_SD, LOCUS_PIPE_LDM, LOCUS_PIPE_SD3, LOCUS_PIPE_SDXL, LOCUS_PIPE_IF } locus_pipe_kind;
 
 typedef struct {
     locus_pipe_kind kind;
@@ -29,17 +33,17 @@ typedef struct {
     locus_denoiser den;  /* unet/ (SD, LDM) or transformer/ (SD3) */
     locus_textenc text2; /* SD3: text_encoder_2 (OpenCLIP-G) */
     int has_text2;
-    locus_t5 t5;         /* SD3: text_encoder_3 (optional, as in diffusers) */
+    locus_t5 t5;         /* SD3: text_encoder_3 (optional, as in diffusers); IF: text_encoder */
     int has_t5;
     locus_clip_tok *tok2;
-    locus_sp_tok *tok3;  /* SD3: tokenizer_3/spiece.model */
+    locus_sp_tok *tok3;  /* SD3: tokenizer_3/spiece.model; IF: tokenizer/spiece.model */
     locus_bert_tok *btok; /* LDM: tokenizer/vocab.txt (BERT WordPiece) */
     locus_vae vae;
     locus_scheduler sched;
     locus_textenc text;
     int has_text;
     locus_clip_tok *tok; /* NULL when the folder has no CLIP tokenizer */
-    int vae_factor; /* pixels per latent */
+    int vae_factor; /* pixels per latent (1 for IF: no VAE) */
     int clip_skip;  /* SD1.x/SD2 prompts: final LN of the (clip_skip+1)-th last CLIP layer (diffusers' clip_skip) */
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
     float default_guidance; /* the diffusers pipeline's default guidance_scale (LDM 1, SD 7.5, SD3 7) */
@@ -94,6 +98,17 @@ locus_status locus_pipeline_encode_prompt(const locus_pipeline *p, const char *p
  * pooled = both text projections concatenated.  embeds holds (77 + max_seq) x joint_dim floats. */
 locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const char *prompt, int max_seq, float *embeds, float *pooled, int *T);
 
+/* DeepFloyd IF (models/pipeline_if.c): open the rest of an IF folder whose UNet is open in p->den (scheduler/,
+ * text_encoder/ + tokenizer/ when present; closes the pipeline on failure). */
+locus_status locus_pipeline_open_if(locus_pipeline *p, const char *dir);
+/* IFPipeline.encode_prompt: the prompt lower-cased and stripped (what _text_preprocessing does with
+ * clean_caption when its optional packages bs4/ftfy are absent), T5 ids padded to 77 with the attention mask,
+ * T5's last_hidden_state [1,77,D]. */
+locus_status locus_pipeline_encode_prompt_if(const locus_pipeline *p, const char *prompt, float *embeds, int *T);
+
+/* Hash of a component for model_hash (config.json bytes and each safetensors header); for the pipeline files. */
+unsigned long long locus_pipeline_hash_component(unsigned long long h, const locus_loader *L);
+
 /* in_channels / latent size of the denoiser */
 int locus_pipeline_latent_channels(const locus_pipeline *p);
 
@@ -107,7 +122,8 @@ size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int t
 size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H, int text_tokens, int threads, size_t parts[4]);
 
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling
- * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set). */
+ * (SD: latents / scaling_factor; LDM: (1 / scaling_factor) * latents; plus shift_factor when set; IF: the
+ * sample itself, as IFPipeline with output_type "pt"). */
 void locus_pipeline_decode(const locus_pipeline *p, const float *latent, int h, int w, float *image);
 
 #endif

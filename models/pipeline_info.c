@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "../simd/kernels.h"
+#include "if_unet.h"
 #include "mmdit.h"
 #include "pipeline.h"
 #include "unet.h"
@@ -29,6 +30,22 @@ void locus_pipeline_print_info(const locus_pipeline *pp, const char *dir) {
         printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 1024x1024 (77 + 256 text tokens, fp32 weights)\n",
                (double)locus_pipeline_peak_estimate(&p, sw, ss, 77 + 256, locus_threads()) / (1 << 20), sw, ss,
                (double)locus_pipeline_peak_estimate(&p, 1024, 1024, 77 + 256, locus_threads()) / (1 << 20));
+        return;
+    }
+    if (p.kind == LOCUS_PIPE_IF) {
+        const locus_if_unet *f = p.den.model;
+        printf("unet: UNet2DConditionModel (DeepFloyd IF stage I, pixel space), %d blocks, channels", f->nblocks);
+        for (int i = 0; i < f->nblocks; i++) printf(" %d", f->block_out[i]);
+        printf(", %d -> %d channels, cross_attention_dim %d, encoder_hid_dim %d, %d added-KV attention layers, %zu parameters (%s)\n", f->in_channels,
+               f->out_channels, f->cross_dim, f->hid_dim, p.den.ntext_layers, f->L.nparams, f->L.weights_path);
+        if (p.has_t5) printf("text_encoder: T5EncoderModel, %d blocks, width %d, %zu parameters\n", p.t5.nlayers, p.t5.D, p.t5.L.nparams);
+        else printf("text_encoder: none (prompt embeddings from --prompt-embeds)\n");
+        printf("scheduler: %s, %d train steps, spacing %s%s\n", p.sched.class_name, p.sched.num_train, p.sched.spacing,
+               p.sched.kind == LOCUS_SCHED_DDPM && p.sched.var_type == LOCUS_VAR_LEARNED_RANGE ? ", learned_range variance" : "");
+        int ss = p.den.sample_size;
+        printf("peak memory estimate: %.1f MiB at %dx%d (default size), %.1f MiB at 64x64 (77 text tokens, fp32 weights)\n",
+               (double)locus_pipeline_peak_estimate(&p, ss, ss, 77, locus_threads()) / (1 << 20), ss, ss,
+               (double)locus_pipeline_peak_estimate(&p, 64, 64, 77, locus_threads()) / (1 << 20));
         return;
     }
     const locus_unet *u = p.den.model;

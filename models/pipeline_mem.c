@@ -4,6 +4,7 @@
 
 #include "../core/arena.h"
 #include "../simd/ops.h"
+#include "if_unet.h"
 #include "mmdit.h"
 #include "pipeline.h"
 #include "unet.h"
@@ -184,6 +185,117 @@ static void m_unet(msim *s, const locus_unet *u, int B, int H, int W, int S) {
     while (ns > 0) m_free(s, skip[--ns]);
 }
 
+/* models/if_nn.c if_resnet_fwd */
+static void m_if_resnet(msim *s, const if_resnet *r, int B, int H, int W) {
+    double HW = (double)H * W, HWo = r->resample < 0 ? HW / 4 : r->resample > 0 ? HW * 4 : HW, ci = (double)B * r->cin, co = (double)B * r->cout;
+    m_alloc(s, ci * HW);
+    if (r->resample) { m_alloc(s, ci * HWo); m_alloc(s, ci * HWo); m_free(s, ci * HW); }
+    m_alloc(s, co * HWo);
+    m_conv(s, r->cin, r->cout, 3, HWo);
+    m_alloc(s, (double)B * r->temb.out);
+    if (!r->skip_time_act) m_alloc(s, (double)B * r->temb.in);
+    m_linear(s, B, &r->temb);
+    if (!r->skip_time_act) m_free(s, (double)B * r->temb.in);
+    m_alloc(s, co * HWo);
+    if (r->scale_shift) { m_alloc(s, co); m_alloc(s, co); m_free(s, co); m_free(s, co); }
+    m_conv(s, r->cout, r->cout, 3, HWo);
+    if (r->has_shortcut) m_conv(s, r->cin, r->cout, 1, HWo);
+    m_free(s, ci * (r->resample ? HWo : HW)); m_free(s, co * HWo); m_free(s, (double)B * r->temb.out); m_free(s, co * HWo);
+    if (r->resample) m_free(s, ci * HWo);
+}
+
+/* models/if_nn.c if_attn_fwd (no hooks) */
+static void m_if_attn(msim *s, const if_attn *a, int B, double T, double S) {
+    double C = a->c, I = a->inner, TK = S + T, sz[10] = {B * C * T, B * T * C, B * T * I, B * S * I, B * S * I, B * T * I, B * T * I, B * TK * I, B * TK * I, B * T * I};
+    for (int i = 0; i < 7; i++) m_alloc(s, sz[i]);
+    m_linear(s, B * T, &a->q);
+    double ncs = a->norm_cross ? (double)B * S * a->ncross.c : 0; /* norm_cross: its output, two transposes */
+    if (ncs) { m_alloc(s, ncs); m_alloc(s, ncs); m_alloc(s, ncs); m_free(s, ncs); m_free(s, ncs); }
+    m_linear(s, B * S, &a->add_k); m_linear(s, B * S, &a->add_v);
+    if (ncs) m_free(s, ncs);
+    m_linear(s, B * T, &a->k); m_linear(s, B * T, &a->v);
+    for (int i = 7; i < 10; i++) m_alloc(s, sz[i]);
+    m_attention(s, B, a->heads, T, TK, a->dim_head);
+    m_linear(s, B * T, &a->out);
+    for (int i = 0; i < 10; i++) m_free(s, sz[i]);
+}
+
+/* models/if_unet.c locus_if_unet_forward (and if_text_time_fwd) */
+static void m_if_unet(msim *s, const locus_if_unet *u, int B, int H, int W, int S) {
+    double skip[IF_MAX_BLOCKS * (IF_MAX_LAYERS + 1) + 1], T = u->temb_dim;
+    int ns = 0, C = u->block_out[0];
+    m_alloc(s, (double)B * u->time_dim); m_alloc(s, B * T); m_alloc(s, B * T);
+    m_linear(s, B, &u->time_1); m_linear(s, B, &u->time_2);
+    if (u->text_embed) {
+        const if_text_time *t = &u->add;
+        double D = t->dim, S1 = S + 1.0, sz[7] = {B * T, (double)B * S * D, B * S1 * D, B * D, B * D, B * S1 * D, B * S1 * D};
+        for (int i = 0; i < 7; i++) m_alloc(s, sz[i]);
+        m_linear(s, B, &t->q); m_linear(s, B * S1, &t->k); m_linear(s, B * S1, &t->v);
+        m_attention(s, B, t->heads, 1, S1, t->dim / t->heads);
+        m_alloc(s, B * (double)t->tdim); m_linear(s, B, &t->proj); m_free(s, B * (double)t->tdim);
+        for (int i = 0; i < 7; i++) m_free(s, sz[i]);
+    }
+    double ehs = u->hid_dim ? (double)B * S * u->cross_dim : 0;
+    if (ehs) { m_alloc(s, ehs); m_linear(s, (double)B * S, &u->hid_proj); }
+    double h = (double)B * C * H * W;
+    m_alloc(s, h);
+    m_conv(s, u->in_channels, C, 3, (double)H * W);
+    skip[ns++] = h;
+    for (int i = 0; i < u->nblocks; i++) {
+        const if_block *b = &u->down[i];
+        for (int j = 0; j < b->nres; j++) {
+            double y = (double)B * b->cout * H * W;
+            m_alloc(s, y);
+            m_if_resnet(s, &b->res[j], B, H, W);
+            C = b->cout;
+            if (b->attn) { m_alloc(s, y); m_if_attn(s, &b->attn[j], B, (double)H * W, S); m_free(s, y); }
+            skip[ns++] = h = y;
+        }
+        if (b->has_sample) {
+            h = (double)B * C * (H / 2) * (W / 2);
+            m_alloc(s, h);
+            m_if_resnet(s, &b->sample, B, H, W);
+            H /= 2; W /= 2;
+            skip[ns++] = h;
+        }
+    }
+    double y = (double)B * C * H * W;
+    m_alloc(s, y); m_alloc(s, y);
+    m_if_resnet(s, &u->mid.res[0], B, H, W);
+    m_if_attn(s, &u->mid.attn[0], B, (double)H * W, S);
+    m_if_resnet(s, &u->mid.res[1], B, H, W);
+    m_free(s, y);
+    h = y;
+    for (int i = 0; i < u->nblocks; i++) {
+        const if_block *b = &u->up[i];
+        for (int j = 0; j < b->nres; j++) {
+            double sk = skip[--ns], cat = h + sk;
+            m_alloc(s, cat);
+            m_free(s, sk); m_free(s, h);
+            C = b->cout;
+            h = (double)B * C * H * W;
+            m_alloc(s, h);
+            m_if_resnet(s, &b->res[j], B, H, W);
+            m_free(s, cat);
+            if (b->attn) { m_alloc(s, h); m_if_attn(s, &b->attn[j], B, (double)H * W, S); m_free(s, h); }
+        }
+        if (b->has_sample) {
+            double up = 4.0 * B * C * H * W;
+            m_alloc(s, up);
+            m_if_resnet(s, &b->sample, B, H, W);
+            H *= 2; W *= 2;
+            m_free(s, h);
+            h = up;
+        }
+    }
+    m_alloc(s, h);
+    m_conv(s, C, u->out_channels, 3, (double)H * W);
+    m_free(s, h); m_free(s, h);
+    if (ehs) m_free(s, ehs);
+    m_free(s, (double)B * u->time_dim); m_free(s, B * T); m_free(s, B * T);
+    while (ns > 0) m_free(s, skip[--ns]);
+}
+
 /* models/mmdit.c locus_mmdit_forward and block_fwd (no hooks) */
 static void m_mmdit(msim *s, const locus_mmdit *m, int B, int H, int W, int S) {
     double D = m->D, p = m->patch, N = (double)(H / m->patch) * (W / m->patch), J = N + S;
@@ -297,13 +409,13 @@ static double loader_bytes(const locus_loader *L) {
 
 size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H, int text_tokens, int threads, size_t parts[4]) {
     int sd3 = p->kind == LOCUS_PIPE_SD3, xl = p->kind == LOCUS_PIPE_SDXL, f = p->vae_factor, h = H / f, w = W / f, B = 2; /* CFG pair */
-    int P = p->den.pooled_dim, mmdit = p->den.ops == &locus_mmdit_denoiser_ops;
+    int P = p->den.pooled_dim, mmdit = p->den.ops == &locus_mmdit_denoiser_ops, ifu = p->den.ops == &locus_if_unet_denoiser_ops;
     double weights = loader_bytes(&p->vae.L) + loader_bytes(p->den.loader);
     if (p->has_text) weights += loader_bytes(&p->text.L);
     if (p->has_text2) weights += loader_bytes(&p->text2.L);
     if (p->has_t5) weights += loader_bytes(&p->t5.L);
     int S = text_tokens, C = locus_pipeline_latent_channels(p);
-    double ctxw = p->den.ctx_dim, n = (double)C * h * w, peak[3];
+    double ctxw = p->den.ctx_dim, n = (double)C * h * w, nout = (double)p->den.out_channels * h * w, peak[3];
     msim s = {0, 0, threads > 0 ? threads : 1};
     /* 1. prompt and negative prompt encoded one after the other (experiments/run.c locus_embeds_encode): the
      * second pass runs with both embeddings held */
@@ -316,6 +428,8 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
         m_textenc(&s, &p->text, 77, 1); m_textenc(&s, &p->text2, 77, 1);
         if (p->has_t5) m_t5(&s, &p->t5, S - 77);
         m_free(&s, 77.0 * p->text.D); m_free(&s, 77.0 * p->text2.D);
+    } else if (p->kind == LOCUS_PIPE_IF && p->has_t5) { /* models/pipeline_if.c: T5 on 77 ids */
+        m_t5(&s, &p->t5, S);
     } else if (!sd3 && !xl && p->has_text) { /* models/textenc.c locus_textenc_clip_skip (a hidden-state copy when k > 0) */
         double T = p->text.maxpos < 77 ? p->text.maxpos : 77, hs = p->clip_skip > 0 ? T * p->text.D : 0;
         if (hs) m_alloc(&s, hs);
@@ -326,11 +440,12 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
     /* 2. sampling (models/sampler.c): the latent, the CFG batch, predictions, guided prediction, contexts */
     s.peak = s.live;
     m_alloc(&s, n);
-    double sb[5] = {B * n, B * n, n, B * S * ctxw, (double)B * P};
+    double sb[5] = {B * n, B * nout, nout, B * S * ctxw, (double)B * P};
     if (p->den.pooled_extra) { m_alloc(&s, P); m_alloc(&s, P); } /* experiments/run.c: pooled completed with the size conditioning */
     for (int i = 0; i < (P ? 5 : 4); i++) m_alloc(&s, sb[i]);
     m_alloc(&s, n); /* the latent entering each step (models/sampler.c: to re-run a step that went non-finite) */
     if (mmdit) m_mmdit(&s, p->den.model, B, h, w, S); /* each family's forward, replayed */
+    else if (ifu) m_if_unet(&s, p->den.model, B, h, w, S);
     else m_unet(&s, p->den.model, B, h, w, S);
     for (int i = 0; i < (P ? 5 : 4); i++) m_free(&s, sb[i]);
     m_free(&s, n);
@@ -338,8 +453,10 @@ size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H,
     /* 3. decode (experiments/run.c locus_run_image, models/pipeline.c locus_pipeline_decode) */
     s.peak = s.live;
     m_alloc(&s, 3.0 * H * W);
-    m_alloc(&s, n);
-    m_vae_decode(&s, &p->vae, h, w);
+    if (p->kind != LOCUS_PIPE_IF) { /* IF: no VAE, the sample is copied */
+        m_alloc(&s, n);
+        m_vae_decode(&s, &p->vae, h, w);
+    }
     peak[2] = s.peak;
     double top = 0;
     for (int i = 0; i < 3; i++) top = peak[i] > top ? peak[i] : top;

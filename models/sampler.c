@@ -35,8 +35,8 @@ static void nf_probe_fn(void *ctx, const locus_hook_at *at, float *x, int ndim, 
  * its modules, found by re-running the step's evaluation with a probe after the caller's hooks; or the
  * guidance / scheduler arithmetic). */
 static locus_status nonfinite_error(const locus_denoiser *d, locus_scheduler *s, int i, const float *before, float *x, int B, int h, int w,
-                                    const float *t, const float *ctx, int S, const float *pl, float *eps, locus_hooks *hk, size_t n) {
-    int model_bad = any_nonfinite(eps, (size_t)B * n);
+                                    const float *t, const float *ctx, int S, const float *pl, float *eps, locus_hooks *hk, size_t n, size_t nout) {
+    int model_bad = any_nonfinite(eps, (size_t)B * nout);
     nf_probe probe = {{0}};
     if (model_bad) {
         locus_hooks h2 = *hk;
@@ -57,8 +57,16 @@ locus_status locus_sample(const locus_denoiser *d, locus_scheduler *s, int steps
     int P = d->pooled_dim;
     int cfg = guidance > 1.0f && uncond && uncond->ctx && (!P || uncond->pooled);
     int B = cfg ? 2 : 1;
-    size_t n = (size_t)d->in_channels * h * w, SD = (size_t)S * d->ctx_dim;
-    float *x = locus_alloc(B * n * sizeof(float)), *eps = locus_alloc(B * n * sizeof(float)), *g = locus_alloc(n * sizeof(float));
+    /* a model with learned variance predicts [epsilon | variance] (out = 2 x in channels): guidance mixes the
+     * epsilon channels only and the conditional half's variance channels are appended (IFPipeline) */
+    int var = d->out_channels != d->in_channels;
+    if (var && d->out_channels != 2 * d->in_channels)
+        return locus_fail(LOCUS_E_UNSUPPORTED, "a denoiser with %d input and %d output channels (neither equal nor a learned variance)", d->in_channels,
+                          d->out_channels);
+    if (locus_scheduler_wants_variance(s) && !var)
+        return locus_fail(LOCUS_E_UNSUPPORTED, "the scheduler's variance_type learned_range needs a model predicting variance (out_channels = 2 x in_channels)");
+    size_t n = (size_t)d->in_channels * h * w, nout = (size_t)d->out_channels * h * w, SD = (size_t)S * d->ctx_dim;
+    float *x = locus_alloc(B * n * sizeof(float)), *eps = locus_alloc(B * nout * sizeof(float)), *g = locus_alloc(nout * sizeof(float));
     float *ctx = locus_alloc(B * SD * sizeof(float)), *pl = P ? locus_alloc((size_t)B * P * sizeof(float)) : NULL;
     float *before = locus_alloc(n * sizeof(float)); /* the latent entering the step (to re-run a failed one) */
     if (!x || !eps || !g || !ctx || (P && !pl) || !before) {
@@ -79,13 +87,15 @@ locus_status locus_sample(const locus_denoiser *d, locus_scheduler *s, int steps
         for (int b = 0; b < B; b++) locus_scheduler_scale_input(s, i, latent, x + b * n, n);
         hk.step = i;
         locus_denoiser_forward(d, x, B, h, w, t, ctx, S, pl, eps, &hk);
-        const float *pe = cfg ? eps + n : eps;
-        if (cfg) locus_binary(eps, eps + n, g, n, LOCUS_BIN_CFG, guidance);
-        else memcpy(g, pe, n * sizeof(float));
+        const float *pe = cfg ? eps + nout : eps; /* conditional half [nout] */
+        if (cfg) {
+            locus_binary(eps, pe, g, n, LOCUS_BIN_CFG, guidance);
+            if (var) memcpy(g + n, pe + n, n * sizeof(float)); /* cat([guided eps, text half's variance], dim=1) */
+        } else memcpy(g, pe, nout * sizeof(float));
         memcpy(before, latent, n * sizeof(float));
         if ((st = locus_scheduler_step(s, i, g, latent, latent, n))) break;
         /* never a black image with exit 0: a non-finite latent stops the run, naming the step */
-        if (any_nonfinite(latent, n)) { st = nonfinite_error(d, s, i, before, x, B, h, w, t, ctx, S, pl, eps, &hk, n); break; }
+        if (any_nonfinite(latent, n)) { st = nonfinite_error(d, s, i, before, x, B, h, w, t, ctx, S, pl, eps, &hk, n, nout); break; }
         if (cb && cb->on_step) cb->on_step(cb->ctx, i, s->nevals, cfg ? eps : NULL, pe, g, latent, n);
     }
     locus_free(x); locus_free(eps); locus_free(g); locus_free(ctx); locus_free(pl); locus_free(before);

@@ -3,7 +3,8 @@
  *
  * Each step: the denoiser runs once on the batch [uncond, cond] (latent duplicated, text contexts and pooled
  * embeddings stacked), the guided prediction is uncond + g * (cond - uncond) (torch's three separate ops),
- * then the scheduler step.  With guidance <= 1 (or no unconditional text) only the conditional half runs, as
+ * then the scheduler step (a model predicting [epsilon | variance] is guided on epsilon, the conditional half's
+ * variance appended, as IFPipeline does).  With guidance <= 1 (or no unconditional text) only the conditional half runs, as
  * the diffusers pipelines do.  The scheduler's timesteps are set here, once per loop (image tokens first for
  * token models: flow matching's dynamic shift).
  */
@@ -21,7 +22,8 @@ typedef struct {
 
 typedef struct {
     /* called after every step with the two halves (uncond NULL without CFG), the guided prediction and the new
-     * latent (n floats each) */
+     * latent (n floats: the latent size).  The predictions hold the model's out_channels: with learned variance
+     * (out = 2 x in channels) 2n floats, epsilon first; the guided one then ends with the conditional variance. */
     void (*on_step)(void *ctx, int step, int nsteps, const float *uncond, const float *cond, const float *guided,
                     const float *latent, size_t n);
     void *ctx;

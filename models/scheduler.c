@@ -1,4 +1,5 @@
-/* scheduler.c — DDIM, Euler discrete and PNDM (PLMS) in diffusers' fp32 arithmetic (see scheduler.h). */
+/* scheduler.c — DDIM, Euler discrete, PNDM (PLMS), flow matching and DDPM in diffusers' fp32 arithmetic (see
+ * scheduler.h). */
 #include "scheduler.h"
 
 #include "../simd/sleef_names.h"
@@ -36,9 +37,11 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     else if (!strcmp(cls, "EulerDiscreteScheduler")) s->kind = LOCUS_SCHED_EULER;
     else if (!strcmp(cls, "PNDMScheduler")) s->kind = LOCUS_SCHED_PNDM;
     else if (!strcmp(cls, "FlowMatchEulerDiscreteScheduler")) s->kind = LOCUS_SCHED_FLOW;
+    else if (!strcmp(cls, "DDPMScheduler")) s->kind = LOCUS_SCHED_DDPM;
     else {
         locus_json_free(&doc);
-        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: scheduler '%s' is not supported (DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler)", p, cls);
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: scheduler '%s' is not supported (DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler, "
+                          "FlowMatchEulerDiscreteScheduler, DDPMScheduler)", p, cls);
     }
     int karras = locus_json_bool(r, "use_karras_sigmas", 0, &ok) || locus_json_bool(r, "use_exponential_sigmas", 0, &ok) ||
                  locus_json_bool(r, "use_beta_sigmas", 0, &ok);
@@ -57,14 +60,15 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
     snprintf(pt, sizeof pt, "%s", locus_json_str(r, "prediction_type", "epsilon", &ok));
     snprintf(s->spacing, sizeof s->spacing, "%s", locus_json_str(r, "timestep_spacing", "leading", &ok));
     s->steps_offset = (int)locus_json_int(r, "steps_offset", 0, &ok);
-    s->clip_sample = s->kind == LOCUS_SCHED_DDIM ? locus_json_bool(r, "clip_sample", 1, &ok) : 0;
+    s->clip_sample = s->kind == LOCUS_SCHED_DDIM || s->kind == LOCUS_SCHED_DDPM ? locus_json_bool(r, "clip_sample", 1, &ok) : 0;
     s->clip_range = (float)locus_json_num(r, "clip_sample_range", 1.0, &ok);
     int set_one = locus_json_bool(r, "set_alpha_to_one", 1, &ok);
     int thresholding = locus_json_bool(r, "thresholding", 0, &ok), zsnr = locus_json_bool(r, "rescale_betas_zero_snr", 0, &ok);
     const locus_json *tb = locus_json_get(r, "trained_betas");
     const char *badkey = NULL; /* a string literal: safe after the document is freed */
     static const char *const numkeys[] = {"num_train_timesteps", "beta_start", "beta_end", "steps_offset", "clip_sample_range", "shift",
-                                          "base_shift", "max_shift", "base_image_seq_len", "max_image_seq_len"};
+                                          "base_shift", "max_shift", "base_image_seq_len", "max_image_seq_len",
+                                          "dynamic_thresholding_ratio", "sample_max_value"};
     for (size_t k = 0; k < sizeof numkeys / sizeof *numkeys && !badkey; k++) {
         const locus_json *v = locus_json_get(r, numkeys[k]);
         if (v && v->type != JSON_NULL && v->type != JSON_NUMBER) badkey = numkeys[k];
@@ -86,9 +90,26 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
         locus_json_free(&doc);
         return locus_fail(LOCUS_E_FORMAT, "%s: beta_start/beta_end must lie in (0, 1) and clip_sample_range be positive", p);
     }
-    if (thresholding || zsnr || (tb && tb->type != JSON_NULL)) {
+    if ((thresholding && s->kind != LOCUS_SCHED_DDPM) || zsnr || (tb && tb->type != JSON_NULL)) {
         locus_json_free(&doc);
-        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: thresholding / rescale_betas_zero_snr / trained_betas are not supported", p);
+        return locus_fail(LOCUS_E_UNSUPPORTED, "%s: thresholding (outside DDPMScheduler) / rescale_betas_zero_snr / trained_betas are not supported", p);
+    }
+    if (s->kind == LOCUS_SCHED_DDPM) {
+        s->thresholding = thresholding;
+        s->thr_ratio = (float)locus_json_num(r, "dynamic_thresholding_ratio", 0.995, &ok);
+        s->sample_max = (float)locus_json_num(r, "sample_max_value", 1.0, &ok);
+        char vt[64];
+        snprintf(vt, sizeof vt, "%s", locus_json_str(r, "variance_type", "fixed_small", &ok));
+        if (!ok || !(s->thr_ratio > 0 && s->thr_ratio <= 1) || !(s->sample_max >= 1 && isfinite(s->sample_max))) {
+            locus_json_free(&doc);
+            return locus_fail(LOCUS_E_FORMAT, "%s: dynamic_thresholding_ratio must lie in (0, 1] and sample_max_value be at least 1", p);
+        }
+        if (!strcmp(vt, "fixed_small")) s->var_type = LOCUS_VAR_FIXED_SMALL;
+        else if (!strcmp(vt, "learned_range")) s->var_type = LOCUS_VAR_LEARNED_RANGE;
+        else {
+            locus_json_free(&doc);
+            return locus_fail(LOCUS_E_UNSUPPORTED, "%s: variance_type '%s' is not supported (fixed_small, learned_range)", p, vt);
+        }
     }
     if (s->kind == LOCUS_SCHED_FLOW) {
         s->shift = (float)locus_json_num(r, "shift", 1.0, &ok);
@@ -128,6 +149,15 @@ locus_status locus_scheduler_load(locus_scheduler *s, const char *dir) {
         return locus_fail(LOCUS_E_NOMEM, "%s: out of memory", p);
     }
     if (!strcmp(bs, "linear")) linspace_f32(b0, b1, s->num_train, betas);
+    else if (!strcmp(bs, "squaredcos_cap_v2")) { /* betas_for_alpha_bar(cosine) in Python floats, max_beta 0.999, then fp32 */
+        const double pi = 3.141592653589793;
+        for (int i = 0; i < s->num_train; i++) {
+            double t1 = (double)i / s->num_train, t2 = (double)(i + 1) / s->num_train;
+            double c1 = LOCUS_COS_D1((t1 + 0.008) / 1.008 * pi / 2), c2 = LOCUS_COS_D1((t2 + 0.008) / 1.008 * pi / 2);
+            double b = 1 - (c2 * c2) / (c1 * c1);
+            betas[i] = (float)(b < 0.999 ? b : 0.999);
+        }
+    }
     else if (!strcmp(bs, "scaled_linear")) {
         linspace_f32(sqrtf(b0), sqrtf(b1), s->num_train, betas);
         for (int i = 0; i < s->num_train; i++) betas[i] = betas[i] * betas[i];
@@ -228,7 +258,8 @@ locus_status locus_scheduler_set_timesteps(locus_scheduler *s, int n) {
         if (!(t[i] >= 0 && t[i] <= s->num_train - 1))
             return locus_fail(LOCUS_E_ARG, "--steps %d: timestep %.0f is outside the scheduler's 0..%d (num_train_timesteps %d, steps_offset %d, %s spacing)",
                               n, t[i], s->num_train - 1, s->num_train, s->steps_offset, s->spacing);
-    if (s->kind == LOCUS_SCHED_DDIM) {
+    s->gen_started = 0;
+    if (s->kind == LOCUS_SCHED_DDIM || s->kind == LOCUS_SCHED_DDPM) {
         for (int i = 0; i < n; i++) s->timesteps[i] = (int64_t)nearbyint(t[n - 1 - i]);
     } else if (s->kind == LOCUS_SCHED_PNDM) {
         /* plms: [_t[:-1], _t[-2:-1], _t[-1:]] reversed: the second-to-last timestep is evaluated twice */
@@ -374,11 +405,100 @@ static locus_status pndm_step(locus_scheduler *s, const float *mo, const float *
     return LOCUS_OK;
 }
 
+int locus_scheduler_wants_variance(const locus_scheduler *s) { return s->kind == LOCUS_SCHED_DDPM && s->var_type == LOCUS_VAR_LEARNED_RANGE; }
+
+void locus_scheduler_set_noise_seed(locus_scheduler *s, uint64_t seed, size_t skip) {
+    s->noise_seed = seed;
+    s->noise_skip = skip;
+    s->gen_started = 0;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* DDPMScheduler._threshold_sample on x[n] in place: s = torch.quantile(|x|, ratio) (linear interpolation, fp32
+ * rank q * (n - 1) and lerp as torch computes them), clamped to [1, sample_max_value]; x = clamp(x, -s, s) / s */
+static locus_status threshold(const locus_scheduler *s, float *x, size_t n) {
+    float *a = malloc(n * sizeof(float));
+    if (!a) return locus_fail(LOCUS_E_NOMEM, "out of memory in the DDPM scheduler");
+    for (size_t k = 0; k < n; k++) a[k] = fabsf(x[k]);
+    qsort(a, n, sizeof(float), cmp_float);
+    float rank = s->thr_ratio * (float)(n - 1), lo = floorf(rank), w = rank - lo;
+    size_t il = (size_t)lo, ih = (size_t)ceilf(rank);
+    if (ih >= n) ih = n - 1;
+    float vl = a[il], vh = a[ih];
+    float q = w < 0.5f ? vl + w * (vh - vl) : vh - (vh - vl) * (1.0f - w); /* torch.lerp */
+    free(a);
+    q = q < 1.0f ? 1.0f : q > s->sample_max ? s->sample_max : q;
+    for (size_t k = 0; k < n; k++) {
+        float v = x[k] < -q ? -q : x[k] > q ? q : x[k];
+        x[k] = v / q;
+    }
+    return LOCUS_OK;
+}
+
+/* DDPMScheduler.step (epsilon or v prediction; variance fixed_small or learned_range with mo[n..2n) the
+ * predicted variance); the noise of t > 0 from the run's generator, one randn(n) per step */
+static locus_status ddpm_step(locus_scheduler *s, int i, const float *mo, const float *x, float *prev, size_t n) {
+    int64_t t = s->timesteps[i], tp = i + 1 < s->nsteps ? s->timesteps[i + 1] : -1; /* previous_timestep */
+    float a_t = s->alphas_cumprod[t], a_p = tp >= 0 ? s->alphas_cumprod[tp] : 1.0f;
+    float b_t = 1.0f - a_t, b_p = 1.0f - a_p, cur_a = a_t / a_p, cur_b = 1.0f - cur_a;
+    float sb = sqrtf(b_t), sa = sqrtf(a_t);
+    float *x0 = malloc(n * sizeof(float)), *noise = t > 0 ? malloc(n * sizeof(float)) : NULL;
+    if (!x0 || (t > 0 && !noise)) { free(x0); free(noise); return locus_fail(LOCUS_E_NOMEM, "out of memory in the DDPM scheduler"); }
+    for (size_t k = 0; k < n; k++) x0[k] = s->pred == LOCUS_PRED_EPSILON ? (x[k] - sb * mo[k]) / sa : sa * x[k] - sb * mo[k];
+    if (s->thresholding) {
+        locus_status st = threshold(s, x0, n);
+        if (st) { free(x0); free(noise); return st; }
+    } else if (s->clip_sample) {
+        for (size_t k = 0; k < n; k++) x0[k] = x0[k] < -s->clip_range ? -s->clip_range : x0[k] > s->clip_range ? s->clip_range : x0[k];
+    }
+    float c0 = sqrtf(a_p) * cur_b / b_t, cx = sqrtf(cur_a) * b_p / b_t;
+    if (t > 0) {
+        if (!s->gen_started) { /* the run's generator, past the initial noise */
+            locus_mt19937_seed(&s->gen, s->noise_seed);
+            if (s->noise_skip) {
+                float *skip = malloc(s->noise_skip * sizeof(float));
+                if (!skip) { free(x0); free(noise); return locus_fail(LOCUS_E_NOMEM, "out of memory in the DDPM scheduler"); }
+                locus_randn_gen(&s->gen, skip, s->noise_skip);
+                free(skip);
+            }
+            s->gen_started = 1;
+        }
+        locus_randn_gen(&s->gen, noise, n);
+    }
+    /* _get_variance: (1 - a_prev) / (1 - a_t) * beta_t clamped at 1e-20; learned_range interpolates its log with
+     * log(beta_t) by frac = (v + 1) / 2 per element */
+    float var = (1.0f - a_p) / (1.0f - a_t) * cur_b;
+    var = var < 1e-20f ? 1e-20f : var;
+    float min_log = LOCUS_LOGF_1(var), max_log = LOCUS_LOGF_1(cur_b), sd = sqrtf(var);
+    for (size_t k = 0; k < n; k++) {
+        float p = c0 * x0[k] + cx * x[k];
+        if (t > 0) {
+            float v;
+            if (s->var_type == LOCUS_VAR_LEARNED_RANGE) {
+                float frac = (mo[n + k] + 1.0f) / 2.0f, lv = frac * max_log + (1.0f - frac) * min_log;
+                v = LOCUS_EXPF_1(0.5f * lv) * noise[k];
+            } else {
+                v = sd * noise[k];
+            }
+            p = p + v;
+        }
+        prev[k] = p;
+    }
+    free(x0);
+    free(noise);
+    return LOCUS_OK;
+}
+
 locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *mo, const float *x, float *prev, size_t n) {
     switch (s->kind) {
     case LOCUS_SCHED_DDIM: ddim_step(s, i, mo, x, prev, n); return LOCUS_OK;
     case LOCUS_SCHED_EULER: euler_step(s, i, mo, x, prev, n); return LOCUS_OK;
     case LOCUS_SCHED_PNDM: return pndm_step(s, mo, x, prev, n);
+    case LOCUS_SCHED_DDPM: return ddpm_step(s, i, mo, x, prev, n);
     case LOCUS_SCHED_FLOW: { /* prev = sample + (sigma_next - sigma) * model_output */
         float dt = s->sigmas[i + 1] - s->sigmas[i];
         for (size_t k = 0; k < n; k++) prev[k] = x[k] + dt * mo[k];
@@ -389,5 +509,6 @@ locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *mo, co
 }
 
 const char *locus_scheduler_name(const locus_scheduler *s) {
-    return s->kind == LOCUS_SCHED_EULER ? "euler" : s->kind == LOCUS_SCHED_PNDM ? "pndm" : s->kind == LOCUS_SCHED_FLOW ? "flow" : "ddim";
+    return s->kind == LOCUS_SCHED_EULER ? "euler" : s->kind == LOCUS_SCHED_PNDM ? "pndm" : s->kind == LOCUS_SCHED_FLOW ? "flow"
+           : s->kind == LOCUS_SCHED_DDPM ? "ddpm" : "ddim";
 }

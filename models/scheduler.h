@@ -3,9 +3,12 @@
  * DDIMScheduler (eta 0; leading / trailing / linspace spacing, steps_offset, set_alpha_to_one, clip_sample),
  * EulerDiscreteScheduler (linear sigma interpolation, s_churn 0) and PNDMScheduler (PLMS with
  * skip_prk_steps, SD1.x's default), each with epsilon / v_prediction, and FlowMatchEulerDiscreteScheduler
- * (SD3: shifted sigmas, static shift or resolution-dependent dynamic shifting).  Betas: linear or scaled_linear
- * (torch.linspace in fp32), alphas_cumprod as torch.cumprod (double accumulator, fp32 results).  Other
- * classes or options (karras sigmas, thresholding, ...) are refused with a clear error.
+ * (SD3: shifted sigmas, static shift or resolution-dependent dynamic shifting), and DDPMScheduler (DeepFloyd
+ * IF: variance_type fixed_small or learned_range — the model predicts [epsilon | variance] and the scheduler
+ * gets both halves —, dynamic thresholding or clip_sample, noise drawn from the run's torch generator).
+ * Betas: linear or scaled_linear (torch.linspace in fp32) or squaredcos_cap_v2 (betas_for_alpha_bar in float64,
+ * then fp32), alphas_cumprod as torch.cumprod (double accumulator, fp32 results).  Other classes or options
+ * (karras sigmas, thresholding outside DDPM, ...) are refused with a clear error.
  */
 #ifndef LOCUS_SCHEDULER_H
 #define LOCUS_SCHEDULER_H
@@ -14,10 +17,12 @@
 #include <stdint.h>
 
 #include "../core/error.h"
+#include "../core/rng.h"
 
 #define SCHED_MAX_STEPS 1000
 
-typedef enum { LOCUS_SCHED_DDIM, LOCUS_SCHED_EULER, LOCUS_SCHED_PNDM, LOCUS_SCHED_FLOW } locus_sched_kind;
+typedef enum { LOCUS_SCHED_DDIM, LOCUS_SCHED_EULER, LOCUS_SCHED_PNDM, LOCUS_SCHED_FLOW, LOCUS_SCHED_DDPM } locus_sched_kind;
+typedef enum { LOCUS_VAR_FIXED_SMALL, LOCUS_VAR_LEARNED_RANGE } locus_var_type;
 typedef enum { LOCUS_PRED_EPSILON, LOCUS_PRED_V } locus_pred_type;
 
 typedef struct {
@@ -42,6 +47,14 @@ typedef struct {
     float timesteps_f[SCHED_MAX_STEPS + 1];  /* Euler (fp32, possibly fractional); the UNet gets these */
     float sigmas[SCHED_MAX_STEPS + 2];       /* Euler, with a trailing 0 */
     float init_noise_sigma;
+    /* DDPM */
+    locus_var_type var_type;
+    int thresholding;                        /* dynamic thresholding (takes precedence over clip_sample, as diffusers) */
+    float thr_ratio, sample_max;             /* dynamic_thresholding_ratio, sample_max_value */
+    uint64_t noise_seed;                     /* the run's generator (locus_scheduler_set_noise_seed) */
+    size_t noise_skip;
+    int gen_started;                         /* reset by set_timesteps: the first draw re-seeds and skips */
+    locus_mt19937 gen;
     /* PNDM state */
     float *ets[4];
     float *cur_sample;
@@ -72,8 +85,18 @@ float locus_scheduler_timestep(const locus_scheduler *s, int i);
 /* scale_model_input: Euler divides by sqrt(sigma^2 + 1); others copy. */
 void locus_scheduler_scale_input(const locus_scheduler *s, int i, const float *sample, float *out, size_t n);
 
+/* Does the step read the model's predicted variance?  Then model_output holds 2n floats: the guided epsilon
+ * [n] followed by the variance channels [n] (DDPM learned_range; the denoiser must predict 2 x in_channels). */
+int locus_scheduler_wants_variance(const locus_scheduler *s);
+
+/* The generator a stochastic step (DDPM at t > 0) draws its noise from: torch.Generator().manual_seed(seed)
+ * after `skip` normals were drawn from it in one randn call (the initial latent noise; 0 when the noise came
+ * from elsewhere) — one generator for both, as diffusers' pipelines pass it.  Kept across runs; every
+ * set_timesteps restarts it.  Without a call: seed 0, no skip. */
+void locus_scheduler_set_noise_seed(locus_scheduler *s, uint64_t seed, size_t skip);
+
 /* Evaluation i (0-based, i < nevals): prev[n] from the guided model output and the current sample (prev may
- * alias sample).  PNDM keeps its multistep history inside the scheduler. */
+ * alias sample).  PNDM keeps its multistep history inside the scheduler; DDPM draws from its generator. */
 locus_status locus_scheduler_step(locus_scheduler *s, int i, const float *model_output, const float *sample, float *prev, size_t n);
 
 #endif

@@ -18,6 +18,7 @@
 #define LOCUS_LOGF_1      Sleef_finz_logf1_u10purecfma
 #define LOCUS_SINCOSF_1   Sleef_finz_sincosf1_u10purecfma
 #define LOCUS_EXP_D1      Sleef_finz_expd1_u10purecfma   /* double, scalar setup code (schedules) */
+#define LOCUS_COS_D1      Sleef_finz_cosd1_u10purecfma   /* double, scalar setup code (cosine beta schedule) */
 
 /* sleef.h declares the purecfma functions only when the compiler itself targets FMA (FP_FAST_FMA); the
  * reference kernels are compiled without ISA flags, so declare them here.  They need an FMA-capable CPU,
@@ -29,6 +30,7 @@ float Sleef_finz_erff1_u10purecfma(float);
 float Sleef_finz_logf1_u10purecfma(float);
 Sleef_float_2 Sleef_finz_sincosf1_u10purecfma(float);
 double Sleef_finz_expd1_u10purecfma(double);
+double Sleef_finz_cosd1_u10purecfma(double);
 #endif
 
 /* AVX2 + FMA, 8 lanes */

@@ -380,6 +380,7 @@ record "localize-clip" $p $f
 suite_localize() { script_suite localize tests/localize_test.sh; }   # golden parity of cells, determinism, shards, SIGKILL + resume
 suite_dataset() { script_suite dataset tests/dataset_test.sh; }      # dataset signs / ocr: determinism, formats, splits, OCR round trip
 suite_sdxl() { script_suite sdxl tests/sdxl_test.sh; }               # SDXL golden parity, bits across ISAs x threads, size options, localize
+suite_if() { script_suite if tests/if_test.sh; }                     # DeepFloyd IF stage I: golden first steps, bits, layers, T5 prompts, localize
 suite_edit() { script_suite edit tests/edit_test.sh; }               # edit / detox, presets, pairs, numpy pairing
 suite_bad_input() { script_suite bad_input tests/bad_input.sh; }     # hostile input: exit 2, one line, no file, no sanitizer report
 
@@ -403,6 +404,7 @@ full edit suite_edit
 full localize suite_localize
 full train suite_train
 full sdxl suite_sdxl
+full if suite_if
 full dataset suite_dataset
 full localize-clip suite_localize_clip
 add generate suite_generate
