@@ -444,7 +444,7 @@ locus_status locus_if_unet_denoiser(locus_denoiser *d, locus_if_unet *u) {
     d->loader = &u->L;
     d->in_channels = u->in_channels;
     d->out_channels = u->out_channels;
-    d->sample_size = u->sample_size;
+    d->sample_size = d->sample_width = u->sample_size;
     d->size_multiple = 1 << (u->nblocks - 1);
     d->ctx_dim = u->hid_dim ? u->hid_dim : u->cross_dim;
     d->text_kv_projectable = 1;
