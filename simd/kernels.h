@@ -107,8 +107,9 @@ int locus_threads(void);
 
 /* OpenMP's wait policy, chosen for the machine: waiting threads that spin slow an SMT sibling doing the work,
  * while on separate cores sleeping costs a futex wake-up per parallel region.  Call first thing in main():
- * unless OMP_WAIT_POLICY is set, re-executes the program with OMP_WAIT_POLICY=passive when CPUs share cores
- * (or that is unknown) and =active when they do not (libgomp reads it only at start-up).  Timing only: the
+ * unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, re-executes the program with OMP_WAIT_POLICY=passive when
+ * CPUs share cores (or that is unknown) and GOMP_SPINCOUNT=1000 (a short spin, then sleep) when they do not
+ * (libgomp reads them only at start-up).  Timing only: the
  * bits do not depend on it.  Returns only if no re-exec happened. */
 void locus_choose_wait_policy(char **argv);
 
