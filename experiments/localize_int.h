@@ -178,7 +178,8 @@ int lz_main(int argc, char **argv, int experiment);
 /* the command name in messages ("localize", "edit", "detox") */
 extern const char *lz_cmd_name;
 
-/* The usage of `locus localize` and `locus merge` on stderr; returns 2. */
-int lz_usage(void);
+/* localize_help.c: the --help of localize / edit / detox (by experiment) and of merge on stdout; return 0. */
+int lz_help(int experiment);
+int lz_merge_help(void);
 
 #endif
