@@ -39,7 +39,7 @@ typedef struct {
 #define OI(f, m, lo, hi, h) LOCUS_OPT_I(gen_args, f, m, lo, hi, h)
 static const locus_opt opts[] = {
     OS("--model", model, "DIR  diffusers pipeline folder (required)"), OS("--prompt", prompt, "TEXT  the prompt (required unless --prompt-embeds)"),
-    OS("--negative-prompt", negative, "TEXT (default: none: the empty prompt, or zeros for SDXL's force_zeros_for_empty_prompt)"),
+    OS("--negative-prompt", negative, "TEXT  negative prompt (default: none: the empty prompt, or zeros for SDXL's force_zeros_for_empty_prompt)"),
     OS("--original-size", size_cond[0], "H,W  SDXL size conditioning (default: the output size)"),
     OS("--crops-coords-top-left", size_cond[1], "Y,X  SDXL crop conditioning (default 0,0)"), OS("--target-size", size_cond[2], "H,W  SDXL target size conditioning (default: the output size)"),
     OS("-o", out, "OUT.png  the image (required)"), OS("--output", out, "OUT.png  same as -o (required)"), OS("--noise", noise_file, "FILE  tensor 'noise' [1,C,h,w] instead of the seed (default: seeded torch.randn)"),

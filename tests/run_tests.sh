@@ -383,6 +383,15 @@ line=$(grep -E '^train_test: [0-9]+ passed, [0-9]+ failed$' "$tmp/train.out" | t
 p=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "${line:-x: 0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed/\1/')
 record "train" $p $f
 # ---- end train ----
+# ---- help / man / completion / install / report (branch install) ----
+# every subcommand's --help against the options its parser accepts, the man pages and bash completion made
+# from it; make install + pkg-config + uninstall into a temporary prefix; localize's report.html in Chromium
+mkdir -p "$tmp/help"
+bash tests/help_test.sh "$B" "$tmp/help" >"$tmp/help.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/help.out"
+read -r p f < <(tail -1 "$tmp/help.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "help" $p $f
+# ---- end help / man / completion / install / report ----
 # 7. hostile input (issue 14): every reproducer of a crash, hang, silent wrong output or clobbered file -> exit 2,
 #    one error line naming the problem, no output file, no sanitizer report
 # ---- bad-input suite: begin ----
