@@ -391,6 +391,11 @@ bash tests/help_test.sh "$B" "$tmp/help" >"$tmp/help.out" 2>&1
 grep -v '^[0-9]* [0-9]*$' "$tmp/help.out"
 read -r p f < <(tail -1 "$tmp/help.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "help" $p $f
+mkdir -p "$tmp/install"
+bash tests/install_test.sh "$B" "$tmp/install" >"$tmp/install.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/install.out"
+read -r p f < <(tail -1 "$tmp/install.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "install" $p $f
 # ---- end help / man / completion / install / report ----
 # 7. hostile input (issue 14): every reproducer of a crash, hang, silent wrong output or clobbered file -> exit 2,
 #    one error line naming the problem, no output file, no sanitizer report
