@@ -122,7 +122,8 @@ int lz_write_text(const char *dir, const char *name, const char *text);
 int lz_write_sb(const char *dir, const char *name, const locus_strbuf *b);
 /* results.csv from the finished rows (rebuilt on resume: the CSV follows results.jsonl exactly). */
 int lz_write_csv(const lz_plan *P, const lz_row *rows);
-/* results.csv, summaries (and the table on stdout), ocr_f1.png, grid.png, heatmap.png from the finished rows. */
+/* results.csv, summaries (and the table on stdout), ocr_f1.png, grid.png, heatmap.png and report.html (report.h) from
+ * the finished rows. */
 int lz_finish_outputs(const lz_plan *P, const lz_row *rows);
 /* Delete the temporary files a killed run may have left in dir (never result files). */
 void lz_remove_stale_tmp(const char *dir);

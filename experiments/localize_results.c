@@ -25,6 +25,7 @@
 #include "../core/jsonw.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
+#include "report.h"
 
 /* ------------------------------------------------------------------ rows */
 
@@ -310,7 +311,7 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
 }
 
 int lz_finish_outputs(const lz_plan *P, const lz_row *rows) {
-    return lz_write_csv(P, rows) || write_summary(P, rows) || lz_write_grid(P, rows) || lz_write_heatmap(P, rows);
+    return lz_write_csv(P, rows) || write_summary(P, rows) || lz_write_grid(P, rows) || lz_write_heatmap(P, rows) || lz_write_report(P, rows);
 }
 
 void lz_remove_stale_tmp(const char *dir) {
