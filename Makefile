@@ -174,6 +174,11 @@ $(BUILD)/share/man/man1/locus.1: $(BUILD)/locus tools/gen_man.sh
 $(BUILD)/share/bash-completion/completions/locus: $(BUILD)/locus tools/gen_completion.sh
 	@mkdir -p $(dir $@)
 	bash tools/gen_completion.sh $(BUILD)/locus >$@.tmp && mv $@.tmp $@
+# tests/report_test.sh needs Chromium: installed here when possible (as root with apt), else the test skips
+unit-test: $(BUILD)/.report-deps
+$(BUILD)/.report-deps:
+	@bash .ci/deps.sh check-report || echo "locus: Chromium missing: tests/report_test.sh will skip its browser checks" >&2
+	@mkdir -p $(BUILD) && touch $@
 install: all
 	@bash tools/install.sh install "$(BUILD)" "$(DESTDIR)" "$(PREFIX)"
 uninstall:

@@ -464,7 +464,7 @@ int lz_main(int argc, char **argv, int experiment) {
     locus_progress_end(&prog);
     if (lz_finish_outputs(&P, rows)) goto done;
     lz_log_run(&P, "finish", done_cells);
-    fprintf(stderr, "%s: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png)\n", lz_cmd_name, P.out);
+    fprintf(stderr, "%s: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png, report.html)\n", lz_cmd_name, P.out);
     rc = 0;
 done:
     if (rows) for (int c = 0; c < lz_ncells(&P); c++) free(rows[c].ocr);

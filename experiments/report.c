@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/fileio.h"
+#include "../core/json.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
 
@@ -204,20 +205,28 @@ int lz_write_report(const lz_plan *P, const lz_row *rows) {
     const char *cmd = what[P->experiment >= 0 && P->experiment <= 2 ? P->experiment : 0];
     int done = 0, linked = 0;
     for (int c = 0; c < lz_ncells(P); c++) done += rows[c].done;
+    /* the model as config.json records it (a merge's plan is rebuilt from config.json without it) */
+    size_t n;
+    char *cfg = read_rel(P, "config.json", &n), model[1024] = "?";
+    locus_json_doc d;
+    if (cfg && !locus_json_parse(&d, cfg, n, "config.json")) {
+        int ok = 1;
+        snprintf(model, sizeof model, "%s", locus_json_str(d.root, "model", "?", &ok));
+        locus_json_free(&d);
+    }
     locus_strbuf b = {0};
     locus_sb_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>locus ");
     locus_sb_puts(&b, cmd);
     locus_sb_puts(&b, ": ");
-    esc(&b, P->model);
+    esc(&b, model);
     locus_sb_puts(&b, "</title>\n");
     locus_sb_puts(&b, STYLE);
     locus_sb_printf(&b, "</head><body>\n<h1>locus %s: ", cmd);
-    esc(&b, P->model);
+    esc(&b, model);
     locus_sb_printf(&b, "</h1>\n<p>%d of %d cells (%d prompts x %d seeds x %d cell kinds)%s.</p>\n", done, lz_ncells(P), P->nitems, P->nseeds,
                     lz_cells_per_group(P), P->nshards > 1 ? "; one shard of the run" : "");
     /* the machine block: the only part that differs between runs of the same results */
     locus_sb_printf(&b, "<!-- machine -->\n<p id=\"machine\">written by locus %s, isa %s, threads %d", LOCUS_VERSION, locus_isa_name(), locus_threads());
-    size_t n;
     char *log = read_rel(P, "runs.log", &n);
     if (log) {
         locus_sb_puts(&b, "<br>runs.log:<br>");
@@ -245,7 +254,6 @@ int lz_write_report(const lz_plan *P, const lz_row *rows) {
         locus_sb_printf(&b, "<p>%d cell images are linked (images/cNNNNNN.png beside this file) instead of inlined: the inlined ones "
                             "reached %u MiB.</p>\n", linked, LZ_REPORT_INLINE_BYTES >> 20);
     locus_sb_puts(&b, "<h2>Configuration (config.json)</h2>\n<pre>");
-    char *cfg = read_rel(P, "config.json", &n);
     esc(&b, cfg ? cfg : "(no config.json)");
     free(cfg);
     locus_sb_puts(&b, "</pre>\n<div id=\"zoom\"><img alt=\"\"><div></div></div>\n");

@@ -363,7 +363,7 @@ lzc --threads 2 -o "$tmp/lc2"; lzc --shard 0/2 -o "$tmp/lcs0"; lzc --shard 1/2 -
 cp -r "$tmp/lc2" "$tmp/lcr"; head -n -2 "$tmp/lc2/results.jsonl" >"$tmp/lcr/results.jsonl"  # the last two cells lost
 lzc --resume -o "$tmp/lcr"
 for d in lc2 lcm lcr; do
-  if diff -r -x runs.log -x .lock "$tmp/lc1" "$tmp/$d" >/dev/null; then p=$((p+1)); else f=$((f+1)); echo "  FAIL localize --clip: $d differs from scalar/1 thread"; fi
+  if diff -r -x runs.log -x report.html -x .lock "$tmp/lc1" "$tmp/$d" >/dev/null; then p=$((p+1)); else f=$((f+1)); echo "  FAIL localize --clip: $d differs from scalar/1 thread"; fi
 done
 record "localize-clip" $p $f
 # ---- end clip-score ----
@@ -396,6 +396,11 @@ bash tests/install_test.sh "$B" "$tmp/install" >"$tmp/install.out" 2>&1
 grep -v '^[0-9]* [0-9]*$' "$tmp/install.out"
 read -r p f < <(tail -1 "$tmp/install.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
 record "install" $p $f
+mkdir -p "$tmp/report"
+bash tests/report_test.sh "$B" "$tmp/report" >"$tmp/report.out" 2>&1
+grep -v '^[0-9]* [0-9]*$' "$tmp/report.out"
+read -r p f < <(tail -1 "$tmp/report.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1")
+record "report" $p $f
 # ---- end help / man / completion / install / report ----
 # 7. hostile input (issue 14): every reproducer of a crash, hang, silent wrong output or clobbered file -> exit 2,
 #    one error line naming the problem, no output file, no sanitizer report
