@@ -52,7 +52,9 @@ put() { # MODE SRC DST (DST relative to R)
 put_tree() { # SRCDIR DSTDIR: every regular file below SRCDIR, mode 644, skipping caches
   local s=$1 d=$2 f
   (cd "$s" && find . -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort) | while read -r f; do
-    f=${f#./}; mkdirs "$d/$(dirname "$f")"; install -m 644 "$s/$f" "$R/$d/$f"; echo "f $d/$f" >>"$list"
+    f=${f#./}; sub=$(dirname "$f")
+    if [ "$sub" = . ]; then mkdirs "$d"; else mkdirs "$d/$sub"; fi
+    install -m 644 "$s/$f" "$R/$d/$f"; echo "f $d/$f" >>"$list"
   done
 }
 mkdir -p "$R" 2>/dev/null || { echo "locus install: cannot create $R" >&2; exit 2; }
