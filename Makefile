@@ -175,6 +175,35 @@ fuzz: fuzz-build
 	  [ $$rc = 0 ] || { tail -30 build-fuzz/fuzz_$$t.log; exit 1; }; \
 	done
 
+# ---- install (branch install): man pages and bash completion generated from --help, make install / uninstall ----
+# make install PREFIX=/usr/local [DESTDIR=/tmp/stage]: bin/locus, lib/liblocus.a (+ liblocus.so* when built),
+# include/locus/, lib/pkgconfig/locus.pc, share/man/man1/locus*.1, share/bash-completion/completions/locus,
+# share/locus/zoo, share/locus/python (PYTHONPATH) — tools/install.sh, which records what it writes;
+# make uninstall PREFIX=... removes exactly that.  The man pages and completion are made at build time from
+# `locus CMD --help` (tools/gen_man.sh, tools/gen_completion.sh): nothing else describes the options.
+PREFIX ?= /usr/local
+DESTDIR ?=
+.PHONY: install uninstall man completion
+all: man completion
+man: $(BUILD)/share/man/man1/locus.1
+completion: $(BUILD)/share/bash-completion/completions/locus
+$(BUILD)/share/man/man1/locus.1: $(BUILD)/locus tools/gen_man.sh
+	@rm -rf $(BUILD)/share/man/man1
+	bash tools/gen_man.sh $(BUILD)/locus $(BUILD)/share/man/man1
+$(BUILD)/share/bash-completion/completions/locus: $(BUILD)/locus tools/gen_completion.sh
+	@mkdir -p $(dir $@)
+	bash tools/gen_completion.sh $(BUILD)/locus >$@.tmp && mv $@.tmp $@
+# tests/report_test.sh needs Chromium: installed here when possible (as root with apt), else the test skips
+unit-test: $(BUILD)/.report-deps
+$(BUILD)/.report-deps:
+	@bash .ci/deps.sh check-report || echo "locus: Chromium missing: tests/report_test.sh will skip its browser checks" >&2
+	@mkdir -p $(BUILD) && touch $@
+install: all
+	@bash tools/install.sh install "$(BUILD)" "$(DESTDIR)" "$(PREFIX)"
+uninstall:
+	@bash tools/install.sh uninstall "$(BUILD)" "$(DESTDIR)" "$(PREFIX)"
+# ---- end install ----
+
 deps:
 	@bash .ci/deps.sh install
 

@@ -3,6 +3,8 @@
 #   check-build   compiler headers/libs for the main build (sleef, png, openblas, OpenMP, tesseract + its English model,
 #                 FreeType) and the fonts `locus dataset signs` draws with (DejaVu, Liberation 2)
 #   check-neon    the aarch64 cross toolchain, arm64 SLEEF and qemu-user (for make neon-test)
+#   check-report  Chromium, which tests/report_test.sh drives headless to check localize's report.html (make
+#                 unit-test runs this and goes on without it: the test then says it was skipped)
 #   install       everything above
 # A missing package is installed automatically when running as root with apt-get available; otherwise the
 # script prints the apt command to run and exits 1.
@@ -56,9 +58,14 @@ check_neon() {
     [ ${#miss[@]} -eq 0 ] || apt_install "${miss[@]}"
 }
 
+check_report() {
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_install chromium
+}
+
 case "$mode" in
 check-build) check_build ;;
 check-neon) check_neon ;;
-install) check_build; check_neon ;;
-*) echo "usage: deps.sh check-build|check-neon|install" >&2; exit 2 ;;
+check-report) check_report ;;
+install) check_build; check_neon; check_report ;;
+*) echo "usage: deps.sh check-build|check-neon|check-report|install" >&2; exit 2 ;;
 esac

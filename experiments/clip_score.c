@@ -17,6 +17,7 @@
 #include "../core/version.h"
 #include "../models/clip.h"
 #include "../simd/kernels.h"
+#include "cli_opts.h"
 
 /* The PNG header: 8-bit gray (0) or 8-bit RGB (2) only, as PIL modes L and RGB.  Other files are left to
  * the PNG reader's own error. */
@@ -82,7 +83,25 @@ static locus_status dump_add(locus_st_writer *w, const char *name, locus_dtype d
     return locus_st_writer_add(w, name, dt, ndim, shape, data);
 }
 
+static const locus_opt cs_opts[] = { /* the options parse() accepts, for --help */
+    LOCUS_OPT_HELP("--clip", "DIR  Hugging Face CLIP folder, e.g. openai/clip-vit-base-patch32 (required)"),
+    LOCUS_OPT_HELP("--image", "PNG...  8-bit RGB or gray images, every value up to the next option (required)"),
+    LOCUS_OPT_HELP("--prompt", "TEXT...  prompts, every value up to the next option (required)"),
+    LOCUS_OPT_HELP("--dump", "FILE  safetensors file of every intermediate (pixels, embeddings, cosines, scores) (default: none)"),
+    LOCUS_OPT_HELP("--threads", "N  threads (default: all cores; results do not change)"),
+};
+static const locus_help cs_help = {
+    "clip-score", "--clip DIR --image PNG... --prompt TEXT... [--dump FILE] [--threads N]",
+    "The paper's CLIP-T: 2.5 * max(cos, 0) of every image with every prompt, OpenAI CLIP as the authors' clipscore.py.",
+    "Preprocessing as clip.py (PIL-exact bicubic resize, centre crop, normalisation); one line per image and prompt.\n",
+    NULL};
+
 int locus_cmd_clip_score(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* values never start with "--" here (see parse) */
+        if (!strcmp(argv[i], "--help") || (i == 1 && !strcmp(argv[i], "-h"))) {
+            locus_help_print(stdout, &cs_help, cs_opts, sizeof cs_opts / sizeof *cs_opts, NULL, 0);
+            return 0;
+        }
     cs_args a;
     locus_clip c;
     int opened = 0, rc = 2;

@@ -6,21 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_opts.h"
 #include "dataset.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: locus dataset signs --words FILE -o DIR [--n N (1000)] [--size WxH (128x32)] [--seed S (0)]\n"
-            "           [--fonts NAME|PATH,... (dejavu-sans-bold,dejavu-serif-bold,liberation-sans-bold)] [--gray]\n"
-            "           [--templates FILE] [--no-rotate] [--max-rotation DEG (3)] [--min-letter-px N (16)]\n"
-            "           [--max-letter-px N (60%% of the height)] [--split all|train|test] [--holdout N|F (0.1)]\n"
-            "           [--split-seed S (0)] [--quiet]\n"
-            "  One word (upper-cased) per image on a coloured sign; DIR gets NNNNN.png, metadata.jsonl\n"
-            "  ({\"file_name\", \"text\", \"word\"} per line), words.txt and dataset.json.  Fonts: dejavu-sans-bold,\n"
-            "  dejavu-serif-bold, dejavu-mono-bold, dejavu-sans, liberation-sans-bold, liberation-serif-bold,\n"
-            "  liberation-mono-bold, or paths.  Templates: one per line with {word} and any of {color} {text}\n"
-            "  {background} {position}.  --split test keeps the held-out words (a fraction or a count, chosen by\n"
-            "  --split-seed), train the others.  Same seed, same bytes, for any thread count.\n");
+static const locus_opt ds_opts[] = { /* the options locus_cmd_dataset parses, for --help */
+    LOCUS_OPT_HELP("--words", "FILE  one word per line (required)"),
+    LOCUS_OPT_HELP("-o", "DIR  output folder (required)"),
+    LOCUS_OPT_HELP("--output", "DIR  same as -o (required)"),
+    LOCUS_OPT_HELP("--n", "N  images (default 1000)"),
+    LOCUS_OPT_HELP("--size", "WxH  image size, width 32-4096, height 16-4096 (default 128x32)"),
+    LOCUS_OPT_HELP("--seed", "S  seed of words, colours, fonts and layout (default 0)"),
+    LOCUS_OPT_HELP("--fonts", "NAME|PATH,...  dejavu-sans-bold, dejavu-serif-bold, dejavu-mono-bold, dejavu-sans, liberation-sans-bold, "
+                              "liberation-serif-bold, liberation-mono-bold or font files (default dejavu-sans-bold,dejavu-serif-bold,liberation-sans-bold)"),
+    LOCUS_OPT_HELP("--templates", "FILE  caption templates, one per line with {word} and any of {color} {text} {background} {position} (default: built in)"),
+    LOCUS_OPT_HELP("--gray", "gray-scale images: 1-channel PNGs, gray signs and backgrounds (default: off)"),
+    LOCUS_OPT_HELP("--no-rotate", "no rotation (default: rotated up to --max-rotation)"),
+    LOCUS_OPT_HELP("--max-rotation", "DEG  0-15 (default 3)"),
+    LOCUS_OPT_HELP("--min-letter-px", "N  smallest letter height (default 16)"),
+    LOCUS_OPT_HELP("--max-letter-px", "N  largest letter height (default 60% of the height)"),
+    LOCUS_OPT_HELP("--split", "all|train|test  test keeps the held-out words, train the others (default all)"),
+    LOCUS_OPT_HELP("--holdout", "N|F  held-out words: a count, or a fraction below 1 (default 0.1)"),
+    LOCUS_OPT_HELP("--split-seed", "S  seed choosing the held-out words (default 0)"),
+    LOCUS_OPT_HELP("--quiet", "no progress lines (default: off)"),
+};
+static const locus_help ds_help = {
+    "dataset", "signs --words FILE -o DIR [options]",
+    "Make the synthetic signs data set: one word (upper-cased) per image on a coloured sign, with captions naming colour and layout.",
+    "DIR gets NNNNN.png, metadata.jsonl ({\"file_name\", \"text\", \"word\"} per line), words.txt and dataset.json.\n"
+    "Same seed, same bytes, for any thread count.\n",
+    "signs"};
+
+static int usage(FILE *f) {
+    locus_help_print(f, &ds_help, ds_opts, sizeof ds_opts / sizeof *ds_opts, NULL, 0);
+    return 0;
 }
 
 static int bad(const char *flag, const char *v, const char *want) {
@@ -42,10 +60,8 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
 }
 
 int locus_cmd_dataset(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
+    if (argc < 2) { fprintf(stderr, "locus dataset: give a data set: signs (see 'locus dataset --help')\n"); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return usage(stdout);
     if (strcmp(argv[1], "signs")) {
         fprintf(stderr, "locus dataset: unknown data set '%s' (known: signs)\n", argv[1]);
         return 2;
@@ -55,7 +71,7 @@ int locus_cmd_dataset(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         long long x;
-        if (!strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
         if (!strcmp(a, "--gray")) { o.gray = 1; continue; }
         if (!strcmp(a, "--no-rotate")) { o.rotate = 0; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }

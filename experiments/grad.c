@@ -20,6 +20,7 @@
 #include "../simd/ops.h"
 #include "../simd/ops_bwd.h"
 #include "../simd/sleef_names.h"
+#include "cli_opts.h"
 
 void locus_grad_out_free(locus_grad_out *o) {
     for (int i = 0; i < o->n; i++) locus_free(o->t[i].data);
@@ -205,34 +206,39 @@ static int is_file(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static const char *GRAD_USAGE =
-    "usage: locus grad --model DIR --batch FILE --dump OUT.safetensors [--component unet|vae|transformer]\n"
-    "                  [--params PATTERN] [--checkpoint] [--scheduler DIR] [--threads N] [--lora FILE]\n"
-    "  One training-loss evaluation and its backward.  DIR is a component folder (unet/, vae/) or a pipeline\n"
-    "  folder (then --component picks one; default unet, or transformer for SD3).  FILE holds the batch\n"
-    "  (names optionally prefixed 'batch0.'):\n"
-    "    unet: x0 [B,C,H,W], noise [B,C,H,W], timesteps [B], encoder_hidden_states [B,S,D]; loss = MSE of the\n"
-    "          prediction against epsilon (or v) after DDPM noising with the scheduler's alphas_cumprod\n"
-    "          (scheduler/ beside the unet folder, or --scheduler DIR)\n"
-    "    vae:  x [B,3,H,W] in [-1,1], eps [B,L,H/f,W/f]; loss = MSE(decode(mean + exp(logvar/2) eps), x)\n"
-    "          + 1e-6 * mean over the batch of the KL term\n"
-    "  OUT gets loss, pred, grad.<parameter> for every trainable parameter (--params: comma-separated globs\n"
-    "  with * ? {a,b} over diffusers names; default all) and grad_input.sample (+ .encoder_hidden_states,\n"
-    "  .pooled_projections).\n"
-    "    transformer (SD3/SD3.5): x0, noise [B,C,H,W], sigmas [B], encoder_hidden_states [B,S,D],\n"
-    "          pooled_projections [B,P]; loss = MSE of the prediction against noise - x0 at\n"
-    "          (1 - sigma) x0 + sigma noise, timestep sigma * 1000 (flow matching)\n"
-    "  --lora FILE attaches LoRA adapters (diffusers/PEFT/kohya keys); then the trainable parameters are the\n"
-    "  adapters' factors (grad.unet.<module>.lora.down.weight, ... as locus writes LoRA files), plus the base\n"
-    "  parameters --params names.  --checkpoint re-runs each block's forward in the backward (less memory,\n"
-    "  same bits).\n";
+static const locus_opt grad_opts[] = { /* the options locus_cmd_grad parses, for --help */
+    LOCUS_OPT_HELP("--model", "DIR  component folder (unet/, vae/, transformer/) or pipeline folder (required)"),
+    LOCUS_OPT_HELP("--batch", "FILE  the batch, a safetensors file (names optionally prefixed 'batch0.') (required)"),
+    LOCUS_OPT_HELP("--dump", "OUT.safetensors  loss, pred, grad.<parameter>, grad_input.* (required)"),
+    LOCUS_OPT_HELP("--component", "unet|vae|transformer  component of a pipeline folder (default unet, or transformer for SD3)"),
+    LOCUS_OPT_HELP("--params", "PATTERN  comma-separated globs (* ? {a,b}) over diffusers names: the trainable parameters (default: all)"),
+    LOCUS_OPT_HELP("--lora", "FILE  attach LoRA adapters (diffusers/PEFT/kohya keys); their factors become trainable (default: none)"),
+    LOCUS_OPT_HELP("--scheduler", "DIR  scheduler folder with alphas_cumprod's config (default: scheduler/ beside the unet folder)"),
+    LOCUS_OPT_HELP("--checkpoint", "re-run each block's forward in the backward: less memory, same bits (default: off)"),
+    LOCUS_OPT_HELP("--threads", "N  threads (default: all cores; results do not change)"),
+};
+static const locus_help grad_help = {
+    "grad", "--model DIR --batch FILE --dump OUT.safetensors [options]",
+    "One training-loss evaluation and its backward: the loss, the prediction and every trainable parameter's gradient.",
+    "The batch holds, per component:\n"
+    "  unet: x0 [B,C,H,W], noise [B,C,H,W], timesteps [B], encoder_hidden_states [B,S,D]; loss = MSE of the\n"
+    "        prediction against epsilon (or v) after DDPM noising with the scheduler's alphas_cumprod\n"
+    "  vae:  x [B,3,H,W] in [-1,1], eps [B,L,H/f,W/f]; loss = MSE(decode(mean + exp(logvar/2) eps), x)\n"
+    "        + 1e-6 * mean over the batch of the KL term\n"
+    "  transformer (SD3/SD3.5): x0, noise [B,C,H,W], sigmas [B], encoder_hidden_states [B,S,D],\n"
+    "        pooled_projections [B,P]; loss = MSE of the prediction against noise - x0 at (1 - sigma) x0 + sigma noise,\n"
+    "        timestep sigma * 1000 (flow matching)\n"
+    "OUT gets loss, pred, grad.<parameter> for every trainable parameter and grad_input.sample (+ .encoder_hidden_states,\n"
+    ".pooled_projections).  With --lora the trainable parameters are the adapters' factors (grad.unet.<module>.lora.down.weight,\n"
+    "... as locus writes LoRA files), plus the base parameters --params names.\n",
+    NULL};
 
 int locus_cmd_grad(int argc, char **argv) {
     const char *model = NULL, *batch = NULL, *comp = NULL, *lora = NULL, *dump = NULL, *params = NULL, *sched_dir = NULL;
     int checkpoint = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
-        if (!strcmp(k, "--help") || !strcmp(k, "-h")) { fputs(GRAD_USAGE, stdout); return 0; }
+        if (!strcmp(k, "--help") || !strcmp(k, "-h")) { locus_help_print(stdout, &grad_help, grad_opts, sizeof grad_opts / sizeof *grad_opts, NULL, 0); return 0; }
         if (!strcmp(k, "--checkpoint")) { checkpoint = 1; continue; }
         if (i + 1 >= argc) return gfail("option %s needs a value (see locus grad --help)", k);
         const char *v = argv[++i];

@@ -6,22 +6,35 @@
  * Family-free: the denoiser lists its layers. */
 #include "layers.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../models/pipeline.h"
+#include "cli_opts.h"
 
 static const char *kind_name(int k) { return k == LOCUS_LAYER_CROSS ? "cross" : k == LOCUS_LAYER_JOINT ? "joint" : "self"; }
 
+typedef struct { const char *model; int json; } layers_args;
+static const locus_opt opts[] = {
+    LOCUS_OPT_S(layers_args, "--model", model, "DIR  diffusers pipeline folder (required)"),
+    LOCUS_OPT_B(layers_args, "--json", json, "print JSON instead of the table (default: the table)"),
+};
+static const locus_help help = {
+    "layers", "--model DIR [--json]",
+    "List the denoiser's attention layers in forward order with the parameters that act on text and their share (the paper's Table 1).",
+    "Columns: index, the paper's number of each text-reading layer (usable as --layers '#N'), kind (self, cross,\n"
+    "joint), the diffusers path, heads, text parameters (to_k/to_v of cross-attention, add_k_proj/add_v_proj of joint\n"
+    "attention) and their share of the denoiser's parameters.\n",
+    NULL};
+
 int locus_cmd_layers(int argc, char **argv) {
-    const char *model = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else { fprintf(stderr, "locus layers: unknown option %s (usage: locus layers --model DIR [--json])\n", argv[i]); return 2; }
-    }
+    layers_args a = {0};
+    int rc = locus_opts_parse(&help, opts, sizeof opts / sizeof *opts, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    const char *model = a.model;
+    int json = a.json;
     if (!model) { fprintf(stderr, "locus layers: --model DIR is required\n"); return 2; }
     locus_pipeline p;
     if (locus_pipeline_open(&p, model)) { fprintf(stderr, "locus layers: %s\n", locus_errmsg()); return 2; }

@@ -243,33 +243,6 @@ out:
     return rc;
 }
 
-int lz_usage(void) {
-    if (!strcmp(lz_cmd_name, "edit")) {
-        fprintf(stderr,
-                "usage: locus edit --model DIR (--words FILE... | --prompts FILE | --pairs FILE) -o RESULTS_DIR\n"
-                "         (--preset paper-sd3|paper-sdxl|paper-if | --layers L1,L2,#N [--start-step K])\n"
-                "         [--p2p-tau F (Prompt-to-Prompt baseline, UNet; 0 = off)] [--pairing derange|paper]\n"
-                "         [the options of locus localize: --seeds, --steps, --guidance, --quantize, --mse, --shard, --resume, ...]\n");
-        return 2;
-    }
-    if (!strcmp(lz_cmd_name, "detox")) {
-        fprintf(stderr,
-                "usage: locus detox --model DIR --words LISTED_WORDS --benign BENIGN_WORDS -o RESULTS_DIR\n"
-                "         (--preset paper-sd3|paper-sdxl|paper-if | --layers L1,L2,#N [--start-step K]) [--pairing derange|paper]\n"
-                "         [the options of locus localize: --seeds, --steps, --guidance, --quantize, --mse, --shard, --resume, ...]\n");
-        return 2;
-    }
-    fprintf(stderr,
-            "usage: locus localize --model DIR (--words FILE... | --prompts FILE | --pairs FILE) -o RESULTS_DIR\n"
-            "         [--preset paper-sd3|paper-sdxl|paper-if] [--pairing derange|paper] [--quantize round|trunc] [--clip CLIP_DIR]\n"
-            "         [--template 'A sign that says \"{}\".'] [--seeds 0,1,5-9] [--layers all | L1,L2+L3,#17,...]\n"
-            "         [--steps N] [--guidance F] [--sampler NAME] [--negative-prompt TEXT] [--width W --height H]\n"
-            "         [--max-sequence-length N] [--start-step K] [--patch-halves cond|both] [--perm-seed N]\n"
-            "         [--mse true|uint8-wrap] [--grid-cols N] [--shard I/N] [--resume] [--threads N]\n"
-            "       locus merge -o RESULTS_DIR SHARD_DIR...\n");
-    return 2;
-}
-
 /* argv -> the plan's settings (defaults filled in; the model decides guidance, sampler and size later) */
 static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
     memset(P, 0, sizeof *P);
@@ -302,6 +275,7 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--resume")) { P->resume = 1; continue; }
+        if (!strcmp(k, "--help") || !strcmp(k, "-h")) return -1; /* lz_main prints the help */
         if (i + 1 >= argc) return lz_fail("localize", "option %s needs a value", k);
         const char *v = argv[++i];
         long long x = 0;
@@ -366,7 +340,7 @@ static int parse_localize(int argc, char **argv, lz_plan *P, int experiment) {
                     *ints[j].dst = (int)x;
                     hit = 1;
                 }
-            if (!hit) { lz_fail("localize", "unknown option %s", k); return lz_usage(); }
+            if (!hit) return lz_fail("localize", "unknown option %s (see 'locus %s --help')", k, lz_cmd_name);
         }
     }
     if (lz_experiment_defaults(P, preset)) return 2;
@@ -388,6 +362,7 @@ int lz_main(int argc, char **argv, int experiment) {
     lz_cmd_name = experiment == LZ_EDIT ? "edit" : experiment == LZ_DETOX ? "detox" : "localize";
     lz_plan P;
     int rc = parse_localize(argc, argv, &P, experiment);
+    if (rc < 0) { free(P.out); return lz_help(experiment); }
     if (rc) { free(P.out); return rc; }
     locus_pipeline p;
     lz_row *rows = NULL;
@@ -489,7 +464,7 @@ int lz_main(int argc, char **argv, int experiment) {
     locus_progress_end(&prog);
     if (lz_finish_outputs(&P, rows)) goto done;
     lz_log_run(&P, "finish", done_cells);
-    fprintf(stderr, "%s: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png)\n", lz_cmd_name, P.out);
+    fprintf(stderr, "%s: results in %s (results.csv, summary.csv, ocr_f1.png, grid.png, heatmap.png, report.html)\n", lz_cmd_name, P.out);
     rc = 0;
 done:
     if (rows) for (int c = 0; c < lz_ncells(&P); c++) free(rows[c].ocr);

@@ -122,7 +122,8 @@ int lz_write_text(const char *dir, const char *name, const char *text);
 int lz_write_sb(const char *dir, const char *name, const locus_strbuf *b);
 /* results.csv from the finished rows (rebuilt on resume: the CSV follows results.jsonl exactly). */
 int lz_write_csv(const lz_plan *P, const lz_row *rows);
-/* results.csv, summaries (and the table on stdout), ocr_f1.png, grid.png, heatmap.png from the finished rows. */
+/* results.csv, summaries (and the table on stdout), ocr_f1.png, grid.png, heatmap.png and report.html (report.h) from
+ * the finished rows. */
 int lz_finish_outputs(const lz_plan *P, const lz_row *rows);
 /* Delete the temporary files a killed run may have left in dir (never result files). */
 void lz_remove_stale_tmp(const char *dir);
@@ -178,7 +179,8 @@ int lz_main(int argc, char **argv, int experiment);
 /* the command name in messages ("localize", "edit", "detox") */
 extern const char *lz_cmd_name;
 
-/* The usage of `locus localize` and `locus merge` on stderr; returns 2. */
-int lz_usage(void);
+/* localize_help.c: the --help of localize / edit / detox (by experiment) and of merge on stdout; return 0. */
+int lz_help(int experiment);
+int lz_merge_help(void);
 
 #endif

@@ -25,6 +25,7 @@
 #include "../core/jsonw.h"
 #include "../core/version.h"
 #include "../simd/kernels.h"
+#include "report.h"
 
 /* ------------------------------------------------------------------ rows */
 
@@ -310,7 +311,7 @@ static int write_summary(const lz_plan *P, const lz_row *rows) {
 }
 
 int lz_finish_outputs(const lz_plan *P, const lz_row *rows) {
-    return lz_write_csv(P, rows) || write_summary(P, rows) || lz_write_grid(P, rows) || lz_write_heatmap(P, rows);
+    return lz_write_csv(P, rows) || write_summary(P, rows) || lz_write_grid(P, rows) || lz_write_heatmap(P, rows) || lz_write_report(P, rows);
 }
 
 void lz_remove_stale_tmp(const char *dir) {
@@ -388,15 +389,15 @@ int locus_cmd_merge(int argc, char **argv) {
     const char *dirs[1024];
     int nd = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return lz_merge_help();
         if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) {
             if (i + 1 >= argc) return lz_fail("merge", "-o needs a directory");
             out = argv[++i];
         } else if (argv[i][0] == '-') {
-            lz_fail("merge", "unknown option %s", argv[i]);
-            return lz_usage();
+            return lz_fail("merge", "unknown option %s (see 'locus merge --help')", argv[i]);
         } else if (nd < 1024) dirs[nd++] = argv[i];
     }
-    if (!out || !nd) return lz_usage();
+    if (!out || !nd) return lz_fail("merge", "usage: locus merge -o RESULTS_DIR SHARD_DIR... (see 'locus merge --help')");
     if (nd == 1024) return lz_fail("merge", "more than 1023 shard directories");
     struct stat osb;
     if (stat(out, &osb) == 0 && (!S_ISDIR(osb.st_mode) || dir_is_empty(out) != 1))

@@ -1,14 +1,9 @@
-/* locus_cli.c — the `locus` command-line front end.
- *
- *   locus info [--model DIR]   ISA table in use, threads, CPU support, version; with --model: the architecture
- *   locus generate ...         text -> image (see usage)
- *   locus localize ...         the paper's localization sweep (each layer patched alone, OCR metrics, plots)
- *   locus merge ...            join localize shards
- *   locus clip-score ...       CLIP-T of images against prompts (issue 17)
- *   locus dataset signs ...  the synthetic signs data set (dataset.h); locus ocr IMAGE...: what localize's OCR reads
- *   locus tensors FILE         list the tensors of a .safetensors file (or sharded *.index.json) after validating it
- *   locus version
- * Each subcommand returns 0 on success and prints one clear error line (exit 2) on bad input.
+/* locus_cli.c — the `locus` command-line front end: one table of subcommands (the `commands` array below:
+ * name, entry point, one line for `locus help`), dispatch, and the small commands info, tensors and version.
+ * Every subcommand answers `locus CMD --help` (and `locus help CMD`) on stdout with exit 0, in the form of
+ * cli_opts.h, from which the man pages and the bash completion are generated; `locus help --commands` lists
+ * the names for those generators.  Each subcommand returns 0 on success and prints one clear error line
+ * (exit 2) on bad input.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,64 +23,23 @@
 #include "train_model.h" /* train: train vae|unet|pipeline */
 #include "clip_score.h" /* issue 17: clip-score */
 #include "../simd/ops.h"
+#include "cli_opts.h"
 
-static int usage(FILE *f) {
-    fprintf(f,
-            "usage: locus <command> [options]\n"
-            "  info [--model DIR]   kernel ISA in use (LOCUS_ISA forces one), threads (LOCUS_THREADS), CPU support;\n"
-            "             with --model: architecture, parameter counts and weight dtypes of a pipeline folder\n"
-            "  generate --model DIR (--prompt TEXT | --prompt-embeds FILE) -o OUT.png [--negative-prompt TEXT]\n"
-            "           [--seed N] [--steps N] [--guidance F] [--sampler ddim] [--width W --height H] [--noise FILE]\n"
-            "           [--dump FILE] [--threads N] [--max-sequence-length N (SD3 T5 tokens, default 256)]\n"
-            "           [--clip-skip K (SD1.x/SD2: final LN of the K-th last CLIP layer's input; 0 = last layer)]\n"
-            "           SD3: --prompt-embeds holds cond, uncond [1,T,joint] and cond_pooled, uncond_pooled [1,P]\n"
-            "           [--patch-prompt TEXT | --patch-embeds FILE] --patch-layers L1,L2 [--start-step K] [--patch-halves cond|both]\n"
-            "             UNet: the listed attn2 layers (or blocks) take K/V from prompt B's text embedding;\n"
-            "             SD3: the listed joint blocks (transformer_blocks.N) take the text K/V cached from prompt B's run\n"
-            "           [--cache FILE --cache-points PATTERN[,PATTERN]]  stream matching hook points of every step\n"
-            "             (e.g. '*attn2.k,*attn2.v', 'transformer_blocks.*.attn.add_v', '*attn2.probs') to a safetensors file\n"
-            "           [--intervene 'PATTERN=zero|scale:F|mean|replace:CACHE[;...]' [--intervene-steps FROM:TO] [--heads N\n"
-            "             --intervene-heads H1,H2] [--intervene-half cond (default)|uncond|both]]  ablate, scale, or patch\n"
-            "             hook points in place (replace: the same point and step from a --cache file of another run)\n"
-            "  layers --model DIR [--json]   attention layers in forward order, text (to_k/to_v) parameters, share\n"
-            "  localize --model DIR (--words FILE | --prompts FILE) -o RESULTS_DIR [--template 'A sign that says \"{}\".']\n"
-            "           [--seeds 0,1,5-9] [--layers all | L1,L2+L3] [--steps N] [--guidance F] [--start-step K]\n"
-            "           [--patch-halves cond|both] [--perm-seed N] [--mse true|uint8-wrap] [--shard I/N] [--resume] [--threads N]\n"
-            "             each layer (group) patched alone with a deranged word's prompt; OCR (tesseract) metrics as the\n"
-            "             paper; results.csv/.jsonl per cell, summary.csv, ocr_f1.png, grid.png; resumable, shardable\n"
-            "  grad --model DIR --batch FILE --dump OUT [--component unet|vae] [--params PATTERN] [--checkpoint]\n"
-            "             one training-loss evaluation: loss, prediction and every parameter's gradient (see grad --help)\n"
-            "  merge -o RESULTS_DIR SHARD_DIR...  join localize / edit / detox shards into the result of an unsharded run\n"
-            "  edit --model DIR (--words F | --prompts F | --pairs F) -o DIR (--preset paper-sd3|paper-sdxl|paper-if | --layers L)\n"
-            "                            the paper's text editing (A re-run with B's text in the layers), Prompt-to-Prompt baseline\n"
-            "  detox --model DIR --words LISTED --benign BENIGN -o DIR (--preset ... | --layers L)\n"
-            "                            toxic-text prevention: listed words patched with benign ones; negative-prompt / prompt-swap baselines\n"
-            /* ---- lora-adamw ---- */
-            "  train-lora --model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 [--lora-targets T1,T2] -o LORA.safetensors [--rank 64]\n"
-            "           [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--steps N] [--dump FILE] [--resume] ...  LoRA fine-tuning\n"
-            "           (AdamW; 'locus train-lora --help' lists every option; docs/LORA.md)\n"
-            "  lora list FILE | lora merge --model DIR --lora FILE[:SCALE] -o OUTDIR   inspect a LoRA file / fold it into the weights\n"
-            /* ---- end lora-adamw ---- */
-            /* ---- train ---- */
-            "  train vae|unet|pipeline --data DIR -o OUTDIR ...  train an AutoencoderKL / UNet2DConditionModel from scratch and\n"
-            "           assemble a diffusers pipeline folder ('locus train --help'; docs/TRAINING.md)\n"
-            /* ---- end train ---- */
-            /* ---- issue 17: clip-score ---- */
-            "  clip-score --clip DIR --image PNG... --prompt TEXT... [--dump FILE] [--threads N]\n"
-            "           CLIP-T = 2.5 * max(cos, 0) of every image with every prompt (OpenAI CLIP from a Hugging Face CLIP\n"
-            "           folder, e.g. openai/clip-vit-base-patch32; preprocessing as clip.py, PIL-exact bicubic)\n"
-            /* ---- end clip-score ---- */
-            /* -- dataset / ocr (branch dataset) -- */
-            "  dataset signs --words FILE -o DIR [--n N] [--size WxH] [--seed S] [...]  synthetic sign images +\n"
-            "             metadata.jsonl (captions naming colour and layout); 'locus dataset --help' for the options\n"
-            "  ocr [--json] IMAGE... | --dataset DIR [--limit N]   what localize's OCR reads, one line per image\n"
-            /* -- end dataset / ocr -- */
-            "  tensors FILE  validate a .safetensors file (or *.safetensors.index.json) and list its tensors\n"
-            "  version    print the version\n");
-    return f == stderr ? 2 : 0;
-}
+static const locus_opt info_opts[] = {
+    LOCUS_OPT_HELP("--model", "DIR  also print a pipeline folder's architecture, parameter counts, weight dtypes and peak-memory estimate (default: none)"),
+};
+static const locus_help info_help = {
+    "info", "[--model DIR]",
+    "Print the version, the kernel ISA in use, the thread count and the ISAs this CPU supports; with --model, a pipeline folder's architecture.",
+    "Environment: LOCUS_ISA=scalar|avx2|avx512|neon forces a kernel table (an ISA the CPU lacks is an error);\n"
+    "LOCUS_THREADS=N sets the threads (default: all cores).  Results do not depend on either.\n",
+    NULL};
 
 static int cmd_info(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        locus_help_print(stdout, &info_help, info_opts, 1, NULL, 0);
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "--model")) {
         locus_pipeline p;
         if (locus_pipeline_open(&p, argv[2]) != LOCUS_OK) { fprintf(stderr, "locus info: %s\n", locus_errmsg()); return 2; }
@@ -114,6 +68,12 @@ static int cmd_info(int argc, char **argv) {
 }
 
 static int cmd_tensors(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        static const locus_help h = {"tensors", "FILE.safetensors|FILE.safetensors.index.json",
+                                     "Validate a safetensors file (or a sharded checkpoint's index) and list its tensors: name, dtype, shape.", NULL, NULL};
+        locus_help_print(stdout, &h, NULL, 0, NULL, 0);
+        return 0;
+    }
     if (argc != 2) {
         fprintf(stderr, "locus: usage: locus tensors FILE.safetensors|FILE.safetensors.index.json\n");
         return 2;
@@ -137,29 +97,81 @@ static int cmd_tensors(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_version(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        static const locus_help h = {"version", "", "Print the version.", NULL, NULL};
+        locus_help_print(stdout, &h, NULL, 0, NULL, 0);
+        return 0;
+    }
+    printf("locus %s\n", LOCUS_VERSION);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+/* every subcommand: name, entry point, one line for `locus help` (each command's --help has the rest) */
+static const struct { const char *name; int (*fn)(int, char **); const char *about; } commands[] = {
+    {"generate", locus_cmd_generate, "text -> image, with text patching, hook-point caching and interventions"},
+    {"layers", locus_cmd_layers, "attention layers in forward order, text parameters and their share, the paper's numbers"},
+    {"localize", locus_cmd_localize, "the paper's layer sweep: each layer patched alone, OCR metrics, figures, report.html"},
+    {"edit", locus_cmd_edit, "the paper's text editing (A re-run with B's text in the layers), Prompt-to-Prompt baseline"},
+    {"detox", locus_cmd_detox, "toxic-text prevention: listed words patched with benign ones; negative-prompt / prompt-swap baselines"},
+    {"merge", locus_cmd_merge, "join localize / edit / detox shards into the result of an unsharded run"},
+    {"clip-score", locus_cmd_clip_score, "CLIP-T of images against prompts"},
+    {"grad", locus_cmd_grad, "one training-loss evaluation: loss, prediction and every parameter's gradient"},
+    {"train-lora", locus_cmd_train_lora, "LoRA fine-tuning of chosen layers (AdamW)"},
+    {"lora", locus_cmd_lora, "list a LoRA file / merge adapters into the weights"},
+    {"train", locus_cmd_train, "train an AutoencoderKL / UNet2DConditionModel from scratch, assemble a pipeline folder"},
+    {"dataset", locus_cmd_dataset, "the synthetic signs data set"},
+    {"ocr", locus_cmd_ocr, "what localize's OCR reads in images"},
+    {"info", cmd_info, "version, kernel ISA, threads, CPU support; a pipeline folder's architecture"},
+    {"tensors", cmd_tensors, "validate a .safetensors file and list its tensors"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "this list, or a command's options"},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static int usage(FILE *f) {
+    fprintf(f, "usage: locus COMMAND [options]\n       locus help COMMAND\n\n"
+               "Text-to-image diffusion models on the CPU, bit-for-bit reproducibly, for interpretability: the text\n"
+               "localization experiments of Staniszewski et al. (ICLR 2025), patching, caching, training.\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-24s  %s\n", commands[i].name, commands[i].about);
+    fprintf(f, "\n'locus COMMAND --help' (or 'locus help COMMAND') lists a command's options and defaults.\n"
+               "Environment: LOCUS_ISA=scalar|avx2|avx512|neon forces a kernel table, LOCUS_THREADS=N the threads;\n"
+               "results do not depend on either.\n");
+    return f == stderr ? 2 : 0;
+}
+
+/* locus help [COMMAND [SUB]] | locus help --commands (the command names, one a line, for scripts) */
+static int cmd_help(int argc, char **argv) {
+    if (argc < 2) return usage(stdout);
+    if (!strcmp(argv[1], "--commands")) {
+        for (size_t i = 0; i < NCOMMANDS; i++) printf("%s\n", commands[i].name);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        static const locus_opt o[] = {LOCUS_OPT_HELP("--commands", "print the command names, one a line (default: the list with descriptions)")};
+        static const locus_help h = {"help", "[COMMAND [SUB]]\n--commands", "List the commands, or print a command's options (the same as 'locus COMMAND --help').", NULL, NULL};
+        locus_help_print(stdout, &h, o, 1, NULL, 0);
+        return 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            char *av[4] = {argv[1], argc > 2 ? argv[2] : "--help", "--help", NULL};
+            return commands[i].fn(argc > 2 ? 3 : 2, av);
+        }
+    fprintf(stderr, "locus help: unknown command '%s' (try 'locus help')\n", argv[1]);
+    return 2;
+}
+
 int main(int argc, char **argv) {
     locus_choose_wait_policy(argv);
     if (argc < 2) return usage(stderr);
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "tensors")) return cmd_tensors(argc - 1, argv + 1);
-    if (!strcmp(cmd, "generate")) return locus_cmd_generate(argc - 1, argv + 1);
-    if (!strcmp(cmd, "localize")) return locus_cmd_localize(argc - 1, argv + 1);
-    if (!strcmp(cmd, "merge")) return locus_cmd_merge(argc - 1, argv + 1);
-    if (!strcmp(cmd, "edit")) return locus_cmd_edit(argc - 1, argv + 1);
-    if (!strcmp(cmd, "detox")) return locus_cmd_detox(argc - 1, argv + 1);
-    if (!strcmp(cmd, "layers")) return locus_cmd_layers(argc - 1, argv + 1);
-    if (!strcmp(cmd, "grad")) return locus_cmd_grad(argc - 1, argv + 1);
-    if (!strcmp(cmd, "train-lora")) return locus_cmd_train_lora(argc - 1, argv + 1); /* lora-adamw */
-    if (!strcmp(cmd, "lora")) return locus_cmd_lora(argc - 1, argv + 1);             /* lora-adamw */
-    if (!strcmp(cmd, "train")) return locus_cmd_train(argc - 1, argv + 1); /* train */
-    if (!strcmp(cmd, "clip-score")) return locus_cmd_clip_score(argc - 1, argv + 1); /* issue 17 */
-    /* -- dataset / ocr (branch dataset) -- */
-    if (!strcmp(cmd, "dataset")) return locus_cmd_dataset(argc - 1, argv + 1);
-    if (!strcmp(cmd, "ocr")) return locus_cmd_ocr(argc - 1, argv + 1);
-    /* -- end dataset / ocr -- */
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) { printf("locus %s\n", LOCUS_VERSION); return 0; }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
+    if (!strcmp(cmd, "--version")) return cmd_version(1, argv + 1);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "locus: unknown command '%s' (try 'locus help')\n", cmd);
     return 2;
 }

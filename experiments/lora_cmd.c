@@ -19,6 +19,7 @@
 #include "../core/safetensors.h"
 #include "../models/denoiser.h"
 #include "../models/lora.h"
+#include "cli_opts.h"
 #include "train_lora.h"
 
 static int fail(const char *what, const char *msg) {
@@ -102,7 +103,27 @@ static int is_dir(const char *p) {
     return !stat(p, &s) && S_ISDIR(s.st_mode);
 }
 
+static const locus_opt merge_opts[] = { /* the options cmd_merge parses, for --help */
+    LOCUS_OPT_HELP("--model", "DIR  pipeline or denoiser component folder (required)"),
+    LOCUS_OPT_HELP("--lora", "FILE[:SCALE]  adapters to fold in, repeatable up to 64 (required; scale default 1)"),
+    LOCUS_OPT_HELP("-o", "OUTDIR  the merged component folder: config.json + diffusion_pytorch_model.safetensors (required)"),
+};
+static const locus_help lora_help = {
+    "lora", "list FILE\nmerge --model DIR --lora FILE[:SCALE] [--lora ...] -o OUTDIR",
+    "Inspect a LoRA file (diffusers, PEFT or kohya keys) or fold adapters into a denoiser's weights.",
+    "list: one line per adapter (module, rank, alpha, factor norms, the update's scale).  merge: W += scale (alpha/r) up.down\n"
+    "for every adapter; the merged weights are written as F32, the others as they were.\n",
+    "list merge"};
+static const locus_help lora_merge_help = {
+    "lora merge", "--model DIR --lora FILE[:SCALE] [--lora ...] -o OUTDIR",
+    "Fold LoRA adapters into a denoiser's weights and write the merged component folder.", NULL, NULL};
+
 static int cmd_merge(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            locus_help_print(stdout, &lora_merge_help, merge_opts, sizeof merge_opts / sizeof *merge_opts, NULL, 0);
+            return 0;
+        }
     const char *model = NULL, *out = NULL, *loras[64];
     int nl = 0;
     for (int i = 1; i < argc; i++) {
@@ -183,6 +204,15 @@ static int cmd_merge(int argc, char **argv) {
 }
 
 int locus_cmd_lora(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        locus_help_print(stdout, &lora_help, merge_opts, sizeof merge_opts / sizeof *merge_opts, NULL, 0);
+        return 0;
+    }
+    if (argc == 3 && !strcmp(argv[1], "list") && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        static const locus_help h = {"lora list", "FILE", "List the adapters of a LoRA file: module, rank, alpha, factor norms and the update's scale.", NULL, NULL};
+        locus_help_print(stdout, &h, NULL, 0, NULL, 0);
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "list")) return cmd_list(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "merge")) return cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "locus: usage: locus lora list FILE | locus lora merge --model DIR --lora FILE[:SCALE] [--lora ...] -o OUTDIR\n");

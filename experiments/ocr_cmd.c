@@ -18,9 +18,23 @@
 #include "../core/jsonw.h"
 #include "../core/png.h"
 #include "../core/strbuf.h"
+#include "cli_opts.h"
 #include "dataset.h"
 #include "metrics.h"
 #include "ocr.h"
+
+static const locus_opt ocr_opts[] = { /* the options locus_cmd_ocr parses, for --help */
+    LOCUS_OPT_HELP("--json", "one JSON object per line instead of \"<path>\\t<text>\" (default: off)"),
+    LOCUS_OPT_HELP("--dataset", "DIR  score the images of a locus dataset signs folder (metadata.jsonl) against their words (default: none)"),
+    LOCUS_OPT_HELP("--limit", "N  --dataset: only the first N images (default: all)"),
+    LOCUS_OPT_HELP("--", "the arguments after it are images, even if they start with '-' (default: none)"),
+};
+static const locus_help ocr_help = {
+    "ocr", "[--json] IMAGE.png...\n[--json] --dataset DIR [--limit N]",
+    "What localize's OCR reads in images: tesseract with localize's exact settings and normalisation.",
+    "With --dataset each image is scored against its word with the paper's metrics, then a summary: exact matches,\n"
+    "acc, OCR-F1.\n",
+    NULL};
 
 static int usage(void) {
     fprintf(stderr, "locus ocr: usage: locus ocr [--json] IMAGE.png... | locus ocr [--json] --dataset DIR [--limit N]\n");
@@ -138,6 +152,10 @@ int locus_cmd_ocr(int argc, char **argv) {
     long limit = 0;
     int first = 1;
     for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
+        if (!strcmp(argv[first], "--help") || !strcmp(argv[first], "-h")) {
+            locus_help_print(stdout, &ocr_help, ocr_opts, sizeof ocr_opts / sizeof *ocr_opts, NULL, 0);
+            return 0;
+        }
         if (!strcmp(argv[first], "--json")) t.json = 1;
         else if (!strcmp(argv[first], "--dataset") && first + 1 < argc) dir = argv[++first];
         else if (!strcmp(argv[first], "--limit") && first + 1 < argc) {

@@ -38,38 +38,55 @@ typedef struct {
     const char *betas;
 } raw_opts;
 
+static const locus_help train_help = {
+    "train",
+    "vae --data DIR --config VAE_CONFIG.json -o OUTDIR [options]\n"
+    "unet --data DIR -o OUTDIR [--base DIR] [--config UNET_CONFIG.json] [options]\n"
+    "pipeline -o OUTDIR [--text-config C] [--tokenizer DIR] [--data DIR --vae-config C --unet-config C ...] [options]",
+    "Train an AutoencoderKL or a UNet2DConditionModel from scratch and assemble a diffusers pipeline folder.",
+    "vae: AutoencoderKL -> OUTDIR/vae.  unet: UNet2DConditionModel on the base's VAE latents -> OUTDIR/unet.\n"
+    "pipeline: the diffusers pipeline folder (model_index.json, scheduler/, tokenizer/, frozen random text_encoder/);\n"
+    "with --data it also trains vae/ then unet/ (each stage resumable).  Checkpoints, loss.csv, loss.png and the\n"
+    "pictures go to OUTDIR/train/; see docs/TRAINING.md.  Same bits for any ISA, thread count and kill + --resume.\n",
+    "vae unet pipeline"};
+
 int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const char *what) {
     static const locus_opt tab[] = {
-        LOCUS_OPT_S(raw_opts, "--data", data, "image folder with metadata.jsonl (file_name, text) and PNGs"),
-        LOCUS_OPT_S(raw_opts, "--config", config, "architecture: a diffusers config.json (keys override the template)"),
-        LOCUS_OPT_S(raw_opts, "-o", out, "output pipeline folder (the component goes to OUT/vae or OUT/unet)"),
-        LOCUS_OPT_S(raw_opts, "--base", base, "unet: pipeline folder with vae/, text_encoder/, tokenizer/ (default: -o)"),
-        LOCUS_OPT_S(raw_opts, "--tokenizer", tokenizer, "pipeline: CLIP tokenizer folder to copy (default tests/golden/pipelines/sd15-tiny/tokenizer)"),
-        LOCUS_OPT_S(raw_opts, "--text-config", text_config, "pipeline: CLIPTextModel config (frozen random text encoder)"),
-        LOCUS_OPT_S(raw_opts, "--vae-config", vae_config, "pipeline: AutoencoderKL config"),
-        LOCUS_OPT_S(raw_opts, "--unet-config", unet_config, "pipeline: UNet2DConditionModel config"),
-        LOCUS_OPT_S(raw_opts, "--resolution", res, "WxH training image size (default: the first image's size)"),
-        LOCUS_OPT_I(raw_opts, "--steps", steps, 1, 100000000, "optimizer steps (default one epoch)"),
-        LOCUS_OPT_I(raw_opts, "--vae-steps", vae_steps, 1, 100000000, "pipeline: VAE steps"),
-        LOCUS_OPT_I(raw_opts, "--unet-steps", unet_steps, 1, 100000000, "pipeline: UNet steps"),
-        LOCUS_OPT_I(raw_opts, "--batch-size", batch, 1, 4096, "examples per step (8)"),
-        LOCUS_OPT_I(raw_opts, "--vae-batch-size", vae_batch, 1, 4096, "pipeline: VAE batch"),
-        LOCUS_OPT_I(raw_opts, "--unet-batch-size", unet_batch, 1, 4096, "pipeline: UNet batch"),
-        LOCUS_OPT_F(raw_opts, "--lr", lr, 0, 10, "learning rate (vae 1e-4, unet 1e-3)"),
-        LOCUS_OPT_F(raw_opts, "--vae-lr", vae_lr, 0, 10, "pipeline: VAE learning rate (default --lr, else 1e-4)"),
-        LOCUS_OPT_F(raw_opts, "--unet-lr", unet_lr, 0, 10, "pipeline: UNet learning rate (default --lr, else 1e-3)"),
-        LOCUS_OPT_F(raw_opts, "--weight-decay", wd, 0, 10, "AdamW weight decay (1e-2)"),
-        LOCUS_OPT_F(raw_opts, "--ema", ema, 0, 1, "EMA decay of the weights, as diffusers' EMAModel (0 = off); the averages are saved"),
-        LOCUS_OPT_S(raw_opts, "--betas", betas, "AdamW B1,B2 (0.9,0.999)"),
-        LOCUS_OPT_F(raw_opts, "--eps", eps, 1e-30, 1, "AdamW eps (1e-8)"),
-        LOCUS_OPT_F(raw_opts, "--clip-grad", clip, 0, 1000000000, "clip_grad_norm max (1; 0 = off)"),
-        LOCUS_OPT_I(raw_opts, "--warmup", warmup, 0, 100000000, "linear warmup steps (0)"),
-        LOCUS_OPT_I(raw_opts, "--seed", seed, 0, 9007199254740991LL, "initialisation and batch seed (0)"),
-        LOCUS_OPT_F(raw_opts, "--kl-weight", kl, 0, 1e6, "vae: weight of the KL term (1e-6)"),
-        LOCUS_OPT_F(raw_opts, "--cfg-dropout", drop, 0, 1, "unet: probability of the empty caption (0.1)"),
-        LOCUS_OPT_I(raw_opts, "--checkpoint-every", ckpt, 0, 100000000, "steps between checkpoints (100; 0 = only at the end)"),
-        LOCUS_OPT_I(raw_opts, "--threads", threads, 1, 1024, "threads (default: all cores; results do not change)"),
-        LOCUS_OPT_I(raw_opts, "--samples", samples, 0, 16, "pictures at each checkpoint: reconstructions / samples of N images or captions (4; 0 = none)"),
+        LOCUS_OPT_S(raw_opts, "--data", data, "DIR  image folder with metadata.jsonl (file_name, text) and PNGs (required for vae and unet)"),
+        LOCUS_OPT_S(raw_opts, "--config", config, "FILE  architecture: a diffusers config.json, keys override the template (default: the template)"),
+        LOCUS_OPT_S(raw_opts, "-o", out, "OUTDIR  output pipeline folder; the component goes to OUTDIR/vae or OUTDIR/unet (required)"),
+        LOCUS_OPT_S(raw_opts, "--base", base, "DIR  unet: pipeline folder with vae/, text_encoder/, tokenizer/ (default: -o)"),
+        LOCUS_OPT_S(raw_opts, "--tokenizer", tokenizer, "DIR  pipeline: CLIP tokenizer folder to copy (default tests/golden/pipelines/sd15-tiny/tokenizer)"),
+        LOCUS_OPT_S(raw_opts, "--text-config", text_config, "FILE  pipeline: CLIPTextModel config of the frozen random text encoder (default: the template)"),
+        LOCUS_OPT_S(raw_opts, "--vae-config", vae_config, "FILE  pipeline: AutoencoderKL config (required with --data)"),
+        LOCUS_OPT_S(raw_opts, "--unet-config", unet_config, "FILE  pipeline: UNet2DConditionModel config (default: the template)"),
+        LOCUS_OPT_S(raw_opts, "--resolution", res, "WxH  training image size (default: the first image's size)"),
+        LOCUS_OPT_I(raw_opts, "--steps", steps, 1, 100000000, "N  optimizer steps (default: one epoch)"),
+        LOCUS_OPT_I(raw_opts, "--vae-steps", vae_steps, 1, 100000000, "N  pipeline: VAE steps (default: one epoch)"),
+        LOCUS_OPT_I(raw_opts, "--unet-steps", unet_steps, 1, 100000000, "N  pipeline: UNet steps (default: one epoch)"),
+        LOCUS_OPT_I(raw_opts, "--batch-size", batch, 1, 4096, "B  examples per step (default 8)"),
+        LOCUS_OPT_I(raw_opts, "--vae-batch-size", vae_batch, 1, 4096, "B  pipeline: VAE batch (default --batch-size)"),
+        LOCUS_OPT_I(raw_opts, "--unet-batch-size", unet_batch, 1, 4096, "B  pipeline: UNet batch (default --batch-size)"),
+        LOCUS_OPT_F(raw_opts, "--lr", lr, 0, 10, "F  learning rate (default: vae 1e-4, unet 1e-3)"),
+        LOCUS_OPT_F(raw_opts, "--vae-lr", vae_lr, 0, 10, "F  pipeline: VAE learning rate (default --lr, else 1e-4)"),
+        LOCUS_OPT_F(raw_opts, "--unet-lr", unet_lr, 0, 10, "F  pipeline: UNet learning rate (default --lr, else 1e-3)"),
+        LOCUS_OPT_F(raw_opts, "--weight-decay", wd, 0, 10, "F  AdamW weight decay (default 1e-2)"),
+        LOCUS_OPT_F(raw_opts, "--ema", ema, 0, 1, "DECAY  EMA of the weights as diffusers' EMAModel; the averages are saved (default 0 = off)"),
+        LOCUS_OPT_S(raw_opts, "--betas", betas, "B1,B2  AdamW betas (default 0.9,0.999)"),
+        LOCUS_OPT_F(raw_opts, "--eps", eps, 1e-30, 1, "F  AdamW eps (default 1e-8)"),
+        LOCUS_OPT_F(raw_opts, "--clip-grad", clip, 0, 1000000000, "F  clip_grad_norm max (default 1; 0 = off)"),
+        LOCUS_OPT_I(raw_opts, "--warmup", warmup, 0, 100000000, "N  linear warmup steps (default 0)"),
+        LOCUS_OPT_I(raw_opts, "--seed", seed, 0, 9007199254740991LL, "S  initialisation and batch seed (default 0)"),
+        LOCUS_OPT_F(raw_opts, "--kl-weight", kl, 0, 1e6, "F  vae: weight of the KL term (default 1e-6)"),
+        LOCUS_OPT_F(raw_opts, "--cfg-dropout", drop, 0, 1, "P  unet: probability of the empty caption (default 0.1)"),
+        LOCUS_OPT_I(raw_opts, "--checkpoint-every", ckpt, 0, 100000000, "N  steps between checkpoints (default 100; 0 = only at the end)"),
+        LOCUS_OPT_I(raw_opts, "--threads", threads, 1, 1024, "N  threads (default: all cores; results do not change)"),
+        LOCUS_OPT_I(raw_opts, "--samples", samples, 0, 16, "N  pictures at each checkpoint: reconstructions / samples of N images or captions (default 4; 0 = none)"),
+        /* taken out before parsing (below); listed here for --help */
+        LOCUS_OPT_HELP("--resume", "continue from OUTDIR/train/<stage>.ckpt, same bits as an uninterrupted run (default: off)"),
+        LOCUS_OPT_HELP("--gradient-checkpointing", "re-run blocks in the backward: less memory, same bits (default: off)"),
+        LOCUS_OPT_HELP("--fp16", "write the component weights as F16; checkpoints stay F32 (default: off)"),
+        LOCUS_OPT_HELP("--quiet", "no progress lines (default: off)"),
     };
     raw_opts r;
     memset(&r, 0, sizeof r);
@@ -88,14 +105,17 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     }
     char cmd[64];
     snprintf(cmd, sizeof cmd, "train %s", what);
-    int rc = locus_opts_parse(cmd, tab, sizeof tab / sizeof tab[0], ac, av, &r);
+    locus_help h = train_help; /* --help shows every stage; errors name the stage ('locus train --help' passes "") */
+    for (int i = 1; i < ac; i++)
+        if (!strcmp(av[i], "--help") || !strcmp(av[i], "-h")) {
+            locus_help_print(stdout, &h, tab, sizeof tab / sizeof tab[0], NULL, 0);
+            free(av);
+            return 1;
+        }
+    if (*what) h.cmd = cmd;
+    int rc = locus_opts_parse(&h, tab, sizeof tab / sizeof tab[0], ac, av, &r);
     free(av);
-    if (rc == -1) {
-        printf("  %-22s %s\n  %-22s %s\n", "--resume", "continue from OUT/train/<stage>.ckpt (same bits as an uninterrupted run)",
-               "--gradient-checkpointing", "re-run blocks in the backward (less memory, same bits)");
-        printf("  %-22s %s\n", "--fp16", "write the component weights as F16 (checkpoints stay F32)");
-        return 1;
-    }
+    if (rc == -1) return 1;
     if (rc) return rc;
     o->data = r.data; o->config = r.config; o->out = r.out; o->base = r.base; o->tokenizer = r.tokenizer;
     o->text_config = r.text_config; o->vae_config = r.vae_config; o->unet_config = r.unet_config;

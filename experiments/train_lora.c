@@ -26,6 +26,7 @@
 #include "../models/lora.h"
 #include "../simd/kernels.h"
 #include "../simd/ops.h"
+#include "cli_opts.h"
 
 /* ---- the denoiser ---- */
 
@@ -364,14 +365,44 @@ static locus_status checkpoint_load(train_state *t, int64_t *step) {
     return st;
 }
 
+static const locus_opt train_lora_opts[] = { /* the options locus_cmd_train_lora parses, for --help */
+    LOCUS_OPT_HELP("--model", "DIR  diffusers pipeline or component folder (required)"),
+    LOCUS_OPT_HELP("--data", "DIR  Hugging Face image folder: metadata.jsonl (file_name, text) + images (this or --batches is required)"),
+    LOCUS_OPT_HELP("--batches", "FILE  fixed batches to replay, the goldens' format (default: none)"),
+    LOCUS_OPT_HELP("--lora-layers", "L1,L2  layers (diffusers paths, globs, {a,b}) that get adapters (required)"),
+    LOCUS_OPT_HELP("--lora-targets", "T1,T2  Linear modules inside them (default to_q,to_k,to_v,to_out.0)"),
+    LOCUS_OPT_HELP("-o", "LORA.safetensors  the adapter file, diffusers keys (required)"),
+    LOCUS_OPT_HELP("--output", "LORA.safetensors  same as -o (required)"),
+    LOCUS_OPT_HELP("--rank", "R  adapter rank (default 64)"),
+    LOCUS_OPT_HELP("--alpha", "A  adapter alpha; scale alpha/rank (default 64)"),
+    LOCUS_OPT_HELP("--lora-init", "FILE  start from these adapter factors (default: fresh factors drawn from --seed)"),
+    LOCUS_OPT_HELP("--lr", "F  AdamW learning rate (default 1e-6)"),
+    LOCUS_OPT_HELP("--weight-decay", "F  AdamW weight decay (default 1e-2)"),
+    LOCUS_OPT_HELP("--betas", "B1,B2  AdamW betas (default 0.9,0.999)"),
+    LOCUS_OPT_HELP("--eps", "F  AdamW eps (default 1e-8)"),
+    LOCUS_OPT_HELP("--clip-grad", "F  clip_grad_norm max (default 1.0; 0 = off)"),
+    LOCUS_OPT_HELP("--warmup", "N  linear warmup steps (default 0)"),
+    LOCUS_OPT_HELP("--batch-size", "B  examples per micro-batch (default 1)"),
+    LOCUS_OPT_HELP("--grad-accum", "N  micro-batches per optimizer step (default 1)"),
+    LOCUS_OPT_HELP("--steps", "N  optimizer steps (default: one epoch, or every --batches batch)"),
+    LOCUS_OPT_HELP("--seed", "S  noise, timestep and shuffle seed (default 42)"),
+    LOCUS_OPT_HELP("--resolution", "R  --data: square training image size (default: the model's sample size times the VAE factor)"),
+    LOCUS_OPT_HELP("--max-sequence-length", "N  --data: text tokens (default 77)"),
+    LOCUS_OPT_HELP("--checkpoint-every", "N  steps between checkpoints OUT.ckpt (default 100; 0 = only at the end)"),
+    LOCUS_OPT_HELP("--dump", "FILE  per-step losses, gradients and adapter values for the tests (default: none)"),
+    LOCUS_OPT_HELP("--resume", "continue from the checkpoint, same bits as an uninterrupted run (default: off)"),
+    LOCUS_OPT_HELP("--gradient-checkpointing", "re-run blocks in the backward: less memory, same bits (default: off)"),
+    LOCUS_OPT_HELP("--threads", "N  threads (default: all cores; results do not change)"),
+};
+static const locus_help train_lora_help = {
+    "train-lora", "--model DIR (--batches FILE | --data DIR) --lora-layers L1,L2 -o LORA.safetensors [options]",
+    "LoRA fine-tuning of chosen layers with AdamW (the paper's recipe by default: rank 64, alpha 64, lr 1e-6, weight decay 1e-2, clip 1.0).",
+    "The objective is the scheduler's (DDPM epsilon / v, or flow matching for SD3).  The adapters are written in\n"
+    "diffusers' key scheme; use them with locus generate --lora FILE[:SCALE].  See docs/LORA.md.\n",
+    NULL};
+
 static int usage_train(void) {
-    fprintf(stderr,
-            "usage: locus train-lora --model DIR (--batches FILE | --data DIR [--resolution R] [--max-sequence-length 77])\n"
-            "         --lora-layers L1,L2 [--lora-targets to_q,to_k,to_v,to_out.0]\n"
-            "         -o LORA.safetensors [--rank 64] [--alpha 64] [--lora-init FILE] [--lr 1e-6] [--weight-decay 1e-2]\n"
-            "         [--betas 0.9,0.999] [--eps 1e-8] [--clip-grad 1.0 (0: off)] [--warmup 0] [--batch-size 1] [--grad-accum 1]\n"
-            "         [--steps N] [--seed 42] [--checkpoint-every 100] [--dump FILE] [--resume] [--threads N]\n"
-            "         [--gradient-checkpointing (less memory, same bits)]\n");
+    fprintf(stderr, "locus: train-lora: --model DIR, -o FILE, --lora-layers L and one of --data DIR / --batches FILE are required (see 'locus train-lora --help')\n");
     return 2;
 }
 
@@ -402,7 +433,11 @@ int locus_cmd_train_lora(int argc, char **argv) {
     }
         if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
         if (!strcmp(a, "--gradient-checkpointing")) { o.grad_ckpt = 1; continue; }
-        if (!v) { if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage_train(); snprintf(msg, sizeof msg, "%s needs a value", a); return fail2(msg); }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            locus_help_print(stdout, &train_lora_help, train_lora_opts, sizeof train_lora_opts / sizeof *train_lora_opts, NULL, 0);
+            return 0;
+        }
+        if (!v) { snprintf(msg, sizeof msg, "%s needs a value", a); return fail2(msg); }
         if (!strcmp(a, "--model")) { o.model = v; i++; continue; }
         if (!strcmp(a, "--data")) { o.data = v; i++; continue; }
         if (!strcmp(a, "--batches")) { o.batches = v; i++; continue; }

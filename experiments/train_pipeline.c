@@ -148,25 +148,13 @@ locus_status locus_train_skeleton(const locus_train_opts *o) {
     return st;
 }
 
-static int usage_train(FILE *f) {
-    fprintf(f,
-            "usage: locus train vae  --data DIR --config VAE_CONFIG.json -o OUTDIR [options]   AutoencoderKL from scratch -> OUTDIR/vae\n"
-            "       locus train unet --data DIR -o OUTDIR [--base DIR (default OUTDIR)] [--config UNET_CONFIG.json]\n"
-            "                        [--cfg-dropout 0.1] [options]   UNet2DConditionModel on the base's VAE latents -> OUTDIR/unet\n"
-            "       locus train pipeline -o OUTDIR [--text-config C] [--tokenizer DIR] [--data DIR --vae-config C --unet-config C\n"
-            "                        --vae-steps N --unet-steps N --vae-batch-size B --unet-batch-size B --vae-lr F --unet-lr F] [options]\n"
-            "                        the diffusers pipeline folder (model_index.json, scheduler/, tokenizer/, frozen text_encoder/);\n"
-            "                        with --data also trains vae/ then unet/ (each stage resumable)\n"
-            "  options: --steps N --lr F --batch-size B --seed S --resolution WxH --weight-decay F --betas B1,B2 --eps F\n"
-            "           --clip-grad F --warmup N --kl-weight 1e-6 --checkpoint-every N --resume --gradient-checkpointing --threads N\n"
-            "           --samples N (progress pictures at checkpoints, 4; 0 = none)  --ema DECAY (EMA weights are saved; 0 = off)\n"
-            "           --fp16 (weights written as F16; the text encoder too, so training and sampling read the same values)\n"
-            "  Checkpoints, loss.csv, loss.png and the pictures go to OUTDIR/train/; see docs/TRAINING.md.\n");
-    return f == stderr ? 2 : 0;
-}
-
 int locus_cmd_train(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return usage_train(argc < 2 ? stderr : stdout);
+    if (argc < 2) { fprintf(stderr, "locus train: give a stage: vae, unet or pipeline (see 'locus train --help')\n"); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { /* the options of every stage */
+        locus_train_opts o;
+        locus_train_opts_defaults(&o);
+        return locus_train_opts_parse(&o, argc, argv, "") == 1 ? 0 : 2;
+    }
     const char *what = argv[1];
     if (strcmp(what, "vae") && strcmp(what, "unet") && strcmp(what, "pipeline")) {
         fprintf(stderr, "locus train: unknown stage '%s' (vae, unet or pipeline)\n", what);

@@ -372,7 +372,7 @@ lzc --threads 2 -o "$tmp/lc2"; lzc --shard 0/2 -o "$tmp/lcs0"; lzc --shard 1/2 -
 cp -r "$tmp/lc2" "$tmp/lcr"; head -n -2 "$tmp/lc2/results.jsonl" >"$tmp/lcr/results.jsonl"  # the last two cells lost
 lzc --resume -o "$tmp/lcr"
 for d in lc2 lcm lcr; do
-  if diff -r -x runs.log -x .lock "$tmp/lc1" "$tmp/$d" >/dev/null; then p=$((p+1)); else f=$((f+1)); echo "  FAIL localize --clip: $d differs from scalar/1 thread"; fi
+  if diff -r -x runs.log -x report.html -x .lock "$tmp/lc1" "$tmp/$d" >/dev/null; then p=$((p+1)); else f=$((f+1)); echo "  FAIL localize --clip: $d differs from scalar/1 thread"; fi
 done
 record "localize-clip" $p $f
 }
@@ -382,6 +382,9 @@ suite_dataset() { script_suite dataset tests/dataset_test.sh; }      # dataset s
 suite_sdxl() { script_suite sdxl tests/sdxl_test.sh; }               # SDXL golden parity, bits across ISAs x threads, size options, localize
 suite_if() { script_suite if tests/if_test.sh; }                     # DeepFloyd IF stage I: golden first steps, bits, layers, T5 prompts, localize
 suite_edit() { script_suite edit tests/edit_test.sh; }               # edit / detox, presets, pairs, numpy pairing
+suite_help() { script_suite help tests/help_test.sh; }               # every --help against its parser's options, man pages, bash completion
+suite_install() { script_suite install tests/install_test.sh; }      # make install + pkg-config + a C program + uninstall, in a temporary prefix
+suite_report() { script_suite report tests/report_test.sh; }         # localize's report.html: self-contained, deterministic, headless Chromium
 suite_bad_input() { script_suite bad_input tests/bad_input.sh; }     # hostile input: exit 2, one line, no file, no sanitizer report
 
 suite_train() {
@@ -410,6 +413,9 @@ full localize-clip suite_localize_clip
 add generate suite_generate
 for t in "$B"/test_*; do [ -x "$t" ] && add "$(basename "$t")" "test_program $t"; done
 add bad_input suite_bad_input
+add help suite_help
+add install suite_install
+full report suite_report
 add determinism suite_determinism
 add grad-cli suite_grad_cli
 add lora-cli suite_lora_cli
