@@ -315,11 +315,17 @@ done:
     locus_interventions_free(&ivs);
     locus_embeds_free(&ea);
     locus_embeds_free(&eb);
-    /* restore the pipeline: the sampler choice (the timesteps are set again by every run) and clip skip */
-    p->sched.kind = sched0.kind;
-    memcpy(p->sched.class_name, sched0.class_name, sizeof sched0.class_name);
-    p->sched.clip_sample = sched0.clip_sample;
-    p->sched.skip_prk = sched0.skip_prk;
+    /* restore the pipeline: every setting of the scheduler (a sampler override changes several, and Euler's
+     * timesteps set init_noise_sigma, which DDIM's do not reset) keeping the PNDM state buffers it owns now,
+     * and clip skip */
+    float *ets[4];
+    memcpy(ets, p->sched.ets, sizeof ets);
+    float *cur = p->sched.cur_sample;
+    size_t state_n = p->sched.state_n;
+    p->sched = sched0;
+    memcpy(p->sched.ets, ets, sizeof ets);
+    p->sched.cur_sample = cur;
+    p->sched.state_n = state_n;
     p->clip_skip = clip_skip0;
     if (st) { locus_result_free(res); return st; }
     *out = res;
