@@ -394,4 +394,6 @@ read -r p f < <(tail -1 "$tmp/bad.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1"
 record "bad_input ($(( $(date +%s) - start ))s)" $p $f
 # ---- bad-input suite: end ----
 
+mkdir -p "$tmp/py"; bash tests/python_test.sh "$B" "$tmp/py" >"$tmp/py.out" 2>&1; grep -v '^[0-9]* [0-9]*$' "$tmp/py.out"; read -r p f < <(tail -1 "$tmp/py.out" | grep -E '^[0-9]+ [0-9]+$' || echo "0 1"); record "python (liblocus.so + python/locus vs the CLI)" $p $f
+
 exit $overall
