@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/arena.h"
 #include "cache.h"
 #include "patch.h"
 #include "run.h"
@@ -30,6 +31,8 @@ struct locus_genopts {
     int iv_nheads;
     void (*cb)(void *ctx, int step, int nsteps);
     void *cb_ctx;
+    float *emb[4];   /* given embeddings: cond, uncond [T,emb_dim]; cond_pooled, uncond_pooled [emb_pooled] */
+    int emb_T, emb_dim, emb_pooled;
 };
 
 LOCUS_API locus_genopts *locus_genopts_new(void) {
@@ -44,8 +47,14 @@ static void free_iv(locus_genopts *o) {
     o->iv_spec = o->iv_steps = o->iv_heads = o->iv_half = NULL;
 }
 
+static void free_emb(locus_genopts *o) {
+    for (int k = 0; k < 4; k++) { free(o->emb[k]); o->emb[k] = NULL; }
+    o->emb_T = o->emb_dim = o->emb_pooled = 0;
+}
+
 LOCUS_API void locus_genopts_free(locus_genopts *o) {
     if (!o) return;
+    free_emb(o);
     free(o->prompt); free(o->negative); free(o->sampler); free(o->noise_file);
     free(o->patch_prompt); free(o->patch_layers);
     free_iv(o);
@@ -192,6 +201,50 @@ LOCUS_API int locus_genopts_set_intervene(locus_genopts *o, const char *spec, co
     return LOCUS_OK;
 }
 
+LOCUS_API int locus_genopts_set_prompt_embeds(locus_genopts *o, int T, int dim, const float *cond, const float *uncond, int pooled_dim,
+                                              const float *cond_pooled, const float *uncond_pooled) {
+    NEED(o);
+    free_emb(o);
+    if (!cond) return LOCUS_OK;
+    if (T < 1 || T > 100000 || dim < 1 || dim > 100000 || pooled_dim < 0 || pooled_dim > 100000)
+        return locus_fail(LOCUS_E_ARG, "prompt embeddings [1,%d,%d], pooled %d: sizes out of range", T, dim, pooled_dim);
+    if (pooled_dim && !cond_pooled) return locus_fail(LOCUS_E_ARG, "prompt embeddings: pooled_dim %d without cond_pooled", pooled_dim);
+    const float *src[4] = {cond, uncond, pooled_dim ? cond_pooled : NULL, pooled_dim ? uncond_pooled : NULL};
+    size_t n[4] = {(size_t)T * dim, (size_t)T * dim, (size_t)pooled_dim, (size_t)pooled_dim};
+    for (int k = 0; k < 4; k++) {
+        if (!src[k]) continue;
+        if (!(o->emb[k] = malloc(n[k] * sizeof(float)))) { free_emb(o); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+        memcpy(o->emb[k], src[k], n[k] * sizeof(float));
+    }
+    o->emb_T = T;
+    o->emb_dim = dim;
+    o->emb_pooled = pooled_dim;
+    return LOCUS_OK;
+}
+
+/* embeddings given to the options -> e, as locus_embeds_load makes them from a file (pooled buffers with the
+ * den.pooled_extra trailing entries zero: size conditioning the run fills) */
+static locus_status embeds_from_opts(const locus_pipeline *p, const locus_genopts *o, int cfg, locus_embeds *e) {
+    memset(e, 0, sizeof *e);
+    int D = p->den.ctx_dim, X = p->den.pooled_extra, P = p->den.pooled_dim - X;
+    if (o->emb_dim != D) return locus_fail(LOCUS_E_SHAPE, "prompt embeddings have width %d, this model's text is %d wide", o->emb_dim, D);
+    if (o->emb_pooled != P)
+        return locus_fail(LOCUS_E_SHAPE, "prompt embeddings: pooled text of %d values, this model takes %d", o->emb_pooled, P);
+    if (cfg && !o->emb[1]) return locus_fail(LOCUS_E_ARG, "prompt embeddings: guidance > 1 needs the negative prompt's (uncond)");
+    if (cfg && P && !o->emb[3]) return locus_fail(LOCUS_E_ARG, "prompt embeddings: guidance > 1 needs uncond_pooled");
+    size_t nt = (size_t)o->emb_T * D;
+    float **dst[4] = {&e->cond, &e->uncond, &e->cond_pooled, &e->uncond_pooled};
+    for (int k = 0; k < 4; k++) {
+        if (!o->emb[k] || (k & 1 && !cfg)) continue;
+        size_t n = k < 2 ? nt : (size_t)(P + X), have = k < 2 ? nt : (size_t)P;
+        if (!(*dst[k] = locus_alloc(n * sizeof(float)))) { locus_embeds_free(e); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+        memcpy(*dst[k], o->emb[k], have * sizeof(float));
+        memset(*dst[k] + have, 0, (n - have) * sizeof(float));
+    }
+    e->T = o->emb_T;
+    return LOCUS_OK;
+}
+
 /* ---- hooks that fill the result ---- */
 
 typedef struct {
@@ -242,7 +295,7 @@ LOCUS_API int locus_model_generate(locus_model *m, const locus_genopts *o, locus
     if (!out) return locus_fail(LOCUS_E_ARG, "locus_model_generate: NULL out pointer");
     *out = NULL;
     if (!m || !o) return locus_fail(LOCUS_E_ARG, "locus_model_generate: NULL model or options");
-    if (!o->prompt) return locus_fail(LOCUS_E_ARG, "no prompt: set one with locus_genopts_set_prompt");
+    if (!o->prompt && !o->emb[0]) return locus_fail(LOCUS_E_ARG, "no prompt: set one with locus_genopts_set_prompt (or embeddings)");
     locus_status st = api_init();
     if (st) return st;
     locus_pipeline *p = &m->p;
@@ -271,7 +324,8 @@ LOCUS_API int locus_model_generate(locus_model *m, const locus_genopts *o, locus
     }
     CHECK(locus_run_prepare(p, &ro));
     if (o->sampler) CHECK(locus_scheduler_override(&p->sched, o->sampler));
-    CHECK(locus_embeds_encode(p, o->prompt, o->negative, cfg, max_seq, &ea));
+    if (o->emb[0]) CHECK(embeds_from_opts(p, o, cfg, &ea));
+    else CHECK(locus_embeds_encode(p, o->prompt, o->negative, cfg, max_seq, &ea));
     if (o->patch_prompt) {
         CHECK(locus_embeds_encode(p, o->patch_prompt, NULL, 0, max_seq, &eb));
         if (eb.T != ea.T) { st = locus_fail(LOCUS_E_SHAPE, "patch embeddings have %d tokens, the prompt's have %d", eb.T, ea.T); goto done; }

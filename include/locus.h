@@ -140,7 +140,7 @@ LOCUS_API void locus_genopts_free(locus_genopts *o);
 /* Each setter copies its strings and returns LOCUS_E_ARG (with a message naming the option) for a value the
  * CLI would refuse; checks that need the model (size multiples, layer names, start step < steps) happen in
  * locus_model_generate. */
-LOCUS_API int locus_genopts_set_prompt(locus_genopts *o, const char *prompt);            /* required (--prompt) */
+LOCUS_API int locus_genopts_set_prompt(locus_genopts *o, const char *prompt);            /* required (or embeddings) */
 LOCUS_API int locus_genopts_set_negative_prompt(locus_genopts *o, const char *negative); /* NULL: none given */
 LOCUS_API int locus_genopts_set_seed(locus_genopts *o, uint64_t seed);                   /* 0 .. 2^53 */
 LOCUS_API int locus_genopts_set_steps(locus_genopts *o, int steps);                      /* 1 .. 1000 */
@@ -171,6 +171,14 @@ LOCUS_API int locus_genopts_set_intervene(locus_genopts *o, const char *spec, co
 /* Keep what `--dump` writes: every step's "step<N>.noise_pred_uncond", "..._text", "step<N>.noise_pred",
  * "step<N>.latent_out" [1,C,h,w], then "final_latent" [1,C,h,w] and "image" [1,3,H,W] (floats, about [-1,1]). */
 LOCUS_API int locus_genopts_set_dump(locus_genopts *o, int dump);
+/* Condition on given prompt embeddings instead of prompt strings (`--prompt-embeds`; e.g. from
+ * locus_model_encode, edited): cond [1,T,dim] and uncond [1,T,dim] (the negative prompt's; required when
+ * guidance > 1, ignored otherwise), and for models with pooled text cond_pooled / uncond_pooled [1,pooled_dim]
+ * (the pooled text only, as locus_model_encode returns it; NULL and 0 otherwise).  The floats are copied; dim
+ * and pooled_dim are checked against the model by locus_model_generate.  cond NULL clears them.  With
+ * embeddings set no prompt is needed; patching still takes prompt B as a string. */
+LOCUS_API int locus_genopts_set_prompt_embeds(locus_genopts *o, int T, int dim, const float *cond, const float *uncond, int pooled_dim,
+                                              const float *cond_pooled, const float *uncond_pooled);
 /* Initial noise from a safetensors file (tensor "noise" [1,C,h,w]) instead of the seed (`--noise`); NULL clears. */
 LOCUS_API int locus_genopts_set_noise_file(locus_genopts *o, const char *path);
 /* Optional progress callback, called after every denoiser evaluation (step 0-based, of nsteps) on the

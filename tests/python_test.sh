@@ -164,6 +164,11 @@ alive2 = owner() is not None  # c still refers to it
 del c; gc.collect()
 print(("ok" if alive and alive2 and owner() is None else "FAIL %s %s %s" % (alive, alive2, owner())) +
       " arrays outlive their Result (zero-copy views keep it alive) and free it when the last one goes")
+e, u = m.encode('A sign that says "HELLO".'), m.encode(None)
+ra = m.generate('A sign that says "HELLO".', seed=42, steps=3)
+rb = m.generate(prompt_embeds=dict(cond=e["cond"], uncond=u["cond"]), seed=42, steps=3)
+rc = m.generate(prompt_embeds=dict(cond=e["cond"] * 1.5, uncond=u["cond"]), seed=42, steps=3)
+print(("ok" if np.array_equal(ra.image, rb.image) and not np.array_equal(ra.image, rc.image) else "FAIL") + " generate from encode()'s embeddings = from the prompt")
 steps = []
 m.generate("A sign", steps=3, progress=lambda s, n: steps.append((s, n)))
 print(("ok" if steps == [(0, 3), (1, 3), (2, 3)] else "FAIL %s" % steps) + " progress callback")

@@ -55,6 +55,31 @@ static int same_tensors(const locus_result *a, const locus_result *b) {
     return 1;
 }
 
+/* options for a generation from the encoded prompt and the encoded "no prompt" (the negative) of m */
+static locus_genopts *embeds_opts(locus_model *m, const char *prompt, int max_seq, int seed, int steps, int dim_delta) {
+    locus_result *c = NULL, *u = NULL;
+    locus_genopts *o = locus_genopts_new();
+    if (locus_model_encode(m, prompt, max_seq, &c) || locus_model_encode(m, NULL, max_seq, &u)) {
+        fprintf(stderr, "  encode: %s\n", locus_last_error());
+        locus_result_free(c);
+        return o;
+    }
+    const float *cx, *ux, *cp = NULL, *up = NULL;
+    const int64_t *s, *sp = NULL;
+    locus_result_tensor(c, 0, NULL, NULL, &s, &cx);
+    locus_result_tensor(u, 0, NULL, NULL, NULL, &ux);
+    if (locus_result_count(c) > 1) {
+        locus_result_tensor(c, 1, NULL, NULL, &sp, &cp);
+        locus_result_tensor(u, 1, NULL, NULL, NULL, &up);
+    }
+    locus_genopts_set_prompt_embeds(o, (int)s[1], (int)s[2] + dim_delta, cx, ux, sp ? (int)sp[1] : 0, cp, up);
+    locus_result_free(c);
+    locus_result_free(u); /* the options hold copies */
+    locus_genopts_set_seed(o, seed);
+    locus_genopts_set_steps(o, steps);
+    return o;
+}
+
 /* generate with o into a new result (NULL on failure, printing the message) */
 static locus_result *gen(locus_model *m, const locus_genopts *o) {
     locus_result *r = NULL;
@@ -144,6 +169,16 @@ static void test_generate_sd15(locus_model *m) {
     locus_genopts_set_sampler(o, NULL);
     locus_result *r1 = gen(m, o);
     CHECK(re && r1 && !same_image(re, r0) && same_image(r1, r0), "sampler per call; a reused handle gives the same image");
+    /* the encoded prompt and negative prompt as embeddings: the same image as from the strings */
+    locus_genopts *oe = embeds_opts(m, HELLO, 0, 42, 4, 0);
+    locus_genopts_set_guidance(oe, 7.5);
+    locus_result *rem = gen(m, oe);
+    CHECK(rem && same_image(rem, r0), "generate from locus_model_encode's embeddings = from the prompt");
+    locus_result_free(rem);
+    locus_genopts_free(oe);
+    oe = embeds_opts(m, HELLO, 0, 42, 4, 1);
+    expect_error(locus_model_generate(m, oe, &rem), LOCUS_E_SHAPE, "width 33", "embeddings of the wrong width");
+    locus_genopts_free(oe);
     /* a bad size for this model: an error, not a crash */
     locus_genopts_set_size(o, 36, 32);
     locus_result *bad = NULL;
@@ -273,6 +308,16 @@ static void test_sd3(void) {
     locus_genopts_set_patch(o, WORLD, "transformer_blocks.1", 0, 0);
     locus_result *r = gen(m, o);
     CHECK(r && same_as_golden(r, SD3 ".golden/golden_pipeline.safetensors", "kvpatch.image_uint8"), "sd3 K/V patching equals diffusers' kvpatch image");
+    /* embeddings with pooled text: the same image as from the strings */
+    locus_genopts_set_patch(o, NULL, NULL, 0, 0);
+    locus_result *rs = gen(m, o);
+    locus_genopts *oe = embeds_opts(m, HELLO, 32, 42, 4, 0);
+    locus_genopts_set_guidance(oe, 7);
+    locus_result *re = gen(m, oe);
+    CHECK(rs && re && same_image(rs, re) && !same_image(rs, r), "sd3 from encoded embeddings (with pooled) = from the prompt");
+    locus_result_free(rs);
+    locus_result_free(re);
+    locus_genopts_free(oe);
     locus_result *bad = NULL;
     locus_genopts_set_patch(o, WORLD, "transformer_blocks.99", 0, 0);
     expect_error(locus_model_generate(m, o, &bad), LOCUS_E_ARG, "transformer_blocks.99", "sd3 bad layer name");

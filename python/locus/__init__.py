@@ -203,9 +203,9 @@ class Model:
         _check(_L.locus_model_encode(self._ptr(), _b(prompt), int(max_sequence_length or 0), ctypes.byref(r)))
         return Result(r.value).tensors
 
-    def generate(self, prompt, negative_prompt=None, seed=0, steps=None, guidance=None, width=None, height=None, sampler=None,
+    def generate(self, prompt=None, negative_prompt=None, seed=0, steps=None, guidance=None, width=None, height=None, sampler=None,
                  max_sequence_length=None, clip_skip=0, cache=None, patch=None, intervene=None, dump=False, noise=None,
-                 quantize="round", progress=None):
+                 prompt_embeds=None, quantize="round", progress=None):
         """One generation, the bits `locus generate` writes for the same options.
 
         cache: glob pattern(s) of hook points ("*.attn2.probs", "mid_block"), a string or a list.
@@ -214,13 +214,31 @@ class Model:
                    heads=N, head_list=[...], half="cond"|"uncond"|"both").
         dump: keep what --dump writes (every step's predictions and latent, final_latent, image) in .dump.
         noise: a safetensors file with tensor "noise" [1,C,h,w] instead of the seed.
+        prompt_embeds: instead of prompt strings, dict(cond=[1,T,D], uncond=[1,T,D] (needed with guidance > 1),
+                   cond_pooled=[1,P], uncond_pooled=[1,P] (models with pooled text)), e.g. from encode().
         quantize: "round" (diffusers' PIL) or "trunc" (the paper's scripts).  progress: callable(step, nsteps).
         """
         o = _L.locus_genopts_new()
         if not o:
             raise MemoryError("locus_genopts_new")
         try:
-            _check(_L.locus_genopts_set_prompt(o, _b(prompt)))
+            if prompt is not None:
+                _check(_L.locus_genopts_set_prompt(o, _b(prompt)))
+            keep = []  # the arrays handed to C stay alive until it has copied them
+            if prompt_embeds is not None:
+                unknown = set(prompt_embeds) - {"cond", "uncond", "cond_pooled", "uncond_pooled"}
+                if unknown or "cond" not in prompt_embeds:
+                    raise LocusError(6, "prompt_embeds: expected dict(cond=, uncond=, cond_pooled=, uncond_pooled=); got keys %s" % sorted(prompt_embeds))
+                arr = {k: None if v is None else np.ascontiguousarray(v, dtype=np.float32) for k, v in prompt_embeds.items()}
+                cond = arr["cond"].reshape(-1, arr["cond"].shape[-1])
+                T, D = cond.shape
+                P = arr["cond_pooled"].size if arr.get("cond_pooled") is not None else 0
+                for k, n in (("uncond", T * D), ("cond_pooled", P), ("uncond_pooled", P)):
+                    if arr.get(k) is not None and arr[k].size != n:
+                        raise LocusError(4, "prompt_embeds %s: %d values, expected %d" % (k, arr[k].size, n))
+                ptr = lambda k: None if arr.get(k) is None else arr[k].ctypes.data
+                keep.append(arr)
+                _check(_L.locus_genopts_set_prompt_embeds(o, T, D, ptr("cond"), ptr("uncond"), P, ptr("cond_pooled"), ptr("uncond_pooled")))
             _check(_L.locus_genopts_set_negative_prompt(o, _b(negative_prompt)))
             _check(_L.locus_genopts_set_seed(o, int(seed)))
             if steps is not None:

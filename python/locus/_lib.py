@@ -62,6 +62,7 @@ _DECLS = {
     "locus_genopts_set_dump": (c_int, [c_void_p, c_int]),
     "locus_genopts_set_noise_file": (c_int, [c_void_p, c_char_p]),
     "locus_genopts_set_progress": (c_int, [c_void_p, PROGRESS_CB, c_void_p]),
+    "locus_genopts_set_prompt_embeds": (c_int, [c_void_p, c_int, c_int, c_void_p, c_void_p, c_int, c_void_p, c_void_p]),
     "locus_model_generate": (c_int, [c_void_p, c_void_p, ctypes.POINTER(c_void_p)]),
     "locus_result_image": (c_int, [c_void_p, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), ctypes.POINTER(c_int), ctypes.POINTER(c_int)]),
     "locus_result_count": (c_int, [c_void_p]),
