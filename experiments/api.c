@@ -21,12 +21,19 @@ LOCUS_API const char *locus_last_error(void) { return locus_errmsg(); }
 locus_status api_init(void) { return locus_kernels_init(); }
 
 LOCUS_API int locus_set_isa(const char *name) {
-    if (!name || !*name) return api_init();
     static const char *const names[] = {"scalar", "avx2", "avx512", "neon"};
     static const locus_isa isas[] = {LOCUS_ISA_SCALAR, LOCUS_ISA_AVX2, LOCUS_ISA_AVX512, LOCUS_ISA_NEON};
+    const char *env = getenv("LOCUS_ISA");
+    if ((!name || !*name) && env && *env) name = env; /* the default honours LOCUS_ISA, as locus_kernels_init */
+    if (!name || !*name) { /* the best this CPU has, in locus_kernels_init's order (again, after a forced table) */
+        static const locus_isa pref[] = {LOCUS_ISA_AVX512, LOCUS_ISA_AVX2, LOCUS_ISA_NEON, LOCUS_ISA_SCALAR};
+        for (int i = 0; i < 4; i++)
+            if (locus_kernels_for(pref[i])) return locus_kernels_force(pref[i]);
+        return locus_fail(LOCUS_E_UNSUPPORTED, "no kernel table"); /* unreachable: scalar always exists */
+    }
     for (int i = 0; i < 4; i++)
         if (!strcmp(name, names[i])) return locus_kernels_force(isas[i]);
-    return locus_fail(LOCUS_E_ARG, "ISA '%s': unknown (use scalar, avx2, avx512 or neon)", name);
+    return locus_fail(LOCUS_E_ARG, "ISA '%s'%s: unknown (use scalar, avx2, avx512 or neon)", name, name == env ? " (LOCUS_ISA)" : "");
 }
 
 LOCUS_API const char *locus_get_isa(void) {
