@@ -9,6 +9,7 @@
 
 #include "../core/arena.h"
 #include "../core/version.h"
+#include "../models/lora.h"
 #include "../simd/kernels.h"
 #include "run.h"
 
@@ -213,6 +214,12 @@ LOCUS_API int locus_model_layer(const locus_model *m, int i, locus_layer_desc *o
     d.share_percent = 100.0 * (double)L->text_params / (double)m->p.den.params;
     memcpy(out, &d, out_size < sizeof d ? out_size : sizeof d);
     return LOCUS_OK;
+}
+
+LOCUS_API int locus_model_add_lora(locus_model *m, const char *path, float scale) {
+    if (!m || !path) return locus_fail(LOCUS_E_ARG, "locus_model_add_lora: NULL argument");
+    if (!(scale == scale) || scale < -1e6f || scale > 1e6f) return locus_fail(LOCUS_E_ARG, "LoRA scale %g: not a finite number", (double)scale);
+    return locus_lora_load(m->p.den.loader, path, scale);
 }
 
 LOCUS_API int locus_model_encode(locus_model *m, const char *prompt, int max_seq, locus_result **out) {

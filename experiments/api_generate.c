@@ -31,6 +31,7 @@ struct locus_genopts {
     int iv_nheads;
     void (*cb)(void *ctx, int step, int nsteps);
     void *cb_ctx;
+    int size_cond[3][2], size_cond_set[3]; /* SDXL: original H,W; crop top,left; target H,W */
     float *emb[4];   /* given embeddings: cond, uncond [T,emb_dim]; cond_pooled, uncond_pooled [emb_pooled] */
     int emb_T, emb_dim, emb_pooled;
 };
@@ -129,6 +130,20 @@ LOCUS_API int locus_genopts_set_clip_skip(locus_genopts *o, int clip_skip) {
     NEED(o);
     if (clip_skip < 0 || clip_skip > 64) return locus_fail(LOCUS_E_ARG, "clip_skip %d: expected 0 to 64", clip_skip);
     o->clip_skip = clip_skip;
+    return LOCUS_OK;
+}
+
+LOCUS_API int locus_genopts_set_size_cond(locus_genopts *o, const int original_hw[2], const int crop_yx[2], const int target_hw[2]) {
+    NEED(o);
+    const int *v[3] = {original_hw, crop_yx, target_hw};
+    static const char *const what[3] = {"original size", "crop top-left", "target size"};
+    for (int k = 0; k < 3; k++)
+        if (v[k] && (v[k][0] < 0 || v[k][1] < 0 || v[k][0] > 1000000 || v[k][1] > 1000000))
+            return locus_fail(LOCUS_E_ARG, "%s %d,%d: expected two integers 0 to 1000000", what[k], v[k][0], v[k][1]);
+    for (int k = 0; k < 3; k++) {
+        o->size_cond_set[k] = v[k] != NULL;
+        if (v[k]) { o->size_cond[k][0] = v[k][0]; o->size_cond[k][1] = v[k][1]; }
+    }
     return LOCUS_OK;
 }
 
@@ -304,7 +319,9 @@ LOCUS_API int locus_model_generate(locus_model *m, const locus_genopts *o, locus
         return locus_fail(LOCUS_E_ARG, "patch start step %d must be below the steps (%d)", o->start_step, steps);
     /* what this call changes on the pipeline, restored at the end (the CLI changes it for its one run) */
     locus_scheduler sched0 = p->sched;
-    int clip_skip0 = p->clip_skip;
+    int clip_skip0 = p->clip_skip, size_cond0[6], size_cond_set0[3];
+    memcpy(size_cond0, p->size_cond, sizeof size_cond0);
+    memcpy(size_cond_set0, p->size_cond_set, sizeof size_cond_set0);
     locus_embeds ea = {0}, eb = {0};
     locus_interventions ivs = {0};
     locus_patcher pt = {0};
@@ -318,6 +335,9 @@ LOCUS_API int locus_model_generate(locus_model *m, const locus_genopts *o, locus
     ro.step_ctx = o->cb_ctx;
     int max_seq = o->max_seq ? o->max_seq : 256, cfg = ro.guidance > 1.0f;
     p->clip_skip = o->clip_skip;
+    if (o->size_cond_set[0] || o->size_cond_set[1] || o->size_cond_set[2])
+        CHECK(locus_pipeline_set_size_cond(p, o->size_cond_set[0] ? o->size_cond[0] : NULL, o->size_cond_set[1] ? o->size_cond[1] : NULL,
+                                           o->size_cond_set[2] ? o->size_cond[2] : NULL));
     if (o->iv_spec) {
         CHECK(locus_interventions_parse(&ivs, o->iv_spec));
         CHECK(locus_interventions_configure(&ivs, o->iv_steps, o->iv_nheads, o->iv_heads, o->iv_half));
@@ -381,6 +401,8 @@ done:
     p->sched.cur_sample = cur;
     p->sched.state_n = state_n;
     p->clip_skip = clip_skip0;
+    memcpy(p->size_cond, size_cond0, sizeof size_cond0);
+    memcpy(p->size_cond_set, size_cond_set0, sizeof size_cond_set0);
     if (st) { locus_result_free(res); return st; }
     *out = res;
     return LOCUS_OK;

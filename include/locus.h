@@ -125,6 +125,12 @@ LOCUS_API int locus_model_layer_count(const locus_model *m);
 /* Fill *out (at most out_size bytes) for layer i (0 <= i < count); LOCUS_E_ARG for i out of range. */
 LOCUS_API int locus_model_layer(const locus_model *m, int i, locus_layer_desc *out, size_t out_size);
 
+/* Apply LoRA adapters from a file (diffusers, PEFT or kohya keys, as `--lora FILE:SCALE`) to the model's
+ * denoiser, scaled by `scale`, for the rest of this handle's life: later generations equal `locus generate
+ * --lora FILE:SCALE` (several calls = several --lora options, in that order).  Adapters cannot be removed; open
+ * the folder again for the plain model.  Errors name the file and a key that matches no layer. */
+LOCUS_API int locus_model_add_lora(locus_model *m, const char *path, float scale);
+
 /* Encode a prompt as the pipeline does for generation.  prompt NULL means "no prompt" (the empty prompt, or
  * zeros where the pipeline says so: SDXL's force_zeros_for_empty_prompt); max_seq: T5 tokens for SD3 (0: 256,
  * the CLI's default; ignored by others).  *out gets a result holding "cond" [1,T,ctx_dim] and, for models with
@@ -149,6 +155,10 @@ LOCUS_API int locus_genopts_set_size(locus_genopts *o, int width, int height);  
 LOCUS_API int locus_genopts_set_sampler(locus_genopts *o, const char *sampler);          /* ddim|euler|pndm|flow, NULL: the folder's */
 LOCUS_API int locus_genopts_set_max_sequence_length(locus_genopts *o, int max_seq);      /* SD3 T5 tokens, 1 .. 512 */
 LOCUS_API int locus_genopts_set_clip_skip(locus_genopts *o, int clip_skip);              /* 0 .. 64 */
+/* SDXL's size conditioning (`--original-size H,W --crops-coords-top-left Y,X --target-size H,W`): each pair
+ * or NULL for diffusers' default (the output size; crop 0,0).  Values 0 .. 1000000.  A model without size
+ * conditioning refuses them in locus_model_generate. */
+LOCUS_API int locus_genopts_set_size_cond(locus_genopts *o, const int original_hw[2], const int crop_yx[2], const int target_hw[2]);
 /* 8-bit pixels: 0 (default) rounds as diffusers' PIL output, 1 truncates as the paper's scripts. */
 LOCUS_API int locus_genopts_set_quantize_trunc(locus_genopts *o, int trunc);
 /* Cache every hook point matching a glob pattern (fnmatch; "*.attn2.probs", "mid_block") at every denoiser

@@ -65,6 +65,20 @@ for isa in $isas; do
       --cache-points 'transformer_blocks.1.attn.add_k' -o "$tmp/s3.$isa.png" --dump "$tmp/s3.$isa.dump" 2>"$tmp/gen.err" ||
       bad "CLI sd3 ($isa): $(tail -1 "$tmp/gen.err")"
 done
+# a LoRA for sd15-tiny (2 training steps on two images locus makes), then generate --lora / SDXL size options
+mkdir -p "$tmp/ld"
+for i in 0 1; do "$B/locus" generate --model $G/sd15-tiny --prompt "sign $i" --seed $i --steps 2 -o "$tmp/ld/$i.png" 2>/dev/null; done
+printf '{"file_name": "0.png", "text": "OPEN"}\n{"file_name": "1.png", "text": "STOP"}\n' >"$tmp/ld/metadata.jsonl"
+"$B/locus" train-lora --model $G/sd15-tiny --data "$tmp/ld" --lora-layers 'up_blocks.1.attentions.*.transformer_blocks.*.attn2' --rank 2 --alpha 2 \
+    --steps 2 --seed 1 --lr 0.05 -o "$tmp/lora.safetensors" >/dev/null 2>"$tmp/lt.err" || bad "train-lora: $(tail -1 "$tmp/lt.err")"
+for isa in $isas; do
+  envs=(); [ $isa = default ] || envs=(LOCUS_ISA=$isa)
+  env "${envs[@]}" "$B/locus" generate --model $G/sd15-tiny --prompt "$H" --seed 3 --steps 3 --lora "$tmp/lora.safetensors:0.8" \
+      -o "$tmp/lo.$isa.png" --dump "$tmp/lo.$isa.dump" 2>"$tmp/gen.err" || bad "CLI lora ($isa): $(tail -1 "$tmp/gen.err")"
+  env "${envs[@]}" "$B/locus" generate --model $G/sdxl-tiny --prompt "$H" --seed 42 --steps 3 --guidance 5 --width 64 --height 32 \
+      --original-size 64,128 --crops-coords-top-left 4,8 -o "$tmp/xl.$isa.png" --dump "$tmp/xl.$isa.dump" 2>"$tmp/gen.err" ||
+      bad "CLI sdxl ($isa): $(tail -1 "$tmp/gen.err")"
+done
 cat >"$tmp/check.py" <<'EOF'
 import os, sys, zlib, numpy as np
 import locus
@@ -118,6 +132,16 @@ r3 = m3.generate(H, seed=42, steps=3, guidance=7, max_sequence_length=32, patch=
 print(("ok" if np.array_equal(r3.image, read_png("%s/s3.%s.png" % (tmp, isa))) else "FAIL") + " sd3 image equals the CLI's PNG pixels")
 same(r3.cache, locus.read_safetensors("%s/s3.%s.cache" % (tmp, isa)), "sd3 cache vs --cache")
 same(r3.dump, locus.read_safetensors("%s/s3.%s.dump" % (tmp, isa)), "sd3 dump vs --dump")
+ml = locus.Model(G + "/sd15-tiny")
+ml.add_lora(tmp + "/lora.safetensors", 0.8)
+rl = ml.generate(H, seed=3, steps=3, dump=True)
+print(("ok" if np.array_equal(rl.image, read_png("%s/lo.%s.png" % (tmp, isa))) and not np.array_equal(rl.image, m.generate(H, seed=3, steps=3).image)
+       else "FAIL") + " add_lora image equals the CLI's --lora PNG (and differs from the plain model's)")
+same(rl.dump, locus.read_safetensors("%s/lo.%s.dump" % (tmp, isa)), "lora dump vs --dump")
+mx = locus.Model(G + "/sdxl-tiny")
+rx = mx.generate(H, seed=42, steps=3, guidance=5, width=64, height=32, original_size=(64, 128), crops_coords_top_left=(4, 8), dump=True)
+print(("ok" if np.array_equal(rx.image, read_png("%s/xl.%s.png" % (tmp, isa))) else "FAIL") + " sdxl size conditioning image equals the CLI's PNG")
+same(rx.dump, locus.read_safetensors("%s/xl.%s.dump" % (tmp, isa)), "sdxl dump vs --dump")
 EOF
 for isa in $isas; do
   envs=(); [ $isa = default ] || envs=(LOCUS_ISA=$isa)

@@ -291,6 +291,38 @@ static void test_generate_sd15(locus_model *m) {
     locus_genopts_free(o);
 }
 
+/* SDXL: size conditioning per call (explicit defaults = none; restored afterwards); LoRA and size conditioning
+ * refused where they do not apply */
+static void test_sdxl(locus_model *sd15) {
+    locus_genopts *o = locus_genopts_new();
+    locus_result *bad = NULL;
+    int orig[2] = {64, 128}, crop[2] = {0, 0}, target[2] = {32, 64};
+    locus_genopts_set_prompt(o, HELLO);
+    locus_genopts_set_steps(o, 2);
+    locus_genopts_set_size_cond(o, orig, NULL, NULL);
+    expect_error(locus_model_generate(sd15, o, &bad), LOCUS_E_ARG, "size conditioning", "size conditioning on an SD1.5 model");
+    expect_error(locus_model_add_lora(sd15, "/nonexistent/lora.safetensors", 1), 0, "/nonexistent/lora.safetensors", "missing LoRA file");
+    int neg[2] = {-1, 5};
+    expect_error(locus_genopts_set_size_cond(o, neg, NULL, NULL), LOCUS_E_ARG, "original size", "negative original size");
+    locus_model *m = NULL;
+    if (locus_model_open("tests/golden/pipelines/sdxl-tiny", &m)) { CHECK(0, "open sdxl-tiny: %s", locus_last_error()); locus_genopts_free(o); return; }
+    locus_genopts_set_size(o, 64, 32);
+    locus_genopts_set_guidance(o, 5);
+    locus_genopts_set_size_cond(o, NULL, NULL, NULL);
+    locus_result *r0 = gen(m, o);
+    locus_genopts_set_size_cond(o, (int[2]){32, 64}, crop, target);
+    locus_result *r1 = gen(m, o);
+    locus_genopts_set_size_cond(o, orig, NULL, NULL);
+    locus_result *r2 = gen(m, o);
+    locus_genopts_set_size_cond(o, NULL, NULL, NULL);
+    locus_result *r3 = gen(m, o);
+    CHECK(r0 && r1 && r2 && r3 && same_image(r0, r1) && !same_image(r0, r2) && same_image(r0, r3),
+          "sdxl: explicit default size conditioning = none, another original size changes the image, and lasts one call");
+    locus_result_free(r0); locus_result_free(r1); locus_result_free(r2); locus_result_free(r3);
+    locus_model_close(m);
+    locus_genopts_free(o);
+}
+
 /* SD3: MM-DiT text-K/V patching replays prompt B's run: diffusers' kvpatch image exactly */
 static void test_sd3(void) {
     locus_model *m = NULL;
@@ -341,6 +373,7 @@ int main(void) {
     }
     test_info(m);
     test_generate_sd15(m);
+    test_sdxl(m);
     locus_model_close(m);
     test_sd3();
     return t_finish("test_capi");

@@ -196,6 +196,11 @@ class Model:
                         "heads": d.heads, "text_params": d.text_params, "share_percent": d.share_percent, "site": _s(d.site)})
         return out
 
+    def add_lora(self, path, scale=1.0):
+        """Apply LoRA adapters (diffusers / PEFT / kohya file) to this model for the rest of its life, as
+        `locus generate --lora FILE:SCALE` (they cannot be removed: open the folder again for the plain model)."""
+        _check(_L.locus_model_add_lora(self._ptr(), _b(os.fspath(path)), float(scale)))
+
     def encode(self, prompt, max_sequence_length=None):
         """The prompt's conditioning: {"cond": [1,T,ctx_dim]} (+ "cond_pooled" [1,P] for SDXL / SD3).  prompt None:
         no prompt (zeros where the pipeline says so)."""
@@ -205,7 +210,7 @@ class Model:
 
     def generate(self, prompt=None, negative_prompt=None, seed=0, steps=None, guidance=None, width=None, height=None, sampler=None,
                  max_sequence_length=None, clip_skip=0, cache=None, patch=None, intervene=None, dump=False, noise=None,
-                 prompt_embeds=None, quantize="round", progress=None):
+                 prompt_embeds=None, original_size=None, crops_coords_top_left=None, target_size=None, quantize="round", progress=None):
         """One generation, the bits `locus generate` writes for the same options.
 
         cache: glob pattern(s) of hook points ("*.attn2.probs", "mid_block"), a string or a list.
@@ -216,6 +221,7 @@ class Model:
         noise: a safetensors file with tensor "noise" [1,C,h,w] instead of the seed.
         prompt_embeds: instead of prompt strings, dict(cond=[1,T,D], uncond=[1,T,D] (needed with guidance > 1),
                    cond_pooled=[1,P], uncond_pooled=[1,P] (models with pooled text)), e.g. from encode().
+        original_size, crops_coords_top_left, target_size: SDXL's size conditioning, (H, W) / (top, left) pairs.
         quantize: "round" (diffusers' PIL) or "trunc" (the paper's scripts).  progress: callable(step, nsteps).
         """
         o = _L.locus_genopts_new()
@@ -247,6 +253,9 @@ class Model:
                 _check(_L.locus_genopts_set_guidance(o, float(guidance)))
             if width is not None or height is not None:
                 _check(_L.locus_genopts_set_size(o, int(width or 0), int(height or 0)))
+            if original_size is not None or crops_coords_top_left is not None or target_size is not None:
+                pair = lambda v: None if v is None else (ctypes.c_int * 2)(*[int(x) for x in v])
+                _check(_L.locus_genopts_set_size_cond(o, pair(original_size), pair(crops_coords_top_left), pair(target_size)))
             if sampler is not None:
                 _check(_L.locus_genopts_set_sampler(o, _b(sampler)))
             if max_sequence_length is not None:
