@@ -192,7 +192,8 @@ LOCUS_API int locus_genopts_set_prompt_embeds(locus_genopts *o, int T, int dim, 
 /* Initial noise from a safetensors file (tensor "noise" [1,C,h,w]) instead of the seed (`--noise`); NULL clears. */
 LOCUS_API int locus_genopts_set_noise_file(locus_genopts *o, const char *path);
 /* Optional progress callback, called after every denoiser evaluation (step 0-based, of nsteps) on the
- * calling thread.  It must not call into the same model. */
+ * calling thread (MM-DiT patching first runs prompt B: the callback sees those steps too).  It must not call
+ * into the same model. */
 LOCUS_API int locus_genopts_set_progress(locus_genopts *o, void (*cb)(void *ctx, int step, int nsteps), void *ctx);
 
 /* ---- generation ---- */
