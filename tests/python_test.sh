@@ -51,6 +51,13 @@ if cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c include/locus.
    [ "$(LD_LIBRARY_PATH="$B" "$tmp/hello" /nonexistent)" = "error: /nonexistent: no such model folder" ]; then ok
 else bad "a C program against liblocus.so"; fi
 
+# the header's status codes are the library's (core/error.h): the same names and values
+codes='printf("%d %d %d %d %d %d %d %d %d\n", LOCUS_OK, LOCUS_E_IO, LOCUS_E_FORMAT, LOCUS_E_DTYPE, LOCUS_E_SHAPE, LOCUS_E_NOTFOUND, LOCUS_E_ARG, LOCUS_E_NOMEM, LOCUS_E_UNSUPPORTED);'
+printf '#include <stdio.h>\n#include "%s"\nint main(void) { %s return 0; }\n' "$PWD/include/locus.h" "$codes" >"$tmp/c1.c"
+printf '#include <stdio.h>\n#include "%s"\nint main(void) { %s return 0; }\n' "$PWD/core/error.h" "$codes" >"$tmp/c2.c"
+if cc "$tmp/c1.c" -o "$tmp/c1" && cc "$tmp/c2.c" -o "$tmp/c2" && [ "$("$tmp/c1")" = "$("$tmp/c2")" ]; then ok
+else bad "status codes of include/locus.h differ from core/error.h"; fi
+
 # 2. the module against the CLI, byte for byte, under two ISAs
 H='A sign that says "HELLO".' W='A sign that says "WORLD".'
 IV='up_blocks.1.attentions.0.transformer_blocks.0.attn2=scale:0.5'
