@@ -200,6 +200,19 @@ ra = m.generate('A sign that says "HELLO".', seed=42, steps=3)
 rb = m.generate(prompt_embeds=dict(cond=e["cond"], uncond=u["cond"]), seed=42, steps=3)
 rc = m.generate(prompt_embeds=dict(cond=e["cond"] * 1.5, uncond=u["cond"]), seed=42, steps=3)
 print(("ok" if np.array_equal(ra.image, rb.image) and not np.array_equal(ra.image, rc.image) else "FAIL") + " generate from encode()'s embeddings = from the prompt")
+# activation patching from the notebook: A's cached conv_out, written with write_safetensors, replaces B's
+ra = m.generate('A sign that says "HELLO".', seed=5, steps=3, cache="conv_out")
+locus.write_safetensors(tmp + "/rep.st", ra.cache)
+rb = m.generate('A sign that says "WORLD".', seed=5, steps=3)
+rr = m.generate('A sign that says "WORLD".', seed=5, steps=3, intervene="conv_out=replace:" + tmp + "/rep.st")
+back = locus.read_safetensors(tmp + "/rep.st")
+print(("ok" if np.array_equal(rr.image, ra.image) and not np.array_equal(rb.image, ra.image) and
+       all(back[k].tobytes() == v.tobytes() for k, v in ra.cache.items()) and len(back) == len(ra.cache) == 3 else "FAIL") +
+      " write_safetensors + intervene replace: B's run with A's conv_out gives A's image")
+ra.save(tmp + "/ra.png")
+rc = subprocess.run([B + "/test_sample", "--same-pixels", tmp + "/ra.png", tmp + "/ra_cli.png"], capture_output=True, text=True)
+print(("ok" if rc.returncode == 0 and ra._repr_png_()[:4] == b"\x89PNG" else "FAIL " + rc.stdout + rc.stderr) +
+      " Result.save writes a PNG with the CLI's pixels")
 steps = []
 m.generate("A sign", steps=3, progress=lambda s, n: steps.append((s, n)))
 print(("ok" if steps == [(0, 3), (1, 3), (2, 3)] else "FAIL %s" % steps) + " progress callback")
@@ -209,6 +222,7 @@ good = len(rows) == 3 * (2 + 2) and rows[0]["layer"] == "(prompt A, unpatched)" 
 print(("ok" if good else "FAIL %d rows" % len(rows)) + " localize returns the sweep's rows")
 err(lambda: locus.localize(m, words=["A", "B"], layers="up_blocks.7", steps=2, out=tmp + "/loc2"), "arg", "up_blocks.7", "localize bad layer")
 EOF
+"$B/locus" generate --model $G/sd15-tiny --prompt 'A sign that says "HELLO".' --seed 5 --steps 3 -o "$tmp/ra_cli.png" 2>/dev/null
 PYTHONPATH=python LOCUS_LIB="$B" LOCUS_BIN="$B/locus" $PY "$tmp/misc.py" "$tmp" "$B" >"$tmp/misc.out" 2>&1 || echo "FAIL misc.py exited: $(tail -1 "$tmp/misc.out")" >>"$tmp/misc.out"
 while IFS= read -r line; do
   case "$line" in ok*) ok;; FAIL*) bad "${line#FAIL }";; esac

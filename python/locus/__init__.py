@@ -25,15 +25,17 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
+import zlib
 
 import numpy as np
 
 from . import _lib
 
 __all__ = ["Model", "Result", "LocusError", "localize", "version", "set_isa", "get_isa", "set_threads", "get_threads",
-           "read_safetensors", "library_path"]
+           "read_safetensors", "write_safetensors", "png_bytes", "library_path"]
 
 _L = _lib.load()
 
@@ -137,6 +139,14 @@ class Result:
             self.tensors[_s(name.value)] = np.asarray(_View(h, ctypes.cast(data, ctypes.c_void_p).value, shp, "<f4"))
         self.dump = {k: v for k, v in self.tensors.items() if dumped and _DUMP.match(k)}
         self.cache = {k: v for k, v in self.tensors.items() if k not in self.dump}
+
+    def save(self, path):
+        """Write the image as an 8-bit RGB PNG (no text chunks; the pixels are what `locus generate` writes)."""
+        with open(path, "wb") as f:
+            f.write(png_bytes(self.image))
+
+    def _repr_png_(self):  # notebooks show the image
+        return None if self.image is None else png_bytes(self.image)
 
     def __repr__(self):
         img = "x".join(map(str, self.image.shape)) if self.image is not None else "none"
@@ -323,6 +333,37 @@ def read_safetensors(path):
             arr = np.frombuffer(raw, _DTYPES[t["dtype"]])
         out[name] = arr.reshape(t["shape"])
     return out
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Write {name: array} as a safetensors file of float32 tensors (e.g. a Result's .cache, as the source of an
+    intervention "PATTERN=replace:FILE": activation patching from a run made in this notebook)."""
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        a = np.ascontiguousarray(a, dtype="<f4")
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        blobs.append(a.tobytes())
+        off += a.nbytes
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)  # the data region 8-byte aligned, as locus writes it
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h)
+        for b in blobs:
+            f.write(b)
+
+
+def png_bytes(image):
+    """uint8 [H,W,3] -> PNG file bytes (8-bit RGB, no filtering)."""
+    a = np.ascontiguousarray(image, dtype=np.uint8)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError("png_bytes: expected uint8 [H, W, 3], got %s" % (a.shape,))
+    h, w = a.shape[:2]
+    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
 # ---- the localization sweep, through the CLI ----
