@@ -1,8 +1,8 @@
 """_lib.py — finds liblocus.so and declares the C API of include/locus.h for ctypes.
 
 Search order for the library: $LOCUS_LIB (the file, or a folder holding liblocus.so.0), a copy next to this
-package (an installed module), the source tree's build/ (python/locus/../../build), then the system loader
-(liblocus.so.0 on the library path).  The declarations below mirror include/locus.h one for one; the
+package, then build/ or lib/ in the folders above the package (the source tree's build/; an installed prefix's
+lib/, up to five levels up), then the system loader (liblocus.so.0 on the library path).  The declarations below mirror include/locus.h one for one; the
 struct layouts are the header's (fields are only ever appended there).
 """
 import ctypes
@@ -83,8 +83,16 @@ def _candidates():
     here = os.path.dirname(os.path.abspath(__file__))
     yield os.path.join(here, SONAME)
     yield os.path.join(here, "liblocus.so")
-    yield os.path.normpath(os.path.join(here, "..", "..", "build", SONAME))
-    yield SONAME  # the system loader's search path (an installed prefix)
+    # the source tree (python/locus -> build/), then an installed prefix's lib/ above the package
+    # (PREFIX/lib/python3/dist-packages/locus, PREFIX/share/locus/python/locus, ...)
+    up = here
+    for _ in range(5):
+        up = os.path.dirname(up)
+        if up == os.path.dirname(up):
+            break
+        yield os.path.join(up, "build", SONAME)
+        yield os.path.join(up, "lib", SONAME)
+    yield SONAME  # the system loader's search path
     found = ctypes.util.find_library("locus")
     if found:
         yield found
