@@ -227,6 +227,10 @@ PYTHONPATH=python LOCUS_LIB="$B" LOCUS_BIN="$B/locus" $PY "$tmp/misc.py" "$tmp" 
 while IFS= read -r line; do
   case "$line" in ok*) ok;; FAIL*) bad "${line#FAIL }";; esac
 done <"$tmp/misc.out"
+# found without LOCUS_LIB: the source tree's build/ (only for the default build directory)
+if [ "$(cd "$tmp" && env -u LOCUS_LIB PYTHONPATH="$OLDPWD/python" $PY -c 'import locus; print(locus.library_path())')" = "$PWD/build/liblocus.so.0" ] ||
+   [ "$(realpath "$B")" != "$PWD/build" ]; then ok
+else bad "without LOCUS_LIB the module does not find build/liblocus.so.0"; fi
 if LOCUS_LIB="$B" LOCUS_BIN="$B/locus" $PY python/examples/localize_demo.py --out "$tmp/demo" --steps 2 >"$tmp/demo.out" 2>&1 &&
    [ -s "$tmp/demo/heatmap.png" ] && grep -q 'heatmap' "$tmp/demo.out"; then ok
 else bad "examples/localize_demo.py: $(tail -1 "$tmp/demo.out")"; fi
