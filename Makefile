@@ -1,6 +1,6 @@
 # locus — top-level GNU Makefile.
 #
-#   make              build/locus (CLI) and build/liblocus.a
+#   make              build/locus (CLI), build/liblocus.a and build/liblocus.so (C API: include/locus.h)
 #   make test         build and run the test suite (what .ci/run runs; under 5 minutes on 2 cores)
 #   make test-full    the same with every CLI suite under ASan+UBSan too
 #   make bench        benchmarks (report ratios; never fail on timing)
@@ -82,6 +82,23 @@ $(BUILD)/locus: $(BUILD)/obj/experiments/locus_cli.o $(BUILD)/liblocus.a
 
 $(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/obj/tests/parity.o $(BUILD)/liblocus.a
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS)
+
+# ---- liblocus.so: the shared library with the stable C API of include/locus.h (docs/API.md) ----
+# Library objects are compiled -fPIC -fvisibility=hidden (the same output bits: checked on generate PNGs and
+# dumps); experiments/api.map exports only the API.  soname liblocus.so.0: liblocus.so -> liblocus.so.0 ->
+# liblocus.so.0.1.0.  The stamp rebuilds objects of a build directory made before these flags, once.
+SO_VERSION = 0.1.0
+SO_MAJOR   = 0
+CFLAGS_BASE += -fPIC -fvisibility=hidden
+all unit-test: $(BUILD)/liblocus.so
+$(LIB_OBJ): $(BUILD)/.pic
+$(BUILD)/.pic:
+	@mkdir -p $(BUILD) && touch $@
+$(BUILD)/liblocus.so.$(SO_VERSION): $(LIB_OBJ) experiments/api.map
+	$(CC) $(CFLAGS_BASE) -shared -Wl,-soname,liblocus.so.$(SO_MAJOR) -Wl,--version-script=experiments/api.map -Wl,-z,defs -o $@ $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/liblocus.so: $(BUILD)/liblocus.so.$(SO_VERSION)
+	ln -sf liblocus.so.$(SO_VERSION) $(BUILD)/liblocus.so.$(SO_MAJOR)
+	ln -sf liblocus.so.$(SO_MAJOR) $@
 
 # ---- tests ----
 # make test = unit tests + determinism + CLI (this build), the same under ASan+UBSan (without the long CLI

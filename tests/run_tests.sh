@@ -385,6 +385,7 @@ suite_edit() { script_suite edit tests/edit_test.sh; }               # edit / de
 suite_help() { script_suite help tests/help_test.sh; }               # every --help against its parser's options, man pages, bash completion
 suite_install() { script_suite install tests/install_test.sh; }      # make install + pkg-config + a C program + uninstall, in a temporary prefix
 suite_report() { script_suite report tests/report_test.sh; }         # localize's report.html: self-contained, deterministic, headless Chromium
+suite_python() { script_suite python tests/python_test.sh; }        # liblocus.so + python/locus against the CLI, byte for byte
 suite_bad_input() { script_suite bad_input tests/bad_input.sh; }     # hostile input: exit 2, one line, no file, no sanitizer report
 
 suite_train() {
@@ -414,6 +415,7 @@ add generate suite_generate
 for t in "$B"/test_*; do [ -x "$t" ] && add "$(basename "$t")" "test_program $t"; done
 add bad_input suite_bad_input
 add help suite_help
+add python suite_python
 add install suite_install
 full report suite_report
 add determinism suite_determinism
