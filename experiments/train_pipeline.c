@@ -58,7 +58,7 @@ static locus_status write_text_encoder(const char *cfg_path, const char *out, ui
     int64_t NL = locus_json_int(doc.root, "num_hidden_layers", 12, NULL);
     double fac = locus_json_num(doc.root, "initializer_factor", 1.0, NULL), rng = locus_json_num(doc.root, "initializer_range", 0.02, NULL);
     locus_json_free(&doc);
-    if (V < 1 || D < 1 || F < 1 || P < 1 || NL < 1 || V * D > (1LL << 30)) return locus_fail(LOCUS_E_ARG, "%s: text encoder sizes out of range", cfg_path);
+    if (V < 1 || D < 1 || F < 1 || P < 1 || NL < 0 || V * D > (1LL << 30)) return locus_fail(LOCUS_E_ARG, "%s: text encoder sizes out of range", cfg_path);
     locus_st_writer *w = locus_st_writer_new();
     float *buf = malloc((size_t)(V * D > F * D ? V * D : F * D) * sizeof(float)); /* the largest tensor */
     if (!w || !buf) { locus_st_writer_free(w); free(buf); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }

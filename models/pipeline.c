@@ -84,6 +84,9 @@ static locus_status open_clip_pair(locus_pipeline *p, const char *dir) {
         if ((st = locus_textenc_load(&p->text2, c))) return st;
         p->has_text2 = 1;
     }
+    /* these pipelines read the penultimate hidden state: a text encoder without layers has none */
+    if ((p->has_text && p->text.nlayers < 1) || (p->has_text2 && p->text2.nlayers < 1))
+        return locus_fail(LOCUS_E_FORMAT, "%s: a text encoder with no layers (num_hidden_layers 0) has no penultimate hidden state", dir);
     snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
     if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) return st; }
     snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);

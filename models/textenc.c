@@ -47,7 +47,7 @@ locus_status locus_textenc_load(locus_textenc *t, const char *dir) {
         t->kind = LOCUS_TEXT_CLIP;
         t->vocab = (int)locus_cfg_int_in(L, "vocab_size", 49408, 1, 2097152);
         t->D = (int)locus_cfg_int_in(L, "hidden_size", 512, 1, 65536);
-        t->nlayers = (int)locus_cfg_int_in(L, "num_hidden_layers", 12, 1, 1000);
+        t->nlayers = (int)locus_cfg_int_in(L, "num_hidden_layers", 12, 0, 1000);
         t->heads = (int)locus_cfg_int_in(L, "num_attention_heads", 8, 1, 1024);
         t->dim_head = t->heads > 0 ? t->D / t->heads : 0;
         t->ffn = (int)locus_cfg_int_in(L, "intermediate_size", 2048, 1, 262144);
@@ -190,7 +190,7 @@ locus_status locus_textenc_forward(const locus_textenc *t, const int64_t *ids, i
 }
 
 locus_status locus_textenc_clip_skip(const locus_textenc *t, const int64_t *ids, int B, int T, int k, float *out) {
-    if (k < 0 || k >= t->nlayers) return locus_fail(LOCUS_E_ARG, "--clip-skip %d: must be between 0 and %d", k, t->nlayers - 1);
+    if (k < 0 || (k > 0 && k >= t->nlayers)) return locus_fail(LOCUS_E_ARG, "--clip-skip %d: must be between 0 and %d", k, t->nlayers > 0 ? t->nlayers - 1 : 0);
     if (k == 0) return locus_textenc_forward(t, ids, B, T, out, -1, NULL, NULL, NULL, NULL);
     size_t N = (size_t)B * T * t->D;
     float *hs = TA(N * sizeof(float));

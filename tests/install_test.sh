@@ -26,20 +26,22 @@ done
 
 # the C program, against the installed copy only
 cat >"$T/prog.c" <<'C'
-/* opens a pipeline folder through the installed headers and prints its denoiser's geometry */
+/* opens a pipeline folder through the installed public API (locus.h) and prints its denoiser's geometry */
 #include <stdio.h>
-#include <models/pipeline.h>
+#include <locus.h>
 
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: prog PIPELINE_DIR\n"); return 2; }
-    locus_pipeline p;
-    if (locus_pipeline_open(&p, argv[1]) != LOCUS_OK) {
-        fprintf(stderr, "prog: %s\n", locus_errmsg());
+    locus_model *m = NULL;
+    locus_model_info i;
+    if (locus_model_open(argv[1], &m) != 0 || locus_model_get_info(m, &i, sizeof i) != 0) {
+        fprintf(stderr, "prog: %s\n", locus_last_error());
+        locus_model_close(m);
         return 1;
     }
-    printf("in_channels %d sample_size %d text_layers %d params %zu\n", p.den.in_channels, p.den.sample_size,
-           p.den.ntext_layers, p.den.params);
-    locus_pipeline_close(&p);
+    printf("in_channels %d sample_size %d text_layers %d params %llu\n", i.latent_channels, i.height / i.vae_factor,
+           i.n_text_layers, (unsigned long long)i.denoiser_params);
+    locus_model_close(m);
     return 0;
 }
 C

@@ -247,8 +247,8 @@ for smp in euler pndm; do  # the other samplers run end to end and are bit-ident
   else f=$((f+1)); echo "  FAIL generate --sampler $smp: $(tail -1 "$tmp/gen.err")"; fi
 done
 mkdir -p "$tmp/badmodel"; cp -r $G/pipelines/sd15-tiny/* "$tmp/badmodel/"
-sed -i 's/"CrossAttnDownBlock2D"/"SimpleCrossAttnDownBlock2D"/' "$tmp/badmodel/unet/config.json"
-bad_gen "unknown block type" "SimpleCrossAttnDownBlock2D" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
+sed -i 's/"CrossAttnDownBlock2D"/"KDownBlock2D"/' "$tmp/badmodel/unet/config.json"
+bad_gen "unknown block type" "KDownBlock2D" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
 cp $G/pipelines/sd15-tiny/unet/config.json "$tmp/badmodel/unet/config.json"
 sed -i 's/"cross_attention_dim": 32/"cross_attention_dim": 48/' "$tmp/badmodel/unet/config.json"
 bad_gen "config/weight shape mismatch" "has shape" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
