@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# teaching_model.sh — retrains the shipped teaching model zoo/signs-sd from nothing, bit for bit (`make
+# teaching-model`), and checks the result against zoo/signs-sd/SHA256SUMS.
+#
+#   tools/teaching_model.sh [WORK_DIR]        (default build/teaching; LOCUS=path/to/locus overrides the binary)
+#
+# Stages (each resumes from its own checkpoint, so after a kill just run it again):
+#   1. data     two sign sets of 8,000 128x32 images: the 1,000-word list (for the VAE, which must draw any
+#               letters) and the model's 100-word vocabulary zoo/signs-sd/words.txt (for the UNet)
+#   2. skeleton model_index.json, scheduler, the CLIP BPE tokenizer and the frozen random CLIP text encoder
+#   3. vae      AutoencoderKL (zoo/configs/signs-vae.json), 400 steps of 8
+#   4. unet     UNet2DConditionModel (zoo/configs/signs-sd-unet.json: signs-unet-attn64.json with the default size 128x32), $UNET_STEPS steps of 32, weights
+#               written as F16 (training runs in F32)
+# Same bits for any ISA and thread count (docs/TRAINING.md); the wall time on 2 idle cores is in
+# zoo/signs-sd/TRAINING.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+L=${LOCUS:-build/locus}
+W=${1:-build/teaching}
+UNET_STEPS=${UNET_STEPS:-2500}
+OUT=$W/signs-sd
+mkdir -p "$W"
+t0=$(date +%s)
+stage() { echo "teaching-model: $* ($(( $(date +%s) - t0 )) s)"; }
+
+stage "data"
+for set in "1000 zoo/words/words-1000.txt" "100 zoo/signs-sd/words.txt"; do
+  read -r name words <<<"$set"
+  rm -rf "$W/signs-$name"   # 2 s to regenerate, the same bytes every time
+  "$L" dataset signs --words "$words" --n 8000 --size 128x32 --seed 0 -o "$W/signs-$name" --quiet
+done
+
+stage "skeleton"
+"$L" train pipeline -o "$OUT" --text-config zoo/configs/signs-text.json
+
+resume_flag() { [ -f "$OUT/train/$1.ckpt" ] && echo --resume || true; }
+
+if [ ! -f "$OUT/vae/diffusion_pytorch_model.safetensors" ]; then
+  stage "vae"
+  "$L" train vae --data "$W/signs-1000" -o "$OUT" --config zoo/configs/signs-vae.json --steps 400 --batch-size 8 \
+      --seed 0 $(resume_flag vae)
+fi
+
+if [ ! -f "$OUT/unet/diffusion_pytorch_model.safetensors" ]; then
+  stage "unet"
+  "$L" train unet --data "$W/signs-100" -o "$OUT" --config zoo/configs/signs-sd-unet.json --steps "$UNET_STEPS" \
+      --batch-size 32 --lr 1e-3 --warmup 100 --cfg-dropout 0.1 --checkpoint-every 250 --seed 0 --fp16 $(resume_flag unet)
+fi
+
+stage "done; checking the weights against zoo/signs-sd/SHA256SUMS"
+(cd "$OUT" && sha256sum -c "$OLDPWD/zoo/signs-sd/SHA256SUMS")
