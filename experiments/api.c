@@ -156,22 +156,12 @@ LOCUS_API void locus_model_close(locus_model *m) {
     free(m);
 }
 
-static const char *family_name(locus_pipe_kind k) {
-    switch (k) {
-    case LOCUS_PIPE_SD: return "sd";
-    case LOCUS_PIPE_LDM: return "ldm";
-    case LOCUS_PIPE_SD3: return "sd3";
-    case LOCUS_PIPE_SDXL: return "sdxl";
-    }
-    return "?";
-}
-
 LOCUS_API int locus_model_get_info(const locus_model *m, locus_model_info *info, size_t info_size) {
     if (!m || !info) return locus_fail(LOCUS_E_ARG, "locus_model_get_info: NULL argument");
     const locus_pipeline *p = &m->p;
     locus_model_info v;
     memset(&v, 0, sizeof v);
-    v.family = family_name(p->kind);
+    v.family = locus_pipeline_family(p);
     v.pipeline_class = p->class_name;
     v.denoiser_class = p->den.ops->class_name;
     v.scheduler_class = p->sched.class_name;

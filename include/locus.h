@@ -88,7 +88,7 @@ LOCUS_API int locus_model_open(const char *dir, locus_model **out);
 LOCUS_API void locus_model_close(locus_model *m);
 
 typedef struct {
-    const char *family;          /* "sd" (SD1.x/2.x), "ldm", "sd3", "sdxl" */
+    const char *family;          /* "sd" (SD1.x/2.x), "ldm", "sd3", "sdxl", "if" */
     const char *pipeline_class;  /* model_index.json _class_name ("" when the folder has none) */
     const char *denoiser_class;  /* "UNet2DConditionModel", "SD3Transformer2DModel" */
     const char *scheduler_class; /* the folder's scheduler ("DDIMScheduler", ...) */

@@ -119,6 +119,8 @@ int locus_pipeline_latent_channels(const locus_pipeline *p);
  * _parts also reports parts[0] = weights and parts[1..3] = each phase's peak above the weights (what the run
  * holds then plus its activations and kernel scratch); the estimate is parts[0] + max(parts[1..3]). */
 size_t locus_pipeline_peak_estimate(const locus_pipeline *p, int W, int H, int text_tokens, int threads);
+/* The family's short name: "sd" (SD1.x/2.x), "ldm", "sd3", "sdxl", "if" (static string). */
+const char *locus_pipeline_family(const locus_pipeline *p);
 size_t locus_pipeline_peak_estimate_parts(const locus_pipeline *p, int W, int H, int text_tokens, int threads, size_t parts[4]);
 
 /* latent[C,h,w] -> image[3, h*f, w*f] in about [-1,1], with the pipeline's own latent scaling

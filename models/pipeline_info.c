@@ -76,3 +76,14 @@ void locus_pipeline_print_info(const locus_pipeline *pp, const char *dir) {
         if (cnt[d]) printf(" %s x%d", locus_dtype_name((locus_dtype)d), cnt[d]);
     printf("\n");
 }
+
+const char *locus_pipeline_family(const locus_pipeline *p) {
+    switch (p->kind) {
+    case LOCUS_PIPE_SD: return "sd";
+    case LOCUS_PIPE_LDM: return "ldm";
+    case LOCUS_PIPE_SD3: return "sd3";
+    case LOCUS_PIPE_SDXL: return "sdxl";
+    case LOCUS_PIPE_IF: return "if";
+    }
+    return "?";
+}

@@ -19,7 +19,7 @@ bad() { f=$((f+1)); echo "  FAIL help: $*"; }
 # command -> source files of its parser, and literals there that belong to other commands
 src_of() {
   case $1 in
-    generate) echo experiments/generate.c ;;
+    generate) echo experiments/generate.c experiments/generate_opts.c ;;
     layers) echo experiments/layers.c ;;
     localize | edit | detox) echo experiments/localize.c ;;
     merge) echo experiments/localize_results.c ;;
