@@ -59,6 +59,19 @@ if [ -n "$want" ] && [ "$out" = "in_channels 4 sample_size $(sed -n 's/.*"sample
   ok; echo "  C program against the installed copy: $out"
 else bad "C program printed '$out' (want params $want, $ntext text layers): $(head -2 "$T/prog.err")"; fi
 
+# the Python example against the installed copy only: run from outside the source tree, the module under
+# PREFIX/share/locus/python finds PREFIX/lib/liblocus.so and PREFIX/bin/locus by itself
+if [ -e "$P/lib/liblocus.so" ] && [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null && [ -z "$san" ]; then
+  root=$(pwd)
+  if (cd "$T" && env -u LOCUS_LIB PATH="$P/bin:/usr/bin:/bin" /usr/bin/python3 "$P/share/locus/python/examples/localize_demo.py" \
+        --model "$root/$G" --words HELLO,WORLD --seeds 0 --steps 2 --out "$T/pydemo" >"$T/py.out" 2>&1) &&
+     [ -s "$T/pydemo/heatmap.png" ] &&
+     (cd "$T" && env -u LOCUS_LIB PYTHONPATH="$P/share/locus/python" /usr/bin/python3 -c 'import locus; print(locus._L._locus_path)' 2>/dev/null |
+        grep -q "^$P/lib/"); then
+    ok; echo "  the Python example ran against the installed copy ($P/lib/liblocus.so, $P/bin/locus)"
+  else bad "the installed Python example: $(tail -2 "$T/py.out")"; fi
+else echo "  (the installed Python example: skipped: no liblocus.so, no /usr/bin/python3 with numpy, or a sanitizer build)"; fi
+
 # uninstall: exactly what was installed
 echo keep >"$P/keep.txt"
 if make --no-print-directory -s uninstall BUILD="$B" PREFIX="$P" >"$T/un.out" 2>&1; then ok; else bad "make uninstall: $(tail -2 "$T/un.out")"; fi

@@ -79,6 +79,7 @@ mkdirs share/bash-completion/completions
 put 644 "$BUILD/share/bash-completion/completions/locus" share/bash-completion/completions/locus
 [ -d zoo ] && put_tree zoo share/locus/zoo
 [ -d python/locus ] && put_tree python/locus share/locus/python/locus
+[ -d python/examples ] && put_tree python/examples share/locus/python/examples
 
 # pkg-config: dependencies with a .pc file go to Requires, the others (OpenMP, libm) to Libs.  With only the
 # static library a plain `pkg-config --libs locus` must link, so they are public; with the shared library
