@@ -62,7 +62,7 @@ else bad "C program printed '$out' (want params $want, $ntext text layers): $(he
 # the Python example against the installed copy only: run from outside the source tree, the module under
 # PREFIX/share/locus/python finds PREFIX/lib/liblocus.so and PREFIX/bin/locus by itself
 if [ -e "$P/lib/liblocus.so" ] && [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null && [ -z "$san" ]; then
-  root=$(pwd)
+  root=$(pwd); rm -rf "$T/pydemo"
   if (cd "$T" && env -u LOCUS_LIB PATH="$P/bin:/usr/bin:/bin" /usr/bin/python3 "$P/share/locus/python/examples/localize_demo.py" \
         --model "$root/$G" --words HELLO,WORLD --seeds 0 --steps 2 --out "$T/pydemo" >"$T/py.out" 2>&1) &&
      [ -s "$T/pydemo/heatmap.png" ] &&
