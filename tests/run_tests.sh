@@ -252,6 +252,19 @@ bad_gen "unknown block type" "KDownBlock2D" --model "$tmp/badmodel" --prompt-emb
 cp $G/pipelines/sd15-tiny/unet/config.json "$tmp/badmodel/unet/config.json"
 sed -i 's/"cross_attention_dim": 32/"cross_attention_dim": 48/' "$tmp/badmodel/unet/config.json"
 bad_gen "config/weight shape mismatch" "has shape" --model "$tmp/badmodel" --prompt-embeds "$tmp/sd/embeds.safetensors"
+# non-square models: a UNet sample_size [h, w] (as diffusers allows) makes the default image (w*f)x(h*f)
+mkdir -p "$tmp/ns"; cp -r $G/pipelines/sd15-tiny/* "$tmp/ns/"
+sed -i 's/"sample_size": 8,/"sample_size": [8, 16],/' "$tmp/ns/unet/config.json"
+if gen --model "$tmp/ns" --prompt-embeds "$tmp/sd/embeds.safetensors" --steps 1 -o "$tmp/ns.png" && grep -q '(64x32,' "$tmp/gen.err" &&
+   gen --model $G/pipelines/sd15-tiny --prompt-embeds "$tmp/sd/embeds.safetensors" --steps 1 -o "$tmp/sq.png" && grep -q '(32x32,' "$tmp/gen.err"; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL sample_size [8, 16]: $(tail -1 "$tmp/gen.err")"; fi
+# a CLIP text encoder without transformer layers (the teaching model's): LayerNorm(token + position) rows
+printf '{"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_hidden_layers": 0, "projection_dim": 32}\n' >"$tmp/t0.json"
+if "$B/locus" train pipeline -o "$tmp/t0" --text-config "$tmp/t0.json" >/dev/null 2>&1 && cp -r $G/pipelines/sd15-tiny/unet $G/pipelines/sd15-tiny/vae "$tmp/t0/" &&
+   gen --model "$tmp/t0" --prompt 'A sign that says "OPEN".' --steps 2 -o "$tmp/t0a.png" --dump "$tmp/t0a.st" &&
+   gen --model "$tmp/t0" --prompt 'A sign that says "STOP".' --steps 2 -o "$tmp/t0b.png" --dump "$tmp/t0b.st" &&
+   ! "$B/test_grad" --same-tensors "$tmp/t0a.st" "$tmp/t0b.st" >/dev/null 2>&1; then p=$((p+1))
+else f=$((f+1)); echo "  FAIL a text encoder with 0 layers: $(tail -1 "$tmp/gen.err")"; fi
 record "generate" $p $f
 }
 
