@@ -208,7 +208,7 @@ static int run_group(const lz_plan *P, locus_pipeline *p, locus_ocr *ocr, lz_row
     }
     locus_patcher pt;
     int need_b = !rows[base + 1].done;
-    /* SD3: record only the blocks some layer group patches */
+    /* denoisers whose text K/V come from B's own run (text_kv_projectable = 0): record only the blocks some layer group patches */
     locus_strbuf rec = {0};
     for (int l = 0, n = 0; l < P->nlayers; l++)
         if (!lz_is_baseline(P->layers[l])) { locus_sb_puts(&rec, n++ ? "," : ""); locus_sb_puts(&rec, P->layers[l]); }
