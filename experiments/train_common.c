@@ -86,6 +86,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_HELP("--resume", "continue from OUTDIR/train/<stage>.ckpt, same bits as an uninterrupted run (default: off)"),
         LOCUS_OPT_HELP("--gradient-checkpointing", "re-run blocks in the backward: less memory, same bits (default: off)"),
         LOCUS_OPT_HELP("--fp16", "write the component weights as F16; checkpoints stay F32 (default: off)"),
+        LOCUS_OPT_HELP("--train-text-encoder", "unet: train the text encoder's embeddings and final LayerNorm with the UNet (encoders without layers; default: frozen)"),
         LOCUS_OPT_HELP("--quiet", "no progress lines (default: off)"),
     };
     raw_opts r;
@@ -101,6 +102,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         else if (i > 0 && !strcmp(argv[i], "--gradient-checkpointing")) o->grad_ckpt = 1;
         else if (i > 0 && !strcmp(argv[i], "--quiet")) o->quiet = 1;
         else if (i > 0 && !strcmp(argv[i], "--fp16")) o->fp16 = 1;
+        else if (i > 0 && !strcmp(argv[i], "--train-text-encoder")) o->train_text = 1;
         else av[ac++] = argv[i];
     }
     char cmd[64];

@@ -59,6 +59,20 @@ locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, con
     return locus_mkdir(t->workdir);
 }
 
+locus_status locus_trainer_track(locus_trainer *t, const char *name, float *param, int ndim, const int64_t *shape) {
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    locus_status st = locus_grads_track(&t->grads, name, param, ndim, shape);
+    if (!st) st = locus_adamw_add(&t->opt, name, param, locus_grads_of(&t->grads, param), numel);
+    if (st || !t->ema) return st;
+    float **e = realloc(t->ema, t->grads.n * sizeof *e);
+    if (!e) return locus_fail(LOCUS_E_NOMEM, "out of memory");
+    t->ema = e;
+    if (!(e[t->grads.n - 1] = malloc(numel * sizeof(float)))) return locus_fail(LOCUS_E_NOMEM, "out of memory for the EMA weights");
+    memcpy(e[t->grads.n - 1], param, numel * sizeof(float));
+    return LOCUS_OK;
+}
+
 void locus_trainer_free(locus_trainer *t) {
     for (size_t i = 0; t->ema && i < t->grads.n; i++) free(t->ema[i]);
     free(t->ema);

@@ -27,11 +27,13 @@
 #include "../models/adamw.h"
 #include "../models/grads.h"
 #include "../models/loader.h"
+#include "../models/pipeline.h"
 
 /* Options shared by the stages (0 / NULL = not given). */
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
     int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
+    int train_text;   /* unet: train the (layer-free) CLIP text encoder with the UNet (train_text.c) */
     int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
     int samples;      /* progress pictures at checkpoints: images / prompts (4; 0 = none) */
     double lr, wd, b1, b2, eps, clip, kl_weight, cfg_dropout;
@@ -121,6 +123,8 @@ struct locus_trainer {
 locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, const char *what, const locus_loader *L,
                                 const char *const *buffers);
 void locus_trainer_free(locus_trainer *t);
+/* Track one more caller-owned parameter after locus_trainer_init (gradient, AdamW state, EMA copy). */
+locus_status locus_trainer_track(locus_trainer *t, const char *name, float *param, int ndim, const int64_t *shape);
 /* With --ema: exchange the parameters and their moving averages in place (twice = unchanged).  The stages
  * swap before writing the weights (EMA weights are the output, as diffusers' --use_ema) and around pictures. */
 void locus_trainer_swap_ema(locus_trainer *t);
@@ -131,6 +135,30 @@ locus_status locus_trainer_run(locus_trainer *t);
 
 /* A picture grid: n images [3,H,W] in [-1,1] per row, `rows` rows (row-major in imgs), 2-pixel gaps, as a PNG. */
 locus_status locus_train_save_grid(const char *path, const float *imgs, int rows, int n, int H, int W);
+
+/* ---- the text encoder trained with the UNet (train_text.c) ---- */
+
+typedef struct {
+    locus_pipeline p;           /* text encoder + tokenizer only (locus_pipeline_open_text) */
+    int open, V, D, P, S, ncap; /* vocabulary, width, positions, tokens per caption, captions */
+    int64_t *ids;               /* [ncap + 1, S] token ids of every caption; the last row is the empty caption */
+    float *tok, *pos;           /* [V, D], [P, D] the trained embedding tables (the encoder reads these) */
+    float *lnw, *lnb;           /* [D] final LayerNorm */
+} locus_text_train;
+
+/* Open base's text_encoder/ + tokenizer/ (a CLIP encoder with num_hidden_layers 0, else an error naming
+ * why), make its parameters writable and tokenize captions[ncap] (+ the empty caption). */
+locus_status locus_text_train_open(locus_text_train *tt, const char *base, char *const *captions, int ncap);
+void locus_text_train_free(locus_text_train *tt);
+/* Add the four parameters to the trainer (names prefixed "text_encoder."). */
+locus_status locus_text_train_track(locus_text_train *tt, locus_trainer *t);
+/* ctx[B,S,D] = the encoder's last_hidden_state for caption indices cap[B] (-1: the empty caption), computed
+ * exactly as locus_pipeline_encode_prompt does. */
+locus_status locus_text_train_embed(const locus_text_train *tt, const int *cap, int B, float *ctx);
+/* Accumulate d loss / d parameters from dctx[B,S,D] into g (fixed order: rows of the batch in order). */
+locus_status locus_text_train_backward(const locus_text_train *tt, const int *cap, int B, const float *dctx, const locus_grads *g);
+/* Rewrite base/text_encoder/model.safetensors with the trained parameters (F16 when fp16), atomically. */
+locus_status locus_text_train_save(const locus_text_train *tt, const char *base, int fp16);
 
 /* ---- commands ---- */
 int locus_cmd_train(int argc, char **argv);

@@ -35,7 +35,17 @@ typedef struct {
     int has_v;
     locus_scheduler sample_sched; /* a second copy of the scheduler for sampling pictures */
     int has_sample_sched;
+    int train_text;       /* --train-text-encoder: embeddings computed per step from tt's current weights */
+    locus_text_train tt;
+    int *cap;             /* [B] caption index of each example of the step (-1: the empty caption) */
 } unet_stage;
+
+/* The conditioning of caption i (-1: empty) with the weights as they are now: [S,D] into out. */
+static locus_status caption_ctx(const unet_stage *s, int i, float *out) {
+    if (s->train_text) return locus_text_train_embed(&s->tt, &i, 1, out);
+    memcpy(out, i < 0 ? s->null_ctx : s->d.ctx + (size_t)i * s->d.S * s->d.D, (size_t)s->d.S * s->d.D * sizeof(float));
+    return LOCUS_OK;
+}
 
 /* Progress picture at a checkpoint: the first --samples distinct training captions, sampled as `locus
  * generate` does (DDIM, 20 steps, guidance 7.5 against the empty caption; noise randn(seed 1000 + i)) and
@@ -47,12 +57,16 @@ static locus_status unet_pictures(locus_trainer *t, int64_t step) {
     if (n <= 0 || !s->has_v || !s->has_sample_sched) return LOCUS_OK;
     int f = 1 << (s->v.nblocks - 1), H = d->h * f, W = d->w * f;
     size_t nl = (size_t)d->C * d->h * d->w, ni = (size_t)3 * H * W;
+    size_t sd = (size_t)d->S * d->D;
     float *lat = locus_alloc(nl * 4), *z = locus_alloc(nl * 4), *img = locus_alloc(n * ni * 4); /* [C,h,w] x2, [n,3,H,W] */
-    locus_status st = !lat || !z || !img ? locus_fail(LOCUS_E_NOMEM, "out of memory") : LOCUS_OK;
+    float *cc = locus_alloc(2 * sd * 4);                                                          /* [2,S,D] empty, caption */
+    locus_status st = !lat || !z || !img || !cc ? locus_fail(LOCUS_E_NOMEM, "out of memory") : LOCUS_OK;
+    if (!st) st = caption_ctx(s, -1, cc);
     for (int i = 0; i < n && !st; i++) {
         locus_randn(1000 + (uint64_t)i, lat, nl);
         for (size_t k = 0; k < nl; k++) lat[k] *= s->sample_sched.init_noise_sigma;
-        locus_cond un = {s->null_ctx, NULL}, co = {d->ctx + (size_t)i * d->S * d->D, NULL};
+        if ((st = caption_ctx(s, i, cc + sd))) break;
+        locus_cond un = {cc, NULL}, co = {cc + sd, NULL};
         st = locus_sample(&s->m.den, &s->sample_sched, 20, 7.5f, lat, d->h, d->w, &un, &co, d->S, NULL, NULL);
         for (size_t k = 0; k < nl && !st; k++) z[k] = lat[k] / d->scaling + d->shift;
         if (!st) locus_vae_decode(&s->v, z, 1, d->h, d->w, img + i * ni, NULL);
@@ -63,6 +77,7 @@ static locus_status unet_pictures(locus_trainer *t, int64_t step) {
     locus_free(lat);
     locus_free(z);
     locus_free(img);
+    locus_free(cc);
     return st;
 }
 
@@ -73,10 +88,28 @@ static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
     if (st) return st;
     const uint32_t thr = (uint32_t)(t->o->cfg_dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : t->o->cfg_dropout * 4294967296.0);
     size_t sd = (size_t)b.S * b.D;
+    if (s->train_text) { /* the batch's caption indices (the sampler's example order) */
+        int *perm = malloc((size_t)s->d.n * sizeof(int));
+        int64_t pe = -1;
+        if (!perm) { locus_train_batch_free(&b); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
+        for (int i = 0; i < b.B; i++) s->cap[i] = s->d.prompt[locus_train_example_at(s->d.n, (step - 1) * s->B + i, t->o->seed, perm, &pe)];
+        free(perm);
+    }
     for (int i = 0; i < b.B; i++) /* caption dropout: one draw per example, after the batch's draws */
-        if (locus_mt19937_next(&t->rng) < thr) memcpy(b.ctx + i * sd, s->null_ctx, sd * sizeof(float));
-    st = locus_denoiser_loss_grad(&s->m.den, &s->m.ob, b.x0, b.noise, b.t, b.B, b.H, b.W, b.ctx, b.S, NULL, t->o->grad_ckpt, &t->grads, loss,
-                                  NULL, NULL, NULL, NULL, NULL, NULL);
+        if (locus_mt19937_next(&t->rng) < thr) {
+            memcpy(b.ctx + i * sd, s->null_ctx, sd * sizeof(float));
+            if (s->train_text) s->cap[i] = -1;
+        }
+    float *dctx = NULL;
+    if (s->train_text) {
+        if (!(dctx = malloc((size_t)b.B * sd * sizeof(float)))) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
+        if (!st) st = locus_text_train_embed(&s->tt, s->cap, b.B, b.ctx);
+    }
+    if (!st)
+        st = locus_denoiser_loss_grad(&s->m.den, &s->m.ob, b.x0, b.noise, b.t, b.B, b.H, b.W, b.ctx, b.S, NULL, t->o->grad_ckpt, &t->grads, loss,
+                                      NULL, NULL, NULL, NULL, dctx, NULL);
+    if (!st && s->train_text) st = locus_text_train_backward(&s->tt, s->cap, b.B, dctx, &t->grads);
+    free(dctx);
     locus_train_batch_free(&b);
     return st;
 }
@@ -139,6 +172,10 @@ int locus_train_unet(const locus_train_opts *o0) {
     if (o.lr < 0) o.lr = 1e-3;
     const char *base = o.base ? o.base : o.out;
     if (!o.data) { fprintf(stderr, "locus train unet: --data DIR is required\n"); return 2; }
+    if (o.train_text && strcmp(base, o.out)) {
+        fprintf(stderr, "locus train unet: --train-text-encoder rewrites the text encoder of the output folder; pass no --base (or --base equal to -o)\n");
+        return 2;
+    }
     if (o.threads) locus_set_threads(o.threads);
     unet_stage s;
     memset(&s, 0, sizeof s);
@@ -189,12 +226,24 @@ int locus_train_unet(const locus_train_opts *o0) {
     if (!o.steps) o.steps = (s.d.n + o.batch_size - 1) / o.batch_size;
     s.B = o.batch_size;
     if ((st = locus_trainer_init(&t, &o, "unet", s.m.L, s.m.den.buffers))) goto out;
+    size_t n_unet = t.grads.n; /* the UNet's parameters come first; the text encoder's (if trained) after */
+    if (o.train_text) {
+        char **caps = malloc((size_t)(s.d.nprompts ? s.d.nprompts : 1) * sizeof *caps);
+        if (!caps || !(s.cap = malloc((size_t)s.B * sizeof(int)))) { free(caps); st = locus_fail(LOCUS_E_NOMEM, "out of memory"); goto out; }
+        for (int i = 0, k = 0; i < img.n; i++) /* distinct captions in the order encode_data numbered them */
+            if (s.d.prompt[i] == k) caps[k++] = img.caption[i];
+        st = locus_text_train_open(&s.tt, base, caps, s.d.nprompts);
+        free(caps);
+        s.train_text = 1; /* set even on failure: the stage frees tt */
+        if (!st) st = locus_text_train_track(&s.tt, &t);
+        if (st) goto out;
+    }
     unsigned long long hsh = 1469598103934665603ull; /* the architecture (written config) and the frozen parts (vae / text encoder headers) */
     for (const char *c = cfgtext; *c; c++) hsh = (hsh ^ (unsigned char)*c) * 1099511628211ull;
     for (size_t k = 0; k < (size_t)s.d.n * s.d.C * s.d.h * s.d.w; k += 997) { uint32_t bits; memcpy(&bits, &s.d.mean[k], 4); hsh = (hsh ^ bits) * 1099511628211ull; }
     snprintf(t.settings, sizeof t.settings, "unet;data=%s;base=%s;n=%d;size=%dx%d;arch+latents=%016llx;lr=%.17g;wd=%.17g;betas=%.17g,%.17g;eps=%.17g;"
-             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
-             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout);
+             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g%s", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
+             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout, o.train_text ? ";train_text_encoder" : "");
     t.eval = unet_eval;
     t.on_checkpoint = unet_pictures;
     t.ctx = &s;
@@ -208,7 +257,10 @@ int locus_train_unet(const locus_train_opts *o0) {
     locus_trainer_swap_ema(&t); /* the output is the averaged weights (no-op without --ema) */
     snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", dir);
     const char *meta[] = {"format", "pt", "locus_version", LOCUS_VERSION, NULL};
-    if ((st = locus_train_save_weights(&t.grads, wpath, meta, o.fp16))) goto out;
+    locus_grads unet_only = t.grads; /* a view of the first n_unet entries */
+    unet_only.n = n_unet;
+    if ((st = locus_train_save_weights(&unet_only, wpath, meta, o.fp16))) goto out;
+    if (o.train_text && (st = locus_text_train_save(&s.tt, base, o.fp16))) goto out;
     fprintf(stderr, "locus: train unet: %d steps, final loss %.6f; wrote %s\n", o.steps, t.losses[o.steps - 1], dir);
     rc = 0;
 out:
@@ -216,6 +268,8 @@ out:
     locus_trainer_free(&t);
     free(cfgtext);
     free(s.null_ctx);
+    if (s.train_text) locus_text_train_free(&s.tt);
+    free(s.cap);
     locus_train_data_free(&s.d);
     if (u) { locus_unet_free(u); free(u); }
     if (den_open) locus_denoiser_close(&s.m.den);

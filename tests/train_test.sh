@@ -145,6 +145,30 @@ for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/m
 done
 "$L" generate --model "$tmp/h" --prompt 'A sign that says "STOP".' --width 32 --height 16 --steps 2 -o "$tmp/h.png" >/dev/null 2>&1 && ok || bad "generate with F16 weights"
 
+# 9. --train-text-encoder (a layer-free CLIP encoder trained with the UNet): the same bytes for scalar/1 thread and
+#    the best ISA/2 threads and after 10 steps + --resume; the encoder file changes and generate reads it
+printf '{"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_hidden_layers": 0, "projection_dim": 32}\n' >"$tmp/text0.json"
+tt=(--text-config "$tmp/text0.json" --vae-config zoo/configs/tiny-vae.json --unet-config zoo/configs/tiny-unet.json
+    --data "$tmp/data" --batch-size 4 --seed 3 --quiet --samples 1 --vae-steps 10 --train-text-encoder)
+LOCUS_ISA=scalar LOCUS_THREADS=1 "$L" train pipeline -o "$tmp/t1" "${tt[@]}" --unet-steps 20 2>"$tmp/t1.err" || bad "text scalar run: $(tail -1 "$tmp/t1.err")"
+LOCUS_ISA=$best LOCUS_THREADS=2 "$L" train pipeline -o "$tmp/t2" "${tt[@]}" --unet-steps 20 --checkpoint-every 7 2>"$tmp/t2.err" || bad "text $best run: $(tail -1 "$tmp/t2.err")"
+"$L" train pipeline -o "$tmp/t3" "${tt[@]}" --unet-steps 10 2>/dev/null && "$L" train pipeline -o "$tmp/t3" "${tt[@]}" --unet-steps 20 --resume 2>/dev/null || bad "text 10 + resume runs"
+for x in unet/diffusion_pytorch_model.safetensors text_encoder/model.safetensors train/unet_loss.csv train/unet_step20.png; do
+  [ -s "$tmp/t1/$x" ] && cmp -s "$tmp/t1/$x" "$tmp/t2/$x" && ok || bad "--train-text-encoder: $x differs between scalar/1 and $best/2"
+  [ "$x" = train/unet_step20.png ] || { cmp -s "$tmp/t1/$x" "$tmp/t3/$x" && ok || bad "--train-text-encoder: $x differs after 10 steps + --resume"; }
+done
+"$L" train pipeline -o "$tmp/t5" --text-config "$tmp/text0.json" 2>/dev/null
+! cmp -s "$tmp/t1/text_encoder/model.safetensors" "$tmp/t5/text_encoder/model.safetensors" && ok || bad "--train-text-encoder left the encoder unchanged"
+diff <(names "$tmp/t1/text_encoder/model.safetensors") <(names "$tmp/t5/text_encoder/model.safetensors") >/dev/null && ok || bad "trained encoder: names/shapes differ from the skeleton's"
+for w in OPEN STOP; do
+  "$L" generate --model "$tmp/t1" --prompt "A sign that says \"$w\"." --width 32 --height 16 --steps 3 --seed 7 -o "$tmp/t.$w.png" >/dev/null 2>&1 || bad "generate with the trained encoder"
+done
+[ -s "$tmp/t.OPEN.png" ] && ! cmp -s "$tmp/t.OPEN.png" "$tmp/t.STOP.png" && ok || bad "trained encoder: two words give the same picture"
+"$L" train unet --data "$tmp/data" -o "$tmp/t3" --config zoo/configs/tiny-unet.json --batch-size 4 --seed 3 \
+  --steps 30 --resume --quiet 2>"$tmp/err" && bad "resume without --train-text-encoder accepted" || { grep -q "other settings" "$tmp/err" && ok || bad "resume without the flag: $(cat "$tmp/err")"; }
+cli_err "text training with layers" "without transformer layers" "$L" train unet --data "$tmp/data" -o "$tmp/h" --config zoo/configs/tiny-unet.json --steps 1 --train-text-encoder
+cli_err "text training with --base" "pass no --base" "$L" train unet --data "$tmp/data" --base "$tmp/a" -o "$tmp/t6" --steps 1 --train-text-encoder
+
 # 8. another compiler's build (optional second argument, e.g. build-clang): the same bytes as run 1
 if [ -n "${2:-}" ] && [ -x "$2/locus" ]; then
   LOCUS_THREADS=2 "$2/locus" train pipeline -o "$tmp/x" "${common[@]}" --vae-steps 20 --unet-steps 20 2>"$tmp/x.err" || bad "$2 run: $(tail -1 "$tmp/x.err")"
