@@ -151,3 +151,13 @@ locus_status locus_mkdir(const char *path) {
     if (stat(buf, &st) || !S_ISDIR(st.st_mode)) return locus_fail(LOCUS_E_IO, "%s: not a directory", buf);
     return LOCUS_OK;
 }
+
+int locus_is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+int locus_is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}

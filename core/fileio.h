@@ -35,5 +35,8 @@ locus_status locus_append_durable(const char *path, const void *data, size_t len
 locus_status locus_read_file(const char *path, char **data, size_t *len);
 /* mkdir -p for one or two levels; existing directories are fine. */
 locus_status locus_mkdir(const char *path);
+/* 1 if `path` exists and is a directory / a regular file (after following symlinks), else 0. */
+int locus_is_dir(const char *path);
+int locus_is_file(const char *path);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "../core/arena.h"
+#include "../core/fileio.h"
 #include "../core/json.h"
 #include "../core/version.h"
 #include "../models/lora.h"
@@ -196,16 +197,6 @@ static int gfail(const char *fmt, const char *a) {
     return 2;
 }
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 static const locus_opt grad_opts[] = { /* the options locus_cmd_grad parses, for --help */
     LOCUS_OPT_HELP("--model", "DIR  component folder (unet/, vae/, transformer/) or pipeline folder (required)"),
     LOCUS_OPT_HELP("--batch", "FILE  the batch, a safetensors file (names optionally prefixed 'batch0.') (required)"),
@@ -264,7 +255,7 @@ int locus_cmd_grad(int argc, char **argv) {
     char dir[4096], cfg[4200];
     snprintf(cfg, sizeof cfg, "%s/config.json", model);
     const char *kind = comp;
-    if (is_file(cfg)) {
+    if (locus_is_file(cfg)) {
         snprintf(dir, sizeof dir, "%s", model);
         locus_json_doc doc;
         if (locus_json_parse_file(&doc, cfg)) return gfail("%s", locus_errmsg());
@@ -282,11 +273,11 @@ int locus_cmd_grad(int argc, char **argv) {
     } else {
         if (!kind) { /* the pipeline's denoiser folder, as diffusers names it */
             snprintf(cfg, sizeof cfg, "%s/transformer/config.json", model);
-            kind = is_file(cfg) ? "transformer" : "unet";
+            kind = locus_is_file(cfg) ? "transformer" : "unet";
         }
         snprintf(dir, sizeof dir, "%s/%s", model, kind);
         snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-        if (!is_file(cfg)) { fprintf(stderr, "locus grad: %s has neither config.json nor a %s/ component folder\n", model, kind); return 2; }
+        if (!locus_is_file(cfg)) { fprintf(stderr, "locus grad: %s has neither config.json nor a %s/ component folder\n", model, kind); return 2; }
     }
     if (lora && !strcmp(kind, "vae")) return gfail("--lora %s: LoRA adapters apply to the unet or transformer, not the VAE", lora);
     locus_st_file bf;
@@ -310,7 +301,7 @@ int locus_cmd_grad(int argc, char **argv) {
         if (sched_dir) snprintf(sd, sizeof sd, "%s", sched_dir);
         else snprintf(sd, sizeof sd, "%s/../scheduler", dir);
         st = locus_denoiser_open(&den, dir, NULL);
-        if (!st && (sched_dir || is_dir(sd))) { st = locus_scheduler_load(&s, sd); has_sched = !st; }
+        if (!st && (sched_dir || locus_is_dir(sd))) { st = locus_scheduler_load(&s, sd); has_sched = !st; }
         if (!st) st = locus_objective_init(&ob, &den, has_sched ? &s : NULL);
         if (st) locus_denoiser_close(&den);
         L = den.loader;

@@ -98,11 +98,6 @@ static int cmd_list(const char *path) {
     return 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat s;
-    return !stat(p, &s) && S_ISDIR(s.st_mode);
-}
-
 static const locus_opt merge_opts[] = { /* the options cmd_merge parses, for --help */
     LOCUS_OPT_HELP("--model", "DIR  pipeline or denoiser component folder (required)"),
     LOCUS_OPT_HELP("--lora", "FILE[:SCALE]  adapters to fold in, repeatable up to 64 (required; scale default 1)"),
@@ -136,8 +131,8 @@ static int cmd_merge(int argc, char **argv) {
     if (!model || !out || !nl) return fail("merge", "usage: locus lora merge --model DIR --lora FILE[:SCALE] [--lora ...] -o OUTDIR");
     char comp[4096];
     snprintf(comp, sizeof comp, "%s/unet", model);
-    if (!is_dir(comp)) snprintf(comp, sizeof comp, "%s/transformer", model);
-    if (!is_dir(comp)) snprintf(comp, sizeof comp, "%s", model);
+    if (!locus_is_dir(comp)) snprintf(comp, sizeof comp, "%s/transformer", model);
+    if (!locus_is_dir(comp)) snprintf(comp, sizeof comp, "%s", model);
     char cfgp[4200];
     snprintf(cfgp, sizeof cfgp, "%s/config.json", comp);
     char *cfgtext;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/arena.h"
+#include "../core/fileio.h"
 #include "../core/rng.h"
 #include "../models/adamw.h"
 #include "../models/grads.h"
@@ -30,17 +31,12 @@
 
 /* ---- the denoiser ---- */
 
-static int is_dir(const char *p) {
-    struct stat s;
-    return !stat(p, &s) && S_ISDIR(s.st_mode);
-}
-
 locus_status locus_train_model_open(locus_train_model *m, const char *dir) {
     memset(m, 0, sizeof *m);
     char comp[4096], sched[4096];
     snprintf(comp, sizeof comp, "%s/unet", dir);
-    if (!is_dir(comp)) snprintf(comp, sizeof comp, "%s/transformer", dir);
-    if (is_dir(comp)) snprintf(sched, sizeof sched, "%s/scheduler", dir);
+    if (!locus_is_dir(comp)) snprintf(comp, sizeof comp, "%s/transformer", dir);
+    if (locus_is_dir(comp)) snprintf(sched, sizeof sched, "%s/scheduler", dir);
     else {
         snprintf(comp, sizeof comp, "%s", dir);
         snprintf(sched, sizeof sched, "%s/../scheduler", dir);

@@ -16,16 +16,6 @@
 #include "mmdit.h"
 #include "unet.h"
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* hash a component: config.json bytes and each safetensors header (not the weights: cheap for large models) */
 unsigned long long locus_pipeline_hash_component(unsigned long long h, const locus_loader *L) {
     char p[PATH_MAX + 16];
@@ -48,10 +38,10 @@ unsigned long long locus_pipeline_hash_component(unsigned long long h, const loc
 
 static const char *pick(const char *dir, const char *a, const char *b, char *out, size_t n) {
     snprintf(out, n, "%s/%s", dir, a);
-    if (is_dir(out)) return out;
+    if (locus_is_dir(out)) return out;
     if (b) {
         snprintf(out, n, "%s/%s", dir, b);
-        if (is_dir(out)) return out;
+        if (locus_is_dir(out)) return out;
     }
     return NULL;
 }
@@ -88,9 +78,9 @@ static locus_status open_clip_pair(locus_pipeline *p, const char *dir) {
     if ((p->has_text && p->text.nlayers < 1) || (p->has_text2 && p->text2.nlayers < 1))
         return locus_fail(LOCUS_E_FORMAT, "%s: a text encoder with no layers (num_hidden_layers 0) has no penultimate hidden state", dir);
     snprintf(c, sizeof c, "%s/tokenizer/vocab.json", dir);
-    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) return st; }
+    if (locus_is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer", dir); if ((st = locus_clip_tok_load(&p->tok, c))) return st; }
     snprintf(c, sizeof c, "%s/tokenizer_2/vocab.json", dir);
-    if (is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); st = locus_clip_tok_load(&p->tok2, c); }
+    if (locus_is_file(c)) { snprintf(c, sizeof c, "%s/tokenizer_2", dir); st = locus_clip_tok_load(&p->tok2, c); }
     return st;
 }
 
@@ -106,7 +96,7 @@ static locus_status open_sd3(locus_pipeline *p, const char *dir) {
         p->has_t5 = 1;
     }
     snprintf(c, sizeof c, "%s/tokenizer_3/spiece.model", dir);
-    if (is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
+    if (locus_is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
     if (p->has_t5 && p->t5.D != p->den.ctx_dim) {
         st = locus_fail(LOCUS_E_SHAPE, "%s: T5 width %d does not match the transformer's joint_attention_dim %d", dir, p->t5.D, p->den.ctx_dim);
         goto fail;
@@ -276,13 +266,13 @@ locus_status locus_pipeline_encode(const locus_pipeline *p, const char *prompt, 
 static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     memset(p, 0, sizeof *p);
     snprintf(p->dir, sizeof p->dir, "%s", dir);
-    if (!is_dir(dir)) return locus_fail(LOCUS_E_IO, "%s: no such model folder", dir);
+    if (!locus_is_dir(dir)) return locus_fail(LOCUS_E_IO, "%s: no such model folder", dir);
     char mi[PATH_MAX + 32];
     snprintf(mi, sizeof mi, "%s/model_index.json", dir);
     p->kind = LOCUS_PIPE_SD;
     snprintf(p->class_name, sizeof p->class_name, "(component folders)");
     p->force_zeros = 1;
-    if (is_file(mi)) {
+    if (locus_is_file(mi)) {
         locus_json_doc doc;
         locus_status st = locus_json_parse_file(&doc, mi);
         if (st) return st;
@@ -313,7 +303,7 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     }
     char c[PATH_MAX + 32];
     locus_status st;
-    if (p->kind == LOCUS_PIPE_SD3 || (!is_file(mi) && pick(dir, "transformer", NULL, c, sizeof c))) {
+    if (p->kind == LOCUS_PIPE_SD3 || (!locus_is_file(mi) && pick(dir, "transformer", NULL, c, sizeof c))) {
         p->kind = LOCUS_PIPE_SD3;
         return open_sd3(p, dir);
     }
@@ -348,7 +338,7 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
     }
     char tk[PATH_MAX + 48];
     snprintf(tk, sizeof tk, "%s/tokenizer/vocab.json", dir);
-    if (p->has_text && p->text.kind == LOCUS_TEXT_CLIP && is_file(tk)) {
+    if (p->has_text && p->text.kind == LOCUS_TEXT_CLIP && locus_is_file(tk)) {
         snprintf(tk, sizeof tk, "%s/tokenizer", dir);
         if ((st = locus_clip_tok_load(&p->tok, tk))) {
             locus_pipeline_close(p);
@@ -356,7 +346,7 @@ static locus_status pipeline_open(locus_pipeline *p, const char *dir) {
         }
     }
     snprintf(tk, sizeof tk, "%s/tokenizer/vocab.txt", dir);
-    if (p->has_text && p->text.kind == LOCUS_TEXT_LDMBERT && is_file(tk)) {
+    if (p->has_text && p->text.kind == LOCUS_TEXT_LDMBERT && locus_is_file(tk)) {
         snprintf(tk, sizeof tk, "%s/tokenizer", dir);
         if ((st = locus_bert_tok_load(&p->btok, tk))) {
             locus_pipeline_close(p);

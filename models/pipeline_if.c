@@ -7,19 +7,10 @@
 #include <sys/stat.h>
 
 #include "../core/arena.h"
+#include "../core/fileio.h"
 #include "../core/hash.h"
 #include "pipeline.h"
 #include "unicode.h"
-
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
 
 #define IF_TOKENS 77 /* IFPipeline.encode_prompt: max_length 77 */
 
@@ -34,10 +25,10 @@ locus_status locus_pipeline_open_if(locus_pipeline *p, const char *dir) {
         goto fail;
     }
     snprintf(c, sizeof c, "%s/scheduler", dir);
-    if (!is_dir(c)) { st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir); goto fail; }
+    if (!locus_is_dir(c)) { st = locus_fail(LOCUS_E_NOTFOUND, "%s: no scheduler/ folder", dir); goto fail; }
     if ((st = locus_scheduler_load(&p->sched, c))) goto fail;
     snprintf(c, sizeof c, "%s/text_encoder", dir);
-    if (is_dir(c)) {
+    if (locus_is_dir(c)) {
         if ((st = locus_t5_load(&p->t5, c))) goto fail;
         p->has_t5 = 1;
         if (p->t5.D != p->den.ctx_dim) {
@@ -46,7 +37,7 @@ locus_status locus_pipeline_open_if(locus_pipeline *p, const char *dir) {
         }
     }
     snprintf(c, sizeof c, "%s/tokenizer/spiece.model", dir);
-    if (is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
+    if (locus_is_file(c) && (st = locus_sp_tok_load(&p->tok3, c))) goto fail;
     unsigned long long h = LOCUS_FNV_INIT;
     h = locus_pipeline_hash_component(h, p->den.loader);
     if (p->has_t5) h = locus_pipeline_hash_component(h, &p->t5.L);
