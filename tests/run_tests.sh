@@ -400,6 +400,7 @@ suite_install() { script_suite install tests/install_test.sh; }      # make inst
 suite_report() { script_suite report tests/report_test.sh; }         # localize's report.html: self-contained, deterministic, headless Chromium
 suite_python() { script_suite python tests/python_test.sh; }        # liblocus.so + python/locus against the CLI, byte for byte
 suite_bad_input() { script_suite bad_input tests/bad_input.sh; }     # hostile input: exit 2, one line, no file, no sanitizer report
+suite_zoo() { script_suite zoo tests/zoo_test.sh; }                 # the shipped teaching model: hashes, README command, OCR, patching
 
 suite_train() {
 # ---- train ----
@@ -427,6 +428,7 @@ full localize-clip suite_localize_clip
 add generate suite_generate
 for t in "$B"/test_*; do [ -x "$t" ] && add "$(basename "$t")" "test_program $t"; done
 add bad_input suite_bad_input
+add zoo suite_zoo
 add help suite_help
 add python suite_python
 add install suite_install

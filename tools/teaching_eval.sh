@@ -10,13 +10,15 @@ L=${LOCUS:-build/locus}
 M=${1:-zoo/signs-sd}
 OUT=${2:-build/teaching-eval}
 mkdir -p "$OUT"
-awk 'NR%5==1 || NR%5==3' "$M/words.txt" | tr a-z A-Z >"$OUT/vocabulary40.txt"
+head -40 "$M/words.txt" | tr a-z A-Z >"$OUT/vocabulary40.txt"
 grep -vxF -f "$M/words.txt" zoo/words/words-1000-len3-6.txt | awk 'NR%24==5' | head -40 | tr a-z A-Z >"$OUT/unseen40.txt"
 for set in vocabulary40 unseen40; do
   rm -rf "$OUT/$set"
   "$L" localize --model "$M" --words "$OUT/$set.txt" --template 'A sign that says "{}".' --seeds 90000 \
       --layers '#0' -o "$OUT/$set" >/dev/null
-  awk -F, -v set="$set" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-       $1 == "A" { printf "%-13s %d images: OCR exact %.1f%%, OCR-F1 %.3f (precision %.3f, recall %.3f)\n", set, $c["n"],
-                   100 * $c["exact_a"], $c["ocr_f1_a"], $c["precision_a"], $c["recall_a"] }' "$OUT/$set/summary.csv"
+  # the unpatched row's label "(prompt A, unpatched)" holds a comma inside quotes: its fields sit one further right
+  awk -F, -v set="$set" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i + 1; next }
+       /^"\(prompt A,/ { printf "%-13s %d images: OCR exact %.1f%%, OCR-F1 %.3f (precision %.3f, recall %.3f)\n", set, $c["n"],
+                   100 * $c["exact_a"], $c["ocr_f1_a"], $c["precision_a"], $c["recall_a"]; found = 1 }
+       END { if (!found) { print "teaching_eval: no unpatched row in " FILENAME > "/dev/stderr"; exit 1 } }' "$OUT/$set/summary.csv"
 done

@@ -5,31 +5,33 @@
 #   tools/teaching_model.sh [WORK_DIR]        (default build/teaching; LOCUS=path/to/locus overrides the binary)
 #
 # Stages (each resumes from its own checkpoint, so after a kill just run it again):
-#   1. data     two sign sets of 8,000 128x32 images: the 1,000-word list (for the VAE, which must draw any
-#               letters) and the model's 100-word vocabulary zoo/signs-sd/words.txt (for the UNet)
-#   2. skeleton model_index.json, scheduler, the CLIP BPE tokenizer and the frozen random CLIP text encoder
-#               (zoo/configs/signs-text0.json: no transformer layers, so each row is LayerNorm(token + position))
+#   1. data     two sign sets of 8,000 128x32 images: the 1,000-word list in three fonts, rotated (for the VAE,
+#               which must draw any letters), and the model's 40-word vocabulary zoo/signs-sd/words.txt
+#               (tools/teaching_words.sh) in two sans-serif bold fonts, upright, with the two caption templates
+#               of zoo/signs-sd/templates.txt (for the UNet)
+#   2. skeleton model_index.json, scheduler, the CLIP BPE tokenizer and a random CLIP text encoder without
+#               transformer layers (zoo/configs/signs-text0.json: each row is LayerNorm(token + position))
 #   3. vae      AutoencoderKL (zoo/configs/signs-vae.json), 400 steps of 8
-#   4. unet     UNet2DConditionModel (zoo/configs/signs-sd-unet.json: signs-unet-attn64.json with the default size 128x32), $UNET_STEPS steps of 32, weights
-#               written as F16 (training runs in F32)
+#   4. unet     UNet2DConditionModel (zoo/configs/signs-sd-unet.json: signs-unet-attn64.json with the default
+#               size 128x32) and the text encoder's embeddings and final LayerNorm (--train-text-encoder),
+#               $UNET_STEPS steps of 32; weights written as F16 (training runs in F32)
 # Same bits for any ISA and thread count (docs/TRAINING.md); the wall time on 2 idle cores is in
 # zoo/signs-sd/TRAINING.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LOCUS:-build/locus}
 W=${1:-build/teaching}
-UNET_STEPS=${UNET_STEPS:-2500}
+UNET_STEPS=${UNET_STEPS:-4000}
 OUT=$W/signs-sd
 mkdir -p "$W"
 t0=$(date +%s)
 stage() { echo "teaching-model: $* ($(( $(date +%s) - t0 )) s)"; }
 
 stage "data"
-for set in "1000 zoo/words/words-1000.txt" "100 zoo/signs-sd/words.txt"; do
-  read -r name words <<<"$set"
-  rm -rf "$W/signs-$name"   # 2 s to regenerate, the same bytes every time
-  "$L" dataset signs --words "$words" --n 8000 --size 128x32 --seed 0 -o "$W/signs-$name" --quiet
-done
+rm -rf "$W/signs-1000" "$W/signs-40"   # seconds to regenerate, the same bytes every time
+"$L" dataset signs --words zoo/words/words-1000.txt --n 8000 --size 128x32 --seed 0 -o "$W/signs-1000" --quiet
+"$L" dataset signs --words zoo/signs-sd/words.txt --n 8000 --size 128x32 --seed 0 --fonts dejavu-sans-bold,liberation-sans-bold \
+    --no-rotate --templates zoo/signs-sd/templates.txt -o "$W/signs-40" --quiet
 
 stage "skeleton"
 "$L" train pipeline -o "$OUT" --text-config zoo/configs/signs-text0.json
@@ -44,8 +46,9 @@ fi
 
 if [ ! -f "$OUT/unet/diffusion_pytorch_model.safetensors" ]; then
   stage "unet"
-  "$L" train unet --data "$W/signs-100" -o "$OUT" --config zoo/configs/signs-sd-unet.json --steps "$UNET_STEPS" \
-      --batch-size 32 --lr 1e-3 --warmup 100 --cfg-dropout 0.1 --checkpoint-every 250 --seed 0 --fp16 $(resume_flag unet)
+  "$L" train unet --data "$W/signs-40" -o "$OUT" --config zoo/configs/signs-sd-unet.json --steps "$UNET_STEPS" \
+      --batch-size 32 --lr 1e-3 --warmup 100 --cfg-dropout 0.1 --checkpoint-every 250 --seed 0 --train-text-encoder --fp16 \
+      $(resume_flag unet)
 fi
 
 if [ ! -f zoo/signs-sd/SHA256SUMS ]; then
