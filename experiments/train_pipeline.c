@@ -142,7 +142,7 @@ locus_status locus_train_skeleton(const locus_train_opts *o) {
     snprintf(p, sizeof p, "%s/text_encoder/config.json", o->out);
     snprintf(q, sizeof q, "%s/text_encoder/model.safetensors", o->out);
     if (!st && !exists(q)) { /* config and weights together, the weights last (their presence means done) */
-        st = locus_train_write_config(LOCUS_CFG_CLIP_TEXT, o->text_config, NULL, p);
+        st = locus_train_write_config(LOCUS_CFG_CLIP_TEXT, o->text_config, o->fp16 ? "{\"torch_dtype\": \"float16\"}" : NULL, p);
         if (!st) st = write_text_encoder(p, q, o->seed, o->fp16);
     }
     return st;

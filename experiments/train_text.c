@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/fileio.h"
 #include "../core/safetensors.h"
 #include "../models/tokenizer_clip.h"
 #include "../simd/ops_bwd.h"
@@ -126,6 +127,25 @@ locus_status locus_text_train_backward(const locus_text_train *tt, const int *ca
     return LOCUS_OK;
 }
 
+/* text_encoder/config.json names the dtype of the weights as transformers' save_pretrained writes it
+ * ("torch_dtype": "float16" for a half model): rewritten in place when the weights are saved. */
+static locus_status set_torch_dtype(const char *base, int fp16) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", base);
+    char *text = NULL;
+    size_t len = 0;
+    locus_status st = locus_read_file(path, &text, &len);
+    if (st) return st;
+    const char *from = fp16 ? "\"torch_dtype\": \"float32\"" : "\"torch_dtype\": \"float16\"";
+    char *at = strstr(text, from);
+    if (at) {
+        memcpy(at + strlen("\"torch_dtype\": \"float"), fp16 ? "16" : "32", 2);
+        st = locus_write_atomic(path, text, len);
+    }
+    free(text);
+    return st;
+}
+
 locus_status locus_text_train_save(const locus_text_train *tt, const char *base, int fp16) {
     char src[4400], dst[4400];
     snprintf(src, sizeof src, "%s/text_encoder/model.safetensors", base);
@@ -152,5 +172,6 @@ locus_status locus_text_train_save(const locus_text_train *tt, const char *base,
     locus_st_close(&f);
     if (!st) st = locus_st_writer_save(w, dst);
     locus_st_writer_free(w);
+    if (!st) st = set_torch_dtype(base, fp16);
     return st;
 }

@@ -144,6 +144,7 @@ for c in vae/diffusion_pytorch_model unet/diffusion_pytorch_model text_encoder/m
   [ "$("$L" tensors "$tmp/h/$c.safetensors" | awk 'NF == 3 && $2 != "F16" && $2 != "I64"' | wc -l)" = 0 ] && ok || bad "--fp16: $c has non-F16 tensors"
 done
 "$L" generate --model "$tmp/h" --prompt 'A sign that says "STOP".' --width 32 --height 16 --steps 2 -o "$tmp/h.png" >/dev/null 2>&1 && ok || bad "generate with F16 weights"
+grep -q '"torch_dtype": "float16"' "$tmp/h/text_encoder/config.json" && ok || bad "F16 text encoder: config.json does not say torch_dtype float16"
 
 # 9. --train-text-encoder (a layer-free CLIP encoder trained with the UNet): the same bytes for scalar/1 thread and
 #    the best ISA/2 threads and after 10 steps + --resume; the encoder file changes and generate reads it
