@@ -7,29 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../core/arena.h"
+#include "../core/fileio.h"
 #include "../core/rng.h"
 #include <math.h>
 
 static int g_plain_weights = 0;
 void locus_loader_set_plain_weights(int on) { g_plain_weights = on; }
 
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 locus_status locus_loader_open(locus_loader *L, const char *dir) {
     memset(L, 0, sizeof *L);
     L->plain_weights = g_plain_weights;
     snprintf(L->dir, sizeof L->dir, "%s", dir);
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return locus_fail(LOCUS_E_IO, "%s: no such folder", dir);
+    if (!locus_is_dir(dir)) return locus_fail(LOCUS_E_IO, "%s: no such folder", dir);
     char p[PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/config.json", dir);
-    if (!file_exists(p)) return locus_fail(LOCUS_E_NOTFOUND, "%s: missing config.json", dir);
+    if (!locus_is_file(p)) return locus_fail(LOCUS_E_NOTFOUND, "%s: missing config.json", dir);
     locus_status st = locus_json_parse_file(&L->config, p);
     if (st) return st;
     if (L->config.root->type != JSON_OBJECT) {
@@ -40,7 +34,7 @@ locus_status locus_loader_open(locus_loader *L, const char *dir) {
                                   "diffusion_pytorch_model.safetensors.index.json", "model.safetensors.index.json"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(L->weights_path, sizeof L->weights_path, "%s/%s", dir, names[i]);
-        if (file_exists(L->weights_path)) {
+        if (locus_is_file(L->weights_path)) {
             st = locus_st_set_open(&L->st, L->weights_path);
             if (st) locus_json_free(&L->config);
             return st;
