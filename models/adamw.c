@@ -12,6 +12,7 @@
 
 #include "../core/arena.h"
 #include "../simd/kernels.h"
+#include "../simd/par.h"
 
 locus_adamw_cfg locus_adamw_defaults(void) {
     locus_adamw_cfg c = {1e-6, 0.9, 0.999, 1e-8, 1e-2, 0};
@@ -90,8 +91,8 @@ void locus_adamw_step(locus_adamw *o) {
         float *p = q->p, *m = q->m, *v = q->v;
         const float *g = q->g;
         long n = (long)q->n;
-#pragma omp parallel for schedule(static) num_threads(locus_threads()) if (n >= 65536)
-        for (long k = 0; k < n; k++) {
+        int nt = n >= 65536 ? locus_threads() : 1;
+        LOCUS_PAR_FOR(nt, schedule(static), for (long k = 0; k < n; k++) {
             float pk = p[k] * decay;
             float mk = fmaf(g[k], a1, m[k] * b1);
             float vk = v[k] * b2 + (a2 * g[k]) * g[k];
@@ -99,7 +100,7 @@ void locus_adamw_step(locus_adamw *o) {
             p[k] = pk + (neg_step * mk) / denom;
             m[k] = mk;
             v[k] = vk;
-        }
+        });
     }
 }
 
@@ -117,8 +118,8 @@ float locus_clip_grad_norm(float *const *g, const size_t *n, int count, double m
     for (int i = 0; i < count; i++) {
         float *x = g[i];
         long m = (long)n[i];
-#pragma omp parallel for schedule(static) num_threads(locus_threads()) if (m >= 65536)
-        for (long k = 0; k < m; k++) x[k] = x[k] * coef;
+        int nt = m >= 65536 ? locus_threads() : 1;
+        LOCUS_PAR_FOR(nt, schedule(static), for (long k = 0; k < m; k++) x[k] = x[k] * coef;);
     }
     return total;
 }

@@ -92,11 +92,7 @@ void nn_resnet_fwd_train(const nn_resnet *r, const float *x, int B, int H, int W
     if (r->has_temb && temb_act) {
         float *tp = talloc((size_t)B * r->cout); /* [B,cout] time_emb_proj(temb) */
         nn_linear_fwd(&r->temb, temb_act, B, tp);
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < r->cout; c++) {
-                float *p = s->h + ((size_t)b * r->cout + c) * HW;
-                locus_scale_shift(p, p, HW, 1.0f, tp[b * r->cout + c]);
-            }
+        locus_scale_shift_rows(s->h, s->h, (size_t)B * r->cout, HW, NULL, tp); /* h + temb[:, :, None, None], as nn_resnet_fwd */
         locus_free(tp);
     }
     nn_gnorm_fwd(&r->norm2, s->h, B, (int)HW, s->a2, LOCUS_ACT_SILU);

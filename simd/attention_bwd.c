@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <omp.h>
 
+#include "par.h"
 #include "../core/arena.h"
 #include "ops_bwd.h"
 
@@ -54,11 +55,10 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         g.B = k; g.b_rs = 1; g.b_cs = f->k_ts;
         g.C = P; g.ldc = Tk;
         gemm(&g);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (int i = 0; i < rows; i++) {
+        LOCUS_PAR_FOR(nt, schedule(static), for (int i = 0; i < rows; i++) {
             const float *mask = f->mask ? f->mask + b * f->mask_bs + (ptrdiff_t)h * f->mask_hs + (ptrdiff_t)(i0 + i) * f->mask_qs : NULL;
             rk->softmax(P + (size_t)i * Tk, P + (size_t)i * Tk, (size_t)Tk, f->scale, mask);
-        }
+        });
         if (dv) { /* dV[Tk, D] (+)= P^T . dO_blk */
             locus_gemm_desc d = {0};
             d.M = Tk; d.N = D; d.K = rows;
@@ -76,12 +76,11 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         d.B = v; d.b_rs = 1; d.b_cs = f->v_ts;
         d.C = dS; d.ldc = Tk;
         gemm(&d);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (int i = 0; i < rows; i++) {
+        LOCUS_PAR_FOR(nt, schedule(static), for (int i = 0; i < rows; i++) {
             const float *p = P + (size_t)i * Tk; /* [Tk] */
             float *s = dS + (size_t)i * Tk;     /* [Tk] */
             rk->softmax_bwd(p, s, s, (size_t)Tk, rk->rdot(p, s, (size_t)Tk), f->scale);
-        }
+        });
         if (dq) { /* dQ_blk[rows, D] (+)= dS . K */
             locus_gemm_desc e = {0};
             e.M = rows; e.N = D; e.K = Tk;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "par.h"
 #include "../core/arena.h"
 #include "ops.h"
 
@@ -114,6 +115,87 @@ void locus_gemm_unpack_b_t(const float *packed, int N, int K, int NR, float *W) 
     }
 }
 
+/* What every thread of one GEMM needs (gemm_run fills it, gemm_team reads it). */
+typedef struct {
+    const locus_gemm_desc *d;
+    const locus_kernels *kt;
+    int MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want;
+    float *bbuf;  /* packed B panels of the current K block, shared by the team (NULL: d->packed_b) */
+    float *abufs; /* [nt][MC*kcmax] packed A blocks, one per thread */
+} gemm_plan;
+
+/* [lo, hi) of n iterations for thread tid of nt: OpenMP's schedule(static) split */
+static void static_range(int n, int tid, int nt, int *lo, int *hi) {
+    int q = n / nt, r = n % nt;
+    *lo = tid * q + (tid < r ? tid : r);
+    *hi = *lo + q + (tid < r);
+}
+
+/* One thread's share of a GEMM: thread tid of nt (nt == 1: the whole GEMM, with no OpenMP construct, so it
+ * costs no team or barrier and may run inside a caller's parallel region).  With nt > 1 it must be called by
+ * every thread of the team of a parallel region of nt threads.  Every output element is computed by exactly
+ * one task with the same FMA chain for any nt, so the split never changes bits. */
+static void gemm_team(const gemm_plan *pl, int tid, int nt) {
+    const locus_gemm_desc *d = pl->d;
+    const locus_kernels *kt = pl->kt;
+    const int MR = pl->MR, NR = pl->NR, rows_per = pl->rows_per, n_ic = pl->n_ic, direct = pl->direct;
+    float *bbuf = pl->bbuf;
+    float *abuf = pl->abufs + (size_t)tid * pl->MC * pl->kcmax;
+    for (int jc = 0; jc < d->N; jc += NC) {
+        int nc = d->N - jc < NC ? d->N - jc : NC;
+        int npan = (nc + NR - 1) / NR;
+        /* split columns into nj parts so that the tasks divide evenly among the threads */
+        int nj = pl->nj_want > npan ? npan : pl->nj_want;
+        for (int pc = 0; pc < d->K; pc += KC) {
+            int kc = d->K - pc < KC ? d->K - pc : KC;
+            unsigned flags = (pc > 0 || d->accum ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
+            int lo, hi;
+            if (!d->packed_b) {
+                static_range(npan, tid, nt, &lo, &hi);
+                for (int p = lo; p < hi; p++) {
+                    int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+                    pack_b(d, pc, kc, j0, w, w <= NR / 2 ? NR / 2 : NR, bbuf + (size_t)p * NR * kc);
+                }
+                if (nt > 1) {
+#pragma omp barrier
+                }
+            }
+            static_range(n_ic * nj, tid, nt, &lo, &hi);
+            for (int t = lo; t < hi; t++) {
+                int ic = (t / nj) * rows_per, part = t % nj;
+                int mc = d->M - ic < rows_per ? d->M - ic : rows_per;
+                int p0 = (int)((long)npan * part / nj), p1 = (int)((long)npan * (part + 1) / nj);
+                if (p0 == p1) continue;
+                if (!direct) pack_a(d, MR, ic, mc, pc, kc, abuf);
+                for (int p = p0; p < p1; p++) {
+                    int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+                    size_t ldbp = w <= NR / 2 ? (size_t)NR / 2 : (size_t)NR;
+                    const float *bp = d->packed_b ? d->packed_b + packed_off(pc, kc, jc / NR + p, d->N, NR)
+                                                  : bbuf + (size_t)p * NR * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int m = mc - ir < MR ? mc - ir : MR;
+                        const float *bias = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias + j0
+                                            : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias + ic + ir : NULL;
+                        float *cp = d->C + (ptrdiff_t)(ic + ir) * d->ldc + j0;
+                        if (direct) {
+                            const float *arows[LOCUS_MAX_MR];
+                            for (int r = 0; r < MR; r++)
+                                arows[r] = d->A + (ptrdiff_t)(ic + ir + (r < m ? r : 0)) * d->a_rs + pc;
+                            kt->gemm_ukr_direct((size_t)kc, arows, bp, ldbp, cp, (size_t)d->ldc, m, w, flags, bias);
+                        } else {
+                            kt->gemm_ukr((size_t)kc, abuf + (size_t)ir * kc, bp, ldbp, cp, (size_t)d->ldc, m, w, flags, bias);
+                        }
+                    }
+                }
+            }
+            /* the next K block repacks the shared B panels: everyone must be done with these */
+            if (nt > 1 && !d->packed_b) {
+#pragma omp barrier
+            }
+        }
+    }
+}
+
 static void gemm_run(const locus_gemm_desc *d, int nt) {
     const locus_kernels *kt = locus_k();
     const int MR = kt->mr, NR = kt->nr;
@@ -142,54 +224,12 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int gcd = n_ic, b_ = nt;
     while (b_) { int t_ = gcd % b_; gcd = b_; b_ = t_; }
     int nj_want = nt / gcd; /* n_ic * nj is a multiple of nt */
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *abuf = abufs + (size_t)omp_get_thread_num() * MC * kcmax;
-        for (int jc = 0; jc < d->N; jc += NC) {
-            int nc = d->N - jc < NC ? d->N - jc : NC;
-            int npan = (nc + NR - 1) / NR;
-            /* split columns into nj parts so that the tasks divide evenly among the threads */
-            int nj = nj_want > npan ? npan : nj_want;
-            for (int pc = 0; pc < d->K; pc += KC) {
-                int kc = d->K - pc < KC ? d->K - pc : KC;
-                unsigned flags = (pc > 0 || d->accum ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
-                if (!d->packed_b) {
-#pragma omp for schedule(static)
-                    for (int p = 0; p < npan; p++) {
-                        int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
-                        pack_b(d, pc, kc, j0, w, w <= NR / 2 ? NR / 2 : NR, bbuf + (size_t)p * NR * kc);
-                    }
-                }
-#pragma omp for schedule(static)
-                for (int t = 0; t < n_ic * nj; t++) {
-                    int ic = (t / nj) * rows_per, part = t % nj;
-                    int mc = d->M - ic < rows_per ? d->M - ic : rows_per;
-                    int p0 = (int)((long)npan * part / nj), p1 = (int)((long)npan * (part + 1) / nj);
-                    if (p0 == p1) continue;
-                    if (!direct) pack_a(d, MR, ic, mc, pc, kc, abuf);
-                    for (int p = p0; p < p1; p++) {
-                        int j0 = jc + p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
-                        size_t ldbp = w <= NR / 2 ? (size_t)NR / 2 : (size_t)NR;
-                        const float *bp = d->packed_b ? d->packed_b + packed_off(pc, kc, jc / NR + p, d->N, NR)
-                                                      : bbuf + (size_t)p * NR * kc;
-                        for (int ir = 0; ir < mc; ir += MR) {
-                            int m = mc - ir < MR ? mc - ir : MR;
-                            const float *bias = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias + j0
-                                                : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias + ic + ir : NULL;
-                            float *cp = d->C + (ptrdiff_t)(ic + ir) * d->ldc + j0;
-                            if (direct) {
-                                const float *arows[LOCUS_MAX_MR];
-                                for (int r = 0; r < MR; r++)
-                                    arows[r] = d->A + (ptrdiff_t)(ic + ir + (r < m ? r : 0)) * d->a_rs + pc;
-                                kt->gemm_ukr_direct((size_t)kc, arows, bp, ldbp, cp, (size_t)d->ldc, m, w, flags, bias);
-                            } else {
-                                kt->gemm_ukr((size_t)kc, abuf + (size_t)ir * kc, bp, ldbp, cp, (size_t)d->ldc, m, w, flags, bias);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs};
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        gemm_team(&pl, omp_get_thread_num(), omp_get_num_threads()); /* the team may be smaller than asked */
+    } else {
+        gemm_team(&pl, 0, 1);
     }
     locus_free(bbuf);
     locus_free(abufs);
@@ -216,8 +256,7 @@ void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptr
     int nt = omp_in_parallel() ? 1 : locus_threads();
     int per_gemm = flops >= 4 * SERIAL_FLOPS && batch < 2 * nt; /* few large GEMMs: thread inside each */
     int ntb = per_gemm || batch < 2 ? 1 : nt;
-#pragma omp parallel for schedule(static) num_threads(ntb) if (ntb > 1)
-    for (int b = 0; b < batch; b++) {
+    LOCUS_PAR_FOR(ntb, schedule(static), for (int b = 0; b < batch; b++) {
         locus_gemm_desc e = *d;
         e.A = d->A + b * a_bs;
         if (d->B) e.B = d->B + b * b_bs;
@@ -225,7 +264,7 @@ void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptr
         if (d->bias) e.bias = d->bias + b * bias_bs;
         if (ntb > 1) locus_gemm_serial(&e);
         else locus_gemm(&e);
-    }
+    });
 }
 
 void locus_matmul(int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C, const float *bias) {

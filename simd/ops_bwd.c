@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "par.h"
 #include "../core/arena.h"
 #include "ops_bwd.h"
 
@@ -55,12 +56,11 @@ void locus_colsum(const float *x, size_t rows, size_t n, size_t ld, float *out, 
     const locus_row_kernels *rk = locus_k()->row;
     size_t ntask = (n + COLS - 1) / COLS;
     int nt = nthreads_for((double)rows * n);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t t = 0; t < ntask; t++) {
+    LOCUS_PAR_FOR(nt, schedule(static), for (size_t t = 0; t < ntask; t++) {
         size_t j0 = t * COLS, len = n - j0 < COLS ? n - j0 : COLS;
         if (!accum) memset(out + j0, 0, len * sizeof(float));
         for (size_t r = 0; r < rows; r++) rk->binary(out + j0, x + r * ld + j0, out + j0, len, LOCUS_BIN_ADD, 0.0f);
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- layer norm / RMS norm */
@@ -72,10 +72,9 @@ static void norm_rows_dx(const float *x, const float *dy, size_t rows, size_t n,
     int nt = nthreads_for((double)rows * n * 4);
     float *scratch = locus_alloc((size_t)(nt > 0 ? nt : 1) * 2 * (n + 16) * sizeof(float));
     assert(scratch);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    LOCUS_PAR(nt, {
         float *xh = scratch + (size_t)omp_get_thread_num() * 2 * (n + 16), *g = xh + n + 16; /* [n] each */
-#pragma omp for schedule(static)
+        LOCUS_PRAGMA(omp for schedule(static))
         for (size_t r = 0; r < rows; r++) {
             const float *xr = x + r * n, *dyr = dy + r * n; /* [n] */
             if (rms) rk->rms_apply(xr, xh, n, rstd[r], NULL);
@@ -86,7 +85,7 @@ static void norm_rows_dx(const float *x, const float *dy, size_t rows, size_t n,
             float c2 = rk->rdot(gr, xh, n) / (float)n;
             rk->norm_bwd_apply(gr, xh, dx + r * n, n, c1, c2, rstd[r], accum_dx);
         }
-    }
+    });
     locus_free(scratch);
 }
 
@@ -96,10 +95,9 @@ static void norm_cols_dwdb(const float *x, const float *dy, size_t rows, size_t 
     const locus_row_kernels *rk = locus_k()->row;
     size_t ntask = (n + COLS - 1) / COLS;
     int nt = nthreads_for((double)rows * n * 2);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    LOCUS_PAR(nt, {
         float xh[COLS]; /* one row's xhat for this column range */
-#pragma omp for schedule(static)
+        LOCUS_PRAGMA(omp for schedule(static))
         for (size_t t = 0; t < ntask; t++) {
             size_t j0 = t * COLS, len = n - j0 < COLS ? n - j0 : COLS;
             if (!accum_w) {
@@ -116,15 +114,14 @@ static void norm_cols_dwdb(const float *x, const float *dy, size_t rows, size_t 
                 if (db) rk->binary(db + j0, dyr, db + j0, len, LOCUS_BIN_ADD, 0.0f);
             }
         }
-    }
+    });
 }
 
 /* per-row statistics exactly as the forward computes them */
 static void norm_stats(const float *x, size_t rows, size_t n, float eps, int rms, float *mean, float *rstd) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * n);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         if (rms) {
             float ms = rk->rsumsq_dev(xr, n, 0.0f) / (float)n;
@@ -135,7 +132,7 @@ static void norm_stats(const float *x, size_t rows, size_t n, float eps, int rms
             mean[r] = m;
             rstd[r] = 1.0f / sqrtf(var + eps);
         }
-    }
+    });
 }
 
 static void norm_bwd(const float *x, const float *dy, size_t rows, size_t n, const float *w, float eps, int rms,
@@ -177,10 +174,9 @@ void locus_group_norm_bwd(const float *x, const float *dy, int B, int C, size_t 
     int nt = nthreads_for((double)B * C * HW * 4);
     float *scratch = locus_alloc((size_t)(nt > 0 ? nt : 1) * 2 * (gsize + 16) * sizeof(float));
     assert(st && scratch && (dpre_buf || act == LOCUS_ACT_NONE));
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    LOCUS_PAR(nt, {
         float *xh = scratch + (size_t)omp_get_thread_num() * 2 * (gsize + 16), *tmp = xh + gsize + 16; /* [gsize] each */
-#pragma omp for schedule(static)
+        LOCUS_PRAGMA(omp for schedule(static))
         for (long bg = 0; bg < nbg; bg++) {
             const float *xg = x + (size_t)bg * gsize, *dyg = dy + (size_t)bg * gsize; /* [cpg, HW] */
             int g = (int)(bg % G);
@@ -213,13 +209,12 @@ void locus_group_norm_bwd(const float *x, const float *dy, int B, int C, size_t 
                 rk->norm_bwd_apply(gg, xh, dx + (size_t)bg * gsize, gsize, c1, c2, r, accum_dx);
             }
         }
-    }
+    });
     if (dw || db) {
         /* one chain per channel over (b, position) in order; threads own channels */
-#pragma omp parallel num_threads(nt) if (nt > 1)
-        {
+        LOCUS_PAR(nt, {
             float *xh = scratch + (size_t)omp_get_thread_num() * 2 * (gsize + 16); /* [HW] */
-#pragma omp for schedule(static)
+            LOCUS_PRAGMA(omp for schedule(static))
             for (int c = 0; c < C; c++) {
                 int g = c / cpg;
                 float sw = dw && accum_w ? dw[c] : 0.0f, sb = db && accum_w ? db[c] : 0.0f;
@@ -235,7 +230,7 @@ void locus_group_norm_bwd(const float *x, const float *dy, int B, int C, size_t 
                 if (dw) dw[c] = sw;
                 if (db) db[c] = sb;
             }
-        }
+        });
     }
     locus_free(scratch);
     locus_free(dpre_buf);
@@ -248,29 +243,26 @@ void locus_act_bwd(const float *x, const float *dy, float *dx, size_t n, int kin
     const locus_row_kernels *rk = locus_k()->row;
     size_t nch = (n + CHUNK - 1) / CHUNK;
     int nt = nthreads_for((double)n * 8);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t c = 0; c < nch; c++) {
+    LOCUS_PAR_FOR(nt, schedule(static), for (size_t c = 0; c < nch; c++) {
         size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
         rk->act_bwd(x + o, dy + o, dx + o, len, kind, accum);
-    }
+    });
 }
 
 void locus_geglu_bwd(const float *x, const float *dy, float *dx, size_t rows, size_t half, int accum) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * half * 8);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * 2 * half; /* [2*half]: value | gate */
         float *dxr = dx + r * 2 * half;
         rk->geglu_bwd(xr, xr + half, dy + r * half, dxr, dxr + half, half, accum);
-    }
+    });
 }
 
 /* pure adds in a fixed order: identical on every ISA by construction */
 void locus_upsample_nearest2x_bwd(const float *dy, float *dx, int B, int C, int H, int W, int accum) {
     int nt = nthreads_for((double)B * C * H * W * 4);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (long p = 0; p < (long)B * C; p++) {
+    LOCUS_PAR_FOR(nt, schedule(static), for (long p = 0; p < (long)B * C; p++) {
         const float *dyp = dy + (size_t)p * 4 * H * W; /* [2H, 2W] */
         float *dxp = dx + (size_t)p * H * W;            /* [H, W] */
         for (int i = 0; i < H; i++) {
@@ -283,7 +275,7 @@ void locus_upsample_nearest2x_bwd(const float *dy, float *dx, int B, int C, int 
                 o[j] = s + r1[2 * j + 1];
             }
         }
-    }
+    });
 }
 
 float locus_mse_loss(const float *a, const float *b, size_t n, float *grad, float scale) {
