@@ -43,7 +43,7 @@ void locus_attention(const locus_attn_desc *d) {
         int qb = (int)(t % nqb), h = (int)(t / nqb % d->H), b = (int)(t / nqb / d->H);
         int i0 = qb * QB, rows = d->Tq - i0 < QB ? d->Tq - i0 : QB;
         float *s = d->probs ? d->probs + (((size_t)b * d->H + h) * d->Tq + i0) * d->Tk
-                            : sbuf + (size_t)omp_get_thread_num() * QB * d->Tk;
+                            : sbuf + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * QB * d->Tk; /* serial: slot 0, even inside a caller's team */
         locus_gemm_desc g = {0};
         g.M = rows; g.N = d->Tk; g.K = d->D;
         g.A = d->q + b * d->q_bs + (ptrdiff_t)i0 * d->q_ts + (ptrdiff_t)h * d->D; g.a_rs = d->q_ts; g.a_cs = 1;

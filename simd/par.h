@@ -17,7 +17,9 @@
 
 #define LOCUS_PRAGMA(x) _Pragma(#x)
 
-/* `#pragma omp parallel for num_threads(nt) clauses` over the for statement, or the plain loop when nt <= 1 */
+/* `#pragma omp parallel for num_threads(nt) clauses` over the for statement, or the plain loop when nt <= 1.
+ * The body must not contain worksharing constructs, and must not index per-thread scratch by
+ * omp_get_thread_num() unless nt > 1: the plain loop may run on any thread of a caller's team. */
 #define LOCUS_PAR_FOR(nt, clauses, ...)                                        \
     do {                                                                       \
         if ((nt) > 1) {                                                        \

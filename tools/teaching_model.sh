@@ -22,8 +22,8 @@ cd "$(dirname "$0")/.."
 L=${LOCUS:-build/locus}
 W=${1:-build/teaching}
 UNET_STEPS=${UNET_STEPS:-4000}
-# libgomp's threads wait between the many small ops of a step by spinning instead of sleeping in the kernel:
-# 7% faster on 2 cores here, the same bits (docs/TRAINING.md)
+# a dedicated long run: libgomp's threads spin between the many small ops of a step instead of locus's default
+# of 1,000 spin rounds and then sleep (simd/dispatch.c): 7% faster on 2 idle cores, the same bits
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-active}
 OUT=$W/signs-sd
 mkdir -p "$W"
