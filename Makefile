@@ -7,7 +7,7 @@
 #   make asan         ASan+UBSan build of the unit tests, run
 #   make neon-test    aarch64 cross build of the kernel tests, run under qemu-user, hashes compared with x86
 #   make fuzz         the libFuzzer targets of tests/fuzz (clang; parsers, loaders, tokenizers, CLI), FUZZ_SECONDS each
-#   make teaching-model  retrain the shipped teaching model zoo/signs-sd bit for bit (about 93 minutes)
+#   make teaching-model  retrain the shipped teaching model zoo/signs-sd bit for bit (77 minutes on 2 idle cores)
 #   make demo         locus localize on zoo/signs-sd: which layers write the text (a few minutes)
 #   make deps         check (and, as root with apt, install) the Debian packages
 #
@@ -145,7 +145,7 @@ clang-test:
 	@bash tests/compiler_compare.sh $(BUILD) build-clang
 
 # ---- the teaching model (issue 11) ----
-# make teaching-model: retrain zoo/signs-sd from nothing (about 93 minutes on 2 cores; resumable: run it again
+# make teaching-model: retrain zoo/signs-sd from nothing (77 minutes on 2 idle cores; resumable: run it again
 # after a kill) and check its weights against zoo/signs-sd/SHA256SUMS.  make demo: localization on it.
 teaching-model: $(BUILD)/locus
 	@LOCUS=$(BUILD)/locus bash tools/teaching_model.sh $(BUILD)/teaching

@@ -50,7 +50,7 @@ fi
 if [ ! -f "$OUT/unet/diffusion_pytorch_model.safetensors" ]; then
   stage "unet"
   "$L" train unet --data "$W/signs-40" -o "$OUT" --config zoo/configs/signs-sd-unet.json --steps "$UNET_STEPS" \
-      --batch-size 32 --lr 1e-3 --warmup 100 --cfg-dropout 0.1 --ema 0.995 --checkpoint-every 250 --seed 0 --train-text-encoder --fp16 \
+      --batch-size 32 --lr 1e-3 --warmup 100 --cfg-dropout 0.1 --checkpoint-every 250 --seed 0 --train-text-encoder --fp16 \
       $(resume_flag unet)
 fi
 
