@@ -92,7 +92,7 @@ void locus_adamw_step(locus_adamw *o) {
         const float *g = q->g;
         long n = (long)q->n;
         int nt = n >= 65536 ? locus_threads() : 1;
-        LOCUS_PAR_FOR(nt, schedule(static), for (long k = 0; k < n; k++) {
+        LOCUS_PAR_FOR(nt, for (long k = 0; k < n; k++) {
             float pk = p[k] * decay;
             float mk = fmaf(g[k], a1, m[k] * b1);
             float vk = v[k] * b2 + (a2 * g[k]) * g[k];
@@ -119,7 +119,7 @@ float locus_clip_grad_norm(float *const *g, const size_t *n, int count, double m
         float *x = g[i];
         long m = (long)n[i];
         int nt = m >= 65536 ? locus_threads() : 1;
-        LOCUS_PAR_FOR(nt, schedule(static), for (long k = 0; k < m; k++) x[k] = x[k] * coef;);
+        LOCUS_PAR_FOR(nt, for (long k = 0; k < m; k++) x[k] = x[k] * coef;);
     }
     return total;
 }

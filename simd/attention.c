@@ -28,7 +28,7 @@ void locus_attention(const locus_attn_desc *d) {
     float *kp = locus_alloc_act(kpk * nbh * sizeof(float), "attention K"), *vp = locus_alloc_act(vpk * nbh * sizeof(float), "attention V");
     assert(sbuf && kp && vp);
     int ntp = nbh < nt ? (int)nbh : nt;
-    LOCUS_PAR_FOR(ntp, schedule(static), for (long bh = 0; bh < nbh; bh++) {
+    LOCUS_PAR_FOR(ntp, for (long bh = 0; bh < nbh; bh++) {
         int h = (int)(bh % d->H), b = (int)(bh / d->H);
         locus_gemm_desc g = {0};
         g.N = d->Tk; g.K = d->D; /* B(k=d, j=key) = K[key, d] */
@@ -39,7 +39,7 @@ void locus_attention(const locus_attn_desc *d) {
         o.B = d->v + b * d->v_bs + (ptrdiff_t)h * d->D; o.b_rs = d->v_ts; o.b_cs = 1;
         locus_gemm_pack_b(&o, vp + vpk * bh);
     });
-    LOCUS_PAR_FOR(nt, schedule(static), for (long t = 0; t < ntask; t++) {
+    LOCUS_PAR_FOR(nt, for (long t = 0; t < ntask; t++) {
         int qb = (int)(t % nqb), h = (int)(t / nqb % d->H), b = (int)(t / nqb / d->H);
         int i0 = qb * QB, rows = d->Tq - i0 < QB ? d->Tq - i0 : QB;
         float *s = d->probs ? d->probs + (((size_t)b * d->H + h) * d->Tq + i0) * d->Tk

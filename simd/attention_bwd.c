@@ -55,7 +55,7 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         g.B = k; g.b_rs = 1; g.b_cs = f->k_ts;
         g.C = P; g.ldc = Tk;
         gemm(&g);
-        LOCUS_PAR_FOR(nt, schedule(static), for (int i = 0; i < rows; i++) {
+        LOCUS_PAR_FOR(nt, for (int i = 0; i < rows; i++) {
             const float *mask = f->mask ? f->mask + b * f->mask_bs + (ptrdiff_t)h * f->mask_hs + (ptrdiff_t)(i0 + i) * f->mask_qs : NULL;
             rk->softmax(P + (size_t)i * Tk, P + (size_t)i * Tk, (size_t)Tk, f->scale, mask);
         });
@@ -76,7 +76,7 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         d.B = v; d.b_rs = 1; d.b_cs = f->v_ts;
         d.C = dS; d.ldc = Tk;
         gemm(&d);
-        LOCUS_PAR_FOR(nt, schedule(static), for (int i = 0; i < rows; i++) {
+        LOCUS_PAR_FOR(nt, for (int i = 0; i < rows; i++) {
             const float *p = P + (size_t)i * Tk; /* [Tk] */
             float *s = dS + (size_t)i * Tk;     /* [Tk] */
             rk->softmax_bwd(p, s, s, (size_t)Tk, rk->rdot(p, s, (size_t)Tk), f->scale);

@@ -85,7 +85,7 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
     }
     if (db) {
         int nt = omp_in_parallel() || (double)B * Cout * P < 32768.0 ? 1 : locus_threads();
-        LOCUS_PAR_FOR(nt, schedule(static), for (int co = 0; co < Cout; co++) {
+        LOCUS_PAR_FOR(nt, for (int co = 0; co < Cout; co++) {
             float s = accum ? db[co] : 0.0f;
             for (int b = 0; b < B; b++) {
                 const float *r = dy + ((size_t)b * Cout + co) * P; /* [P] */

@@ -256,7 +256,7 @@ void locus_gemm_batched(const locus_gemm_desc *d, int batch, ptrdiff_t a_bs, ptr
     int nt = omp_in_parallel() ? 1 : locus_threads();
     int per_gemm = flops >= 4 * SERIAL_FLOPS && batch < 2 * nt; /* few large GEMMs: thread inside each */
     int ntb = per_gemm || batch < 2 ? 1 : nt;
-    LOCUS_PAR_FOR(ntb, schedule(static), for (int b = 0; b < batch; b++) {
+    LOCUS_PAR_FOR(ntb, for (int b = 0; b < batch; b++) {
         locus_gemm_desc e = *d;
         e.A = d->A + b * a_bs;
         if (d->B) e.B = d->B + b * b_bs;

@@ -18,7 +18,7 @@ static int nthreads_for(double work) {
 void locus_layer_norm(const float *x, float *y, size_t rows, size_t n, const float *w, const float *b, float eps) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float mean = rk->rsum(xr, n) / (float)n;
         float var = rk->rsumsq_dev(xr, n, mean) / (float)n;
@@ -30,7 +30,7 @@ void locus_layer_norm(const float *x, float *y, size_t rows, size_t n, const flo
 void locus_rms_norm(const float *x, float *y, size_t rows, size_t n, const float *w, float eps) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float ms = rk->rsumsq_dev(xr, n, 0.0f) / (float)n;
         float rstd = 1.0f / sqrtf(ms + eps);
@@ -44,7 +44,7 @@ void locus_group_norm(const float *x, float *y, int B, int C, size_t HW, int G, 
     int cpg = C / G;
     size_t gsize = (size_t)cpg * HW;
     int nt = nthreads_for((double)B * C * HW);
-    LOCUS_PAR_FOR(nt, schedule(static), for (long bg = 0; bg < (long)B * G; bg++) {
+    LOCUS_PAR_FOR(nt, for (long bg = 0; bg < (long)B * G; bg++) {
         const float *xg = x + (size_t)bg * gsize;
         float *yg = y + (size_t)bg * gsize;
         float mean = rk->rsum(xg, gsize) / (float)gsize;
@@ -64,14 +64,14 @@ void locus_group_norm(const float *x, float *y, int B, int C, size_t HW, int G, 
 void locus_softmax(const float *x, float *y, size_t rows, size_t n, float scale) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * n * 8);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) rk->softmax(x + r * n, y + r * n, n, scale, NULL););
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) rk->softmax(x + r * n, y + r * n, n, scale, NULL););
 }
 
 void locus_act(const float *x, float *y, size_t n, int kind) {
     const locus_row_kernels *rk = locus_k()->row;
     size_t nch = (n + CHUNK - 1) / CHUNK;
     int nt = nthreads_for((double)n * 8);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t c = 0; c < nch; c++) {
+    LOCUS_PAR_FOR(nt, for (size_t c = 0; c < nch; c++) {
         size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
         rk->act(x + o, y + o, len, kind);
     });
@@ -80,14 +80,14 @@ void locus_act(const float *x, float *y, size_t n, int kind) {
 void locus_geglu(const float *x, float *y, size_t rows, size_t half) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * half * 8);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) rk->binary(x + r * 2 * half, x + r * 2 * half + half, y + r * half, half, LOCUS_BIN_MUL_ACT_GELU_ERF, 0.0f););
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) rk->binary(x + r * 2 * half, x + r * 2 * half + half, y + r * half, half, LOCUS_BIN_MUL_ACT_GELU_ERF, 0.0f););
 }
 
 void locus_transpose(const float *x, float *y, int B, int R, int C) {
     int nt = nthreads_for((double)B * R * C);
     enum { TB = 32 };
     int nbr = (R + TB - 1) / TB;
-    LOCUS_PAR_FOR(nt, schedule(static), for (long t = 0; t < (long)B * nbr; t++) {
+    LOCUS_PAR_FOR(nt, for (long t = 0; t < (long)B * nbr; t++) {
         int b = (int)(t / nbr), r0 = (int)(t % nbr) * TB, r1 = r0 + TB < R ? r0 + TB : R;
         const float *xb = x + (size_t)b * R * C;
         float *yb = y + (size_t)b * R * C;
@@ -103,7 +103,7 @@ void locus_binary(const float *a, const float *b, float *y, size_t n, int op, fl
     const locus_row_kernels *rk = locus_k()->row;
     size_t nch = (n + CHUNK - 1) / CHUNK;
     int nt = nthreads_for((double)n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t c = 0; c < nch; c++) {
+    LOCUS_PAR_FOR(nt, for (size_t c = 0; c < nch; c++) {
         size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
         rk->binary(a + o, b + o, y + o, len, op, alpha);
     });
@@ -113,7 +113,7 @@ void locus_scale_shift(const float *x, float *y, size_t n, float s, float t) {
     const locus_row_kernels *rk = locus_k()->row;
     size_t nch = (n + CHUNK - 1) / CHUNK;
     int nt = nthreads_for((double)n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t c = 0; c < nch; c++) {
+    LOCUS_PAR_FOR(nt, for (size_t c = 0; c < nch; c++) {
         size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
         rk->scale_shift(x + o, y + o, len, s, t);
     });
@@ -132,7 +132,7 @@ void locus_bcast_binary(const float *x, const float *row, size_t rs, float *y, s
     const locus_row_kernels *rk = locus_k()->row;
     size_t rows = G * R;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) rk->binary(x + r * n, row + r / R * rs, y + r * n, n, op, alpha););
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) rk->binary(x + r * n, row + r / R * rs, y + r * n, n, op, alpha););
 }
 
 void locus_layer_norm_modulate(const float *x, float *y, size_t G, size_t R, size_t n, float eps, const float *scale,
@@ -140,7 +140,7 @@ void locus_layer_norm_modulate(const float *x, float *y, size_t G, size_t R, siz
     const locus_row_kernels *rk = locus_k()->row;
     size_t rows = G * R;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n, *sc = scale + r / R * es, *sh = shift + r / R * es; /* xr: [n] */
         float *yr = y + r * n;                                                            /* yr: [n] */
         /* the statistics exactly as locus_layer_norm computes them */
@@ -161,7 +161,7 @@ void locus_bcast_gated_add(float *h, const float *a, const float *gate, size_t e
     const locus_row_kernels *rk = locus_k()->row;
     size_t rows = G * R;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) {
         const float *ar = a + r * n, *gr = gate + r / R * es; /* ar, gr: [n] */
         float *hr = h + r * n;                                /* hr: [n] */
         float t[BCAST_COLS];                                  /* gate * a, one chunk */
@@ -176,14 +176,14 @@ void locus_bcast_gated_add(float *h, const float *a, const float *gate, size_t e
 void locus_scale_shift_rows(const float *x, float *y, size_t rows, size_t n, const float *s, const float *t) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) rk->scale_shift(x + r * n, y + r * n, n, s ? s[r] : 1.0f, t ? t[r] : 0.0f););
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) rk->scale_shift(x + r * n, y + r * n, n, s ? s[r] : 1.0f, t ? t[r] : 0.0f););
 }
 /* ==== end of broadcast rows ==== */
 
 /* pure data movement: no arithmetic, identical on every ISA by construction */
 void locus_upsample_nearest2x(const float *x, float *y, int B, int C, int H, int W) {
     int nt = nthreads_for((double)B * C * H * W);
-    LOCUS_PAR_FOR(nt, schedule(static), for (long p = 0; p < (long)B * C; p++) {
+    LOCUS_PAR_FOR(nt, for (long p = 0; p < (long)B * C; p++) {
         const float *xp = x + (size_t)p * H * W;
         float *yp = y + (size_t)p * 4 * H * W;
         for (int i = 0; i < H; i++) {

@@ -56,7 +56,7 @@ void locus_colsum(const float *x, size_t rows, size_t n, size_t ld, float *out, 
     const locus_row_kernels *rk = locus_k()->row;
     size_t ntask = (n + COLS - 1) / COLS;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t t = 0; t < ntask; t++) {
+    LOCUS_PAR_FOR(nt, for (size_t t = 0; t < ntask; t++) {
         size_t j0 = t * COLS, len = n - j0 < COLS ? n - j0 : COLS;
         if (!accum) memset(out + j0, 0, len * sizeof(float));
         for (size_t r = 0; r < rows; r++) rk->binary(out + j0, x + r * ld + j0, out + j0, len, LOCUS_BIN_ADD, 0.0f);
@@ -121,7 +121,7 @@ static void norm_cols_dwdb(const float *x, const float *dy, size_t rows, size_t 
 static void norm_stats(const float *x, size_t rows, size_t n, float eps, int rms, float *mean, float *rstd) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * n);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         if (rms) {
             float ms = rk->rsumsq_dev(xr, n, 0.0f) / (float)n;
@@ -243,7 +243,7 @@ void locus_act_bwd(const float *x, const float *dy, float *dx, size_t n, int kin
     const locus_row_kernels *rk = locus_k()->row;
     size_t nch = (n + CHUNK - 1) / CHUNK;
     int nt = nthreads_for((double)n * 8);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t c = 0; c < nch; c++) {
+    LOCUS_PAR_FOR(nt, for (size_t c = 0; c < nch; c++) {
         size_t o = c * CHUNK, len = n - o < CHUNK ? n - o : CHUNK;
         rk->act_bwd(x + o, dy + o, dx + o, len, kind, accum);
     });
@@ -252,7 +252,7 @@ void locus_act_bwd(const float *x, const float *dy, float *dx, size_t n, int kin
 void locus_geglu_bwd(const float *x, const float *dy, float *dx, size_t rows, size_t half, int accum) {
     const locus_row_kernels *rk = locus_k()->row;
     int nt = nthreads_for((double)rows * half * 8);
-    LOCUS_PAR_FOR(nt, schedule(static), for (size_t r = 0; r < rows; r++) {
+    LOCUS_PAR_FOR(nt, for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * 2 * half; /* [2*half]: value | gate */
         float *dxr = dx + r * 2 * half;
         rk->geglu_bwd(xr, xr + half, dy + r * half, dxr, dxr + half, half, accum);
@@ -262,7 +262,7 @@ void locus_geglu_bwd(const float *x, const float *dy, float *dx, size_t rows, si
 /* pure adds in a fixed order: identical on every ISA by construction */
 void locus_upsample_nearest2x_bwd(const float *dy, float *dx, int B, int C, int H, int W, int accum) {
     int nt = nthreads_for((double)B * C * H * W * 4);
-    LOCUS_PAR_FOR(nt, schedule(static), for (long p = 0; p < (long)B * C; p++) {
+    LOCUS_PAR_FOR(nt, for (long p = 0; p < (long)B * C; p++) {
         const float *dyp = dy + (size_t)p * 4 * H * W; /* [2H, 2W] */
         float *dxp = dx + (size_t)p * H * W;            /* [H, W] */
         for (int i = 0; i < H; i++) {

@@ -17,13 +17,14 @@
 
 #define LOCUS_PRAGMA(x) _Pragma(#x)
 
-/* `#pragma omp parallel for num_threads(nt) clauses` over the for statement, or the plain loop when nt <= 1.
+/* `#pragma omp parallel for schedule(static) num_threads(nt)` over the for statement, or the plain loop when
+ * nt <= 1.
  * The body must not contain worksharing constructs, and must not index per-thread scratch by
  * omp_get_thread_num() unless nt > 1: the plain loop may run on any thread of a caller's team. */
-#define LOCUS_PAR_FOR(nt, clauses, ...)                                        \
+#define LOCUS_PAR_FOR(nt, ...)                                                 \
     do {                                                                       \
         if ((nt) > 1) {                                                        \
-            LOCUS_PRAGMA(omp parallel for num_threads(nt) clauses)             \
+            LOCUS_PRAGMA(omp parallel for schedule(static) num_threads(nt))      \
             __VA_ARGS__                                                        \
         } else {                                                               \
             __VA_ARGS__                                                        \
