@@ -100,4 +100,7 @@ int locus_cmd_dataset(int argc, char **argv);
 /* `locus ocr [--json] IMAGE...` and `locus ocr --dataset DIR` (ocr_cmd.c). */
 int locus_cmd_ocr(int argc, char **argv);
 
+/* `locus compare A.png B.png | DIR_A DIR_B`: SSIM, PSNR, MSE as localize computes them (compare_cmd.c). */
+int locus_cmd_compare(int argc, char **argv);
+
 #endif

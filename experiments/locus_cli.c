@@ -13,7 +13,7 @@
 #include "../core/version.h"
 #include "../simd/kernels.h"
 #include "../models/pipeline.h"
-#include "dataset.h" /* dataset signs, ocr */
+#include "dataset.h" /* dataset signs, ocr, compare */
 #include "generate.h"
 #include "layers.h"
 #include "grad.h"
@@ -124,6 +124,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *abo
     {"train", locus_cmd_train, "train an AutoencoderKL / UNet2DConditionModel from scratch, assemble a pipeline folder"},
     {"dataset", locus_cmd_dataset, "the synthetic signs data set"},
     {"ocr", locus_cmd_ocr, "what localize's OCR reads in images"},
+    {"compare", locus_cmd_compare, "SSIM / PSNR / MSE between two images or two folders, as localize computes them"},
     {"info", cmd_info, "version, kernel ISA, threads, CPU support; a pipeline folder's architecture"},
     {"tensors", cmd_tensors, "validate a .safetensors file and list its tensors"},
     {"version", cmd_version, "print the version"},

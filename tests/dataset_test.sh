@@ -8,6 +8,8 @@
 #     splits are disjoint and cover the vocabulary;
 #   - OCR round trip: `locus ocr` (localize's tesseract settings) reads back the word of >= 95 of 100 images
 #     made with the default settings, and prints "<path>\t<text>" / JSON lines;
+#   - `locus compare`: an image against itself is SSIM 1, MSE 0; the same signs re-rendered with other words
+#     (same seed: same colours, fonts, places) keep SSIM well under 1 — the most a word edit can keep;
 #   - bad input: one error line, exit 2, nothing written.
 # Usage: dataset_test.sh BUILD_DIR TMPDIR   Prints "N M" (passed failed) on its last line.
 set -u
@@ -80,7 +82,18 @@ if [ -n "$first" ] && [ "$("$B/locus" ocr "$first")" = "$(printf '%s\t%s' "$firs
    "$B/locus" ocr --json "$first" "$first" | grep -c "^{\"path\": \"${first//\//\\/}\", \"text\": \"$w\"}$" | grep -qx 2; then ok; echo "  locus ocr IMAGE: '$first<TAB>$w'; --json one object per image"
 else bad "locus ocr IMAGE output: '$("$B/locus" ocr "$first" 2>&1)'"; fi
 
-# 5. bad input: one line on stderr, exit 2, nothing on stdout, no output directory
+# 5. locus compare: identity, and the SSIM a perfect word edit keeps (the same signs with the next word)
+(tail -n +2 $W; head -1 $W) >"$tmp/rot.txt"
+"$B/locus" dataset signs --words "$tmp/rot.txt" --quiet --n 40 --seed 7 -o "$tmp/rot" 2>/dev/null
+one=$(ls "$tmp/t1"/*.png | head -1)
+if "$B/locus" compare "$one" "$one" | grep -qP '\tssim 1.0000\tpsnr 148.13\tmse 0.000\tmse_wrap 0.000$'; then ok; else bad "compare of an image with itself: $("$B/locus" compare "$one" "$one" 2>&1)"; fi
+"$B/locus" compare "$tmp/t1" "$tmp/rot" >"$tmp/cmp.out" 2>"$tmp/cmp.err"
+ceil=$(sed -nE 's/^mean of 40\tssim ([0-9.]+)\t.*/\1/p' "$tmp/cmp.out")
+if [ "$(grep -c '\.png	ssim ' "$tmp/cmp.out")" = 40 ] && [ -n "$ceil" ] && awk -v c="$ceil" 'BEGIN { exit !(c > 0.1 && c < 0.8) }'; then ok
+  echo "  locus compare: 40 signs vs the same signs with the next word: mean SSIM $ceil (identity: 1)"
+else bad "compare of two folders: $(tail -1 "$tmp/cmp.out") $(tail -1 "$tmp/cmp.err")"; fi
+
+# 6. bad input: one line on stderr, exit 2, nothing on stdout, no output directory
 err() { # description, expected substring, args...
   local what=$1 want=$2; shift 2
   "$B/locus" "$@" >"$tmp/e.out" 2>"$tmp/e.err"; local rc=$?
@@ -104,4 +117,9 @@ err "non-empty output" "is not empty" dataset signs --words $W -o "$tmp/t1"
 err "ocr missing image" "/nonexistent.png" ocr /nonexistent.png
 err "ocr without images" "usage" ocr --json
 err "ocr dataset without metadata" "metadata.jsonl" ocr --dataset "$tmp/g/.."
+err "compare missing image" "/nonexistent.png" compare "$one" /nonexistent.png
+err "compare image and folder" "give two images or two folders" compare "$one" "$tmp/rot"
+err "compare one argument" "usage" compare "$one"
+ls "$tmp/g"/*.png >/dev/null 2>&1 && g1=$(ls "$tmp/g"/*.png | head -1) && \
+  err "compare different sizes" " but " compare "$one" "$g1"
 echo "$p $f"

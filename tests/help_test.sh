@@ -30,6 +30,7 @@ src_of() {
     train) echo experiments/train_common.c experiments/train_pipeline.c ;;
     dataset) echo experiments/dataset_cli.c ;;
     ocr) echo experiments/ocr_cmd.c ;;
+    compare) echo experiments/compare_cmd.c ;;
     info | tensors | version | help) echo experiments/locus_cli.c ;;
     *) echo "" ;;
   esac
