@@ -33,7 +33,7 @@ void locus_train_opts_defaults(locus_train_opts *o) {
 
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *res, *text_config, *vae_config, *unet_config;
-    long long steps, batch, ckpt, threads, warmup, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
+    long long steps, batch, ckpt, threads, warmup, decay, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
     double lr, wd, eps, clip, kl, drop, vae_lr, unet_lr, ema;
     const char *betas;
 } raw_opts;
@@ -76,6 +76,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_F(raw_opts, "--eps", eps, 1e-30, 1, "F  AdamW eps (default 1e-8)"),
         LOCUS_OPT_F(raw_opts, "--clip-grad", clip, 0, 1000000000, "F  clip_grad_norm max (default 1; 0 = off)"),
         LOCUS_OPT_I(raw_opts, "--warmup", warmup, 0, 100000000, "N  linear warmup steps (default 0)"),
+        LOCUS_OPT_I(raw_opts, "--decay-steps", decay, 0, 100000000, "N  the last N steps take the learning rate linearly to 0 (default 0 = constant)"),
         LOCUS_OPT_I(raw_opts, "--seed", seed, 0, 9007199254740991LL, "S  initialisation and batch seed (default 0)"),
         LOCUS_OPT_F(raw_opts, "--kl-weight", kl, 0, 1e6, "F  vae: weight of the KL term (default 1e-6)"),
         LOCUS_OPT_F(raw_opts, "--cfg-dropout", drop, 0, 1, "P  unet: probability of the empty caption (default 0.1)"),
@@ -122,7 +123,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     o->data = r.data; o->config = r.config; o->out = r.out; o->base = r.base; o->tokenizer = r.tokenizer;
     o->text_config = r.text_config; o->vae_config = r.vae_config; o->unet_config = r.unet_config;
     o->steps = (int)r.steps; o->batch_size = (int)r.batch; o->ckpt_every = (int)r.ckpt; o->threads = (int)r.threads;
-    o->warmup = (int)r.warmup; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->ema = r.ema; o->vae_lr = r.vae_lr; o->unet_lr = r.unet_lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
+    o->warmup = (int)r.warmup; o->decay = (int)r.decay; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->ema = r.ema; o->vae_lr = r.vae_lr; o->unet_lr = r.unet_lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
     o->kl_weight = r.kl; o->cfg_dropout = r.drop; o->samples = (int)r.samples;
     o->vae_steps = (int)r.vae_steps; o->unet_steps = (int)r.unet_steps; o->vae_batch = (int)r.vae_batch; o->unet_batch = (int)r.unet_batch;
     if (r.betas) {

@@ -31,8 +31,10 @@ locus_status locus_trainer_init(locus_trainer *t, const locus_train_opts *o, con
     memset(t, 0, sizeof *t);
     t->o = o;
     t->what = what;
+    if (o->decay > 0 && o->decay > o->steps - o->warmup)
+        return locus_fail(LOCUS_E_ARG, "--decay-steps %d: more than the %d steps after the warmup", o->decay, o->steps - o->warmup);
     locus_grads_init(&t->grads);
-    locus_adamw_cfg cfg = {o->lr, o->b1, o->b2, o->eps, o->wd, o->warmup};
+    locus_adamw_cfg cfg = {o->lr, o->b1, o->b2, o->eps, o->wd, o->warmup, o->decay, o->steps};
     locus_adamw_init(&t->opt, &cfg);
     locus_mt19937_seed(&t->rng, o->seed);
     snprintf(t->workdir, sizeof t->workdir, "%s/train", o->out);
@@ -209,6 +211,10 @@ locus_status locus_trainer_run(locus_trainer *t) {
     if (o->ema > 0) { /* averaging is part of the state a resumed run must share */
         size_t l = strlen(t->settings);
         snprintf(t->settings + l, sizeof t->settings - l, ";ema=%.17g", o->ema);
+    }
+    if (o->decay > 0) { /* the schedule then depends on --steps, which a resumed run must share */
+        size_t l = strlen(t->settings);
+        snprintf(t->settings + l, sizeof t->settings - l, ";decay=%d/%d", o->decay, o->steps);
     }
     if (o->resume) {
         if (access(path, F_OK) == 0) {

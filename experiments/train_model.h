@@ -33,6 +33,7 @@
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
     int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
+    int decay;        /* the last `decay` steps take the learning rate linearly to 0 (0 = constant) */
     int train_text;   /* unet: train the (layer-free) CLIP text encoder with the UNet (train_text.c) */
     int vae_steps, unet_steps, vae_batch, unet_batch; /* train pipeline: per-stage overrides */
     int samples;      /* progress pictures at checkpoints: images / prompts (4; 0 = none) */

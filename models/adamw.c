@@ -62,6 +62,11 @@ locus_status locus_adamw_add(locus_adamw *o, const char *name, float *p, const f
 double locus_adamw_lr(const locus_adamw *o, int64_t t) {
     int64_t k = t - 1; /* LambdaLR's step count when optimizer step t runs */
     if (o->cfg.warmup > 0 && k < o->cfg.warmup) return o->cfg.lr * ((double)k / (double)o->cfg.warmup);
+    if (o->cfg.decay > 0 && k >= o->cfg.total - o->cfg.decay) {
+        if (k >= o->cfg.total) return 0.0;
+        double progress = (double)(k - (o->cfg.total - o->cfg.decay)) / (double)o->cfg.decay;
+        return o->cfg.lr * (1.0 - progress);
+    }
     return o->cfg.lr;
 }
 

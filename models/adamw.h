@@ -10,7 +10,9 @@
  *     p = p + ((float)(-lr / (1 - b1^t)) * m) / denom              addcdiv_(m, denom, value=-step_size)
  * Elementwise, so threads split elements freely and the result is the same bits for any thread count / ISA.
  * The learning rate is constant after an optional linear warmup (transformers' constant_schedule_with_warmup
- * stepped after each optimizer step: step t uses lr * min(1, (t-1)/warmup)).
+ * stepped after each optimizer step: step t uses lr * min(1, (t-1)/warmup)); with `decay` > 0 the last `decay`
+ * of `total` steps go linearly down to 0 (transformers' get_wsd_schedule, decay_type "linear", min_lr_ratio
+ * 0): step t with k = t-1 >= total - decay uses lr * (1 - (k - total + decay) / decay), in double (no libm).
  */
 #ifndef LOCUS_ADAMW_H
 #define LOCUS_ADAMW_H
@@ -23,7 +25,9 @@
 
 typedef struct {
     double lr, beta1, beta2, eps, weight_decay;
-    int warmup; /* linear warmup steps; 0 = constant */
+    int warmup;    /* linear warmup steps; 0 = constant */
+    int decay;     /* linear decay to 0 over the last `decay` steps of `total` (0 = none) */
+    int64_t total; /* optimizer steps of the whole run (used only with decay) */
 } locus_adamw_cfg;
 
 typedef struct {

@@ -369,6 +369,15 @@ static void test_warmup(void) {
     locus_adamw_init(&o, &c);
     CHECK(locus_adamw_lr(&o, 1) == 0.0 && locus_adamw_lr(&o, 3) == 1e-3 * 0.5 && locus_adamw_lr(&o, 5) == 1e-3 && locus_adamw_lr(&o, 50) == 1e-3,
           "linear warmup as constant_schedule_with_warmup");
+    locus_adamw_free(&o);
+    /* transformers' get_wsd_schedule(warmup 4, decay 8, 20 steps, decay_type linear): lambda(k), k = t - 1 */
+    c.decay = 8;
+    c.total = 20;
+    locus_adamw_init(&o, &c);
+    CHECK(locus_adamw_lr(&o, 3) == 1e-3 * 0.5 && locus_adamw_lr(&o, 12) == 1e-3 && locus_adamw_lr(&o, 13) == 1e-3 &&
+              locus_adamw_lr(&o, 14) == 1e-3 * (1.0 - 1.0 / 8) && locus_adamw_lr(&o, 20) == 1e-3 * (1.0 - 7.0 / 8) && locus_adamw_lr(&o, 21) == 0.0,
+          "linear decay over the last steps as get_wsd_schedule");
+    locus_adamw_free(&o);
     c = locus_adamw_defaults();
     CHECK(c.lr == 1e-6 && c.weight_decay == 1e-2 && c.beta1 == 0.9 && c.beta2 == 0.999 && c.eps == 1e-8, "paper preset defaults");
 }

@@ -84,6 +84,19 @@ if same "$tmp/m1" "$tmp/m2" "--ema 10 + resume"; then ok; else bad "--ema: 10 st
 ! cmp -s "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/m1/vae/diffusion_pytorch_model.safetensors" && cmp -s "$tmp/a/train/vae_loss.csv" "$tmp/m1/train/vae_loss.csv" \
   && ok || bad "--ema: the saved VAE should differ from the raw weights while its losses stay the same"
 
+# 3c. --decay-steps 8 of 20 (the learning rate goes linearly to 0 over the last 8 steps): the losses of steps
+#     1-14 equal the constant run's (updates 1-13 use the full rate), the 15th and the weights differ; the
+#     schedule is part of the settings (a constant run's checkpoint is not resumed with it); more decay steps
+#     than steps after the warmup are refused (section 5)
+uargs=(train unet --data "$tmp/data" --base "$tmp/a" --config zoo/configs/tiny-unet.json --batch-size 4 --seed 3 --quiet --samples 0 --steps 20)
+"$L" "${uargs[@]}" -o "$tmp/dc" 2>/dev/null && "$L" "${uargs[@]}" -o "$tmp/dd" --decay-steps 8 2>"$tmp/dd.err" || bad "--decay-steps runs: $(tail -1 "$tmp/dd.err")"
+if cmp -s <(head -15 "$tmp/dc/train/unet_loss.csv") <(head -15 "$tmp/dd/train/unet_loss.csv") &&
+   ! cmp -s <(sed -n 16p "$tmp/dc/train/unet_loss.csv") <(sed -n 16p "$tmp/dd/train/unet_loss.csv") &&
+   ! cmp -s "$tmp/dc/unet/diffusion_pytorch_model.safetensors" "$tmp/dd/unet/diffusion_pytorch_model.safetensors"; then ok
+else bad "--decay-steps: losses 1-14 should equal the constant run's and step 15 differ"; fi
+"$L" "${uargs[@]}" -o "$tmp/dc" --decay-steps 8 --resume 2>"$tmp/err" && bad "resume of a constant run with --decay-steps accepted" \
+  || { grep -q "other settings" "$tmp/err" && ok || bad "resume with --decay-steps: $(cat "$tmp/err")"; }
+
 # 4. locus generate loads the folder; pixels and dumped tensors are the same on both ISAs
 for isa in scalar $best; do
   LOCUS_ISA=$isa "$L" generate --model "$tmp/a" --prompt 'A sign that says "OPEN".' --width 32 --height 16 --steps 4 --seed 7 -o "$tmp/g.$isa.png" \
@@ -117,6 +130,7 @@ cli_err "no metadata" "no metadata.jsonl" "$L" train vae --data "$tmp" --config 
 [ -s "$tmp/e3/text_encoder/model.safetensors" ] && [ -s "$tmp/e3/tokenizer/merges.txt" ] && [ ! -e "$tmp/e3/vae" ] && ok || bad "skeleton files"
 cli_err "unet without a vae" "train it first" "$L" train unet --data "$tmp/data" --base "$tmp/e3" -o "$tmp/e4"
 cli_err "bad resolution" "multiples of the VAE factor 2" "$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e5" --resolution 31x16
+cli_err "decay longer than the run" "--decay-steps 30: more than the 20 steps after the warmup" "$L" "${uargs[@]}" -o "$tmp/e6" --decay-steps 30
 "$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e6" --lr 10 --weight-decay 10 --steps 30 --batch-size 4 --quiet 2>"$tmp/err"
 rc=$?
 if [ $rc -ne 0 ] && grep -q "loss is .* at step [0-9]*; stopped" "$tmp/err" && [ ! -e "$tmp/e6/vae/diffusion_pytorch_model.safetensors" ]; then ok
