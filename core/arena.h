@@ -35,6 +35,9 @@ size_t locus_alloc_size(const void *p);
 size_t locus_mem_live(void);
 size_t locus_mem_peak(void);
 
+/* Give the freed big blocks that locus_alloc keeps for reuse back to the system (arena.c). */
+void locus_mem_trim(void);
+
 /* Restart peak tracking from the bytes held now (measurements of one phase; not thread-safe against
  * concurrent allocation). */
 void locus_mem_peak_reset(void);

@@ -154,6 +154,7 @@ LOCUS_API void locus_model_close(locus_model *m) {
     free(m->L);
     locus_pipeline_close(&m->p);
     free(m);
+    locus_mem_trim();
 }
 
 LOCUS_API int locus_model_get_info(const locus_model *m, locus_model_info *info, size_t info_size) {

@@ -389,6 +389,7 @@ done:
     locus_interventions_free(&ivs);
     locus_embeds_free(&ea);
     locus_embeds_free(&eb);
+    locus_mem_trim(); /* the big blocks kept for reuse during the run go back to the host process */
     /* restore the pipeline: every setting of the scheduler (a sampler override changes several, and Euler's
      * timesteps set init_noise_sigma, which DDIM's do not reset) keeping the PNDM state buffers it owns now,
      * and clip skip */
