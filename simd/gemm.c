@@ -35,6 +35,10 @@ static void pack_a(const locus_gemm_desc *d, int mr, int i0, int mc, int k0, int
             for (int r = 0; r < rows; r++) src[r] = d->A + (ptrdiff_t)(i0 + ip + r) * d->a_rs + k0;
             for (int k = 0; k < kc; k++)
                 for (int r = 0; r < rows; r++) p[(size_t)k * mr + r] = src[r][k];
+        } else if (d->a_rs == 1) {
+            /* A transposed (dW = dY^T X of the backward): each k holds the block's rows side by side */
+            const float *src = d->A + (ptrdiff_t)(i0 + ip) + (ptrdiff_t)k0 * d->a_cs;
+            for (int k = 0; k < kc; k++) memcpy(p + (size_t)k * mr, src + (ptrdiff_t)k * d->a_cs, (size_t)rows * sizeof(float));
         } else {
             for (int k = 0; k < kc; k++)
                 for (int r = 0; r < rows; r++)
