@@ -33,17 +33,6 @@
 #include <malloc.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define LOCUS_ARENA_MMAP 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LOCUS_ARENA_MMAP 0
-#endif
-#endif
-#ifndef LOCUS_ARENA_MMAP
-#define LOCUS_ARENA_MMAP 1
-#endif
-
 #define HUGE_MIN ((size_t)4 << 20)   /* blocks from this size on are mapped */
 #define HUGE_ALIGN ((size_t)2 << 20) /* x86-64 / aarch64 (4 KiB pages) transparent huge page */
 

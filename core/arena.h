@@ -15,6 +15,19 @@
 
 #define LOCUS_ALIGN 64
 
+/* 1: blocks of 4 MiB and more are mapped on huge pages and kept for reuse (arena.c); 0 under AddressSanitizer,
+ * which must see every block through malloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LOCUS_ARENA_MMAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOCUS_ARENA_MMAP 0
+#endif
+#endif
+#ifndef LOCUS_ARENA_MMAP
+#define LOCUS_ARENA_MMAP 1
+#endif
+
 /* Aligned heap allocation (64 bytes); n == 0 gives a valid minimal block.  Returns NULL when out of memory.
  * Free with locus_free (NULL is a no-op). */
 void *locus_alloc(size_t n);

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "../core/fileio.h"
 #include "../core/png.h"
 #include "cli_opts.h"
 #include "dataset.h"
@@ -44,11 +44,10 @@ static int compare_pair(const char *pa, const char *pb, pair_metrics *m) {
     if (wa != wb || ha != hb) {
         fprintf(stderr, "locus compare: %s is %dx%d but %s is %dx%d\n", pa, wa, ha, pb, wb, hb);
         rc = 2;
-    } else if (ha < 11 || wa < 11) {
+    } else if ((m->ssim = locus_ssim_u8(a, b, ha, wa)) == -2) { /* metrics.h: smaller than the window */
         fprintf(stderr, "locus compare: %s: %dx%d is smaller than SSIM's 11x11 window\n", pa, wa, ha);
         rc = 2;
     } else {
-        m->ssim = locus_ssim_u8(a, b, ha, wa);
         m->mse = locus_mse_u8(a, b, ha, wa);
         m->psnr = locus_psnr(m->mse);
         m->mse_wrap = locus_mse_u8_wrap(a, b, ha, wa);
@@ -62,11 +61,6 @@ static void print_metrics(const char *label, const pair_metrics *m) {
     printf("%s\tssim %.4f\tpsnr %.2f\tmse %.3f\tmse_wrap %.3f\n", label, m->ssim, m->psnr, m->mse, m->mse_wrap);
 }
 
-static int is_dir(const char *p) {
-    struct stat s;
-    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
-}
-
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int compare_dirs(const char *da, const char *db) {
@@ -77,24 +71,23 @@ static int compare_dirs(const char *da, const char *db) {
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
-    for (struct dirent *e; (e = readdir(d));) {
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
         size_t l = strlen(e->d_name);
         if (l < 5 || strcmp(e->d_name + l - 4, ".png")) continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *nn);
-            if (!nn) break;
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) break;
-        n++;
+        char **nn = n < cap ? names : realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *nn);
+        if (nn) names = nn;
+        if (!nn || !(names[n] = strdup(e->d_name))) {
+            fprintf(stderr, "locus compare: out of memory listing %s\n", da);
+            rc = 2;
+        } else n++;
     }
     closedir(d);
-    int rc = 0;
-    if (!n) {
+    if (!rc && !n) {
         fprintf(stderr, "locus compare: no .png files in %s\n", da);
         rc = 2;
     }
-    qsort(names, n, sizeof *names, by_name);
+    if (n) qsort(names, n, sizeof *names, by_name);
     pair_metrics sum = {0, 0, 0, 0};
     for (size_t i = 0; i < n && !rc; i++) {
         char pa[4096], pb[4096];
@@ -129,7 +122,7 @@ int locus_cmd_compare(int argc, char **argv) {
         fprintf(stderr, "locus compare: usage: locus compare A.png B.png | locus compare DIR_A DIR_B\n");
         return 2;
     }
-    int da = is_dir(argv[1]), db = is_dir(argv[2]);
+    int da = locus_is_dir(argv[1]), db = locus_is_dir(argv[2]);
     if (da != db) {
         fprintf(stderr, "locus compare: %s and %s: give two images or two folders\n", argv[1], argv[2]);
         return 2;

@@ -96,7 +96,7 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
     }
 }
 
-/* B(k = (co, ky, kx), j = input pixel (iy, ix)) of one image's dy [Cout, Ho, Wo] */
+/* B(k = (co, ky, kx), j = (image, input pixel (iy, ix))) of dy [B, Cout, Ho, Wo] */
 typedef struct {
     const float *dy; /* [B, Cout, Ho, Wo]: column j = b * H * W + input pixel */
     int Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l;
@@ -105,10 +105,9 @@ typedef struct {
 
 static void pack_dycol(const void *vctx, int k0, int kc, int j0, int w, int ldbp, float *dst) {
     const dycol_ctx *c = vctx;
-    const int khw = c->kh * c->kw, s = c->stride;
+    const int khw = c->kh * c->kw, s = c->stride, HW = c->H * c->W;
     for (int k = 0; k < kc; k++) {
         int kk = k0 + k, co = kk / khw, r = kk % khw, ky = r / c->kw, kx = r % c->kw;
-        const int HW = c->H * c->W;
         int b = j0 / HW, iy = j0 % HW / c->W, ix = j0 % c->W, j = 0;
         const float *plane = c->dy + (size_t)b * c->img + (size_t)co * c->Ho * c->Wo; /* [Ho, Wo] */
         float *o = dst + (size_t)k * ldbp;
@@ -146,6 +145,22 @@ static void pack_dycol(const void *vctx, int k0, int kc, int j0, int w, int ldbp
     }
 }
 
+/* C[Cin, N] (+)= Wt[Cin, KT] . B[KT, N] with B the dy columns of ctx (N = images x H x W; ldc = N).  one: a
+ * 1x1 stride-1 convolution of a single image, whose columns are dy itself (no packing callback). */
+static void dx_gemm(const float *wt, int Cin, int KT, const dycol_ctx *ctx, int one, int N, float *C, int accum) {
+    locus_gemm_desc d = {0};
+    d.M = Cin; d.N = N; d.K = KT;
+    d.A = wt; d.a_rs = KT; d.a_cs = 1;
+    d.C = C; d.ldc = N;
+    d.accum = accum;
+    if (one) {
+        d.B = ctx->dy; d.b_rs = N; d.b_cs = 1;
+    } else {
+        d.pack_b = pack_dycol; d.pack_ctx = ctx;
+    }
+    locus_gemm(&d);
+}
+
 void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, const float *w, int Cin, int H, int W, int kh,
                            int kw, int stride, int pad_t, int pad_l, float *dx, int accum) {
     const int khw = kh * kw, KT = Cout * khw;
@@ -156,46 +171,29 @@ void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, con
         for (int co = 0; co < Cout; co++)
             memcpy(wt + (size_t)ci * KT + (size_t)co * khw, w + ((size_t)co * Cin + ci) * khw, (size_t)khw * sizeof(float));
     const int one = kh == 1 && kw == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W;
-    const size_t HW = (size_t)H * W;
+    const size_t HW = (size_t)H * W, img = (size_t)Cout * Ho * Wo;
     if (B > 1 && HW >= 128 && HW < 512) {
         /* small images: one GEMM over all of them (N = B*H*W columns), so that the weights — much larger than a
          * 16x16 image's columns — are streamed once instead of once per image; dx is gathered into and scattered
-         * from a [Cin, B*H*W] buffer.  Each element keeps its chain over k: the same bits.  Measured at 2
-         * threads, SD1.5 shapes, batch 2: 640 channels at 16x16 177 -> 226 GFLOP/s; at 8x8 (1280 channels) the
-         * per-image GEMMs are faster (two column panels each: A is read in place, not packed), so not there. */
+         * from a [Cin, B*H*W] buffer.  Each element keeps its chain over k: the same bits (test_kernels_bwd).
+         * Measured at 2 threads, SD1.5 shapes, batch 2, interleaved runs: 640 channels at 16x16 182.6 -> 195.1
+         * GFLOP/s; at 8x8 (1280 channels) the per-image GEMMs are faster (two column panels each: A is read in
+         * place, not packed), so not there. */
         float *t = locus_alloc((size_t)Cin * B * HW * sizeof(float) + 64);
         assert(t);
         if (accum)
             for (int b = 0; b < B; b++)
                 for (int ci = 0; ci < Cin; ci++) memcpy(t + (size_t)ci * B * HW + b * HW, dx + ((size_t)b * Cin + ci) * HW, HW * sizeof(float));
-        locus_gemm_desc d = {0};
-        d.M = Cin; d.N = (int)(B * HW); d.K = KT;
-        d.A = wt; d.a_rs = KT; d.a_cs = 1;
-        d.C = t; d.ldc = (ptrdiff_t)B * HW;
-        d.accum = accum;
-        dycol_ctx ctx = {dy, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, (size_t)Cout * Ho * Wo};
-        d.pack_b = pack_dycol; d.pack_ctx = &ctx;
-        locus_gemm(&d);
+        dycol_ctx ctx = {dy, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
+        dx_gemm(wt, Cin, KT, &ctx, 0, (int)(B * HW), t, accum);
         for (int b = 0; b < B; b++)
             for (int ci = 0; ci < Cin; ci++) memcpy(dx + ((size_t)b * Cin + ci) * HW, t + (size_t)ci * B * HW + b * HW, HW * sizeof(float));
         locus_free(t);
-        locus_free(wt);
-        return;
-    }
-    for (int b = 0; b < B; b++) {
-        locus_gemm_desc d = {0};
-        d.M = Cin; d.N = H * W; d.K = KT;
-        d.A = wt; d.a_rs = KT; d.a_cs = 1;
-        const float *dyb = dy + (size_t)b * Cout * Ho * Wo; /* [Cout, Ho, Wo] */
-        d.C = dx + (size_t)b * Cin * H * W; d.ldc = (ptrdiff_t)H * W; /* [Cin, H, W] */
-        d.accum = accum;
-        dycol_ctx ctx = {dyb, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, (size_t)Cout * Ho * Wo};
-        if (one) {
-            d.B = dyb; d.b_rs = (ptrdiff_t)H * W; d.b_cs = 1;
-        } else {
-            d.pack_b = pack_dycol; d.pack_ctx = &ctx;
+    } else {
+        for (int b = 0; b < B; b++) {
+            dycol_ctx ctx = {dy + b * img, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
+            dx_gemm(wt, Cin, KT, &ctx, one, (int)HW, dx + (size_t)b * Cin * HW, accum);
         }
-        locus_gemm(&d);
     }
     locus_free(wt);
 }

@@ -452,15 +452,7 @@ static void test_arena(void) {
     a[0] = 42.0f;
     locus_free(a);
     float *b = locus_alloc(big), *c = locus_alloc(big + ((size_t)2 << 20));
-    int reuse = 1; /* under AddressSanitizer every block comes from malloc (arena.c) */
-#if defined(__SANITIZE_ADDRESS__)
-    reuse = 0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    reuse = 0;
-#endif
-#endif
-    CHECK(!reuse || (b == a && b[0] == 42.0f), "a freed big block is reused by the next allocation of its length");
+    CHECK(!LOCUS_ARENA_MMAP || (b == a && b[0] == 42.0f), "a freed big block is reused by the next allocation of its length");
     CHECK(c && c != a, "another length gets its own block");
     locus_free(b);
     locus_free(c);
