@@ -20,10 +20,15 @@
 #include "../core/arena.h"
 #include "ops_bwd.h"
 
-/* B(k = position p, j = tap (ci, ky, kx)) of one image [Cin, H, W] */
+static int g_force_wpath; /* tests: 0 automatic, 1 one GEMM per image, 2 one over all images' positions */
+
+void locus_conv2d_bwd_weight_path(int path) { g_force_wpath = path == 1 || path == 2 ? path : 0; }
+
+/* B(k = position p, j = tap (ci, ky, kx)) of images [Cin, H, W]: k runs over (image, oy, ox) */
 typedef struct {
     const float *x;
-    int H, W, kh, kw, stride, pad_t, pad_l, Wo;
+    int H, W, kh, kw, stride, pad_t, pad_l, Wo, Ho;
+    size_t img; /* floats between images of x (Cin * H * W) */
 } im2col_t_ctx;
 
 #define PACK_KB 64 /* positions per block: the block's kb x ldbp destination stays in L1 while taps fill it */
@@ -35,10 +40,15 @@ static void pack_im2col_t(const void *vctx, int k0, int kc, int j0, int w, int l
         int kend = kb + PACK_KB < kc ? kb + PACK_KB : kc;
         for (int j = 0; j < w; j++) {
             int kk = j0 + j, ci = kk / khw, r = kk % khw, ky = r / c->kw, kx = r % c->kw;
-            const float *plane = c->x + (size_t)ci * c->H * c->W; /* [H, W] */
-            float *o = dst + j;                                    /* o[k * ldbp] = B(k0 + k, j0 + j) */
-            int oy = (k0 + kb) / c->Wo, ox = (k0 + kb) % c->Wo, k = kb;
+            const int P = c->Ho * c->Wo, b = (k0 + kb) / P;
+            const float *plane = c->x + b * c->img + (size_t)ci * c->H * c->W; /* [H, W] */
+            float *o = dst + j;                                                 /* o[k * ldbp] = B(k0 + k, j0 + j) */
+            int oy = (k0 + kb) % P / c->Wo, ox = (k0 + kb) % c->Wo, k = kb;
             while (k < kend) { /* one output row segment at a time */
+                if (oy == c->Ho) { /* the next image */
+                    oy = 0;
+                    plane += c->img;
+                }
                 int run = c->Wo - ox < kend - k ? c->Wo - ox : kend - k;
                 int iy = oy * s - c->pad_t + ky, ix0 = ox * s - c->pad_l + kx;
                 int ta = 0, te = 0; /* taps inside the image: t in [ta, te) */
@@ -67,20 +77,41 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
     const int P = Ho * Wo, KT = Cin * kh * kw;
     if (dw) {
         if (B == 0 && !accum) memset(dw, 0, (size_t)Cout * KT * sizeof(float));
-        for (int b = 0; b < B; b++) {
+        const int one = kh == 1 && kw == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W;
+        int all = g_force_wpath ? g_force_wpath == 2 : B > 1 && P < 512 && !one;
+        if (all) {
+            /* small images: one GEMM whose K runs over all images' positions, so dw — as large as the weights and
+             * far larger than a 4x4 or 8x8 image — is written once, not read and written again per image; dy is
+             * gathered into [Cout, B*P].  The chain over (b, oy, ox) is the same: the same bits. */
+            float *a = locus_alloc((size_t)Cout * B * P * sizeof(float) + 64);
+            assert(a);
+            for (int co = 0; co < Cout; co++)
+                for (int b = 0; b < B; b++) memcpy(a + ((size_t)co * B + b) * P, dy + ((size_t)b * Cout + co) * P, (size_t)P * sizeof(float));
             locus_gemm_desc d = {0};
-            d.M = Cout; d.N = KT; d.K = P;
-            const float *dyb = dy + (size_t)b * Cout * P, *xb = x + (size_t)b * Cin * H * W; /* [Cout,P], [Cin,H,W] */
-            d.A = dyb; d.a_rs = P; d.a_cs = 1;
+            d.M = Cout; d.N = KT; d.K = B * P;
+            d.A = a; d.a_rs = (ptrdiff_t)B * P; d.a_cs = 1;
             d.C = dw; d.ldc = KT;
-            d.accum = accum || b > 0;
-            im2col_t_ctx ctx = {xb, H, W, kh, kw, stride, pad_t, pad_l, Wo};
-            if (kh == 1 && kw == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W) {
-                d.B = xb; d.b_rs = 1; d.b_cs = (ptrdiff_t)H * W; /* B(p, ci) = x[ci, p] */
-            } else {
-                d.pack_b = pack_im2col_t; d.pack_ctx = &ctx;
-            }
+            d.accum = accum;
+            im2col_t_ctx ctx = {x, H, W, kh, kw, stride, pad_t, pad_l, Wo, Ho, (size_t)Cin * H * W};
+            d.pack_b = pack_im2col_t; d.pack_ctx = &ctx;
             locus_gemm(&d);
+            locus_free(a);
+        } else {
+            for (int b = 0; b < B; b++) {
+                locus_gemm_desc d = {0};
+                d.M = Cout; d.N = KT; d.K = P;
+                const float *dyb = dy + (size_t)b * Cout * P, *xb = x + (size_t)b * Cin * H * W; /* [Cout,P], [Cin,H,W] */
+                d.A = dyb; d.a_rs = P; d.a_cs = 1;
+                d.C = dw; d.ldc = KT;
+                d.accum = accum || b > 0;
+                im2col_t_ctx ctx = {xb, H, W, kh, kw, stride, pad_t, pad_l, Wo, Ho, (size_t)Cin * H * W};
+                if (one) {
+                    d.B = xb; d.b_rs = 1; d.b_cs = (ptrdiff_t)H * W; /* B(p, ci) = x[ci, p] */
+                } else {
+                    d.pack_b = pack_im2col_t; d.pack_ctx = &ctx;
+                }
+                locus_gemm(&d);
+            }
         }
     }
     if (db) {
@@ -161,38 +192,112 @@ static void dx_gemm(const float *wt, int Cin, int KT, const dycol_ctx *ctx, int 
     locus_gemm(&d);
 }
 
+/* B(k = (co, ky, kx), j = ci) = w[co, ci, ky, kx]: the weights as the right operand of the transposed
+ * data-gradient GEMM, packed straight from the [Cout, Cin, kh, kw] tensor (the taps of one (co, ci) are
+ * adjacent, so a panel's rows for one co come from one contiguous run of w). */
+typedef struct {
+    const float *w;
+    int Cin, khw;
+} wcol_ctx;
+
+static void pack_wcol(const void *vctx, int k0, int kc, int j0, int w, int ldbp, float *dst) {
+    const wcol_ctx *c = vctx;
+    const int khw = c->khw;
+    for (int k = 0; k < kc;) {
+        int kk = k0 + k, co = kk / khw, r0 = kk % khw, nr = khw - r0 < kc - k ? khw - r0 : kc - k;
+        const float *src = c->w + ((size_t)co * c->Cin + j0) * khw + r0; /* src[j * khw + r] = B(kk + r, j0 + j) */
+        float *o = dst + (size_t)k * ldbp;
+        if (khw == 1) memcpy(o, src, (size_t)w * sizeof(float));
+        else
+            for (int j = 0; j < w; j++)
+                for (int r = 0; r < nr; r++) o[(size_t)r * ldbp + j] = src[(size_t)j * khw + r];
+        for (int r = 0; r < nr; r++)
+            for (int j = w; j < ldbp; j++) o[(size_t)r * ldbp + j] = 0.0f;
+        k += nr;
+    }
+}
+
+static int g_force_path; /* tests: 0 automatic, 1 image by image, 2 all images' columns, 3 transposed */
+
+void locus_conv2d_bwd_data_path(int path) { g_force_path = path >= 1 && path <= 3 ? path : 0; }
+
+/* The transposed product for small images: dx^T[B*H*W, Cin] (+)= DY_col^T . W', with DY_col of all images
+ * built once ([KT, B*H*W], read by the GEMM as its transposed A) and the weights packed from w in place
+ * (pack_wcol), so the [Cin, KT] transpose of w — as large as the weights, and for 1280 channels at 4x4
+ * longer than the GEMM itself — is never written.  Each dx element is the same chain over (co, ky, kx) as
+ * in dx_gemm (fma(a, b, c) = fma(b, a, c)): the same bits. */
+static void dx_gemm_t(const float *w, int B, int Cin, int KT, int khw, const dycol_ctx *ctx, size_t HW, float *dx, int accum) {
+    const size_t N = (size_t)B * HW;
+    float *cols = locus_alloc((size_t)KT * N * sizeof(float) + 64), *t = locus_alloc(N * Cin * sizeof(float) + 64);
+    assert(cols && t);
+    int nt = omp_in_parallel() || (double)KT * N < 65536.0 ? 1 : locus_threads();
+    LOCUS_PAR_FOR(nt, for (int k = 0; k < KT; k += 64) pack_dycol(ctx, k, KT - k < 64 ? KT - k : 64, 0, (int)N, (int)N, cols + (size_t)k * N););
+    if (accum)
+        for (int b = 0; b < B; b++)
+            for (int ci = 0; ci < Cin; ci++)
+                for (size_t p = 0; p < HW; p++) t[((size_t)b * HW + p) * Cin + ci] = dx[((size_t)b * Cin + ci) * HW + p];
+    wcol_ctx wc = {w, Cin, khw};
+    locus_gemm_desc d = {0};
+    d.M = (int)N; d.N = Cin; d.K = KT;
+    d.A = cols; d.a_rs = 1; d.a_cs = (ptrdiff_t)N;
+    d.pack_b = pack_wcol; d.pack_ctx = &wc;
+    d.C = t; d.ldc = Cin;
+    d.accum = accum;
+    locus_gemm(&d);
+    for (int b = 0; b < B; b++)
+        for (int ci = 0; ci < Cin; ci++)
+            for (size_t p = 0; p < HW; p++) dx[((size_t)b * Cin + ci) * HW + p] = t[((size_t)b * HW + p) * Cin + ci];
+    locus_free(cols);
+    locus_free(t);
+}
+
 void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, const float *w, int Cin, int H, int W, int kh,
                            int kw, int stride, int pad_t, int pad_l, float *dx, int accum) {
     const int khw = kh * kw, KT = Cout * khw;
-    /* Wt[ci, (co, ky, kx)] = w[co, ci, ky, kx] */
-    float *wt = locus_alloc(((size_t)Cin * KT + 1) * sizeof(float));
-    assert(wt);
-    for (int ci = 0; ci < Cin; ci++)
-        for (int co = 0; co < Cout; co++)
-            memcpy(wt + (size_t)ci * KT + (size_t)co * khw, w + ((size_t)co * Cin + ci) * khw, (size_t)khw * sizeof(float));
     const int one = kh == 1 && kw == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W;
     const size_t HW = (size_t)H * W, img = (size_t)Cout * Ho * Wo;
-    if (B > 1 && HW >= 128 && HW < 512) {
-        /* small images: one GEMM over all of them (N = B*H*W columns), so that the weights — much larger than a
-         * 16x16 image's columns — are streamed once instead of once per image; dx is gathered into and scattered
-         * from a [Cin, B*H*W] buffer.  Each element keeps its chain over k: the same bits (test_kernels_bwd).
-         * Measured at 2 threads, SD1.5 shapes, batch 2, interleaved runs: 640 channels at 16x16 182.6 -> 195.1
-         * GFLOP/s; at 8x8 (1280 channels) the per-image GEMMs are faster (two column panels each: A is read in
-         * place, not packed), so not there. */
+    /* Which GEMM (all give the same bits).  Measured at 2 threads, SD1.5 shapes, batch 2, min of interleaved
+     * runs (ms, image by image / all images' columns / transposed):
+     *   1x1, 1280 ch 4x4 2.05 / 2.53 / 0.58;  8x8 3.44 / 3.83 / 2.25;  640 ch 16x16 1.66 / 1.67 / 1.44;
+     *   320 ch 32x32 1.40 / - / 1.63   (the transposed product needs no transpose of a 1x1 kernel)
+     *   3x3, 1280 ch 4x4 9.74 / 8.12 / 9.57;  8x8 15.45 / 19.07 / 24.35;  640 ch 16x16 13.2 / 12.17 / 12.55
+     * All images' columns win where they make one GEMM of at most two column panels (A then read in place)
+     * or 128 <= H*W < 512 (weights much larger than the columns, streamed once instead of once per image). */
+    const int nr = locus_k()->nr;
+    int path = g_force_path ? g_force_path
+               : khw == 1 && HW < 512                                    ? 3
+               : (B * HW <= (size_t)2 * nr) || (HW >= 128 && HW < 512) ? 2
+                                                                          : 1;
+    if (B <= 0 || Cin <= 0) return;
+    dycol_ctx ctx = {dy, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
+    if (path == 3) {
+        dx_gemm_t(w, B, Cin, KT, khw, &ctx, HW, dx, accum);
+        return;
+    }
+    /* Wt[ci, (co, ky, kx)] = w[co, ci, ky, kx]: threads own rows of Wt (for 1280 channels this copy of 59 MB
+     * took a third of the 4x4 data gradient on one thread while the other waited) */
+    float *wt = locus_alloc(((size_t)Cin * KT + 1) * sizeof(float));
+    assert(wt);
+    int nt = omp_in_parallel() || (double)Cin * KT < 262144.0 ? 1 : locus_threads();
+    LOCUS_PAR_FOR(nt, for (int ci = 0; ci < Cin; ci++) {
+        for (int co = 0; co < Cout; co++)
+            memcpy(wt + (size_t)ci * KT + (size_t)co * khw, w + ((size_t)co * Cin + ci) * khw, (size_t)khw * sizeof(float));
+    });
+    if (path == 2) {
+        /* dx is gathered into and scattered from a [Cin, B*H*W] buffer */
         float *t = locus_alloc((size_t)Cin * B * HW * sizeof(float) + 64);
         assert(t);
         if (accum)
             for (int b = 0; b < B; b++)
                 for (int ci = 0; ci < Cin; ci++) memcpy(t + (size_t)ci * B * HW + b * HW, dx + ((size_t)b * Cin + ci) * HW, HW * sizeof(float));
-        dycol_ctx ctx = {dy, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
         dx_gemm(wt, Cin, KT, &ctx, 0, (int)(B * HW), t, accum);
         for (int b = 0; b < B; b++)
             for (int ci = 0; ci < Cin; ci++) memcpy(dx + ((size_t)b * Cin + ci) * HW, t + (size_t)ci * B * HW + b * HW, HW * sizeof(float));
         locus_free(t);
     } else {
         for (int b = 0; b < B; b++) {
-            dycol_ctx ctx = {dy + b * img, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
-            dx_gemm(wt, Cin, KT, &ctx, one, (int)HW, dx + (size_t)b * Cin * HW, accum);
+            dycol_ctx cb = {dy + b * img, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
+            dx_gemm(wt, Cin, KT, &cb, one, (int)HW, dx + (size_t)b * Cin * HW, accum);
         }
     }
     locus_free(wt);

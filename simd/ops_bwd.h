@@ -45,6 +45,12 @@ void locus_colsum(const float *x, size_t rows, size_t n, size_t ld, float *out, 
  * for finite weights this is the chain over the touching taps only). */
 void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, const float *w, int Cin, int H, int W, int kh,
                            int kw, int stride, int pad_t, int pad_l, float *dx, int accum);
+/* Tests: force the GEMM locus_conv2d_bwd_data uses (0 automatic, 1 one per image, 2 one over all images'
+ * columns, 3 the transposed product dx^T = DY_col^T . W).  The results do not depend on it (tests check). */
+void locus_conv2d_bwd_data_path(int path);
+/* Tests: force locus_conv2d_bwd_weight's GEMMs (0 automatic, 1 one per image, 2 one over all images'
+ * positions); the results do not depend on it. */
+void locus_conv2d_bwd_weight_path(int path);
 /* dw[Cout,Cin,kh,kw] (+)= sum over b, oy, ox of dy * x_tap: one chain per element over (b, oy, ox) in order;
  * db[Cout] (+)= sum over (b, oy, ox) of dy.  Either may be NULL. */
 void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, int H, int W, int Cout, int kh, int kw,

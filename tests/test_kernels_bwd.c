@@ -159,7 +159,9 @@ static void check_conv(void) {
     static const int cs[][9] = {/* B Cin H W Cout k stride pad_t pad_l; Ho/Wo from symmetric pad, or F.pad(0,1,0,1) when pad_t < 0 */
         {2, 3, 8, 8, 4, 3, 1, 1, 1}, {2, 5, 7, 9, 6, 3, 2, 1, 1}, {2, 4, 6, 6, 8, 1, 1, 0, 0}, {1, 16, 16, 16, 33, 3, 1, 1, 1},
         {3, 1, 5, 5, 1, 3, 1, 0, 0}, {2, 8, 9, 9, 12, 3, 2, -1, -1}, {2, 32, 8, 8, 16, 1, 1, 0, 0}, {2, 4, 10, 7, 5, 3, 2, -1, -1},
-        {2, 64, 16, 16, 64, 3, 1, 1, 1}, {2, 6, 12, 12, 5, 3, 2, -1, -1}, {3, 8, 16, 8, 4, 1, 1, 0, 0}};
+        {2, 64, 16, 16, 64, 3, 1, 1, 1}, {2, 6, 12, 12, 5, 3, 2, -1, -1}, {3, 8, 16, 8, 4, 1, 1, 0, 0},
+        /* several K blocks (Cout*9 > 512, Cin*9 > 512) and column panels in every GEMM arrangement */
+        {2, 70, 4, 4, 60, 3, 1, 1, 1}, {3, 33, 5, 6, 61, 3, 2, 1, 1}, {2, 50, 4, 4, 600, 1, 1, 0, 0}};
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
         const int *c = cs[ci];
         int B = c[0], Cin = c[1], H = c[2], W = c[3], Co = c[4], k = c[5], st = c[6], pt = c[7], pl = c[8], Ho, Wo;
@@ -212,8 +214,8 @@ static void check_conv(void) {
         CHECK(same_bits(w1, dw, nw) && same_bits(b1, db, Co), "%s: NULL outputs change other gradients", what);
         if (B > 1) {
             size_t xs = (size_t)Cin * H * W, ys = (size_t)Co * Ho * Wo;
-            /* the data gradient of all images at once (one GEMM over B*H*W columns when 128 <= H*W < 512)
-             * equals it image by image, to the bit, with and without accumulation */
+            /* the data gradient of all images at once equals it image by image, to the bit, with and without
+             * accumulation */
             float *x1 = fbuf(nx), *a1 = fcopy(sx, nx);
             for (int b = 0; b < B; b++) {
                 locus_conv2d_bwd_data(dy + b * ys, 1, Co, Ho, Wo, w, Cin, H, W, k, k, st, pt, pl, x1 + b * xs, 0);
@@ -226,6 +228,29 @@ static void check_conv(void) {
             locus_conv2d_bwd_weight(dy + ys, x + xs, B - 1, Cin, H, W, Co, k, k, st, pt, pl, Ho, Wo, w1, b1, 1);
             CHECK(same_bits(w1, dw, nw) && same_bits(b1, db, Co), "%s: images split over two accum calls != one chain (%zu, %zu bits differ)",
                   what, t_bitdiff(w1, dw, nw), t_bitdiff(b1, db, Co));
+        }
+        /* every GEMM arrangement gives the same bits as the one chosen for the shape: data gradient image by
+         * image, over all images' columns, transposed (dx^T = DY_col^T . W); weight gradient image by image or
+         * one GEMM over all images' positions; with and without accumulation */
+        for (int path = 1; path <= 3; path++) {
+            float *p1 = fbuf(nx), *p2 = fcopy(sx, nx);
+            locus_conv2d_bwd_data_path(path);
+            locus_conv2d_bwd_data(dy, B, Co, Ho, Wo, w, Cin, H, W, k, k, st, pt, pl, p1, 0);
+            locus_conv2d_bwd_data(dy, B, Co, Ho, Wo, w, Cin, H, W, k, k, st, pt, pl, p2, 1);
+            locus_conv2d_bwd_data_path(0);
+            CHECK(same_bits(p1, dx, nx) && same_bits(p2, ax, nx), "%s: data gradient by GEMM arrangement %d != chosen (%zu, %zu bits differ)",
+                  what, path, t_bitdiff(p1, dx, nx), t_bitdiff(p2, ax, nx));
+            locus_free(p1); locus_free(p2);
+        }
+        for (int path = 1; path <= 2; path++) {
+            float *p1 = fbuf(nw), *p2 = fcopy(sw, nw);
+            locus_conv2d_bwd_weight_path(path);
+            locus_conv2d_bwd_weight(dy, x, B, Cin, H, W, Co, k, k, st, pt, pl, Ho, Wo, p1, NULL, 0);
+            locus_conv2d_bwd_weight(dy, x, B, Cin, H, W, Co, k, k, st, pt, pl, Ho, Wo, p2, NULL, 1);
+            locus_conv2d_bwd_weight_path(0);
+            CHECK(same_bits(p1, dw, nw) && same_bits(p2, aw, nw), "%s: weight gradient by GEMM arrangement %d != chosen (%zu, %zu bits differ)",
+                  what, path, t_bitdiff(p1, dw, nw), t_bitdiff(p2, aw, nw));
+            locus_free(p1); locus_free(p2);
         }
         free(rdx); free(rdw); free(rdb);
         locus_free(x - mis); locus_free(w - mis); locus_free(dy - mis); locus_free(dx - mis); locus_free(dw - mis); locus_free(db - mis);
