@@ -22,7 +22,12 @@ apt_install() {
     fi
     echo "locus: installing Debian packages: $*" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq "$@" >/dev/null; } || {
+    # `make -j` may run two checks at once, and the machine may be running apt itself: take our own lock first,
+    # then let apt wait for dpkg's lock instead of failing on it
+    exec 9>/tmp/locus-deps.lock
+    command -v flock >/dev/null 2>&1 && flock 9
+    local apt=(apt-get -o DPkg::Lock::Timeout=600)
+    "${apt[@]}" install -y -qq "$@" >/dev/null 2>&1 || { "${apt[@]}" update -qq >/dev/null 2>&1; "${apt[@]}" install -y -qq "$@" >/dev/null; } || {
         echo "locus: apt-get install $* failed" >&2; exit 1; }
 }
 
