@@ -37,7 +37,8 @@ check_build() {
     local miss=()
     have_header sleef.h || miss+=(libsleef-dev)
     have_header png.h || miss+=(libpng-dev)
-    have_header cblas.h || miss+=(libopenblas-openmp-dev)
+    # cblas.h alone is not enough (libblas-dev ships one too): the benchmarks link -lopenblas
+    { have_header cblas.h && echo 'int main(void){return 0;}' | $CC -x c - -lopenblas -o /dev/null >/dev/null 2>&1; } || miss+=(libopenblas-openmp-dev)
     have_header tesseract/capi.h || miss+=(libtesseract-dev)
     ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || [ -n "${TESSDATA_PREFIX:-}" ] || miss+=(tesseract-ocr-eng)
     [ -f /usr/include/freetype2/ft2build.h ] || miss+=(libfreetype-dev)

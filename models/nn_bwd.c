@@ -133,7 +133,7 @@ void nn_resnet_bwd(const nn_resnet *r, nn_resnet_act *s, const float *x, const f
 /* ---- Attention ---- */
 
 void nn_attention_act_free(nn_attention_act *s) {
-    locus_free(s->q); locus_free(s->k); locus_free(s->v); locus_free(s->o);
+    locus_free(s->q); locus_free(s->k); locus_free(s->v); locus_free(s->o); locus_free(s->p);
     memset(s, 0, sizeof *s);
 }
 
@@ -152,6 +152,7 @@ void nn_attention_fwd_train(const nn_attention *a, const float *x, int B, int T,
     nn_linear_fwd(&a->k, ctx, B * S, s->k);
     nn_linear_fwd(&a->v, ctx, B * S, s->v);
     locus_attn_desc d = attn_desc(a, B, T, S, s->q, s->k, s->v, s->o);
+    if ((double)B * a->heads * T * S * sizeof(float) <= NN_KEEP_PROBS_BYTES) s->p = d.probs = talloc((size_t)B * a->heads * T * S);
     locus_attention(&d);
     nn_linear_fwd(&a->out, s->o, B * T, y);
 }
@@ -163,6 +164,7 @@ void nn_attention_bwd(const nn_attention *a, nn_attention_act *s, const float *x
     float *dk = talloc((size_t)B * S * C), *dv = talloc((size_t)B * S * C);  /* [B,S,inner] */
     nn_linear_bwd(&a->out, s->o, B * T, dy, do_, 0, g);
     locus_attn_desc d = attn_desc(a, B, T, S, s->q, s->k, s->v, s->o);
+    d.probs = s->p; /* NULL: recomputed */
     locus_attention_bwd(&d, do_, dq, dk, dv, 0);
     nn_linear_bwd(&a->q, x, B * T, dq, dx, accum_dx, g);
     int self = dctx && dctx == dx;

@@ -66,7 +66,13 @@ typedef struct {
     float *k; /* [B,S,inner] to_k(ctx) */
     float *v; /* [B,S,inner] to_v(ctx) */
     float *o; /* [B,T,inner] softmax(q k^T / sqrt(d)) v, heads concatenated = to_out.0 input */
+    float *p; /* [B,heads,T,S] the softmax probabilities, kept when at most NN_KEEP_PROBS_BYTES (else NULL:
+               * the backward recomputes them, same bits) */
 } nn_attention_act;
+
+/* Keeping an attention's probabilities for its backward saves one of its five GEMMs and the softmax; up to
+ * this size per layer (SD1.5 at 256 px, batch 2: 64 MiB per 32x32 self-attention). */
+#define NN_KEEP_PROBS_BYTES (128.0 * 1024 * 1024)
 
 void nn_attention_fwd_train(const nn_attention *a, const float *x, int B, int T, const float *ctx, int S, float *y,
                             nn_attention_act *s);

@@ -25,8 +25,9 @@
  * several threads, the per-thread GEMM scratch inside attention is counted as held by all threads at once: an
  * upper bound (whether the threads' blocks overlap in time varies from run to run). */
 
-/* private constants of the kernel drivers, copied: simd/gemm.c KC, MC_TARGET, NC, SERIAL_FLOPS; simd/attention.c QB */
-enum { G_KC = 512, G_MC_TARGET = 144, G_NC = 3072, A_QB = 64 };
+/* private constants of the kernel drivers, copied: simd/gemm.c KC, MC_TARGET, NC, SMALL_M, SERIAL_FLOPS;
+ * simd/attention.c QB */
+enum { G_KC = 512, G_MC_TARGET = 144, G_NC = 3072, G_SMALL_M = 256, A_QB = 64 };
 #define G_SERIAL_FLOPS 2000000.0
 
 typedef struct { double live, peak; int nt; } msim; /* bytes held, high-water mark, threads */
@@ -35,13 +36,20 @@ static double msz(double floats) { double b = floats > 0 ? floats * 4 : 1; retur
 static void m_alloc(msim *s, double floats) { s->live += msz(floats); if (s->live > s->peak) s->peak = s->live; }
 static void m_free(msim *s, double floats) { s->live -= msz(floats); }
 
-/* simd/gemm.c locus_gemm / gemm_run: B panels (unless pre-packed) and one A block per thread */
+/* simd/gemm.c locus_gemm / gemm_run (A row-major, as every forward GEMM here): B panels (unless pre-packed)
+ * and one A block per thread; few rows (the column-panel schedule): one B panel and all of A per thread */
 static void m_gemm(msim *s, double M, double N, double K, int packed, int serial) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const locus_kernels *kt = locus_k();
     double MC = (G_MC_TARGET / kt->mr) * kt->mr, kc = K < G_KC ? K : G_KC, nc = N < G_NC ? N : G_NC;
     int nt = serial || 2 * M * N * K < G_SERIAL_FLOPS ? 1 : s->nt;
+    double npan = ceil(N / kt->nr);
+    int direct = kt->gemm_ukr_direct && npan <= 2;
     double bb = ceil(nc / kt->nr) * kt->nr * kc, ab = nt * MC * kc;
+    if (!direct && M <= G_SMALL_M && npan >= 2 * nt) {
+        bb = nt * kt->nr * kc;
+        ab = nt * ceil(M / kt->mr) * kt->mr * kc;
+    }
     if (!packed) m_alloc(s, bb);
     m_alloc(s, ab);
     m_free(s, ab);

@@ -1,9 +1,10 @@
 /* attention_bwd.c — backward of scaled dot-product attention (locus_attention), per (batch, head), tiled over
  * query blocks.
  *
- * For one (b, h) and a block of queries: P = softmax(scale * Q_blk.K^T + mask) is recomputed with the
- * forward's own operations (a GEMM with one FMA chain over d per score, then the softmax row kernel; a row's
- * scores never depend on its block), so it has the forward's bits; then
+ * For one (b, h) and a block of queries: P = softmax(scale * Q_blk.K^T + mask) is read from the forward's
+ * f->probs when the caller kept them, else recomputed with the forward's own operations (a GEMM with one FMA
+ * chain over d per score, then the softmax row kernel; a row's scores never depend on its block), so it
+ * has the forward's bits either way; then
  *   dV (+)= P^T . dO_blk          GEMM, one FMA chain over the block's queries, continued through dV in memory
  *   dP = dO_blk . V^T             GEMM, one FMA chain over d
  *   dS = (P * (dP - rowsum(P * dP))) * scale     row kernels (16-lane dot, elementwise)
@@ -38,7 +39,7 @@ static int block_rows(int Tq, int Tk) {
 }
 
 static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, float *dk, float *dv, int accum, int b,
-                        int h, int qb, float *P, float *dS, int nt) {
+                        int h, int qb, float *Pbuf, float *dS, int nt) {
     const locus_row_kernels *rk = locus_k()->row;
     void (*gemm)(const locus_gemm_desc *) = nt > 1 ? locus_gemm : locus_gemm_serial;
     const int Tk = f->Tk, D = f->D;
@@ -48,17 +49,21 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         const int rows = f->Tq - i0 < qb ? f->Tq - i0 : qb, cont = accum || i0 > 0;
         const float *q = f->q + b * f->q_bs + (ptrdiff_t)i0 * f->q_ts + hd;   /* [rows, D], stride q_ts */
         const float *dob = do_ + b * f->o_bs + (ptrdiff_t)i0 * f->o_ts + hd; /* [rows, D], stride o_ts */
-        /* P[rows, Tk] = Q_blk . K^T, then softmax(P * scale + mask) per row, as the forward */
-        locus_gemm_desc g = {0};
-        g.M = rows; g.N = Tk; g.K = D;
-        g.A = q; g.a_rs = f->q_ts; g.a_cs = 1;
-        g.B = k; g.b_rs = 1; g.b_cs = f->k_ts;
-        g.C = P; g.ldc = Tk;
-        gemm(&g);
-        LOCUS_PAR_FOR(nt, for (int i = 0; i < rows; i++) {
-            const float *mask = f->mask ? f->mask + b * f->mask_bs + (ptrdiff_t)h * f->mask_hs + (ptrdiff_t)(i0 + i) * f->mask_qs : NULL;
-            rk->softmax(P + (size_t)i * Tk, P + (size_t)i * Tk, (size_t)Tk, f->scale, mask);
-        });
+        const float *P = Pbuf; /* [rows, Tk] */
+        if (f->probs) {
+            P = f->probs + (((size_t)b * f->H + h) * f->Tq + i0) * Tk; /* the forward's [rows, Tk] */
+        } else { /* P[rows, Tk] = Q_blk . K^T, then softmax(P * scale + mask) per row, as the forward */
+            locus_gemm_desc g = {0};
+            g.M = rows; g.N = Tk; g.K = D;
+            g.A = q; g.a_rs = f->q_ts; g.a_cs = 1;
+            g.B = k; g.b_rs = 1; g.b_cs = f->k_ts;
+            g.C = Pbuf; g.ldc = Tk;
+            gemm(&g);
+            LOCUS_PAR_FOR(nt, for (int i = 0; i < rows; i++) {
+                const float *mask = f->mask ? f->mask + b * f->mask_bs + (ptrdiff_t)h * f->mask_hs + (ptrdiff_t)(i0 + i) * f->mask_qs : NULL;
+                rk->softmax(Pbuf + (size_t)i * Tk, Pbuf + (size_t)i * Tk, (size_t)Tk, f->scale, mask);
+            });
+        }
         if (dv) { /* dV[Tk, D] (+)= P^T . dO_blk */
             locus_gemm_desc d = {0};
             d.M = Tk; d.N = D; d.K = rows;

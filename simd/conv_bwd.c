@@ -9,7 +9,8 @@
  *   is the dy element that tap reads for that input pixel, or 0 when no output position used the pixel
  *   through that tap (stride / border).  So each dx element is one FMA chain over (co, ky, kx) in order; the
  *   zero entries add exactly 0 (for finite weights the chain equals the chain over the touching taps only,
- *   up to the sign of an exact zero result).
+ *   up to the sign of an exact zero result).  Below 512 pixels the same chains come from the transposed
+ *   product over all images at once, dx^T = DY_col^T . W' (dx_gemm_t).
  * Bias gradient: one add chain per output channel over (b, oy, ox), threads own channels.
  */
 #include <assert.h>
@@ -217,9 +218,9 @@ static void pack_wcol(const void *vctx, int k0, int kc, int j0, int w, int ldbp,
     }
 }
 
-static int g_force_path; /* tests: 0 automatic, 1 image by image, 2 all images' columns, 3 transposed */
+static int g_force_path; /* tests: 0 automatic, 1 image by image, 2 transposed */
 
-void locus_conv2d_bwd_data_path(int path) { g_force_path = path >= 1 && path <= 3 ? path : 0; }
+void locus_conv2d_bwd_data_path(int path) { g_force_path = path == 1 || path == 2 ? path : 0; }
 
 /* The transposed product for small images: dx^T[B*H*W, Cin] (+)= DY_col^T . W', with DY_col of all images
  * built once ([KT, B*H*W], read by the GEMM as its transposed A) and the weights packed from w in place
@@ -256,21 +257,18 @@ void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, con
     const int khw = kh * kw, KT = Cout * khw;
     const int one = kh == 1 && kw == 1 && stride == 1 && pad_t == 0 && pad_l == 0 && Ho == H && Wo == W;
     const size_t HW = (size_t)H * W, img = (size_t)Cout * Ho * Wo;
-    /* Which GEMM (all give the same bits).  Measured at 2 threads, SD1.5 shapes, batch 2, min of interleaved
-     * runs (ms, image by image / all images' columns / transposed):
-     *   1x1, 1280 ch 4x4 2.05 / 2.53 / 0.58;  8x8 3.44 / 3.83 / 2.25;  640 ch 16x16 1.66 / 1.67 / 1.44;
-     *   320 ch 32x32 1.40 / - / 1.63   (the transposed product needs no transpose of a 1x1 kernel)
-     *   3x3, 1280 ch 4x4 9.74 / 8.12 / 9.57;  8x8 15.45 / 19.07 / 24.35;  640 ch 16x16 13.2 / 12.17 / 12.55
-     * All images' columns win where they make one GEMM of at most two column panels (A then read in place)
-     * or 128 <= H*W < 512 (weights much larger than the columns, streamed once instead of once per image). */
-    const int nr = locus_k()->nr;
-    int path = g_force_path ? g_force_path
-               : khw == 1 && HW < 512                                    ? 3
-               : (B * HW <= (size_t)2 * nr) || (HW >= 128 && HW < 512) ? 2
-                                                                          : 1;
+    /* Which GEMM (both give the same bits).  Measured at 2 threads, SD1.5 shapes, batch 2, min of 5 runs (ms,
+     * image by image / transposed; a machine with ~105 GFLOP/s per core):
+     *   3x3, 1280 ch 4x4 15.2 / 13.8;  8x8 36.9 / 28.2;  2560 -> 1280 ch 8x8 63.9 / 51.9;
+     *        640 ch 16x16 25.4 / 24.4;  320 ch 32x32 22.9 / 22.6;  640 -> 320 ch 32x32 41.5 / 42.8
+     *   1x1, 1280 ch 8x8 5.24 / 3.26;  640 ch 16x16 3.41 / 3.60;  320 ch 32x32 3.57 / 4.93
+     * The transposed product wins below 512 pixels: for few rows (B*H*W <= 256) the GEMM streams the weights
+     * once, panel by panel, and never writes their [Cin, KT] transpose (as large as the weights, and for
+     * 1280 channels at 4x4 longer than the GEMM itself). */
+    int path = g_force_path ? g_force_path : HW < 512 ? 2 : 1;
     if (B <= 0 || Cin <= 0) return;
     dycol_ctx ctx = {dy, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
-    if (path == 3) {
+    if (path == 2) {
         dx_gemm_t(w, B, Cin, KT, khw, &ctx, HW, dx, accum);
         return;
     }
@@ -283,22 +281,9 @@ void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, con
         for (int co = 0; co < Cout; co++)
             memcpy(wt + (size_t)ci * KT + (size_t)co * khw, w + ((size_t)co * Cin + ci) * khw, (size_t)khw * sizeof(float));
     });
-    if (path == 2) {
-        /* dx is gathered into and scattered from a [Cin, B*H*W] buffer */
-        float *t = locus_alloc((size_t)Cin * B * HW * sizeof(float) + 64);
-        assert(t);
-        if (accum)
-            for (int b = 0; b < B; b++)
-                for (int ci = 0; ci < Cin; ci++) memcpy(t + (size_t)ci * B * HW + b * HW, dx + ((size_t)b * Cin + ci) * HW, HW * sizeof(float));
-        dx_gemm(wt, Cin, KT, &ctx, 0, (int)(B * HW), t, accum);
-        for (int b = 0; b < B; b++)
-            for (int ci = 0; ci < Cin; ci++) memcpy(dx + ((size_t)b * Cin + ci) * HW, t + (size_t)ci * B * HW + b * HW, HW * sizeof(float));
-        locus_free(t);
-    } else {
-        for (int b = 0; b < B; b++) {
-            dycol_ctx cb = {dy + b * img, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
-            dx_gemm(wt, Cin, KT, &cb, one, (int)HW, dx + (size_t)b * Cin * HW, accum);
-        }
+    for (int b = 0; b < B; b++) {
+        dycol_ctx cb = {dy + b * img, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
+        dx_gemm(wt, Cin, KT, &cb, one, (int)HW, dx + (size_t)b * Cin * HW, accum);
     }
     locus_free(wt);
 }

@@ -22,7 +22,8 @@
 #define KC 512
 #define MC_TARGET 144
 #define NC 3072
-#define SERIAL_FLOPS 2000000.0 /* below this, threads cost more than they save */
+#define SERIAL_FLOPS 2000000.0
+#define SMALL_M 256 /* up to this many rows: the column-panel schedule (A block M x KC = 512 KiB fits L2) */ /* below this, threads cost more than they save */
 
 static void pack_a(const locus_gemm_desc *d, int mr, int i0, int mc, int k0, int kc, float *dst) {
     for (int ip = 0; ip < mc; ip += mr) {
@@ -126,6 +127,7 @@ typedef struct {
     int MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want;
     float *bbuf;  /* packed B panels of the current K block, shared by the team (NULL: d->packed_b) */
     float *abufs; /* [nt][MC*kcmax] packed A blocks, one per thread */
+    int small_m;  /* the column-panel schedule (gemm_team_small_m; MC is then M rounded up to MR) */
 } gemm_plan;
 
 /* [lo, hi) of n iterations for thread tid of nt: OpenMP's schedule(static) split */
@@ -200,6 +202,40 @@ static void gemm_team(const gemm_plan *pl, int tid, int nt) {
     }
 }
 
+/* The column-panel schedule for few rows (M <= SMALL_M): every thread packs the whole A block of the K block
+ * (M x kc, stays in its L2) and owns a contiguous range of NR-column panels, each packed into a private
+ * buffer right before the M/MR micro-kernel calls that use it.  B is then read once from memory and never
+ * goes through a shared packed copy, which for M <= 256 costs more than the FMAs (the row-block schedule
+ * above reads every packed panel once per row block, and packs all of them before using any).  Same
+ * micro-kernel calls on the same operands: same bits as the row-block schedule. */
+static void gemm_team_small_m(const gemm_plan *pl, int tid, int nt) {
+    const locus_gemm_desc *d = pl->d;
+    const locus_kernels *kt = pl->kt;
+    const int MR = pl->MR, NR = pl->NR, npan = (d->N + NR - 1) / NR;
+    float *abuf = pl->abufs + (size_t)tid * pl->MC * pl->kcmax, *bbuf = pl->bbuf ? pl->bbuf + (size_t)tid * NR * pl->kcmax : NULL;
+    int lo, hi;
+    static_range(npan, tid, nt, &lo, &hi);
+    if (lo == hi) return;
+    for (int pc = 0; pc < d->K; pc += KC) {
+        int kc = d->K - pc < KC ? d->K - pc : KC;
+        unsigned flags = (pc > 0 || d->accum ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
+        pack_a(d, MR, 0, d->M, pc, kc, abuf);
+        for (int p = lo; p < hi; p++) {
+            int j0 = p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
+            size_t ldbp = w <= NR / 2 ? (size_t)NR / 2 : (size_t)NR;
+            const float *bp = d->packed_b ? d->packed_b + packed_off(pc, kc, p, d->N, NR) : bbuf;
+            if (!d->packed_b) pack_b(d, pc, kc, j0, w, (int)ldbp, bbuf);
+            for (int ir = 0; ir < d->M; ir += MR) {
+                int m = d->M - ir < MR ? d->M - ir : MR;
+                const float *bias = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias + j0
+                                    : d->bias_kind == LOCUS_UKR_BIAS_ROW ? d->bias + ir : NULL;
+                kt->gemm_ukr((size_t)kc, abuf + (size_t)ir * kc, bp, ldbp, d->C + (ptrdiff_t)ir * d->ldc + j0,
+                             (size_t)d->ldc, m, w, flags, bias);
+            }
+        }
+    }
+}
+
 static void gemm_run(const locus_gemm_desc *d, int nt) {
     const locus_kernels *kt = locus_k();
     const int MR = kt->mr, NR = kt->nr;
@@ -209,6 +245,23 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int ncmax = d->N < NC ? d->N : NC;
     int kcmax = d->K < KC ? d->K : KC;
     size_t npan_max = (size_t)(ncmax + NR - 1) / NR;
+    const int direct = kt->gemm_ukr_direct && d->a_cs == 1 && (d->N + NR - 1) / NR <= 2;
+    if (!direct && d->M <= SMALL_M && (d->N + NR - 1) / NR >= 2 * nt) {
+        int mpad = (d->M + MR - 1) / MR * MR;
+        float *bb = d->packed_b ? NULL : locus_alloc((size_t)nt * NR * kcmax * sizeof(float));
+        float *ab = locus_alloc((size_t)nt * mpad * kcmax * sizeof(float));
+        assert((bb || d->packed_b) && ab);
+        gemm_plan pl = {d, kt, MR, NR, mpad, kcmax, 0, 0, 0, 0, bb, ab, 1};
+        if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+            gemm_team_small_m(&pl, omp_get_thread_num(), omp_get_num_threads());
+        } else {
+            gemm_team_small_m(&pl, 0, 1);
+        }
+        locus_free(bb);
+        locus_free(ab);
+        return;
+    }
     float *bbuf = d->packed_b ? NULL : locus_alloc(npan_max * NR * kcmax * sizeof(float));
     float *abufs = locus_alloc((size_t)nt * MC * kcmax * sizeof(float));
     assert((bbuf || d->packed_b) && abufs);
@@ -216,7 +269,6 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
      * when there is enough work, so that static scheduling gives every thread the same amount */
     /* few column panels: each A block would be used only once or twice, so read A in place instead of
      * packing it (same FMA order, same bits) when the table has a direct micro-kernel */
-    const int direct = kt->gemm_ukr_direct && d->a_cs == 1 && (d->N + NR - 1) / NR <= 2;
     int n_ic = (d->M + MC - 1) / MC;
     if (nt > 1 && n_ic >= nt) n_ic = (n_ic + nt - 1) / nt * nt;
     int rows_per = ((d->M + n_ic - 1) / n_ic + MR - 1) / MR * MR;
@@ -228,7 +280,7 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int gcd = n_ic, b_ = nt;
     while (b_) { int t_ = gcd % b_; gcd = b_; b_ = t_; }
     int nj_want = nt / gcd; /* n_ic * nj is a multiple of nt */
-    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs};
+    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs, 0};
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         gemm_team(&pl, omp_get_thread_num(), omp_get_num_threads()); /* the team may be smaller than asked */

@@ -45,8 +45,8 @@ void locus_colsum(const float *x, size_t rows, size_t n, size_t ld, float *out, 
  * for finite weights this is the chain over the touching taps only). */
 void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, const float *w, int Cin, int H, int W, int kh,
                            int kw, int stride, int pad_t, int pad_l, float *dx, int accum);
-/* Tests: force the GEMM locus_conv2d_bwd_data uses (0 automatic, 1 one per image, 2 one over all images'
- * columns, 3 the transposed product dx^T = DY_col^T . W).  The results do not depend on it (tests check). */
+/* Tests: force the GEMM locus_conv2d_bwd_data uses (0 automatic, 1 one per image, 2 the transposed product
+ * dx^T = DY_col^T . W over all images).  The results do not depend on it (tests check). */
 void locus_conv2d_bwd_data_path(int path);
 /* Tests: force locus_conv2d_bwd_weight's GEMMs (0 automatic, 1 one per image, 2 one over all images'
  * positions); the results do not depend on it. */
@@ -59,8 +59,9 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
 /* ---- attention ---- */
 
 /* Backward of locus_attention (same q/k/v/o layouts and strides as the forward descriptor `f`, which must be
- * the one the forward ran with; f->probs is ignored and the probabilities are recomputed exactly as the
- * forward computed them; f->o is NOT read, so its buffer may have been reused).  do_ has o's layout (o_bs,
+ * the one the forward ran with; f->o is NOT read, so its buffer may have been reused).  The probabilities
+ * are read from f->probs when it is not NULL — it must then hold what the forward wrote there, [B,H,Tq,Tk]
+ * — and are otherwise recomputed exactly as the forward computed them: the same bits either way.  do_ has o's layout (o_bs,
  * o_ts); dq, dk, dv have q's, k's and v's layouts and are overwritten (or accumulated into with accum); any
  * of them may be NULL (not computed).  The additive mask gets no gradient.
  *   dV = P^T dO   (one chain over queries per element)      dP = dO V^T

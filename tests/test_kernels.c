@@ -42,7 +42,7 @@ typedef struct { int M, N, K; } mnk;
 static const mnk gemm_shapes[] = {
     {1, 1, 1}, {1, 17, 3}, {4, 16, 8}, {6, 16, 40}, {12, 32, 64}, {11, 31, 63}, {13, 33, 65}, {5, 8, 7},
     {24, 64, 384}, {25, 65, 385}, {23, 63, 383}, {77, 77, 40}, {145, 100, 800}, {7, 300, 33}, {160, 48, 1},
-    {2, 3200, 20}, {300, 9, 17},
+    {2, 3200, 20}, {300, 9, 17}, {200, 300, 600}, /* the last: few rows, many panels, two K blocks */
 };
 
 static void run_gemm(const mnk *s, int ta, int tb, int biaskind, int misalign, float *C) {
@@ -505,6 +505,14 @@ static void workload(int small) {
         float *C = fbuf((size_t)big.M * big.N);
         run_gemm(&big, 0, 1, 1, 0, C);
         rec("gemm_big", C, (size_t)big.M * big.N);
+        locus_free(C);
+        /* few rows (the column-panel schedule, threads owning column ranges) with K and N tails; gemm_shapes'
+         * {145, 100, 800} takes that schedule at 1 and 2 threads and the row-block one at 3 (too few panels):
+         * the thread-count hash comparison checks that both give the same bits */
+        mnk few = {200, 700, 1100};
+        C = fbuf((size_t)few.M * few.N);
+        run_gemm(&few, 1, 0, 2, 0, C);
+        rec("gemm_few_rows", C, (size_t)few.M * few.N);
         locus_free(C);
     }
     for (int idx = 0; idx < 7; idx++) {

@@ -230,9 +230,9 @@ static void check_conv(void) {
                   what, t_bitdiff(w1, dw, nw), t_bitdiff(b1, db, Co));
         }
         /* every GEMM arrangement gives the same bits as the one chosen for the shape: data gradient image by
-         * image, over all images' columns, transposed (dx^T = DY_col^T . W); weight gradient image by image or
-         * one GEMM over all images' positions; with and without accumulation */
-        for (int path = 1; path <= 3; path++) {
+         * image or transposed over all images (dx^T = DY_col^T . W); weight gradient image by image or one GEMM
+         * over all images' positions; with and without accumulation */
+        for (int path = 1; path <= 2; path++) {
             float *p1 = fbuf(nx), *p2 = fcopy(sx, nx);
             locus_conv2d_bwd_data_path(path);
             locus_conv2d_bwd_data(dy, B, Co, Ho, Wo, w, Cin, H, W, k, k, st, pt, pl, p1, 0);
@@ -332,6 +332,19 @@ static void check_attention(void) {
         locus_attention_bwd(&f, dO, NULL, k1, NULL, 0);
         locus_attention_bwd(&f, dO, q1, NULL, NULL, 0);
         CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: NULL outputs change other gradients", what);
+        /* the forward's kept probabilities instead of recomputing them: the same bits */
+        {
+            locus_attn_desc fp = f;
+            fp.probs = fbuf(nm_);
+            locus_attention(&fp);
+            locus_attention_bwd(&fp, dO, q1, k1, v1, 0);
+            CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: kept probabilities change bits", what);
+            locus_attention_bwd_block_rows(7);
+            locus_attention_bwd(&fp, dO, q1, k1, v1, 0);
+            locus_attention_bwd_block_rows(0);
+            CHECK(same_bits(q1, dq, nq) && same_bits(k1, dk, nk) && same_bits(v1, dv, nk), "%s: kept probabilities, 7-row blocks change bits", what);
+            locus_free(fp.probs);
+        }
         /* query block size (internal tiling): same bits for any block */
         static const int blocks[] = {1, 7, 16, 64};
         for (int bi = 0; bi < 4; bi++) {
