@@ -25,9 +25,9 @@
  * several threads, the per-thread GEMM scratch inside attention is counted as held by all threads at once: an
  * upper bound (whether the threads' blocks overlap in time varies from run to run). */
 
-/* private constants of the kernel drivers, copied: simd/gemm.c KC, MC_TARGET, NC, SMALL_M, SERIAL_FLOPS;
+/* private constants of the kernel drivers, copied: simd/gemm.c KC, MC_TARGET, NC, SMALL_M(_GROUP, _KSUB), SERIAL_FLOPS;
  * simd/attention.c QB */
-enum { G_KC = 512, G_MC_TARGET = 144, G_NC = 3072, G_SMALL_M = 256, A_QB = 64 };
+enum { G_KC = 512, G_MC_TARGET = 144, G_NC = 3072, G_SMALL_M = 256, G_SMALL_M_GROUP = 8, G_SMALL_M_KSUB = 16, A_QB = 64 };
 #define G_SERIAL_FLOPS 2000000.0
 
 typedef struct { double live, peak; int nt; } msim; /* bytes held, high-water mark, threads */
@@ -38,7 +38,7 @@ static void m_free(msim *s, double floats) { s->live -= msz(floats); }
 
 /* simd/gemm.c locus_gemm / gemm_run (A row-major, as every forward GEMM here): B panels (unless pre-packed)
  * and one A block per thread; few rows (the column-panel schedule): one B panel and all of A per thread */
-static void m_gemm(msim *s, double M, double N, double K, int packed, int serial) {
+static void m_gemm(msim *s, double M, double N, double K, int packed, int serial, int byrows) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const locus_kernels *kt = locus_k();
     double MC = (G_MC_TARGET / kt->mr) * kt->mr, kc = K < G_KC ? K : G_KC, nc = N < G_NC ? N : G_NC;
@@ -47,7 +47,7 @@ static void m_gemm(msim *s, double M, double N, double K, int packed, int serial
     int direct = kt->gemm_ukr_direct && npan <= 2;
     double bb = ceil(nc / kt->nr) * kt->nr * kc, ab = nt * MC * kc;
     if (!direct && M <= G_SMALL_M && npan >= 2 * nt) {
-        bb = nt * kt->nr * kc;
+        bb = nt * (byrows && kc > G_SMALL_M_KSUB ? G_SMALL_M_GROUP : 1) * kt->nr * kc;
         ab = nt * ceil(M / kt->mr) * kt->mr * kc;
     }
     if (!packed) m_alloc(s, bb);
@@ -55,9 +55,9 @@ static void m_gemm(msim *s, double M, double N, double K, int packed, int serial
     m_free(s, ab);
     if (!packed) m_free(s, bb);
 }
-static void m_linear(msim *s, double M, const nn_linear *l) { m_gemm(s, M, l->out, l->in, 1, 0); } /* nn_linear_fwd */
+static void m_linear(msim *s, double M, const nn_linear *l) { m_gemm(s, M, l->out, l->in, 1, 0, 0); } /* nn_linear_fwd */
 /* simd/conv.c: one im2col GEMM per batch item (sequential) */
-static void m_conv(msim *s, int cin, int cout, int k, double HWo) { m_gemm(s, cout, HWo, (double)cin * k * k, 0, 0); }
+static void m_conv(msim *s, int cin, int cout, int k, double HWo) { m_gemm(s, cout, HWo, (double)cin * k * k, 0, 0, k == 1); }
 
 /* simd/attention.c locus_attention: score rows per thread, packed K^T and V per (batch, head), then each
  * thread's serial GEMMs (one A block at a time; the P.V one is the larger) */

@@ -22,8 +22,10 @@
 #define KC 512
 #define MC_TARGET 144
 #define NC 3072
-#define SERIAL_FLOPS 2000000.0
-#define SMALL_M 256 /* up to this many rows: the column-panel schedule (A block M x KC = 512 KiB fits L2) */ /* below this, threads cost more than they save */
+#define SERIAL_FLOPS 2000000.0 /* below this, threads cost more than they save */
+#define SMALL_M 256 /* up to this many rows: the column-panel schedule (A block M x KC = 512 KiB fits L2) */
+#define SMALL_M_GROUP 8 /* its B panels packed together when packed by rows (8 x 64 KiB; A still within L2) */
+#define SMALL_M_KSUB 16 /* K rows per packing call within a group, row-major B */
 
 static void pack_a(const locus_gemm_desc *d, int mr, int i0, int mc, int k0, int kc, float *dst) {
     for (int ip = 0; ip < mc; ip += mr) {
@@ -128,6 +130,7 @@ typedef struct {
     float *bbuf;  /* packed B panels of the current K block, shared by the team (NULL: d->packed_b) */
     float *abufs; /* [nt][MC*kcmax] packed A blocks, one per thread */
     int small_m;  /* the column-panel schedule (gemm_team_small_m; MC is then M rounded up to MR) */
+    int group;    /* its B panels packed together (1: panel by panel) */
 } gemm_plan;
 
 /* [lo, hi) of n iterations for thread tid of nt: OpenMP's schedule(static) split */
@@ -212,7 +215,8 @@ static void gemm_team_small_m(const gemm_plan *pl, int tid, int nt) {
     const locus_gemm_desc *d = pl->d;
     const locus_kernels *kt = pl->kt;
     const int MR = pl->MR, NR = pl->NR, npan = (d->N + NR - 1) / NR;
-    float *abuf = pl->abufs + (size_t)tid * pl->MC * pl->kcmax, *bbuf = pl->bbuf ? pl->bbuf + (size_t)tid * NR * pl->kcmax : NULL;
+    float *abuf = pl->abufs + (size_t)tid * pl->MC * pl->kcmax;
+    float *bbuf = pl->bbuf ? pl->bbuf + (size_t)tid * pl->group * NR * pl->kcmax : NULL;
     int lo, hi;
     static_range(npan, tid, nt, &lo, &hi);
     if (lo == hi) return;
@@ -220,11 +224,25 @@ static void gemm_team_small_m(const gemm_plan *pl, int tid, int nt) {
         int kc = d->K - pc < KC ? d->K - pc : KC;
         unsigned flags = (pc > 0 || d->accum ? LOCUS_UKR_ACCUM : 0) | (pc + kc == d->K ? d->bias_kind : 0);
         pack_a(d, MR, 0, d->M, pc, kc, abuf);
+        /* B by rows (row-major B, or a callback that asks for it): panels packed in groups, a few K rows at a
+         * time, so that the source is read in runs of a group's width rather than one panel's 32 columns per
+         * row; B by columns: panel by panel, each used right after it is packed */
+        const int group = pl->group, ksub = group > 1 ? (d->pack_b ? d->pack_b_rows : SMALL_M_KSUB) : kc;
         for (int p = lo; p < hi; p++) {
             int j0 = p * NR, w = d->N - j0 < NR ? d->N - j0 : NR;
             size_t ldbp = w <= NR / 2 ? (size_t)NR / 2 : (size_t)NR;
-            const float *bp = d->packed_b ? d->packed_b + packed_off(pc, kc, p, d->N, NR) : bbuf;
-            if (!d->packed_b) pack_b(d, pc, kc, j0, w, (int)ldbp, bbuf);
+            float *own = bbuf + (size_t)((p - lo) % group) * NR * kc;
+            const float *bp = d->packed_b ? d->packed_b + packed_off(pc, kc, p, d->N, NR) : own;
+            if (!d->packed_b && (p - lo) % group == 0) {
+                int ng = hi - p < group ? hi - p : group;
+                for (int k = 0; k < kc; k += ksub) {
+                    int ks = kc - k < ksub ? kc - k : ksub;
+                    for (int q = 0; q < ng; q++) {
+                        int jq = (p + q) * NR, wq = d->N - jq < NR ? d->N - jq : NR, lq = wq <= NR / 2 ? NR / 2 : NR;
+                        pack_b(d, pc + k, ks, jq, wq, lq, bbuf + (size_t)q * NR * kc + (size_t)k * lq);
+                    }
+                }
+            }
             for (int ir = 0; ir < d->M; ir += MR) {
                 int m = d->M - ir < MR ? d->M - ir : MR;
                 const float *bias = d->bias_kind == LOCUS_UKR_BIAS_COL ? d->bias + j0
@@ -248,10 +266,12 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     const int direct = kt->gemm_ukr_direct && d->a_cs == 1 && (d->N + NR - 1) / NR <= 2;
     if (!direct && d->M <= SMALL_M && (d->N + NR - 1) / NR >= 2 * nt) {
         int mpad = (d->M + MR - 1) / MR * MR;
-        float *bb = d->packed_b ? NULL : locus_alloc((size_t)nt * NR * kcmax * sizeof(float));
+        int byrows = d->pack_b ? d->pack_b_rows > 0 : d->b_cs == 1;
+        int group = d->packed_b || !byrows || kcmax <= (d->pack_b ? d->pack_b_rows : SMALL_M_KSUB) ? 1 : SMALL_M_GROUP;
+        float *bb = d->packed_b ? NULL : locus_alloc((size_t)nt * group * NR * kcmax * sizeof(float));
         float *ab = locus_alloc((size_t)nt * mpad * kcmax * sizeof(float));
         assert((bb || d->packed_b) && ab);
-        gemm_plan pl = {d, kt, MR, NR, mpad, kcmax, 0, 0, 0, 0, bb, ab, 1};
+        gemm_plan pl = {d, kt, MR, NR, mpad, kcmax, 0, 0, 0, 0, bb, ab, 1, group};
         if (nt > 1) {
 #pragma omp parallel num_threads(nt)
             gemm_team_small_m(&pl, omp_get_thread_num(), omp_get_num_threads());
@@ -280,7 +300,7 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int gcd = n_ic, b_ = nt;
     while (b_) { int t_ = gcd % b_; gcd = b_; b_ = t_; }
     int nj_want = nt / gcd; /* n_ic * nj is a multiple of nt */
-    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs, 0};
+    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs, 0, 1};
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         gemm_team(&pl, omp_get_thread_num(), omp_get_num_threads()); /* the team may be smaller than asked */

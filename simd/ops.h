@@ -24,6 +24,9 @@ typedef struct {
     float *C; ptrdiff_t ldc;              /* C(i,j) = C[i*ldc + j] */
     const float *bias; unsigned bias_kind; /* 0, LOCUS_UKR_BIAS_COL (bias[j]) or LOCUS_UKR_BIAS_ROW (bias[i]) */
     locus_pack_b_fn pack_b; const void *pack_ctx;
+    int pack_b_rows;                      /* optional hint for pack_b: K rows per call when panels are packed in
+                                           * groups (the few-rows schedule) — for a source whose panel rows are
+                                           * short runs of memory; 0: one call per panel and K block */
     const float *packed_b;                /* optional: B already packed by locus_gemm_pack_b (then B/pack_b unused) */
     int accum;                            /* != 0: each C(i,j) chain starts from the value already in C (as the
                                            * later K-blocks do), so two GEMMs with accum on the second equal one
