@@ -5,7 +5,8 @@
  * through C in memory: the first block starts from 0 (or, with d->accum, from C: how the backward ops
  * accumulate gradients), later blocks continue the same FMA chain from the value stored in C (fp32, exact),
  * so the result equals one unblocked chain over k.  Tasks partition C, so the
- * thread count never changes what any output sees.
+ * thread count never changes what any output sees.  Few rows (M <= SMALL_M): pc > [pack all of A, per
+ * thread] > the thread's own column panels, each packed privately > ir > micro-kernel (gemm_team_small_m).
  */
 #include <assert.h>
 #include <stdatomic.h>
@@ -129,8 +130,7 @@ typedef struct {
     int MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want;
     float *bbuf;  /* packed B panels of the current K block, shared by the team (NULL: d->packed_b) */
     float *abufs; /* [nt][MC*kcmax] packed A blocks, one per thread */
-    int small_m;  /* the column-panel schedule (gemm_team_small_m; MC is then M rounded up to MR) */
-    int group;    /* its B panels packed together (1: panel by panel) */
+    int group;    /* gemm_team_small_m (where MC is M rounded up to MR): B panels packed together (1: one by one) */
 } gemm_plan;
 
 /* [lo, hi) of n iterations for thread tid of nt: OpenMP's schedule(static) split */
@@ -263,6 +263,8 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int ncmax = d->N < NC ? d->N : NC;
     int kcmax = d->K < KC ? d->K : KC;
     size_t npan_max = (size_t)(ncmax + NR - 1) / NR;
+    /* few column panels: each A block would be used only once or twice, so read A in place instead of
+     * packing it (same FMA order, same bits) when the table has a direct micro-kernel */
     const int direct = kt->gemm_ukr_direct && d->a_cs == 1 && (d->N + NR - 1) / NR <= 2;
     if (!direct && d->M <= SMALL_M && (d->N + NR - 1) / NR >= 2 * nt) {
         int mpad = (d->M + MR - 1) / MR * MR;
@@ -271,7 +273,7 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
         float *bb = d->packed_b ? NULL : locus_alloc((size_t)nt * group * NR * kcmax * sizeof(float));
         float *ab = locus_alloc((size_t)nt * mpad * kcmax * sizeof(float));
         assert((bb || d->packed_b) && ab);
-        gemm_plan pl = {d, kt, MR, NR, mpad, kcmax, 0, 0, 0, 0, bb, ab, 1, group};
+        gemm_plan pl = {d, kt, MR, NR, mpad, kcmax, 0, 0, 0, 0, bb, ab, group};
         if (nt > 1) {
 #pragma omp parallel num_threads(nt)
             gemm_team_small_m(&pl, omp_get_thread_num(), omp_get_num_threads());
@@ -287,8 +289,6 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     assert((bbuf || d->packed_b) && abufs);
     /* row blocks of equal size (a multiple of MR, at most MC), their count a multiple of the thread count
      * when there is enough work, so that static scheduling gives every thread the same amount */
-    /* few column panels: each A block would be used only once or twice, so read A in place instead of
-     * packing it (same FMA order, same bits) when the table has a direct micro-kernel */
     int n_ic = (d->M + MC - 1) / MC;
     if (nt > 1 && n_ic >= nt) n_ic = (n_ic + nt - 1) / nt * nt;
     int rows_per = ((d->M + n_ic - 1) / n_ic + MR - 1) / MR * MR;
@@ -300,7 +300,7 @@ static void gemm_run(const locus_gemm_desc *d, int nt) {
     int gcd = n_ic, b_ = nt;
     while (b_) { int t_ = gcd % b_; gcd = b_; b_ = t_; }
     int nj_want = nt / gcd; /* n_ic * nj is a multiple of nt */
-    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs, 0, 1};
+    gemm_plan pl = {d, kt, MR, NR, MC, kcmax, direct, n_ic, rows_per, nj_want, bbuf, abufs, 1};
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         gemm_team(&pl, omp_get_thread_num(), omp_get_num_threads()); /* the team may be smaller than asked */
