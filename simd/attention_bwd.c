@@ -13,7 +13,7 @@
  * Blocks run in query order and every block after the first accumulates (the GEMM's accum), so each dK / dV
  * element is ONE FMA chain over all queries in order, whatever the block size (as the GEMM itself carries its
  * K-blocks through C).  rowsum(P * dP) equals rowsum(dO * O) (the usual form) but needs no O, so the forward
- * output buffer may have been reused.  Memory: 2 x block x Tk floats per (b, h) in flight (block chosen to
+ * output buffer may have been reused.  Memory: 2 x block x Tk floats per (b, h) in flight (1 x with f->probs) (block chosen to
  * keep that under BLOCK_BYTES).  The (b, h) pairs run in parallel with single-threaded GEMMs when there are
  * at least as many as threads; otherwise one at a time with threaded GEMMs.  Same bits either way.
  */
@@ -38,6 +38,18 @@ static int block_rows(int Tq, int Tk) {
     return qb < Tq ? qb : (Tq > 0 ? Tq : 1);
 }
 
+/* C[rows, Tk] = X_blk . Y^T: X rows of D with stride x_ts, Y's Tk rows of D with stride y_ts (one FMA chain
+ * over d per element: the scores Q.K^T as the forward computes them, and dP = dO.V^T) */
+static void rows_by_keys(void (*gemm)(const locus_gemm_desc *), const float *x, ptrdiff_t x_ts, const float *y, ptrdiff_t y_ts,
+                         int rows, int Tk, int D, float *c) {
+    locus_gemm_desc g = {0};
+    g.M = rows; g.N = Tk; g.K = D;
+    g.A = x; g.a_rs = x_ts; g.a_cs = 1;
+    g.B = y; g.b_rs = 1; g.b_cs = y_ts;
+    g.C = c; g.ldc = Tk;
+    gemm(&g);
+}
+
 static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, float *dk, float *dv, int accum, int b,
                         int h, int qb, float *Pbuf, float *dS, int nt) {
     const locus_row_kernels *rk = locus_k()->row;
@@ -53,12 +65,7 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         if (f->probs) {
             P = f->probs + (((size_t)b * f->H + h) * f->Tq + i0) * Tk; /* the forward's [rows, Tk] */
         } else { /* P[rows, Tk] = Q_blk . K^T, then softmax(P * scale + mask) per row, as the forward */
-            locus_gemm_desc g = {0};
-            g.M = rows; g.N = Tk; g.K = D;
-            g.A = q; g.a_rs = f->q_ts; g.a_cs = 1;
-            g.B = k; g.b_rs = 1; g.b_cs = f->k_ts;
-            g.C = Pbuf; g.ldc = Tk;
-            gemm(&g);
+            rows_by_keys(gemm, q, f->q_ts, k, f->k_ts, rows, Tk, D, Pbuf);
             LOCUS_PAR_FOR(nt, for (int i = 0; i < rows; i++) {
                 const float *mask = f->mask ? f->mask + b * f->mask_bs + (ptrdiff_t)h * f->mask_hs + (ptrdiff_t)(i0 + i) * f->mask_qs : NULL;
                 rk->softmax(Pbuf + (size_t)i * Tk, Pbuf + (size_t)i * Tk, (size_t)Tk, f->scale, mask);
@@ -75,12 +82,7 @@ static void attn_bwd_bh(const locus_attn_desc *f, const float *do_, float *dq, f
         }
         if (!dq && !dk) continue;
         /* dP[rows, Tk] = dO_blk . V^T (into dS), then dS in place */
-        locus_gemm_desc d = {0};
-        d.M = rows; d.N = Tk; d.K = D;
-        d.A = dob; d.a_rs = f->o_ts; d.a_cs = 1;
-        d.B = v; d.b_rs = 1; d.b_cs = f->v_ts;
-        d.C = dS; d.ldc = Tk;
-        gemm(&d);
+        rows_by_keys(gemm, dob, f->o_ts, v, f->v_ts, rows, Tk, D, dS);
         LOCUS_PAR_FOR(nt, for (int i = 0; i < rows; i++) {
             const float *p = P + (size_t)i * Tk; /* [Tk] */
             float *s = dS + (size_t)i * Tk;     /* [Tk] */
@@ -123,18 +125,20 @@ void locus_attention_bwd(const locus_attn_desc *f, const float *do_, float *dq, 
     const size_t pp = (size_t)qb * (f->Tk > 0 ? f->Tk : 1) + 16; /* floats per P or dS buffer */
     int nt = omp_in_parallel() ? 1 : locus_threads();
     int par = nt > 1 && nbh >= nt;
-    int nbuf = par ? nt : 1;
-    float *buf = locus_alloc((size_t)nbuf * 2 * pp * sizeof(float));
+    int nbuf = par ? nt : 1, per = f->probs ? 1 : 2; /* dS, and P unless the forward's are given */
+    float *buf = locus_alloc((size_t)nbuf * per * pp * sizeof(float));
     assert(buf);
     if (par) {
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (long bh = 0; bh < nbh; bh++) {
-            float *P = buf + (size_t)omp_get_thread_num() * 2 * pp;
-            attn_bwd_bh(f, do_, dq, dk, dv, accum, (int)(bh / f->H), (int)(bh % f->H), qb, P, P + pp, 1);
+            float *slot = buf + (size_t)omp_get_thread_num() * per * pp;
+            attn_bwd_bh(f, do_, dq, dk, dv, accum, (int)(bh / f->H), (int)(bh % f->H), qb, per > 1 ? slot : NULL,
+                        slot + (per - 1) * pp, 1);
         }
     } else {
         for (long bh = 0; bh < nbh; bh++)
-            attn_bwd_bh(f, do_, dq, dk, dv, accum, (int)(bh / f->H), (int)(bh % f->H), qb, buf, buf + pp, nt);
+            attn_bwd_bh(f, do_, dq, dk, dv, accum, (int)(bh / f->H), (int)(bh % f->H), qb, per > 1 ? buf : NULL,
+                        buf + (per - 1) * pp, nt);
     }
     locus_free(buf);
 }

@@ -240,10 +240,7 @@ static void dx_gemm_t(const float *w, int B, int Cin, int KT, int khw, const dyc
     assert(cols && t);
     int nt = omp_in_parallel() || (double)KT * N < 65536.0 ? 1 : locus_threads();
     LOCUS_PAR_FOR(nt, for (int k = 0; k < KT; k += 64) pack_dycol(ctx, k, KT - k < 64 ? KT - k : 64, 0, (int)N, (int)N, cols + (size_t)k * N););
-    if (accum)
-        for (int b = 0; b < B; b++)
-            for (int ci = 0; ci < Cin; ci++)
-                for (size_t p = 0; p < HW; p++) t[((size_t)b * HW + p) * Cin + ci] = dx[((size_t)b * Cin + ci) * HW + p];
+    if (accum) locus_transpose(dx, t, B, Cin, (int)HW); /* [B, Cin, HW] -> [B, HW, Cin] */
     wcol_ctx wc = {w, Cin, khw};
     locus_gemm_desc d = {0};
     d.M = (int)N; d.N = Cin; d.K = KT;
@@ -253,9 +250,7 @@ static void dx_gemm_t(const float *w, int B, int Cin, int KT, int khw, const dyc
     d.C = t; d.ldc = Cin;
     d.accum = accum;
     locus_gemm(&d);
-    for (int b = 0; b < B; b++)
-        for (int ci = 0; ci < Cin; ci++)
-            for (size_t p = 0; p < HW; p++) dx[((size_t)b * Cin + ci) * HW + p] = t[((size_t)b * HW + p) * Cin + ci];
+    locus_transpose(t, dx, B, (int)HW, Cin);
     locus_free(cols);
     locus_free(t);
 }
