@@ -13,8 +13,8 @@
  * Blocks run in query order and every block after the first accumulates (the GEMM's accum), so each dK / dV
  * element is ONE FMA chain over all queries in order, whatever the block size (as the GEMM itself carries its
  * K-blocks through C).  rowsum(P * dP) equals rowsum(dO * O) (the usual form) but needs no O, so the forward
- * output buffer may have been reused.  Memory: 2 x block x Tk floats per (b, h) in flight (1 x with f->probs) (block chosen to
- * keep that under BLOCK_BYTES).  The (b, h) pairs run in parallel with single-threaded GEMMs when there are
+ * output buffer may have been reused.  Memory: block x Tk floats per (b, h) in flight for dS, and as much again for
+ * P unless the forward's probabilities are given (block chosen to keep that under BLOCK_BYTES).  The (b, h) pairs run in parallel with single-threaded GEMMs when there are
  * at least as many as threads; otherwise one at a time with threaded GEMMs.  Same bits either way.
  */
 #include <assert.h>

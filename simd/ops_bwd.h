@@ -67,8 +67,8 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
  *   dV = P^T dO   (one chain over queries per element)      dP = dO V^T
  *   dS = P * (dP - rowsum(P * dP))  (= rowsum(dO * O))      dQ = scale dS K,  dK = scale dS^T Q
  * dK and dV are chains over queries in order, so two calls over consecutive query ranges (the second with
- * accum) equal one call over all queries.  Memory: 2 x (1 x with f->probs) Tk x (a block of queries) floats per (batch, head) in
- * flight, at most 32 MiB unless Tk > 64K. */
+ * accum) equal one call over all queries.  Memory: Tk x (a block of queries) floats per (batch, head) in flight
+ * for dS, and as much again for P unless f->probs gives the forward's; at most 32 MiB unless Tk > 64K. */
 void locus_attention_bwd(const locus_attn_desc *f, const float *do_, float *dq, float *dk, float *dv, int accum);
 /* Tests: force the query block size of locus_attention_bwd (0: automatic, up to 32 MiB of P and dS per
  * (batch, head)).  The results do not depend on it (that is what the tests check). */
