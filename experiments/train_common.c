@@ -28,12 +28,14 @@ void locus_train_opts_defaults(locus_train_opts *o) {
     o->batch_size = 8; o->ckpt_every = 100; o->kl_weight = 1e-6; o->cfg_dropout = 0.1;
     o->lr = o->vae_lr = o->unet_lr = -1; /* the stage's default */
     o->tokenizer = "tests/golden/pipelines/sd15-tiny/tokenizer";
+    o->tokenizer2 = "tests/golden/pipelines/sd3-tiny/tokenizer_2";
+    o->max_seq = 256;
     o->samples = 4;
 }
 
 typedef struct {
-    const char *data, *config, *out, *base, *tokenizer, *res, *text_config, *vae_config, *unet_config;
-    long long steps, batch, ckpt, threads, warmup, decay, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
+    const char *data, *config, *out, *base, *tokenizer, *tokenizer2, *res, *text_config, *vae_config, *unet_config, *family, *sched_config;
+    long long max_seq, steps, batch, ckpt, threads, warmup, decay, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
     double lr, wd, eps, clip, kl, drop, vae_lr, unet_lr, ema;
     const char *betas;
 } raw_opts;
@@ -42,13 +44,16 @@ static const locus_help train_help = {
     "train",
     "vae --data DIR --config VAE_CONFIG.json -o OUTDIR [options]\n"
     "unet --data DIR -o OUTDIR [--base DIR] [--config UNET_CONFIG.json] [options]\n"
-    "pipeline -o OUTDIR [--text-config C] [--tokenizer DIR] [--data DIR --vae-config C --unet-config C ...] [options]",
-    "Train an AutoencoderKL or a UNet2DConditionModel from scratch and assemble a diffusers pipeline folder.",
+    "transformer --data DIR -o OUTDIR [--base DIR] [--config SD3_CONFIG.json] [options]\n"
+    "pipeline -o OUTDIR [--family sd|sd3] [--text-config C] [--tokenizer DIR] [--data DIR --vae-config C --unet-config C ...] [options]",
+    "Train an AutoencoderKL, a UNet2DConditionModel or an SD3Transformer2DModel from scratch and assemble a diffusers pipeline folder.",
     "vae: AutoencoderKL -> OUTDIR/vae.  unet: UNet2DConditionModel on the base's VAE latents -> OUTDIR/unet.\n"
-    "pipeline: the diffusers pipeline folder (model_index.json, scheduler/, tokenizer/, frozen random text_encoder/);\n"
-    "with --data it also trains vae/ then unet/ (each stage resumable).  Checkpoints, loss.csv, loss.png and the\n"
-    "pictures go to OUTDIR/train/; see docs/TRAINING.md.  Same bits for any ISA, thread count and kill + --resume.\n",
-    "vae unet pipeline"};
+    "transformer: SD3Transformer2DModel (flow matching) on the base's VAE latents -> OUTDIR/transformer.\n"
+    "pipeline: the diffusers pipeline folder (model_index.json, scheduler/, tokenizer/, frozen random text_encoder/;\n"
+    "--family sd3: StableDiffusion3Pipeline with two CLIP encoders and no T5); with --data (sd) it also trains vae/\n"
+    "then unet/ (each stage resumable).  Checkpoints, loss.csv, loss.png and the pictures go to OUTDIR/train/; see\n"
+    "docs/TRAINING.md.  Same bits for any ISA, thread count and kill + --resume.\n",
+    "vae unet transformer pipeline"};
 
 int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const char *what) {
     static const locus_opt tab[] = {
@@ -57,7 +62,11 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_S(raw_opts, "-o", out, "OUTDIR  output pipeline folder; the component goes to OUTDIR/vae or OUTDIR/unet (required)"),
         LOCUS_OPT_S(raw_opts, "--base", base, "DIR  unet: pipeline folder with vae/, text_encoder/, tokenizer/ (default: -o)"),
         LOCUS_OPT_S(raw_opts, "--tokenizer", tokenizer, "DIR  pipeline: CLIP tokenizer folder to copy (default tests/golden/pipelines/sd15-tiny/tokenizer)"),
-        LOCUS_OPT_S(raw_opts, "--text-config", text_config, "FILE  pipeline: CLIPTextModel config of the frozen random text encoder (default: the template)"),
+        LOCUS_OPT_S(raw_opts, "--tokenizer-2", tokenizer2, "DIR  pipeline --family sd3: tokenizer_2 folder to copy (default tests/golden/pipelines/sd3-tiny/tokenizer_2)"),
+        LOCUS_OPT_S(raw_opts, "--text-config", text_config, "FILE  pipeline: CLIPTextModel config of the frozen random text encoder(s) (default: the template)"),
+        LOCUS_OPT_S(raw_opts, "--family", family, "sd|sd3  pipeline: StableDiffusionPipeline or StableDiffusion3Pipeline skeleton (default sd)"),
+        LOCUS_OPT_S(raw_opts, "--scheduler-config", sched_config, "FILE  pipeline: scheduler config over the template (DDIM for sd, FlowMatchEuler for sd3)"),
+        LOCUS_OPT_I(raw_opts, "--max-sequence-length", max_seq, 1, 512, "N  transformer: T5 tokens of the SD3 prompt embedding, zeros without T5 (default 256, as diffusers)"),
         LOCUS_OPT_S(raw_opts, "--vae-config", vae_config, "FILE  pipeline: AutoencoderKL config (required with --data)"),
         LOCUS_OPT_S(raw_opts, "--unet-config", unet_config, "FILE  pipeline: UNet2DConditionModel config (default: the template)"),
         LOCUS_OPT_S(raw_opts, "--resolution", res, "WxH  training image size (default: the first image's size)"),
@@ -93,7 +102,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     raw_opts r;
     memset(&r, 0, sizeof r);
     r.lr = -1; r.vae_lr = -1; r.unet_lr = -1; r.wd = o->wd; r.eps = o->eps; r.clip = o->clip; r.kl = o->kl_weight; r.drop = o->cfg_dropout;
-    r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.samples = o->samples; r.tokenizer = o->tokenizer; r.seed = (long long)o->seed;
+    r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.samples = o->samples; r.tokenizer = o->tokenizer; r.tokenizer2 = o->tokenizer2; r.max_seq = o->max_seq; r.seed = (long long)o->seed;
     /* flags without a value are taken out first */
     char **av = malloc((size_t)(argc + 1) * sizeof *av);
     if (!av) { fprintf(stderr, "locus train %s: out of memory\n", what); return 2; }
@@ -121,7 +130,14 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     if (rc == -1) return 1;
     if (rc) return rc;
     o->data = r.data; o->config = r.config; o->out = r.out; o->base = r.base; o->tokenizer = r.tokenizer;
-    o->text_config = r.text_config; o->vae_config = r.vae_config; o->unet_config = r.unet_config;
+    o->text_config = r.text_config; o->tokenizer2 = r.tokenizer2; o->sched_config = r.sched_config; o->max_seq = (int)r.max_seq;
+    o->family_sd3 = 0;
+    if (r.family && !strcmp(r.family, "sd3")) o->family_sd3 = 1;
+    else if (r.family && strcmp(r.family, "sd")) {
+        fprintf(stderr, "locus train %s: --family %s: expected sd or sd3\n", what, r.family);
+        return 2;
+    }
+    o->vae_config = r.vae_config; o->unet_config = r.unet_config;
     o->steps = (int)r.steps; o->batch_size = (int)r.batch; o->ckpt_every = (int)r.ckpt; o->threads = (int)r.threads;
     o->warmup = (int)r.warmup; o->decay = (int)r.decay; o->seed = (uint64_t)r.seed; o->lr = r.lr; o->ema = r.ema; o->vae_lr = r.vae_lr; o->unet_lr = r.unet_lr; o->wd = r.wd; o->eps = r.eps; o->clip = r.clip;
     o->kl_weight = r.kl; o->cfg_dropout = r.drop; o->samples = (int)r.samples;
@@ -280,6 +296,22 @@ static const char *TEMPLATE_DDIM =
     " \"num_train_timesteps\": 1000, \"prediction_type\": \"epsilon\", \"rescale_betas_zero_snr\": false, \"sample_max_value\": 1.0,"
     " \"set_alpha_to_one\": false, \"steps_offset\": 1, \"thresholding\": false, \"timestep_spacing\": \"leading\", \"trained_betas\": null}";
 
+/* SD3 pieces (tests/golden/pipelines/sd3-tiny, written by diffusers 0.31.0 / transformers) */
+static const char *TEMPLATE_SD3 =
+    "{\"_class_name\": \"SD3Transformer2DModel\", \"_diffusers_version\": \"0.31.0\", \"attention_head_dim\": 8, \"caption_projection_dim\": 32,"
+    " \"dual_attention_layers\": [], \"in_channels\": 16, \"joint_attention_dim\": 44, \"num_attention_heads\": 4, \"num_layers\": 3,"
+    " \"out_channels\": 16, \"patch_size\": 2, \"pooled_projection_dim\": 40, \"pos_embed_max_size\": 16, \"qk_norm\": null, \"sample_size\": 8}";
+
+static const char *TEMPLATE_FLOW =
+    "{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"_diffusers_version\": \"0.31.0\", \"base_image_seq_len\": 256, \"base_shift\": 0.5,"
+    " \"max_image_seq_len\": 4096, \"max_shift\": 1.15, \"num_train_timesteps\": 1000, \"shift\": 3.0, \"use_dynamic_shifting\": false}";
+
+static const char *TEMPLATE_CLIP_PROJ =
+    "{\"architectures\": [\"CLIPTextModelWithProjection\"], \"attention_dropout\": 0.0, \"bos_token_id\": 0, \"dropout\": 0.0, \"eos_token_id\": 2,"
+    " \"hidden_act\": \"quick_gelu\", \"hidden_size\": 16, \"initializer_factor\": 1.0, \"initializer_range\": 0.02, \"intermediate_size\": 64,"
+    " \"layer_norm_eps\": 1e-05, \"max_position_embeddings\": 77, \"model_type\": \"clip_text_model\", \"num_attention_heads\": 2,"
+    " \"num_hidden_layers\": 3, \"pad_token_id\": 1, \"projection_dim\": 16, \"torch_dtype\": \"float32\", \"vocab_size\": 49408}";
+
 /* A float as Python's repr: the shortest %.{p}g that reads back to the same double, with ".0" when it would
  * look like an integer. */
 static void put_pyfloat(locus_strbuf *b, double v) {
@@ -342,7 +374,9 @@ static int same_kind(const locus_json *t, const locus_json *u) {
 }
 
 locus_status locus_train_config_text(int kind, const char *user_path, const char *over, char **text) {
-    const char *tpl = kind == LOCUS_CFG_VAE ? TEMPLATE_VAE : kind == LOCUS_CFG_UNET ? TEMPLATE_UNET : kind == LOCUS_CFG_CLIP_TEXT ? TEMPLATE_CLIP : TEMPLATE_DDIM;
+    const char *tpl = kind == LOCUS_CFG_VAE ? TEMPLATE_VAE : kind == LOCUS_CFG_UNET ? TEMPLATE_UNET : kind == LOCUS_CFG_CLIP_TEXT ? TEMPLATE_CLIP
+                    : kind == LOCUS_CFG_SD3 ? TEMPLATE_SD3 : kind == LOCUS_CFG_FLOW ? TEMPLATE_FLOW : kind == LOCUS_CFG_CLIP_PROJ ? TEMPLATE_CLIP_PROJ
+                    : TEMPLATE_DDIM;
     locus_json_doc td, ud = {0}, od = {0};
     locus_status st = locus_json_parse(&td, tpl, strlen(tpl), "config template");
     if (st) return st;

@@ -31,7 +31,9 @@
 
 /* Options shared by the stages (0 / NULL = not given). */
 typedef struct {
-    const char *data, *config, *out, *base, *tokenizer, *text_config, *vae_config, *unet_config;
+    const char *data, *config, *out, *base, *tokenizer, *tokenizer2, *text_config, *vae_config, *unet_config, *sched_config;
+    int family_sd3;   /* pipeline: a StableDiffusion3Pipeline skeleton (train_sd3.c) */
+    int max_seq;      /* transformer: T5 tokens of the SD3 prompt embedding (zeros without T5; 256) */
     int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
     int decay;        /* the last `decay` steps take the learning rate linearly to 0 (0 = constant) */
     int train_text;   /* unet: train the (layer-free) CLIP text encoder with the UNet (train_text.c) */
@@ -68,7 +70,7 @@ void locus_train_image_f32(const locus_train_images *d, int i, float *out);
 
 /* ---- diffusers config files ---- */
 
-enum { LOCUS_CFG_VAE, LOCUS_CFG_UNET, LOCUS_CFG_CLIP_TEXT, LOCUS_CFG_DDIM };
+enum { LOCUS_CFG_VAE, LOCUS_CFG_UNET, LOCUS_CFG_CLIP_TEXT, LOCUS_CFG_DDIM, LOCUS_CFG_SD3, LOCUS_CFG_FLOW, LOCUS_CFG_CLIP_PROJ };
 /* Merge a user config (JSON file; NULL = defaults only) over the diffusers 0.31 template of `kind` and write
  * it to `path` as diffusers does (every __init__ argument, sorted keys, indent 2, floats with a decimal
  * point, trailing newline).  Unknown keys, wrong types and a wrong _class_name are errors naming the key.
@@ -161,10 +163,24 @@ locus_status locus_text_train_backward(const locus_text_train *tt, const int *ca
 /* Rewrite base/text_encoder/model.safetensors with the trained parameters (F16 when fp16), atomically. */
 locus_status locus_text_train_save(const locus_text_train *tt, const char *base, int fp16);
 
+/* CLIPTextModel(WithProjection) weights for the config at cfg_path, initialised as transformers does
+ * (train_pipeline.c); with_proj: also text_projection.weight [projection_dim, hidden_size], all zeros (SD3
+ * skeletons: pooled text embeddings exactly 0, train_sd3.c says why). */
+locus_status locus_train_write_text_encoder(const char *cfg_path, const char *out, uint64_t seed, int fp16, int with_proj);
+
+/* diffusers' get_2d_sincos_pos_embed(D, G, base_size) as numpy computes it (float32 grid, float64 sin/cos),
+ * [G*G, D] into out: the SD3 transformer's pos_embed.pos_embed buffer for pos_embed_max_size G (train_sd3.c). */
+void locus_train_sincos_pos_embed(float *out, int D, int G, int base_size);
+
 /* ---- commands ---- */
 int locus_cmd_train(int argc, char **argv);
 int locus_train_vae(const locus_train_opts *o);
 int locus_train_unet(const locus_train_opts *o);
+int locus_train_transformer(const locus_train_opts *o);
+/* The StableDiffusion3Pipeline skeleton (train_sd3.c): model_index.json (no T5), FlowMatchEuler scheduler/,
+ * tokenizer/ + tokenizer_2/ (copied), text_encoder/ + text_encoder_2/ (CLIPTextModelWithProjection, zero text
+ * projections); vae/ and transformer/ come from `train vae` / `train transformer`.  Existing files are kept. */
+locus_status locus_train_skeleton_sd3(const locus_train_opts *o);
 /* The pipeline skeleton in o->out: model_index.json, scheduler/, tokenizer/ (copied from o->tokenizer),
  * text_encoder/ (config o->text_config over the template, frozen CLIP-init random weights from o->seed);
  * existing files are kept (so a resumed pipeline run does not rewrite them). */

@@ -36,6 +36,16 @@ static const char *MODEL_INDEX =
     "  \"tokenizer\": [\n    \"transformers\",\n    \"CLIPTokenizer\"\n  ],\n  \"unet\": [\n    \"diffusers\",\n    \"UNet2DConditionModel\"\n  ],\n"
     "  \"vae\": [\n    \"diffusers\",\n    \"AutoencoderKL\"\n  ]\n}\n";
 
+static const char *MODEL_INDEX_SD3 =
+    "{\n  \"_class_name\": \"StableDiffusion3Pipeline\",\n  \"_diffusers_version\": \"0.31.0\",\n"
+    "  \"scheduler\": [\n    \"diffusers\",\n    \"FlowMatchEulerDiscreteScheduler\"\n  ],\n"
+    "  \"text_encoder\": [\n    \"transformers\",\n    \"CLIPTextModelWithProjection\"\n  ],\n"
+    "  \"text_encoder_2\": [\n    \"transformers\",\n    \"CLIPTextModelWithProjection\"\n  ],\n"
+    "  \"text_encoder_3\": [\n    null,\n    null\n  ],\n"
+    "  \"tokenizer\": [\n    \"transformers\",\n    \"CLIPTokenizer\"\n  ],\n  \"tokenizer_2\": [\n    \"transformers\",\n    \"CLIPTokenizer\"\n  ],\n"
+    "  \"tokenizer_3\": [\n    null,\n    null\n  ],\n"
+    "  \"transformer\": [\n    \"diffusers\",\n    \"SD3Transformer2DModel\"\n  ],\n  \"vae\": [\n    \"diffusers\",\n    \"AutoencoderKL\"\n  ]\n}\n";
+
 static int exists(const char *p) { return access(p, F_OK) == 0; }
 
 static locus_status copy_file(const char *from, const char *to) {
@@ -48,17 +58,16 @@ static locus_status copy_file(const char *from, const char *to) {
     return st;
 }
 
-/* CLIPTextModel weights from the config at cfg_path, initialised as transformers does. */
-static locus_status write_text_encoder(const char *cfg_path, const char *out, uint64_t seed, int fp16) {
+locus_status locus_train_write_text_encoder(const char *cfg_path, const char *out, uint64_t seed, int fp16, int with_proj) {
     locus_json_doc doc;
     locus_status st = locus_json_parse_file(&doc, cfg_path);
     if (st) return st;
     int64_t V = locus_json_int(doc.root, "vocab_size", 49408, NULL), D = locus_json_int(doc.root, "hidden_size", 512, NULL);
     int64_t F = locus_json_int(doc.root, "intermediate_size", 2048, NULL), P = locus_json_int(doc.root, "max_position_embeddings", 77, NULL);
-    int64_t NL = locus_json_int(doc.root, "num_hidden_layers", 12, NULL);
+    int64_t NL = locus_json_int(doc.root, "num_hidden_layers", 12, NULL), PJ = locus_json_int(doc.root, "projection_dim", 512, NULL);
     double fac = locus_json_num(doc.root, "initializer_factor", 1.0, NULL), rng = locus_json_num(doc.root, "initializer_range", 0.02, NULL);
     locus_json_free(&doc);
-    if (V < 1 || D < 1 || F < 1 || P < 1 || NL < 0 || V * D > (1LL << 30)) return locus_fail(LOCUS_E_ARG, "%s: text encoder sizes out of range", cfg_path);
+    if (V < 1 || D < 1 || F < 1 || P < 1 || NL < 0 || PJ < 1 || PJ > 65536 || V * D > (1LL << 30)) return locus_fail(LOCUS_E_ARG, "%s: text encoder sizes out of range", cfg_path);
     locus_st_writer *w = locus_st_writer_new();
     float *buf = malloc((size_t)(V * D > F * D ? V * D : F * D) * sizeof(float)); /* the largest tensor */
     if (!w || !buf) { locus_st_writer_free(w); free(buf); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
@@ -111,6 +120,12 @@ static locus_status write_text_encoder(const char *cfg_path, const char *out, ui
     }
     CONST("text_model.final_layer_norm.weight", D, 1.0f);
     CONST("text_model.final_layer_norm.bias", D, 0.0f);
+    if (with_proj && !st) { /* zeros: pooled text embeddings exactly 0 */
+        float *z = calloc((size_t)(PJ * D), sizeof(float));
+        int64_t sh[2] = {PJ, D};
+        st = z ? locus_train_add_tensor(w, "text_projection.weight", 2, sh, z, (size_t)(PJ * D), fp16) : locus_fail(LOCUS_E_NOMEM, "out of memory");
+        free(z);
+    }
 #undef NORMAL
 #undef CONST
     if (!st) st = locus_st_writer_add_meta(w, "format", "pt");
@@ -128,7 +143,7 @@ locus_status locus_train_skeleton(const locus_train_opts *o) {
     snprintf(p, sizeof p, "%s/scheduler", o->out);
     if (!st) st = locus_mkdir(p);
     snprintf(p, sizeof p, "%s/scheduler/scheduler_config.json", o->out);
-    if (!st && !exists(p)) st = locus_train_write_config(LOCUS_CFG_DDIM, NULL, NULL, p);
+    if (!st && !exists(p)) st = locus_train_write_config(LOCUS_CFG_DDIM, o->sched_config, NULL, p);
     snprintf(p, sizeof p, "%s/tokenizer", o->out);
     if (!st) st = locus_mkdir(p);
     static const char *tokfiles[] = {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"};
@@ -143,21 +158,67 @@ locus_status locus_train_skeleton(const locus_train_opts *o) {
     snprintf(q, sizeof q, "%s/text_encoder/model.safetensors", o->out);
     if (!st && !exists(q)) { /* config and weights together, the weights last (their presence means done) */
         st = locus_train_write_config(LOCUS_CFG_CLIP_TEXT, o->text_config, o->fp16 ? "{\"torch_dtype\": \"float16\"}" : NULL, p);
-        if (!st) st = write_text_encoder(p, q, o->seed, o->fp16);
+        if (!st) st = locus_train_write_text_encoder(p, q, o->seed, o->fp16, 0);
+    }
+    return st;
+}
+
+/* SD3 text encoders: at least one layer (the pipeline reads the penultimate hidden state, i.e. here the
+ * embeddings), zero text projections (train_sd3.c).  Two encoders, seeds o->seed and o->seed + 1. */
+locus_status locus_train_skeleton_sd3(const locus_train_opts *o) {
+    char p[4400], q[4400];
+    locus_status st = locus_mkdir(o->out);
+    snprintf(p, sizeof p, "%s/model_index.json", o->out);
+    if (!st && !exists(p)) st = locus_write_atomic(p, MODEL_INDEX_SD3, strlen(MODEL_INDEX_SD3));
+    snprintf(p, sizeof p, "%s/scheduler", o->out);
+    if (!st) st = locus_mkdir(p);
+    snprintf(p, sizeof p, "%s/scheduler/scheduler_config.json", o->out);
+    if (!st && !exists(p)) st = locus_train_write_config(LOCUS_CFG_FLOW, o->sched_config, NULL, p);
+    static const char *tokfiles[] = {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"};
+    for (int k = 0; k < 2 && !st; k++) {
+        const char *sub = k ? "tokenizer_2" : "tokenizer";
+        snprintf(p, sizeof p, "%s/%s", o->out, sub);
+        st = locus_mkdir(p);
+        for (int i = 0; i < 4 && !st; i++) {
+            snprintf(p, sizeof p, "%s/%s/%s", o->out, sub, tokfiles[i]);
+            snprintf(q, sizeof q, "%s/%s", k ? o->tokenizer2 : o->tokenizer, tokfiles[i]);
+            if (!exists(p)) st = copy_file(q, p);
+        }
+    }
+    for (int k = 0; k < 2 && !st; k++) {
+        const char *sub = k ? "text_encoder_2" : "text_encoder";
+        snprintf(p, sizeof p, "%s/%s", o->out, sub);
+        st = locus_mkdir(p);
+        snprintf(p, sizeof p, "%s/%s/config.json", o->out, sub);
+        snprintf(q, sizeof q, "%s/%s/model.safetensors", o->out, sub);
+        if (st || exists(q)) continue;
+        char *cfg = NULL;
+        st = locus_train_config_text(LOCUS_CFG_CLIP_PROJ, o->text_config, o->fp16 ? "{\"torch_dtype\": \"float16\"}" : NULL, &cfg);
+        if (!st) {
+            locus_json_doc d;
+            if (!(st = locus_json_parse(&d, cfg, strlen(cfg), p))) {
+                if (locus_json_int(d.root, "num_hidden_layers", 0, NULL) < 1)
+                    st = locus_fail(LOCUS_E_ARG, "--text-config: an SD3 pipeline reads the penultimate hidden state; num_hidden_layers must be at least 1");
+                locus_json_free(&d);
+            }
+        }
+        if (!st) st = locus_write_atomic(p, cfg, strlen(cfg));
+        free(cfg);
+        if (!st) st = locus_train_write_text_encoder(p, q, o->seed + (uint64_t)k, o->fp16, 1);
     }
     return st;
 }
 
 int locus_cmd_train(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "locus train: give a stage: vae, unet or pipeline (see 'locus train --help')\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "locus train: give a stage: vae, unet, transformer or pipeline (see 'locus train --help')\n"); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { /* the options of every stage */
         locus_train_opts o;
         locus_train_opts_defaults(&o);
         return locus_train_opts_parse(&o, argc, argv, "") == 1 ? 0 : 2;
     }
     const char *what = argv[1];
-    if (strcmp(what, "vae") && strcmp(what, "unet") && strcmp(what, "pipeline")) {
-        fprintf(stderr, "locus train: unknown stage '%s' (vae, unet or pipeline)\n", what);
+    if (strcmp(what, "vae") && strcmp(what, "unet") && strcmp(what, "transformer") && strcmp(what, "pipeline")) {
+        fprintf(stderr, "locus train: unknown stage '%s' (vae, unet, transformer or pipeline)\n", what);
         return 2;
     }
 #ifdef __GLIBC__
@@ -175,7 +236,15 @@ int locus_cmd_train(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : rc;
     if (!strcmp(what, "vae")) return locus_train_vae(&o);
     if (!strcmp(what, "unet")) return locus_train_unet(&o);
+    if (!strcmp(what, "transformer")) return locus_train_transformer(&o);
     if (o.threads) locus_set_threads(o.threads);
+    if (o.family_sd3) {
+        if (o.data) { fprintf(stderr, "locus train pipeline: --family sd3 writes the skeleton only; train vae/ and transformer/ with their stages\n"); return 2; }
+        locus_status s3 = locus_train_skeleton_sd3(&o);
+        if (s3) { fprintf(stderr, "locus train pipeline: %s\n", locus_errmsg()); return 2; }
+        fprintf(stderr, "locus: train pipeline: wrote the SD3 skeleton of %s (add vae/ and transformer/ with train vae / train transformer)\n", o.out);
+        return 0;
+    }
     locus_status st = locus_train_skeleton(&o);
     if (st) { fprintf(stderr, "locus train pipeline: %s\n", locus_errmsg()); return 2; }
     if (!o.data) { fprintf(stderr, "locus: train pipeline: wrote the skeleton of %s (add vae/ and unet/ with train vae / train unet)\n", o.out); return 0; }

@@ -149,6 +149,39 @@ static void test_f16(void) {
     CHECK(locus_train_f16(1.0f) == 0x3c00 && locus_train_f16(0.1f) == 0x2e66 && locus_train_f16(-2.0f) == 0xc000, "f16 known values");
 }
 
+/* the SD3 pieces: the three templates are the files diffusers / transformers wrote for sd3-tiny, and the
+ * sin-cos position table equals the pos_embed.pos_embed buffer diffusers saved (numpy's float64 sin/cos
+ * rounded to float32: bit for bit) */
+#define G3 "tests/golden/pipelines/sd3-tiny/"
+static void test_sd3(void) {
+    check_same(LOCUS_CFG_SD3, NULL, NULL, G3 "transformer/config.json", "sd3 transformer defaults");
+    check_same(LOCUS_CFG_SD3, G3 "transformer/config.json", NULL, G3 "transformer/config.json", "sd3 transformer");
+    check_same(LOCUS_CFG_FLOW, NULL, NULL, G3 "scheduler/scheduler_config.json", "flow-match scheduler defaults");
+    check_same(LOCUS_CFG_CLIP_PROJ, G3 "text_encoder/config.json", NULL, G3 "text_encoder/config.json", "CLIPTextModelWithProjection");
+    check_same(LOCUS_CFG_CLIP_PROJ, G3 "text_encoder_2/config.json", NULL, G3 "text_encoder_2/config.json", "CLIPTextModelWithProjection 2");
+    locus_st_file f;
+    locus_status st = locus_st_open(&f, G3 "transformer/diffusion_pytorch_model.safetensors");
+    CHECK(!st, "open sd3-tiny transformer: %s", st ? locus_errmsg() : "");
+    if (st) return;
+    const locus_st_tensor *t = locus_st_find(&f, "pos_embed.pos_embed");
+    const int D = 32, G = 16, base = 8 / 2; /* inner dim 4 x 8, pos_embed_max_size 16, sample_size 8, patch 2 */
+    float *want = malloc((size_t)G * G * D * 4), *got = malloc((size_t)G * G * D * 4);
+    CHECK(t && locus_st_numel(t) == (int64_t)G * G * D && want && got && !locus_st_to_f32(t, want, (int64_t)G * G * D), "pos_embed.pos_embed [1,256,32]");
+    if (t && want && got) {
+        locus_train_sincos_pos_embed(got, D, G, base);
+        int same = 0;
+        double md = 0;
+        for (int i = 0; i < G * G * D; i++) {
+            same += memcmp(&got[i], &want[i], 4) == 0;
+            md = fmax(md, fabs((double)got[i] - want[i]));
+        }
+        CHECK(same == G * G * D, "sin-cos position table: %d of %d values bit-equal to diffusers' (max |diff| %.3g)", same, G * G * D, md);
+    }
+    free(want);
+    free(got);
+    locus_st_close(&f);
+}
+
 static void test_chart(void) {
     float y[300];
     for (int i = 0; i < 300; i++) y[i] = 1.0f / (1.0f + 0.05f * (float)i) + 0.01f * (float)(i % 7);
@@ -167,6 +200,7 @@ int main(void) {
     test_configs();
     test_init();
     test_f16();
+    test_sd3();
     test_chart();
     char p[256];
     snprintf(p, sizeof p, "/tmp/test_train_%d_u.json", (int)getpid());
