@@ -165,7 +165,8 @@ locus_status locus_text_train_save(const locus_text_train *tt, const char *base,
 
 /* CLIPTextModel(WithProjection) weights for the config at cfg_path, initialised as transformers does
  * (train_pipeline.c); with_proj: also text_projection.weight [projection_dim, hidden_size], all zeros (SD3
- * skeletons: pooled text embeddings exactly 0, train_sd3.c says why). */
+ * skeletons: pooled text embeddings exactly 0, train_sd3.c says why), and no position_ids buffer (the key sets
+ * transformers wrote for tests/golden/pipelines/sd15-tiny and sd3-tiny respectively). */
 locus_status locus_train_write_text_encoder(const char *cfg_path, const char *out, uint64_t seed, int fp16, int with_proj);
 
 /* diffusers' get_2d_sincos_pos_embed(D, G, base_size) as numpy computes it (float32 grid, float64 sin/cos),

@@ -93,7 +93,7 @@ locus_status locus_train_write_text_encoder(const char *cfg_path, const char *ou
     int64_t *ids = malloc((size_t)P * sizeof *ids), sh_ids[2] = {1, P};
     if (!ids) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
     for (int64_t i = 0; !st && i < P; i++) ids[i] = i;
-    if (!st) st = locus_st_writer_add(w, "text_model.embeddings.position_ids", LOCUS_I64, 2, sh_ids, ids);
+    if (!st && !with_proj) st = locus_st_writer_add(w, "text_model.embeddings.position_ids", LOCUS_I64, 2, sh_ids, ids);
     free(ids);
     for (int64_t l = 0; l < NL; l++) {
         static const char *proj[] = {"q_proj", "k_proj", "v_proj", "out_proj"};

@@ -187,6 +187,51 @@ done
 cli_err "text training with layers" "without transformer layers" "$L" train unet --data "$tmp/data" -o "$tmp/h" --config zoo/configs/tiny-unet.json --steps 1 --train-text-encoder
 cli_err "text training with --base" "pass no --base" "$L" train unet --data "$tmp/data" --base "$tmp/a" -o "$tmp/t6" --steps 1 --train-text-encoder
 
+# 10. SD3: `train pipeline --family sd3` + `train transformer` (an SD3Transformer2DModel by flow matching, the two
+#     one-layer CLIP encoders' embeddings trained with it): the same bytes for scalar/1 thread and the best
+#     ISA/2 threads and after 5 steps + --resume; generate reads the folder; with sd3-tiny's configs the files
+#     have diffusers' names, shapes and config bytes
+printf '{"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "projection_dim": 8}\n' >"$tmp/text1.json"
+printf '{"attention_head_dim": 8, "caption_projection_dim": 16, "in_channels": 4, "out_channels": 4, "joint_attention_dim": 40,
+  "num_attention_heads": 2, "num_layers": 2, "pooled_projection_dim": 16, "pos_embed_max_size": 16, "sample_size": 8}\n' >"$tmp/sd3.json"
+s3=(train transformer --data "$tmp/data" --config "$tmp/sd3.json" --batch-size 4 --seed 3 --quiet --samples 1 --max-sequence-length 4 --train-text-encoder)
+for d in s1 s2 s4; do
+  "$L" train pipeline --family sd3 -o "$tmp/$d" --text-config "$tmp/text1.json" --seed 3 2>/dev/null || bad "sd3 skeleton"
+  mkdir -p "$tmp/$d/vae" && cp "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/$d/vae/" &&
+    sed 's/"shift_factor": null/"shift_factor": 0.0/' "$tmp/a/vae/config.json" >"$tmp/$d/vae/config.json"
+done
+LOCUS_ISA=scalar LOCUS_THREADS=1 "$L" "${s3[@]}" -o "$tmp/s1" --steps 10 2>"$tmp/s1.err" || bad "sd3 scalar run: $(tail -1 "$tmp/s1.err")"
+LOCUS_ISA=$best LOCUS_THREADS=2 "$L" "${s3[@]}" -o "$tmp/s2" --steps 10 --checkpoint-every 3 2>"$tmp/s2.err" || bad "sd3 $best run: $(tail -1 "$tmp/s2.err")"
+"$L" "${s3[@]}" -o "$tmp/s4" --steps 5 2>/dev/null && "$L" "${s3[@]}" -o "$tmp/s4" --steps 10 --resume 2>/dev/null || bad "sd3 5 + resume runs"
+for x in transformer/diffusion_pytorch_model.safetensors text_encoder/model.safetensors text_encoder_2/model.safetensors train/transformer_loss.csv train/transformer_step10.png; do
+  [ -s "$tmp/s1/$x" ] && cmp -s "$tmp/s1/$x" "$tmp/s2/$x" && ok || bad "sd3: $x differs between scalar/1 and $best/2"
+  [ "$x" = train/transformer_step10.png ] || { cmp -s "$tmp/s1/$x" "$tmp/s4/$x" && ok || bad "sd3: $x differs after 5 steps + --resume"; }
+done
+"$L" train pipeline --family sd3 -o "$tmp/s5" --text-config "$tmp/text1.json" --seed 3 2>/dev/null
+[ -s "$tmp/s1/text_encoder_2/model.safetensors" ] && ! "$B/test_grad" --same-tensors "$tmp/s1/text_encoder_2/model.safetensors" "$tmp/s5/text_encoder_2/model.safetensors" >/dev/null 2>&1 &&
+  ok || bad "sd3 --train-text-encoder left text_encoder_2 unchanged"
+for w in OPEN STOP; do
+  "$L" generate --model "$tmp/s1" --prompt "A sign that says \"$w\"." --width 32 --height 16 --steps 3 --seed 7 --max-sequence-length 4 -o "$tmp/s.$w.png" >/dev/null 2>&1 || bad "generate with the SD3 folder"
+done
+[ -s "$tmp/s.OPEN.png" ] && ! cmp -s "$tmp/s.OPEN.png" "$tmp/s.STOP.png" && ok || bad "sd3: two words give the same picture"
+G3=tests/golden/pipelines/sd3-tiny
+"$L" train pipeline --family sd3 -o "$tmp/s6" --text-config $G3/text_encoder/config.json 2>/dev/null || bad "sd3-tiny-shaped skeleton"
+# (one text config for both encoders: pooled 2 x 16 where sd3-tiny has 16 + 24)
+sed 's/"in_channels": 16/"in_channels": 4/; s/"out_channels": 16/"out_channels": 4/; s/"pooled_projection_dim": 40/"pooled_projection_dim": 32/' \
+  $G3/transformer/config.json >"$tmp/sd3t.json"
+mkdir -p "$tmp/s6/vae" && cp "$tmp/s1/vae/"* "$tmp/s6/vae/"
+"$L" train transformer --data "$tmp/data" -o "$tmp/s6" --config "$tmp/sd3t.json" --steps 1 --batch-size 2 --quiet --samples 0 --max-sequence-length 4 2>"$tmp/s6.err" || bad "sd3-tiny-shaped run: $(tail -1 "$tmp/s6.err")"
+diff <(names "$tmp/s6/transformer/diffusion_pytorch_model.safetensors" | awk '{print $1}') <(names $G3/transformer/diffusion_pytorch_model.safetensors | awk '{print $1}') >/dev/null \
+  && ok || bad "sd3 transformer: tensor names differ from diffusers'"
+diff <(names "$tmp/s6/text_encoder/model.safetensors") <(names $G3/text_encoder/model.safetensors) >/dev/null && ok || bad "sd3 text_encoder: names/shapes differ from transformers'"
+for c in text_encoder/config.json scheduler/scheduler_config.json tokenizer_2/special_tokens_map.json tokenizer/vocab.json; do
+  cmp -s "$tmp/s6/$c" "$G3/$c" && ok || bad "sd3 $c differs from diffusers' file"
+done
+sed 's/"in_channels": 4/"in_channels": 16/; s/"out_channels": 4/"out_channels": 16/; s/"pooled_projection_dim": 32/"pooled_projection_dim": 40/' "$tmp/s6/transformer/config.json" | cmp -s - $G3/transformer/config.json && ok || bad "sd3 transformer/config.json differs"
+cli_err "sd3 transformer on a DDIM folder" "not a flow-matching scheduler" "$L" train transformer --data "$tmp/data" -o "$tmp/a" --config "$tmp/sd3.json" --steps 1
+printf '{"num_hidden_layers": 0}\n' >"$tmp/text0b.json"
+cli_err "sd3 text encoder without layers" "num_hidden_layers must be at least 1" "$L" train pipeline --family sd3 -o "$tmp/s7" --text-config "$tmp/text0b.json"
+
 # 8. another compiler's build (optional second argument, e.g. build-clang): the same bytes as run 1
 if [ -n "${2:-}" ] && [ -x "$2/locus" ]; then
   LOCUS_THREADS=2 "$2/locus" train pipeline -o "$tmp/x" "${common[@]}" --vae-steps 20 --unet-steps 20 2>"$tmp/x.err" || bad "$2 run: $(tail -1 "$tmp/x.err")"
