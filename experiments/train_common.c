@@ -29,13 +29,12 @@ void locus_train_opts_defaults(locus_train_opts *o) {
     o->lr = o->vae_lr = o->unet_lr = -1; /* the stage's default */
     o->tokenizer = "tests/golden/pipelines/sd15-tiny/tokenizer";
     o->tokenizer2 = "tests/golden/pipelines/sd3-tiny/tokenizer_2";
-    o->max_seq = 256;
     o->samples = 4;
 }
 
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *tokenizer2, *res, *text_config, *vae_config, *unet_config, *family, *sched_config;
-    long long max_seq, steps, batch, ckpt, threads, warmup, decay, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
+    long long steps, batch, ckpt, threads, warmup, decay, seed, vae_steps, unet_steps, vae_batch, unet_batch, samples;
     double lr, wd, eps, clip, kl, drop, vae_lr, unet_lr, ema;
     const char *betas;
 } raw_opts;
@@ -66,7 +65,6 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_S(raw_opts, "--text-config", text_config, "FILE  pipeline: CLIPTextModel config of the frozen random text encoder(s) (default: the template)"),
         LOCUS_OPT_S(raw_opts, "--family", family, "sd|sd3  pipeline: StableDiffusionPipeline or StableDiffusion3Pipeline skeleton (default sd)"),
         LOCUS_OPT_S(raw_opts, "--scheduler-config", sched_config, "FILE  pipeline: scheduler config over the template (DDIM for sd, FlowMatchEuler for sd3)"),
-        LOCUS_OPT_I(raw_opts, "--max-sequence-length", max_seq, 1, 512, "N  transformer: T5 tokens of the SD3 prompt embedding, zeros without T5 (default 256, as diffusers)"),
         LOCUS_OPT_S(raw_opts, "--vae-config", vae_config, "FILE  pipeline: AutoencoderKL config (required with --data)"),
         LOCUS_OPT_S(raw_opts, "--unet-config", unet_config, "FILE  pipeline: UNet2DConditionModel config (default: the template)"),
         LOCUS_OPT_S(raw_opts, "--resolution", res, "WxH  training image size (default: the first image's size)"),
@@ -102,7 +100,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     raw_opts r;
     memset(&r, 0, sizeof r);
     r.lr = -1; r.vae_lr = -1; r.unet_lr = -1; r.wd = o->wd; r.eps = o->eps; r.clip = o->clip; r.kl = o->kl_weight; r.drop = o->cfg_dropout;
-    r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.samples = o->samples; r.tokenizer = o->tokenizer; r.tokenizer2 = o->tokenizer2; r.max_seq = o->max_seq; r.seed = (long long)o->seed;
+    r.batch = o->batch_size; r.ckpt = o->ckpt_every; r.samples = o->samples; r.tokenizer = o->tokenizer; r.tokenizer2 = o->tokenizer2; r.seed = (long long)o->seed;
     /* flags without a value are taken out first */
     char **av = malloc((size_t)(argc + 1) * sizeof *av);
     if (!av) { fprintf(stderr, "locus train %s: out of memory\n", what); return 2; }
@@ -130,7 +128,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
     if (rc == -1) return 1;
     if (rc) return rc;
     o->data = r.data; o->config = r.config; o->out = r.out; o->base = r.base; o->tokenizer = r.tokenizer;
-    o->text_config = r.text_config; o->tokenizer2 = r.tokenizer2; o->sched_config = r.sched_config; o->max_seq = (int)r.max_seq;
+    o->text_config = r.text_config; o->tokenizer2 = r.tokenizer2; o->sched_config = r.sched_config;
     o->family_sd3 = 0;
     if (r.family && !strcmp(r.family, "sd3")) o->family_sd3 = 1;
     else if (r.family && strcmp(r.family, "sd")) {

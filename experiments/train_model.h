@@ -33,7 +33,6 @@
 typedef struct {
     const char *data, *config, *out, *base, *tokenizer, *tokenizer2, *text_config, *vae_config, *unet_config, *sched_config;
     int family_sd3;   /* pipeline: a StableDiffusion3Pipeline skeleton (train_sd3.c) */
-    int max_seq;      /* transformer: T5 tokens of the SD3 prompt embedding (zeros without T5; 256) */
     int steps, batch_size, ckpt_every, resume, threads, W, H, warmup, grad_ckpt, quiet, fp16;
     int decay;        /* the last `decay` steps take the learning rate linearly to 0 (0 = constant) */
     int train_text;   /* unet: train the (layer-free) CLIP text encoder with the UNet (train_text.c) */

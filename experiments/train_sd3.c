@@ -8,9 +8,11 @@
  * then one uniform per example replaces its caption by the empty caption with probability --cfg-dropout
  * (classifier-free guidance needs an unconditional model).  Loss: mean((pred - (noise - x0))^2).
  *
- * Text.  An SD3 prompt embedding is [77 + max_seq, joint_attention_dim]: rows 0-76 hold [CLIP-L
- * hidden_states[-2] | CLIP-G hidden_states[-2] | zeros], then max_seq rows of zeros when there is no T5 — what
- * locus_pipeline_encode_prompt_sd3 (and diffusers) compute, called here on the live weights.  With one-layer
+ * Text.  An SD3 prompt embedding without T5 is [77 + 77, joint_attention_dim]: rows 0-76 hold [CLIP-L
+ * hidden_states[-2] | CLIP-G hidden_states[-2] | zeros], then 77 rows of zeros (diffusers' _get_t5_prompt_embeds
+ * without text_encoder_3: tokenizer_max_length rows, whatever max_sequence_length is) — what
+ * locus_pipeline_encode_prompt_sd3 computes, called here on the live weights.  Folders with a T5 encoder are
+ * refused (its rows would not be trained on).  With one-layer
  * encoders hidden_states[-2] is the embedding output token[id] + position[i], so --train-text-encoder trains the
  * two encoders' token and position tables with the transformer: the backward is a scatter of the rows in row
  * order (one fixed add chain per element, any thread count).  The pooled embeddings (text_projection of the
@@ -21,6 +23,7 @@
  * The position table pos_embed.pos_embed (a persistent buffer in diffusers, not trained) is diffusers'
  * get_2d_sincos_pos_embed for pos_embed_max_size, computed here as numpy does (float32 grid, float64 sin/cos).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +67,7 @@ void locus_train_sincos_pos_embed(float *out, int D, int G, int base_size) {
 
 typedef struct {
     locus_pipeline p;          /* text part only: text, text2, tok, tok2, den.ctx_dim; for encode_prompt_sd3 */
-    int open, train, max_seq, T, J, PD, ncap;
+    int open, train, T, J, PD, ncap;
     char *const *caps;         /* [ncap] caption strings (the image folder's) */
     int64_t *ids1, *ids2;      /* [ncap + 1, 77] token ids; the last row is the empty caption */
     float *tab[4];             /* writable tok1 [V1,D1], pos1 [P1,D1], tok2, pos2 (train) */
@@ -88,7 +91,7 @@ static int all_zero(const float *x, size_t n) {
     return 1;
 }
 
-static locus_status sd3_text_open(sd3_text *tx, const char *base, int J, int PD, int max_seq, char *const *caps, int ncap, int train) {
+static locus_status sd3_text_open(sd3_text *tx, const char *base, int J, int PD, char *const *caps, int ncap, int train) {
     memset(tx, 0, sizeof *tx);
     char c[4400];
     locus_pipeline *p = &tx->p;
@@ -114,7 +117,10 @@ static locus_status sd3_text_open(sd3_text *tx, const char *base, int J, int PD,
     if (tx->D[0] + tx->D[1] > J) return locus_fail(LOCUS_E_SHAPE, "the text encoders' widths %d + %d exceed joint_attention_dim %d", tx->D[0], tx->D[1], J);
     if (te[0]->proj_dim + te[1]->proj_dim != PD)
         return locus_fail(LOCUS_E_SHAPE, "the text projections give %d + %d pooled values; pooled_projection_dim is %d", te[0]->proj_dim, te[1]->proj_dim, PD);
-    tx->J = J; tx->PD = PD; tx->max_seq = max_seq; tx->T = 77 + max_seq; tx->caps = caps; tx->ncap = ncap; tx->train = train;
+    snprintf(c, sizeof c, "%s/text_encoder_3", base);
+    if (locus_is_dir(c))
+        return locus_fail(LOCUS_E_UNSUPPORTED, "--base %s has a T5 text_encoder_3; train transformer trains SD3 pipelines without T5 (as train pipeline --family sd3 writes)", base);
+    tx->J = J; tx->PD = PD; tx->T = 154; tx->caps = caps; tx->ncap = ncap; tx->train = train;
     tx->ids1 = malloc((size_t)(ncap + 1) * 77 * sizeof(int64_t));
     tx->ids2 = malloc((size_t)(ncap + 1) * 77 * sizeof(int64_t));
     if (!tx->ids1 || !tx->ids2) return locus_fail(LOCUS_E_NOMEM, "out of memory");
@@ -156,7 +162,9 @@ static locus_status sd3_text_track(sd3_text *tx, locus_trainer *t) {
 /* embeds [T,J] and pooled [PD] of caption i (-1: the empty caption), from the weights as they are now */
 static locus_status sd3_text_embed(const sd3_text *tx, int i, float *embeds, float *pooled) {
     int T;
-    return locus_pipeline_encode_prompt_sd3(&tx->p, i < 0 ? "" : tx->caps[i], tx->max_seq, embeds, pooled, &T);
+    locus_status st = locus_pipeline_encode_prompt_sd3(&tx->p, i < 0 ? "" : tx->caps[i], 256, embeds, pooled, &T);
+    assert(st || T == tx->T);
+    return st;
 }
 
 /* d loss / d tables from dctx [B,T,J]: rows 0-76 of each example, in order */
@@ -375,12 +383,12 @@ int locus_train_transformer(const locus_train_opts *o0) {
                         s.m.den.size_multiple, s.m.den.max_latent);
         goto out;
     }
-    s.J = s.m.den.ctx_dim; s.PD = s.m.den.pooled_dim; s.T = 77 + o.max_seq;
+    s.J = s.m.den.ctx_dim; s.PD = s.m.den.pooled_dim; s.T = 154; /* 77 CLIP rows + 77 zero rows (no T5) */
     s.d.S = s.T; s.d.D = s.J; s.d.P = s.PD;
     if (!(caps = malloc((size_t)(s.d.nprompts ? s.d.nprompts : 1) * sizeof *caps))) { st = locus_fail(LOCUS_E_NOMEM, "out of memory"); goto out; }
     for (int i = 0, k = 0; i < img.n; i++)
         if (s.d.prompt[i] == k) caps[k++] = img.caption[i];
-    if ((st = sd3_text_open(&s.tx, base, s.J, s.PD, o.max_seq, caps, s.d.nprompts, o.train_text))) goto out;
+    if ((st = sd3_text_open(&s.tx, base, s.J, s.PD, caps, s.d.nprompts, o.train_text))) goto out;
     { /* the sampler copies each example's embeddings from d.ctx / d.pooled: every caption's (frozen text), or
        * room for the sampler's copies only (trained text: recomputed per step) */
         size_t sd = (size_t)s.T * s.J, nc = o.train_text ? 1 : (size_t)s.d.nprompts;
@@ -406,8 +414,8 @@ int locus_train_transformer(const locus_train_opts *o0) {
     for (const char *c = cfgtext; *c; c++) hsh = (hsh ^ (unsigned char)*c) * 1099511628211ull;
     for (size_t k = 0; k < (size_t)s.d.n * s.d.C * s.d.h * s.d.w; k += 997) { uint32_t bits; memcpy(&bits, &s.d.mean[k], 4); hsh = (hsh ^ bits) * 1099511628211ull; }
     snprintf(t.settings, sizeof t.settings, "transformer;data=%s;base=%s;n=%d;size=%dx%d;arch+latents=%016llx;lr=%.17g;wd=%.17g;betas=%.17g,%.17g;eps=%.17g;"
-             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g;max_seq=%d%s", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
-             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout, o.max_seq, o.train_text ? ";train_text_encoder" : "");
+             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g%s", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
+             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout, o.train_text ? ";train_text_encoder" : "");
     t.eval = sd3_eval;
     t.on_checkpoint = sd3_pictures;
     t.ctx = &s;

@@ -220,13 +220,16 @@ locus_status locus_pipeline_encode_prompt_sd3(const locus_pipeline *p, const cha
     float *h1 = locus_alloc((size_t)77 * D1 * 4), *h2 = locus_alloc((size_t)77 * D2 * 4);
     st = locus_textenc_forward(&p->text, ids1, 1, 77, NULL, p->text.nlayers - 1, h1, NULL, pooled, NULL);
     if (!st) st = locus_textenc_forward(&p->text2, ids2, 1, 77, NULL, p->text2.nlayers - 1, h2, NULL, pooled + p->text.proj_dim, NULL);
+    /* without T5 diffusers' _get_t5_prompt_embeds returns zeros of tokenizer_max_length (77) rows, whatever
+     * max_sequence_length is */
+    int t5_rows = p->has_t5 ? max_seq : 77;
     if (!st) {
-        memset(embeds, 0, (size_t)(77 + max_seq) * J * sizeof(float));
+        memset(embeds, 0, (size_t)(77 + t5_rows) * J * sizeof(float));
         for (int i = 0; i < 77; i++) {
             memcpy(embeds + (size_t)i * J, h1 + (size_t)i * D1, (size_t)D1 * 4);
             memcpy(embeds + (size_t)i * J + D1, h2 + (size_t)i * D2, (size_t)D2 * 4);
         }
-        *T = 77 + max_seq;
+        *T = 77 + t5_rows;
     }
     if (!st && p->has_t5) { /* T5 last_hidden_state of the unmasked ids, padded with 0 to max_seq */
         int64_t *ids3 = malloc(sizeof(int64_t) * max_seq);
@@ -247,7 +250,8 @@ locus_status locus_pipeline_open(locus_pipeline *p, const char *dir) {
     locus_status st = pipeline_open(p, dir);
     if (st) return st;
     p->default_guidance = p->kind == LOCUS_PIPE_LDM ? 1.0f : p->kind == LOCUS_PIPE_SD3 || p->kind == LOCUS_PIPE_IF ? 7.0f : p->kind == LOCUS_PIPE_SDXL ? 5.0f : 7.5f;
-    p->text_tokens_fixed = p->kind == LOCUS_PIPE_SD3 ? 0 : 77;
+    /* SD3: 77 CLIP rows + max_sequence_length T5 rows, or + 77 zero rows without T5 (diffusers 0.31) */
+    p->text_tokens_fixed = p->kind == LOCUS_PIPE_SD3 ? (p->has_t5 ? 0 : 154) : 77;
     p->negative_none_zeros = p->kind == LOCUS_PIPE_SDXL && p->force_zeros;
     return LOCUS_OK;
 }

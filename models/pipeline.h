@@ -47,7 +47,7 @@ typedef struct {
     int clip_skip;  /* SD1.x/SD2 prompts: final LN of the (clip_skip+1)-th last CLIP layer (diffusers' clip_skip) */
     unsigned long long model_hash; /* FNV-1a over every component's config and safetensors header */
     float default_guidance; /* the diffusers pipeline's default guidance_scale (LDM 1, SD 7.5, SD3 7) */
-    int text_tokens_fixed;  /* > 0: prompts always give this many tokens (77); 0: 77 + max_seq (SD3's T5) */
+    int text_tokens_fixed;  /* > 0: prompts always give this many tokens (77; SD3 without T5: 77 + 77 zero rows); 0: 77 + max_seq (SD3's T5) */
     int force_zeros;        /* SDXL force_zeros_for_empty_prompt (model_index.json; default 1): no negative prompt -> zeros */
     int negative_none_zeros; /* "no negative prompt" differs from "" for this pipeline (SDXL with force_zeros) */
     int size_cond[6];       /* SDXL size conditioning set by locus_pipeline_set_size_cond: original H,W, crop top,left, target H,W */

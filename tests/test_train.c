@@ -13,6 +13,7 @@
 #include "../core/half.h"
 #include "../experiments/draw.h"
 #include "../experiments/train_model.h"
+#include "../models/pipeline.h"
 #include "../models/vae.h"
 #include "testutil.h"
 
@@ -182,6 +183,39 @@ static void test_sd3(void) {
     locus_st_close(&f);
 }
 
+/* An SD3 folder without T5 (what `train pipeline --family sd3` writes): diffusers' _get_t5_prompt_embeds then
+ * returns tokenizer_max_length (77) zero rows whatever max_sequence_length is, so a prompt is 77 CLIP rows + 77
+ * zero rows; the CLIP rows equal the T5 folder's */
+static void test_sd3_no_t5(void) {
+    char d[256], cmd[700];
+    snprintf(d, sizeof d, "/tmp/test_train_%d_sd3", (int)getpid());
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s && rm -rf %s/text_encoder_3 %s/tokenizer_3", d, G3, d, d, d);
+    CHECK(system(cmd) == 0, "copy sd3-tiny without T5");
+    locus_pipeline a, b;
+    int oa = !locus_pipeline_open(&a, G3), ob = !locus_pipeline_open(&b, d);
+    CHECK(oa && ob && !b.has_t5, "open sd3-tiny with and without T5 (%s)", locus_errmsg());
+    if (oa && ob) {
+        int J = a.den.ctx_dim, Ta = 0, Tb = 0;
+        CHECK(locus_pipeline_text_tokens(&a, 256) == 333 && locus_pipeline_text_tokens(&b, 256) == 154 && locus_pipeline_text_tokens(&b, 8) == 154,
+              "text tokens: 77 + 256 with T5, 77 + 77 without (any max_sequence_length)");
+        float *ea = calloc((size_t)333 * J, 4), *eb = calloc((size_t)333 * J, 4), pa[64], pb[64];
+        locus_status st = locus_pipeline_encode(&a, "A red sign that says \"OPEN\".", 256, ea, pa, &Ta);
+        if (!st) st = locus_pipeline_encode(&b, "A red sign that says \"OPEN\".", 256, eb, pb, &Tb);
+        CHECK(!st && Ta == 333 && Tb == 154, "encode: T %d and %d (%s)", Ta, Tb, st ? locus_errmsg() : "");
+        if (!st) {
+            int clip_same = !memcmp(ea, eb, (size_t)77 * J * 4) && !memcmp(pa, pb, (size_t)a.den.pooled_dim * 4), zeros = 1;
+            for (size_t k = (size_t)77 * J; k < (size_t)154 * J; k++) zeros &= eb[k] == 0.0f;
+            CHECK(clip_same && zeros, "without T5: the CLIP rows and pooled equal the T5 folder's, rows 77-153 zero");
+        }
+        free(ea);
+        free(eb);
+    }
+    if (oa) locus_pipeline_close(&a);
+    if (ob) locus_pipeline_close(&b);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", d);
+}
+
 static void test_chart(void) {
     float y[300];
     for (int i = 0; i < 300; i++) y[i] = 1.0f / (1.0f + 0.05f * (float)i) + 0.01f * (float)(i % 7);
@@ -201,6 +235,7 @@ int main(void) {
     test_init();
     test_f16();
     test_sd3();
+    test_sd3_no_t5();
     test_chart();
     char p[256];
     snprintf(p, sizeof p, "/tmp/test_train_%d_u.json", (int)getpid());

@@ -194,7 +194,7 @@ cli_err "text training with --base" "pass no --base" "$L" train unet --data "$tm
 printf '{"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "projection_dim": 8}\n' >"$tmp/text1.json"
 printf '{"attention_head_dim": 8, "caption_projection_dim": 16, "in_channels": 4, "out_channels": 4, "joint_attention_dim": 40,
   "num_attention_heads": 2, "num_layers": 2, "pooled_projection_dim": 16, "pos_embed_max_size": 16, "sample_size": 8}\n' >"$tmp/sd3.json"
-s3=(train transformer --data "$tmp/data" --config "$tmp/sd3.json" --batch-size 4 --seed 3 --quiet --samples 1 --max-sequence-length 4 --train-text-encoder)
+s3=(train transformer --data "$tmp/data" --config "$tmp/sd3.json" --batch-size 4 --seed 3 --quiet --samples 1 --train-text-encoder)
 for d in s1 s2 s4; do
   "$L" train pipeline --family sd3 -o "$tmp/$d" --text-config "$tmp/text1.json" --seed 3 2>/dev/null || bad "sd3 skeleton"
   mkdir -p "$tmp/$d/vae" && cp "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/$d/vae/" &&
@@ -211,7 +211,7 @@ done
 [ -s "$tmp/s1/text_encoder_2/model.safetensors" ] && ! "$B/test_grad" --same-tensors "$tmp/s1/text_encoder_2/model.safetensors" "$tmp/s5/text_encoder_2/model.safetensors" >/dev/null 2>&1 &&
   ok || bad "sd3 --train-text-encoder left text_encoder_2 unchanged"
 for w in OPEN STOP; do
-  "$L" generate --model "$tmp/s1" --prompt "A sign that says \"$w\"." --width 32 --height 16 --steps 3 --seed 7 --max-sequence-length 4 -o "$tmp/s.$w.png" >/dev/null 2>&1 || bad "generate with the SD3 folder"
+  "$L" generate --model "$tmp/s1" --prompt "A sign that says \"$w\"." --width 32 --height 16 --steps 3 --seed 7 -o "$tmp/s.$w.png" >/dev/null 2>&1 || bad "generate with the SD3 folder"
 done
 [ -s "$tmp/s.OPEN.png" ] && ! cmp -s "$tmp/s.OPEN.png" "$tmp/s.STOP.png" && ok || bad "sd3: two words give the same picture"
 G3=tests/golden/pipelines/sd3-tiny
@@ -220,7 +220,7 @@ G3=tests/golden/pipelines/sd3-tiny
 sed 's/"in_channels": 16/"in_channels": 4/; s/"out_channels": 16/"out_channels": 4/; s/"pooled_projection_dim": 40/"pooled_projection_dim": 32/' \
   $G3/transformer/config.json >"$tmp/sd3t.json"
 mkdir -p "$tmp/s6/vae" && cp "$tmp/s1/vae/"* "$tmp/s6/vae/"
-"$L" train transformer --data "$tmp/data" -o "$tmp/s6" --config "$tmp/sd3t.json" --steps 1 --batch-size 2 --quiet --samples 0 --max-sequence-length 4 2>"$tmp/s6.err" || bad "sd3-tiny-shaped run: $(tail -1 "$tmp/s6.err")"
+"$L" train transformer --data "$tmp/data" -o "$tmp/s6" --config "$tmp/sd3t.json" --steps 1 --batch-size 2 --quiet --samples 0 2>"$tmp/s6.err" || bad "sd3-tiny-shaped run: $(tail -1 "$tmp/s6.err")"
 diff <(names "$tmp/s6/transformer/diffusion_pytorch_model.safetensors" | awk '{print $1}') <(names $G3/transformer/diffusion_pytorch_model.safetensors | awk '{print $1}') >/dev/null \
   && ok || bad "sd3 transformer: tensor names differ from diffusers'"
 diff <(names "$tmp/s6/text_encoder/model.safetensors") <(names $G3/text_encoder/model.safetensors) >/dev/null && ok || bad "sd3 text_encoder: names/shapes differ from transformers'"

@@ -71,7 +71,9 @@ sh, sw = (ss if isinstance(ss, int) else ss[0]), (ss if isinstance(ss, int) else
 W, H = a.width or sw * f, a.height or sh * f
 g = torch.Generator().manual_seed(1234)
 if sd3:
-    T, J, P = 77 + a.max_seq, den.config.joint_attention_dim, den.config.pooled_projection_dim
+    # without text_encoder_3 the T5 block is 77 zero rows (tokenizer_max_length), whatever max_sequence_length is
+    t5 = mi.get("text_encoder_3", [None])[0] is not None
+    T, J, P = 77 + (a.max_seq if t5 else 77), den.config.joint_attention_dim, den.config.pooled_projection_dim
     emb = {k: torch.randn(1, T, J, generator=g) for k in ("cond", "uncond")}
     emb.update({k: torch.randn(1, P, generator=g) for k in ("cond_pooled", "uncond_pooled")})
     guidance = a.guidance if a.guidance >= 0 else 7.0
