@@ -389,9 +389,9 @@ int locus_train_transformer(const locus_train_opts *o0) {
     for (int i = 0, k = 0; i < img.n; i++)
         if (s.d.prompt[i] == k) caps[k++] = img.caption[i];
     if ((st = sd3_text_open(&s.tx, base, s.J, s.PD, caps, s.d.nprompts, o.train_text))) goto out;
-    { /* the sampler copies each example's embeddings from d.ctx / d.pooled: every caption's (frozen text), or
-       * room for the sampler's copies only (trained text: recomputed per step) */
-        size_t sd = (size_t)s.T * s.J, nc = o.train_text ? 1 : (size_t)s.d.nprompts;
+    { /* the sampler copies each example's embeddings from d.ctx / d.pooled: every caption's (frozen text; with
+       * trained text the rows stay zero and each step recomputes them from the live weights) */
+        size_t sd = (size_t)s.T * s.J, nc = (size_t)(s.d.nprompts ? s.d.nprompts : 1);
         s.d.ctx = calloc(nc * sd, sizeof(float));
         s.d.pooled = calloc(nc * (size_t)s.PD + 1, sizeof(float));
         s.null_ctx = malloc(sd * sizeof(float));
@@ -400,9 +400,6 @@ int locus_train_transformer(const locus_train_opts *o0) {
         for (int i = 0; !o.train_text && i < s.d.nprompts && !st; i++) st = sd3_text_embed(&s.tx, i, s.d.ctx + i * sd, s.d.pooled + (size_t)i * s.PD);
         if (!st) st = sd3_text_embed(&s.tx, -1, s.null_ctx, s.null_pooled);
         if (st) goto out;
-        if (o.train_text) { /* every example reads row 0; the step overwrites them all */
-            for (int i = 0; i < s.d.n; i++) s.d.prompt[i] = 0;
-        }
     }
     if (!o.steps) o.steps = (s.d.n + o.batch_size - 1) / o.batch_size;
     s.B = o.batch_size;
