@@ -64,7 +64,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_S(raw_opts, "--tokenizer-2", tokenizer2, "DIR  pipeline --family sd3: tokenizer_2 folder to copy (default tests/golden/pipelines/sd3-tiny/tokenizer_2)"),
         LOCUS_OPT_S(raw_opts, "--text-config", text_config, "FILE  pipeline: CLIPTextModel config of the frozen random text encoder(s) (default: the template)"),
         LOCUS_OPT_S(raw_opts, "--family", family, "sd|sd3  pipeline: StableDiffusionPipeline or StableDiffusion3Pipeline skeleton (default sd)"),
-        LOCUS_OPT_S(raw_opts, "--scheduler-config", sched_config, "FILE  pipeline: scheduler config over the template (DDIM for sd, FlowMatchEuler for sd3)"),
+        LOCUS_OPT_S(raw_opts, "--scheduler-config", sched_config, "FILE  pipeline: scheduler config over the template (DDIM for sd, FlowMatchEuler for sd3; default: the template)"),
         LOCUS_OPT_S(raw_opts, "--vae-config", vae_config, "FILE  pipeline: AutoencoderKL config (required with --data)"),
         LOCUS_OPT_S(raw_opts, "--unet-config", unet_config, "FILE  pipeline: UNet2DConditionModel config (default: the template)"),
         LOCUS_OPT_S(raw_opts, "--resolution", res, "WxH  training image size (default: the first image's size)"),

@@ -98,7 +98,7 @@ complete_words() { # words of the command line; the last is the word being compl
 }
 [ "$(complete_words locus gen)" = generate ] && ok || bad "locus gen<TAB> -> '$(complete_words locus gen)'"
 [ "$(complete_words locus generate --gu)" = --guidance ] && ok || bad "locus generate --gu<TAB> -> '$(complete_words locus generate --gu)'"
-[ "$(complete_words locus train '' | tr '\n' ' ')" = "vae unet pipeline " ] && ok || bad "locus train <TAB> -> '$(complete_words locus train '')'"
+[ "$(complete_words locus train '' | tr '\n' ' ')" = "vae unet transformer pipeline " ] && ok || bad "locus train <TAB> -> '$(complete_words locus train '')'"
 [ "$(complete_words locus localize --mse '' | tr '\n' ' ')" = "true uint8-wrap " ] && ok || bad "locus localize --mse <TAB> -> '$(complete_words locus localize --mse '')'"
 [ "$(complete_words locus lora merge - | sort | tr '\n' ' ')" = "--lora --model -o " ] && ok || bad "locus lora merge -<TAB> -> '$(complete_words locus lora merge -)'"
 [ "$(complete_words locus help lo | tr '\n' ' ')" = "localize lora " ] && ok || bad "locus help lo<TAB> -> '$(complete_words locus help lo)'"
