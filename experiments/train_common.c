@@ -80,7 +80,7 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
         LOCUS_OPT_F(raw_opts, "--weight-decay", wd, 0, 10, "F  AdamW weight decay (default 1e-2)"),
         LOCUS_OPT_F(raw_opts, "--ema", ema, 0, 1, "DECAY  EMA of the weights as diffusers' EMAModel; the averages are saved (default 0 = off)"),
         LOCUS_OPT_S(raw_opts, "--betas", betas, "B1,B2  AdamW betas (default 0.9,0.999)"),
-        LOCUS_OPT_F(raw_opts, "--eps", eps, 1e-30, 1, "F  AdamW eps (default 1e-8)"),
+        LOCUS_OPT_F(raw_opts, "--eps", eps, 0, 1, "F  AdamW eps, > 0 (default 1e-8)"),
         LOCUS_OPT_F(raw_opts, "--clip-grad", clip, 0, 1000000000, "F  clip_grad_norm max (default 1; 0 = off)"),
         LOCUS_OPT_I(raw_opts, "--warmup", warmup, 0, 100000000, "N  linear warmup steps (default 0)"),
         LOCUS_OPT_I(raw_opts, "--decay-steps", decay, 0, 100000000, "N  the last N steps take the learning rate linearly to 0 (default 0 = constant)"),
@@ -147,6 +147,10 @@ int locus_train_opts_parse(locus_train_opts *o, int argc, char **argv, const cha
             fprintf(stderr, "locus train %s: --betas %s: expected B1,B2 in [0,1)\n", what, r.betas);
             return 2;
         }
+    }
+    if (!(o->eps > 0)) { /* the table's bounds are integers: 0 is checked here (Adam divides by sqrt(v) + eps) */
+        fprintf(stderr, "locus train %s: --eps %g: must be above 0\n", what, o->eps);
+        return 2;
     }
     if (o->ema >= 1) {
         fprintf(stderr, "locus train %s: --ema %g: the decay must be below 1\n", what, o->ema);

@@ -130,6 +130,7 @@ cli_err "no metadata" "no metadata.jsonl" "$L" train vae --data "$tmp" --config 
 [ -s "$tmp/e3/text_encoder/model.safetensors" ] && [ -s "$tmp/e3/tokenizer/merges.txt" ] && [ ! -e "$tmp/e3/vae" ] && ok || bad "skeleton files"
 cli_err "unet without a vae" "train it first" "$L" train unet --data "$tmp/data" --base "$tmp/e3" -o "$tmp/e4"
 cli_err "bad resolution" "multiples of the VAE factor 2" "$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e5" --resolution 31x16
+cli_err "AdamW eps 0" "--eps 0: must be above 0" "$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e7" --eps 0
 cli_err "decay longer than the run" "--decay-steps 30: more than the 20 steps after the warmup" "$L" "${uargs[@]}" -o "$tmp/e6" --decay-steps 30
 "$L" train vae --data "$tmp/data" --config zoo/configs/tiny-vae.json -o "$tmp/e6" --lr 10 --weight-decay 10 --steps 30 --batch-size 4 --quiet 2>"$tmp/err"
 rc=$?
