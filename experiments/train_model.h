@@ -28,6 +28,7 @@
 #include "../models/grads.h"
 #include "../models/loader.h"
 #include "../models/pipeline.h"
+#include "train_lora.h"
 
 /* Options shared by the stages (0 / NULL = not given). */
 typedef struct {
@@ -66,6 +67,11 @@ void locus_train_images_free(locus_train_images *d);
 /* Example i as [3,H,W] in [-1, 1] ((v / 255 - 0.5) / 0.5, as the LoRA trainer's preprocessing). */
 void locus_train_image_f32(const locus_train_images *d, int i, float *out);
 /* The example order is the LoRA trainer's: locus_train_example_at (train_lora.h). */
+
+/* The latent posterior of every image of img with the VAE v (mean; std = exp(logvar / 2)) into d: n, C, h,
+ * w, scaling, shift, mean, std, and d->prompt allocated (unfilled).  Images must be multiples of the VAE
+ * factor (else an error naming both).  train_unet.c; shared by the unet and transformer stages. */
+locus_status locus_train_encode_latents(locus_train_data *d, const locus_vae *v, const locus_train_images *img);
 
 /* ---- diffusers config files ---- */
 

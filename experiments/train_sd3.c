@@ -294,27 +294,8 @@ static locus_status encode_images(sd3_stage *s, const char *base, const locus_tr
     locus_status st = locus_vae_load(&s->v, c);
     if (st) return locus_fail(st, "--base %s: vae: %s (train it first: locus train vae)", base, locus_errmsg());
     s->has_v = 1;
-    const locus_vae *v = &s->v;
-    int f = 1 << (v->nblocks - 1), H = img->H, W = img->W;
-    if (H % f || W % f) return locus_fail(LOCUS_E_ARG, "images of %dx%d are not multiples of the VAE factor %d", W, H, f);
     locus_train_data *d = &s->d;
-    d->n = img->n; d->C = v->latent_channels; d->h = H / f; d->w = W / f;
-    d->scaling = v->scaling_factor; d->shift = v->shift_factor;
-    size_t lat = (size_t)d->C * d->h * d->w;
-    const int EB = 8;
-    d->mean = malloc((size_t)d->n * lat * sizeof(float));
-    d->std = malloc((size_t)d->n * lat * sizeof(float));
-    d->prompt = malloc((size_t)d->n * sizeof(int));
-    float *x = locus_alloc((size_t)EB * 3 * H * W * 4), *lv = locus_alloc((size_t)EB * lat * 4);
-    if (!d->mean || !d->std || !d->prompt || !x || !lv) { locus_free(x); locus_free(lv); return locus_fail(LOCUS_E_NOMEM, "out of memory for the latent cache"); }
-    for (int i0 = 0; i0 < d->n; i0 += EB) {
-        int nb = d->n - i0 < EB ? d->n - i0 : EB;
-        for (int i = 0; i < nb; i++) locus_train_image_f32(img, i0 + i, x + (size_t)i * 3 * H * W);
-        locus_vae_encode(v, x, nb, H, W, d->mean + (size_t)i0 * lat, lv, NULL);
-        for (size_t k = 0; k < (size_t)nb * lat; k++) d->std[(size_t)i0 * lat + k] = LOCUS_EXPF_1(0.5f * lv[k]);
-    }
-    locus_free(x);
-    locus_free(lv);
+    if ((st = locus_train_encode_latents(d, &s->v, img))) return st;
     for (int i = 0; i < d->n; i++) { /* distinct captions in order of first appearance */
         int pi = -1;
         for (int k = i - 1; k >= 0 && pi < 0; k--)

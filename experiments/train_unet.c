@@ -114,6 +114,29 @@ static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
     return st;
 }
 
+locus_status locus_train_encode_latents(locus_train_data *d, const locus_vae *v, const locus_train_images *img) {
+    int f = 1 << (v->nblocks - 1), H = img->H, W = img->W;
+    if (H % f || W % f) return locus_fail(LOCUS_E_ARG, "images of %dx%d are not multiples of the VAE factor %d", W, H, f);
+    d->n = img->n; d->C = v->latent_channels; d->h = H / f; d->w = W / f;
+    d->scaling = v->scaling_factor; d->shift = v->shift_factor;
+    size_t lat = (size_t)d->C * d->h * d->w;
+    const int EB = 8; /* images per encoder call */
+    d->mean = malloc((size_t)d->n * lat * sizeof(float));
+    d->std = malloc((size_t)d->n * lat * sizeof(float));
+    d->prompt = malloc((size_t)d->n * sizeof(int));
+    float *x = locus_alloc((size_t)EB * 3 * H * W * 4), *lv = locus_alloc((size_t)EB * lat * 4); /* [EB,3,H,W], [EB,C,h,w] */
+    if (!d->mean || !d->std || !d->prompt || !x || !lv) { locus_free(x); locus_free(lv); return locus_fail(LOCUS_E_NOMEM, "out of memory for the latent cache"); }
+    for (int i0 = 0; i0 < d->n; i0 += EB) {
+        int nb = d->n - i0 < EB ? d->n - i0 : EB;
+        for (int i = 0; i < nb; i++) locus_train_image_f32(img, i0 + i, x + (size_t)i * 3 * H * W);
+        locus_vae_encode(v, x, nb, H, W, d->mean + (size_t)i0 * lat, lv, NULL);
+        for (size_t k = 0; k < (size_t)nb * lat; k++) d->std[(size_t)i0 * lat + k] = LOCUS_EXPF_1(0.5f * lv[k]);
+    }
+    locus_free(x);
+    locus_free(lv);
+    return LOCUS_OK;
+}
+
 /* Latent posteriors of every image and embeddings of every caption (+ the empty one) into s. */
 static locus_status encode_data(unet_stage *s, const char *base, const locus_train_images *img) {
     char c[4400];
@@ -123,28 +146,9 @@ static locus_status encode_data(unet_stage *s, const char *base, const locus_tra
     snprintf(c, sizeof c, "%s/vae", base);
     if ((st = locus_vae_load(&s->v, c))) { st = locus_fail(st, "--base %s: vae: %s (train it first: locus train vae)", base, locus_errmsg()); goto done; }
     s->has_v = 1; /* kept for the progress pictures; freed with the stage */
-    const locus_vae *v = &s->v;
-    int f = 1 << (v->nblocks - 1), H = img->H, W = img->W;
-    if (H % f || W % f) { st = locus_fail(LOCUS_E_ARG, "images of %dx%d are not multiples of the VAE factor %d", W, H, f); goto done; }
     locus_train_data *d = &s->d;
-    d->n = img->n; d->C = v->latent_channels; d->h = H / f; d->w = W / f;
-    d->scaling = v->scaling_factor; d->shift = v->shift_factor;
+    if ((st = locus_train_encode_latents(d, &s->v, img))) goto done;
     d->D = p.text.D; d->S = p.text.maxpos < 77 ? p.text.maxpos : 77; d->P = 0;
-    size_t lat = (size_t)d->C * d->h * d->w;
-    const int EB = 8; /* images per encoder call */
-    d->mean = malloc((size_t)d->n * lat * sizeof(float));
-    d->std = malloc((size_t)d->n * lat * sizeof(float));
-    d->prompt = malloc((size_t)d->n * sizeof(int));
-    float *x = locus_alloc((size_t)EB * 3 * H * W * 4), *lv = locus_alloc((size_t)EB * lat * 4); /* [EB,3,H,W], [EB,C,h,w] */
-    if (!d->mean || !d->std || !d->prompt || !x || !lv) { locus_free(x); locus_free(lv); st = locus_fail(LOCUS_E_NOMEM, "out of memory for the latent cache"); goto done; }
-    for (int i0 = 0; i0 < d->n; i0 += EB) {
-        int nb = d->n - i0 < EB ? d->n - i0 : EB;
-        for (int i = 0; i < nb; i++) locus_train_image_f32(img, i0 + i, x + (size_t)i * 3 * H * W);
-        locus_vae_encode(v, x, nb, H, W, d->mean + (size_t)i0 * lat, lv, NULL);
-        for (size_t k = 0; k < (size_t)nb * lat; k++) d->std[(size_t)i0 * lat + k] = LOCUS_EXPF_1(0.5f * lv[k]);
-    }
-    locus_free(x);
-    locus_free(lv);
     /* captions: distinct ones in order of first appearance, then "" */
     size_t sd = (size_t)d->S * d->D;
     int T;
