@@ -10,7 +10,8 @@
  *   through that tap (stride / border).  So each dx element is one FMA chain over (co, ky, kx) in order; the
  *   zero entries add exactly 0 (for finite weights the chain equals the chain over the touching taps only,
  *   up to the sign of an exact zero result).  Below 512 pixels the same chains come from the transposed
- *   product over all images at once, dx^T = DY_col^T . W' (dx_gemm_t).
+ *   product over all images at once, dx^T = DY_col^T . W' (dx_gemm_t); strided convolutions go phase by
+ *   phase over just the taps that touch each phase's pixels (dx_phases: the same chains without the zeros).
  * Bias gradient: one add chain per output channel over (b, oy, ox), threads own channels.
  */
 #include <assert.h>
@@ -225,9 +226,132 @@ static void pack_wcol(const void *vctx, int k0, int kc, int j0, int w, int ldbp,
     }
 }
 
-static int g_force_path; /* tests: 0 automatic, 1 image by image, 2 transposed */
+static int g_force_path; /* tests: 0 automatic, 1 image by image, 2 transposed, 3 by phase (stride > 1) */
 
-void locus_conv2d_bwd_data_path(int path) { g_force_path = path == 1 || path == 2 ? path : 0; }
+void locus_conv2d_bwd_data_path(int path) { g_force_path = path >= 1 && path <= 3 ? path : 0; }
+
+/* B(k = (co, t), j = (image, phase pixel (qy, qx))) of one stride phase: input pixel (s*qy + ry, s*qx + rx)
+ * reads tap t = (ky, kx) of the phase's taps at dy[co, qy + oy_off[ky], qx + ox_off[kx]] (0 outside dy) */
+typedef struct {
+    const float *dy; /* [B, Cout, Ho, Wo] */
+    int Ho, Wo, Hq, Wq, nky, nkx;
+    int oy_off[8], ox_off[8]; /* per phase tap row / column: (r + pad - k) / s, exact */
+    size_t img;
+} dyphase_ctx;
+
+static void pack_dyphase(const void *vctx, int k0, int kc, int j0, int w, int ldbp, float *dst) {
+    const dyphase_ctx *c = vctx;
+    const int nt = c->nky * c->nkx, HWq = c->Hq * c->Wq;
+    for (int k = 0; k < kc; k++) {
+        int kk = k0 + k, co = kk / nt, t = kk % nt, dyo = c->oy_off[t / c->nkx], dxo = c->ox_off[t % c->nkx];
+        int b = j0 / HWq, qy = j0 % HWq / c->Wq, qx = j0 % c->Wq, j = 0;
+        const float *plane = c->dy + (size_t)b * c->img + (size_t)co * c->Ho * c->Wo; /* [Ho, Wo] */
+        float *o = dst + (size_t)k * ldbp;
+        while (j < w) { /* one phase row segment at a time */
+            if (qy == c->Hq) { /* the next image */
+                qy = 0;
+                plane += c->img;
+            }
+            int run = c->Wq - qx < w - j ? c->Wq - qx : w - j, oy = qy + dyo;
+            if (oy < 0 || oy >= c->Ho) {
+                for (int t2 = 0; t2 < run; t2++) o[j + t2] = 0.0f;
+            } else { /* zeros left of dy's row, a contiguous copy, zeros right of it */
+                const float *row = plane + (size_t)oy * c->Wo;
+                int tx0 = qx + dxo;
+                int a = tx0 < 0 ? (-tx0 < run ? -tx0 : run) : 0;
+                int e = c->Wo - tx0 < run ? c->Wo - tx0 : run;
+                if (e < a) e = a;
+                for (int t2 = 0; t2 < a; t2++) o[j + t2] = 0.0f;
+                if (e > a) memcpy(o + j + a, row + tx0 + a, (size_t)(e - a) * sizeof(float));
+                for (int t2 = e; t2 < run; t2++) o[j + t2] = 0.0f;
+            }
+            j += run;
+            qx = 0;
+            qy++;
+        }
+        for (j = w; j < ldbp; j++) o[j] = 0.0f;
+    }
+}
+
+/* Strided convolutions by phase: input pixels (s*qy + ry, s*qx + rx) of one phase (ry, rx) are touched only by
+ * the taps ky = ry + pad_t (mod s), kx = rx + pad_l (mod s), so per phase one GEMM
+ *   T[Cin, B*Hq*Wq] (+)= Wp[Cin, Cout*nt] . DY_phase[Cout*nt, B*Hq*Wq]
+ * over just those taps (a quarter of the full transposed product's K for stride 2), then T is scattered into
+ * dx.  Each dx element is the chain over (co, ky, kx) in order with the taps that cannot touch it left out:
+ * they add exactly 0 in the full product, so for finite weights the bits are those of the other paths (up to
+ * the sign of an exact zero result).  Phases without taps give 0 (accum: dx unchanged). */
+static void dx_phases(const float *dy, int B, int Cout, int Ho, int Wo, const float *w, int Cin, int H, int W, int kh, int kw,
+                      int s, int pad_t, int pad_l, float *dx, int accum) {
+    enum { MAXPH = 16 };
+    const int khw = kh * kw, np = (s < H ? s : H) * (s < W ? s : W);
+    const size_t img = (size_t)Cout * Ho * Wo, HW = (size_t)H * W;
+    assert(s <= 4 && np <= MAXPH && kh <= 8 && kw <= 8);
+    dyphase_ctx ph[MAXPH];
+    int tap[MAXPH][64], pry[MAXPH], prx[MAXPH]; /* per phase: its taps' offsets ky * kw + kx in order */
+    size_t woff[MAXPH + 1], toff[MAXPH + 1];    /* phase weights at wp + woff[p] ([Cin, Cout*nt]), T at t + toff[p] */
+    woff[0] = toff[0] = 0;
+    for (int p = 0; p < np; p++) {
+        int ry = p / (s < W ? s : W), rx = p % (s < W ? s : W);
+        dyphase_ctx c = {dy, Ho, Wo, (H - ry + s - 1) / s, (W - rx + s - 1) / s, 0, 0, {0}, {0}, img};
+        int kys[8], kxs[8];
+        for (int ky = 0; ky < kh; ky++)
+            if (((ry + pad_t - ky) % s + s) % s == 0) { kys[c.nky] = ky; c.oy_off[c.nky++] = (ry + pad_t - ky) / s; }
+        for (int kx = 0; kx < kw; kx++)
+            if (((rx + pad_l - kx) % s + s) % s == 0) { kxs[c.nkx] = kx; c.ox_off[c.nkx++] = (rx + pad_l - kx) / s; }
+        for (int a = 0; a < c.nky; a++)
+            for (int e = 0; e < c.nkx; e++) tap[p][a * c.nkx + e] = kys[a] * kw + kxs[e];
+        ph[p] = c;
+        pry[p] = ry; prx[p] = rx;
+        woff[p + 1] = woff[p] + (size_t)Cin * Cout * c.nky * c.nkx;
+        toff[p + 1] = toff[p] + (size_t)Cin * B * c.Hq * c.Wq;
+    }
+    float *wp = locus_alloc(woff[np] * sizeof(float) + 64), *t = locus_alloc(toff[np] * sizeof(float) + 64);
+    assert(wp && t);
+    int nth = omp_in_parallel() || (double)Cin * Cout * khw < 262144.0 ? 1 : locus_threads();
+    /* one pass over w (threads own input channels): Wp_p[ci, (co, t)] = w[co, ci, tap_p(t)] for every phase p;
+     * and T_p[ci, (b, qy, qx)] = 0, or with accum dx's pixel (b, ci, s*qy + ry, s*qx + rx) */
+    LOCUS_PAR_FOR(nth, for (int ci = 0; ci < Cin; ci++) {
+        for (int co = 0; co < Cout; co++) {
+            const float *src = w + ((size_t)co * Cin + ci) * khw;
+            for (int p = 0; p < np; p++) {
+                const int nt = ph[p].nky * ph[p].nkx;
+                float *o = wp + woff[p] + ((size_t)ci * Cout + co) * nt;
+                for (int q = 0; q < nt; q++) o[q] = src[tap[p][q]];
+            }
+        }
+        for (int p = 0; p < np; p++) {
+            const dyphase_ctx *c = &ph[p];
+            float *o = t + toff[p] + (size_t)ci * B * c->Hq * c->Wq;
+            for (int b = 0; b < B; b++)
+                for (int qy = 0; qy < c->Hq; qy++)
+                    for (int qx = 0; qx < c->Wq; qx++)
+                        *o++ = accum ? dx[((size_t)b * Cin + ci) * HW + (size_t)(s * qy + pry[p]) * W + s * qx + prx[p]] : 0.0f;
+        }
+    });
+    for (int p = 0; p < np; p++) {
+        const int nt = ph[p].nky * ph[p].nkx, N = B * ph[p].Hq * ph[p].Wq;
+        if (!nt) continue;
+        locus_gemm_desc d = {0};
+        d.M = Cin; d.N = N; d.K = Cout * nt;
+        d.A = wp + woff[p]; d.a_rs = (ptrdiff_t)Cout * nt; d.a_cs = 1;
+        d.C = t + toff[p]; d.ldc = N;
+        d.accum = 1; /* from T: 0 or dx's values */
+        d.pack_b = pack_dyphase; d.pack_ctx = &ph[p];
+        locus_gemm(&d);
+    }
+    LOCUS_PAR_FOR(nth, for (int ci = 0; ci < Cin; ci++) {
+        for (int p = 0; p < np; p++) {
+            const dyphase_ctx *c = &ph[p];
+            const float *o = t + toff[p] + (size_t)ci * B * c->Hq * c->Wq;
+            for (int b = 0; b < B; b++)
+                for (int qy = 0; qy < c->Hq; qy++)
+                    for (int qx = 0; qx < c->Wq; qx++)
+                        dx[((size_t)b * Cin + ci) * HW + (size_t)(s * qy + pry[p]) * W + s * qx + prx[p]] = *o++;
+        }
+    });
+    locus_free(wp);
+    locus_free(t);
+}
 
 /* The transposed product for small images: dx^T[B*H*W, Cin] (+)= DY_col^T . W', with DY_col of all images
  * built once ([KT, B*H*W], read by the GEMM as its transposed A) and the weights packed from w in place
@@ -267,9 +391,18 @@ void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, con
      *   1x1, 1280 ch 8x8 5.24 / 3.26;  640 ch 16x16 3.41 / 3.60;  320 ch 32x32 3.57 / 4.93
      * The transposed product wins below 512 pixels: for few rows (B*H*W <= 256) the GEMM streams the weights
      * once, panel by panel, and never writes their [Cin, KT] transpose (as large as the weights, and for
-     * 1280 channels at 4x4 longer than the GEMM itself). */
-    int path = g_force_path ? g_force_path : HW < 512 ? 2 : 1;
+     * 1280 channels at 4x4 longer than the GEMM itself).  Strided (downsampler) convolutions with at least 256
+     * input pixels in all go by phase (3), a quarter of the FLOPs for stride 2; measured at 2 threads, batch 2,
+     * stride 2, 3x3 (ms, transposed or image by image / by phase; a machine with ~90 GFLOP/s per core):
+     *   320 ch 32x32 23.3 / 8.5;  640 ch 16x16 24.5 / 10.5;  1280 ch 8x8 25.1 / 24.9 (the weights' extra pass
+     *   costs what the FLOPs save: not taken). */
+    int path = g_force_path ? g_force_path : stride > 1 && B * HW >= 256 ? 3 : HW < 512 ? 2 : 1;
     if (B <= 0 || Cin <= 0) return;
+    if (path == 3 && stride > 1) {
+        dx_phases(dy, B, Cout, Ho, Wo, w, Cin, H, W, kh, kw, stride, pad_t, pad_l, dx, accum);
+        return;
+    }
+    if (path == 3) path = HW < 512 ? 2 : 1;
     dycol_ctx ctx = {dy, Ho, Wo, H, W, kh, kw, stride, pad_t, pad_l, img};
     if (path == 2) {
         dx_gemm_t(w, B, Cin, KT, khw, &ctx, HW, dx, accum);
