@@ -357,8 +357,8 @@ static locus_status plan_image(locus_signr *r, const plan_ctx *P, long long i, c
     if (st) return st;
     int W64 = o->width * 64, H64 = o->height * 64;
     int xlo = 64 + (bw + 1) / 2, xhi = W64 - 64 - (bw + 1) / 2, ylo = 64 + (bh + 1) / 2, yhi = H64 - 64 - (bh + 1) / 2;
-    L->cx64 = xhi > xlo ? uint_in(P, i, 12, xlo, xhi) : W64 / 2;
-    L->cy64 = yhi > ylo ? uint_in(P, i, 13, ylo, yhi) : H64 / 2;
+    L->cx64 = xhi > xlo && !o->centered ? uint_in(P, i, 12, xlo, xhi) : W64 / 2;
+    L->cy64 = yhi > ylo && !o->centered ? uint_in(P, i, 13, ylo, yhi) : H64 / 2;
     ip->color = sc->name;
     ip->text = tc->name;
     ip->background = bg->name;
@@ -440,6 +440,7 @@ static locus_status write_info(const locus_signs_opts *o, const char *ft_version
     locus_jw_key(&w, "width"); locus_jw_int(&w, o->width);
     locus_jw_key(&w, "height"); locus_jw_int(&w, o->height);
     locus_jw_key(&w, "gray"); locus_jw_bool(&w, o->gray);
+    locus_jw_key(&w, "centered"); locus_jw_bool(&w, o->centered);
     locus_jw_key(&w, "max_rotation_deg"); locus_jw_num(&w, o->rotate ? o->max_rotation_ddeg / 10.0 : 0.0);
     locus_jw_key(&w, "min_letter_px"); locus_jw_int(&w, o->min_letter_px);
     locus_jw_key(&w, "max_letter_px"); locus_jw_int(&w, max_letter);

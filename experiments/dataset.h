@@ -69,6 +69,7 @@ typedef struct {
     const char *words_file, *out_dir, *fonts, *templates_file, *split;
     long long n, seed, split_seed;
     int width, height, gray, rotate;
+    int centered;                   /* boards centred in the image (default 0: anywhere they fit) */
     int max_rotation_ddeg;          /* default 30 (3 degrees) */
     int min_letter_px, max_letter_px; /* 16 and 0 (= automatic: 60% of the height, at least the minimum) */
     double holdout;                 /* split: >= 1 a number of words, < 1 a fraction (default 0.1) */

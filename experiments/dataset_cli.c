@@ -22,6 +22,7 @@ static const locus_opt ds_opts[] = { /* the options locus_cmd_dataset parses, fo
     LOCUS_OPT_HELP("--gray", "gray-scale images: 1-channel PNGs, gray signs and backgrounds (default: off)"),
     LOCUS_OPT_HELP("--no-rotate", "no rotation (default: rotated up to --max-rotation)"),
     LOCUS_OPT_HELP("--max-rotation", "DEG  0-15 (default 3)"),
+    LOCUS_OPT_HELP("--centered", "every board centred in the image (default: placed anywhere it fits)"),
     LOCUS_OPT_HELP("--min-letter-px", "N  smallest letter height (default 16)"),
     LOCUS_OPT_HELP("--max-letter-px", "N  largest letter height (default 60% of the height)"),
     LOCUS_OPT_HELP("--split", "all|train|test  test keeps the held-out words, train the others (default all)"),
@@ -74,6 +75,7 @@ int locus_cmd_dataset(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
         if (!strcmp(a, "--gray")) { o.gray = 1; continue; }
         if (!strcmp(a, "--no-rotate")) { o.rotate = 0; continue; }
+        if (!strcmp(a, "--centered")) { o.centered = 1; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }
         if (a[0] != '-') { fprintf(stderr, "locus dataset: unexpected argument '%s'\n", a); return 2; }
         if (i + 1 >= argc) { fprintf(stderr, "locus dataset: option %s needs a value\n", a); return 2; }

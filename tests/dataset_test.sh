@@ -50,6 +50,15 @@ if [ "$(png_info "$tmp/g/00004.png")" = "256x64 type 0" ] && grep -q '"rotation_
    grep -q 'LiberationSerif-Bold.ttf' "$tmp/g/dataset.json"; then ok; echo "  --gray --size 256x64 --no-rotate --fonts NAME,PATH: 8-bit gray 256x64 PNGs, no rotation"
 else bad "gray: $(png_info "$tmp/g/00004.png")"; fi
 if cmp -s "$W" "$tmp/t1/words.txt" && grep -q '"freetype_version": "2\.' "$tmp/t1/dataset.json" && grep -q '"seed": 7,' "$tmp/t1/dataset.json"; then ok; else bad "words.txt / dataset.json"; fi
+# --centered: every board's centre in the middle of the image (position "in the middle"); the other draws are
+# those of the same seed without it (same fonts and letter sizes); dataset.json records it
+D --n 40 --seed 8 --centered -o "$tmp/c" 2>/dev/null
+fl() { sed -E 's/.*"font": "([a-z-]+)", "letter_px": ([0-9]+).*/\1 \2/' "$1"; }
+if [ "$(grep -c '"position": "in the middle"' "$tmp/c/metadata.jsonl")" = 40 ] && grep -q '"position": "on the \(left\|right\)"' "$tmp/s8/metadata.jsonl" &&
+   [ "$(fl "$tmp/c/metadata.jsonl")" = "$(fl "$tmp/s8/metadata.jsonl")" ] &&
+   grep -q '"centered": true' "$tmp/c/dataset.json" && grep -q '"centered": false' "$tmp/s8/dataset.json"; then ok
+  echo "  --centered: 40/40 boards in the middle (not so without it), the same fonts and letter sizes, recorded in dataset.json"
+else bad "--centered: $(grep -c '"position": "in the middle"' "$tmp/c/metadata.jsonl")/40 in the middle"; fi
 printf 'The {color} board reads "{word}".\n# a comment\n{word}, {text} on {background}, {position}\n' >"$tmp/tmpl.txt"
 D --n 20 --seed 2 --templates "$tmp/tmpl.txt" -o "$tmp/tp" 2>/dev/null
 if [ "$(grep -cE '"text": "(The [a-z]+ board reads \\"[A-Z]+\\"\.|[A-Z]+, [a-z]+ on [a-z ]+, (on the left|in the middle|on the right))"' "$tmp/tp/metadata.jsonl")" = 20 ] &&
