@@ -10,6 +10,8 @@
  *                    same bits, progress, NaN stop, loss.png / loss.csv
  *   train_vae.c      AutoencoderKL: MSE(recon, x) + kl_weight * KL
  *   train_unet.c     UNet2DConditionModel on cached VAE latent posteriors, frozen text encoder, caption dropout
+ *   train_sd3.c      SD3Transformer2DModel (flow matching) the same way, with its two CLIP encoders' embeddings
+ *   train_stage.c    what those two share: caption numbering and dropout, --resume settings, progress pictures
  *   train_pipeline.c the pipeline skeleton (model_index.json, scheduler/, tokenizer/, a frozen random CLIP
  *                    text_encoder/) and `train pipeline`, which runs all stages
  * The LoRA trainer's pieces are reused through train_lora.h (batch sampling, the objective's noise).
@@ -143,6 +145,44 @@ locus_status locus_trainer_run(locus_trainer *t);
 
 /* A picture grid: n images [3,H,W] in [-1,1] per row, `rows` rows (row-major in imgs), 2-pixel gaps, as a PNG. */
 locus_status locus_train_save_grid(const char *path, const float *imgs, int rows, int n, int H, int W);
+
+/* ---- what the denoiser stages share (train_stage.c) ---- */
+
+/* Number the distinct captions of img in order of first appearance: d->prompt[i] (allocated by
+ * locus_train_encode_latents) and d->nprompts; list (may be NULL): a malloc'd array of the distinct captions
+ * (pointers into img), caller frees. */
+locus_status locus_train_number_captions(locus_train_data *d, const locus_train_images *img, char ***list);
+
+/* The caption index of each example of step `step` (batch B) in the sampler's example order, then caption
+ * dropout: one draw of t->rng per example in order, below --cfg-dropout -> -1 (the empty caption).  Call after
+ * the batch's own draws (locus_train_data_batch). */
+locus_status locus_train_step_captions(locus_trainer *t, const locus_train_data *d, int64_t step, int B, int *cap);
+
+/* t->settings (what --resume must match) for a denoiser stage: the stage name, data, base, the written config
+ * and the latents (hashed), and every optimisation option. */
+void locus_train_stage_settings(locus_trainer *t, const char *stage, const locus_train_opts *o, const char *base, const locus_train_images *img,
+                                const locus_train_data *d, const char *cfgtext);
+
+/* The conditioning of caption i (-1: the empty caption) with the weights as they are now: ctx [T,D] and,
+ * for pooled models, pooled [PD] (NULL otherwise). */
+typedef locus_status (*locus_train_cond_fn)(const void *stage, int i, float *ctx, float *pooled);
+
+typedef struct {
+    const locus_denoiser *den;
+    locus_scheduler *sched; /* a copy for sampling (NULL: no pictures) */
+    const locus_vae *vae;   /* NULL: no pictures */
+    const locus_train_data *d;
+    int T, D, PD;           /* conditioning rows, width, pooled width (0: none) */
+    float guidance;         /* 7.5 for SD1.x pipelines, 7 for SD3 (their pipelines' defaults) */
+    locus_train_cond_fn cond;
+    const void *stage;
+} locus_train_pics;
+
+/* Progress picture at a checkpoint: the first --samples distinct captions, 20 steps of the folder's scheduler
+ * as `locus generate` samples (guidance against the empty caption; noise randn(seed 1000 + i) times the
+ * scheduler's init_noise_sigma), decoded -> OUT/train/<stage>_step<N>.png.  Independent of the trainer's
+ * generator. */
+locus_status locus_train_pictures(locus_trainer *t, int64_t step, const locus_train_pics *p);
 
 /* ---- the text encoder trained with the UNet (train_text.c) ---- */
 

@@ -223,41 +223,23 @@ typedef struct {
     locus_scheduler sample_sched;
     int has_sample_sched;
     int *cap;             /* [B] caption index of each example (-1: empty) */
+    char **caps;          /* [d.nprompts] the distinct captions (pointers into the image folder's) */
 } sd3_stage;
 
-static locus_status caption_cond(const sd3_stage *s, int i, float *ctx, float *pooled) {
+static locus_status caption_cond(const void *vs, int i, float *ctx, float *pooled) {
+    const sd3_stage *s = vs;
     if (s->tx.train) return sd3_text_embed(&s->tx, i, ctx, pooled);
     memcpy(ctx, i < 0 ? s->null_ctx : s->d.ctx + (size_t)i * s->T * s->J, (size_t)s->T * s->J * sizeof(float));
     memcpy(pooled, i < 0 ? s->null_pooled : s->d.pooled + (size_t)i * s->PD, (size_t)s->PD * sizeof(float));
     return LOCUS_OK;
 }
 
-/* Progress picture: the first --samples captions, 20 Euler steps at guidance 7 (SD3's default) against the
- * empty caption, noise randn(seed 1000 + i) -> OUT/train/transformer_step<N>.png. */
+/* Progress picture (train_stage.c): 20 Euler steps at guidance 7 (SD3's default) -> OUT/train/transformer_step<N>.png. */
 static locus_status sd3_pictures(locus_trainer *t, int64_t step) {
     sd3_stage *s = t->ctx;
-    const locus_train_data *d = &s->d;
-    int n = d->nprompts < t->o->samples ? d->nprompts : t->o->samples;
-    if (n <= 0 || !s->has_v || !s->has_sample_sched) return LOCUS_OK;
-    int f = 1 << (s->v.nblocks - 1), H = d->h * f, W = d->w * f;
-    size_t nl = (size_t)d->C * d->h * d->w, ni = (size_t)3 * H * W, sd = (size_t)s->T * s->J;
-    float *lat = locus_alloc(nl * 4), *z = locus_alloc(nl * 4), *img = locus_alloc(n * ni * 4);
-    float *cc = locus_alloc(2 * sd * 4), *pp = locus_alloc(2 * (size_t)s->PD * 4 + 64); /* [2,T,J] empty, caption; [2,PD] */
-    locus_status st = !lat || !z || !img || !cc || !pp ? locus_fail(LOCUS_E_NOMEM, "out of memory") : LOCUS_OK;
-    if (!st) st = caption_cond(s, -1, cc, pp);
-    for (int i = 0; i < n && !st; i++) {
-        locus_randn(1000 + (uint64_t)i, lat, nl);
-        if ((st = caption_cond(s, i, cc + sd, pp + s->PD))) break;
-        locus_cond un = {cc, pp}, co = {cc + sd, pp + s->PD};
-        st = locus_sample(&s->m.den, &s->sample_sched, 20, 7.0f, lat, d->h, d->w, &un, &co, s->T, NULL, NULL);
-        for (size_t k = 0; k < nl && !st; k++) z[k] = lat[k] / d->scaling + d->shift;
-        if (!st) locus_vae_decode(&s->v, z, 1, d->h, d->w, img + i * ni, NULL);
-    }
-    char path[4400];
-    snprintf(path, sizeof path, "%s/transformer_step%lld.png", t->workdir, (long long)step);
-    if (!st) st = locus_train_save_grid(path, img, 1, n, H, W);
-    locus_free(lat); locus_free(z); locus_free(img); locus_free(cc); locus_free(pp);
-    return st;
+    locus_train_pics p = {&s->m.den, s->has_sample_sched ? &s->sample_sched : NULL, s->has_v ? &s->v : NULL, &s->d, s->T, s->J, s->PD, 7.0f,
+                          caption_cond, s};
+    return locus_train_pictures(t, step, &p);
 }
 
 static locus_status sd3_eval(locus_trainer *t, int64_t step, float *loss) {
@@ -265,15 +247,8 @@ static locus_status sd3_eval(locus_trainer *t, int64_t step, float *loss) {
     locus_train_batch b;
     locus_status st = locus_train_data_batch(&s->d, &s->m, (step - 1) * s->B, s->B, t->o->seed, &t->rng, &b);
     if (st) return st;
-    const uint32_t thr = (uint32_t)(t->o->cfg_dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : t->o->cfg_dropout * 4294967296.0);
     size_t sd = (size_t)s->T * s->J;
-    int *perm = malloc((size_t)s->d.n * sizeof(int));
-    int64_t pe = -1;
-    if (!perm) { locus_train_batch_free(&b); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
-    for (int i = 0; i < b.B; i++) s->cap[i] = s->d.prompt[locus_train_example_at(s->d.n, (step - 1) * s->B + i, t->o->seed, perm, &pe)];
-    free(perm);
-    for (int i = 0; i < b.B; i++) /* caption dropout: one draw per example, after the batch's draws */
-        if (locus_mt19937_next(&t->rng) < thr) s->cap[i] = -1;
+    st = locus_train_step_captions(t, &s->d, step, b.B, s->cap);
     for (int i = 0; i < b.B && !st; i++) /* the conditioning of each example from the weights as they are now */
         if (s->tx.train || s->cap[i] < 0) st = caption_cond(s, s->cap[i], b.ctx + i * sd, b.pooled + (size_t)i * s->PD);
     float *dctx = NULL;
@@ -296,13 +271,7 @@ static locus_status encode_images(sd3_stage *s, const char *base, const locus_tr
     s->has_v = 1;
     locus_train_data *d = &s->d;
     if ((st = locus_train_encode_latents(d, &s->v, img))) return st;
-    for (int i = 0; i < d->n; i++) { /* distinct captions in order of first appearance */
-        int pi = -1;
-        for (int k = i - 1; k >= 0 && pi < 0; k--)
-            if (!strcmp(img->caption[k], img->caption[i])) pi = d->prompt[k];
-        d->prompt[i] = pi >= 0 ? pi : d->nprompts++;
-    }
-    return LOCUS_OK;
+    return locus_train_number_captions(d, img, &s->caps);
 }
 
 int locus_train_transformer(const locus_train_opts *o0) {
@@ -322,7 +291,6 @@ int locus_train_transformer(const locus_train_opts *o0) {
     locus_train_images img;
     memset(&img, 0, sizeof img);
     char dir[4200], cfg[4300], sched[4300], wpath[4400], *cfgtext = NULL;
-    char **caps = NULL;
     int rc = 2, den_open = 0, sched_open = 0;
     locus_mmdit *mm = NULL;
     locus_status st = locus_train_images_load(&img, o.data, o.W, o.H);
@@ -366,10 +334,7 @@ int locus_train_transformer(const locus_train_opts *o0) {
     }
     s.J = s.m.den.ctx_dim; s.PD = s.m.den.pooled_dim; s.T = 154; /* 77 CLIP rows + 77 zero rows (no T5) */
     s.d.S = s.T; s.d.D = s.J; s.d.P = s.PD;
-    if (!(caps = malloc((size_t)(s.d.nprompts ? s.d.nprompts : 1) * sizeof *caps))) { st = locus_fail(LOCUS_E_NOMEM, "out of memory"); goto out; }
-    for (int i = 0, k = 0; i < img.n; i++)
-        if (s.d.prompt[i] == k) caps[k++] = img.caption[i];
-    if ((st = sd3_text_open(&s.tx, base, s.J, s.PD, caps, s.d.nprompts, o.train_text))) goto out;
+    if ((st = sd3_text_open(&s.tx, base, s.J, s.PD, s.caps, s.d.nprompts, o.train_text))) goto out;
     { /* the sampler copies each example's embeddings from d.ctx / d.pooled: every caption's (frozen text; with
        * trained text the rows stay zero and each step recomputes them from the live weights) */
         size_t sd = (size_t)s.T * s.J, nc = (size_t)(s.d.nprompts ? s.d.nprompts : 1);
@@ -388,12 +353,7 @@ int locus_train_transformer(const locus_train_opts *o0) {
     if ((st = locus_trainer_init(&t, &o, "transformer", s.m.L, s.m.den.buffers))) goto out;
     size_t n_tr = t.grads.n;
     if (o.train_text && (st = sd3_text_track(&s.tx, &t))) goto out;
-    unsigned long long hsh = 1469598103934665603ull;
-    for (const char *c = cfgtext; *c; c++) hsh = (hsh ^ (unsigned char)*c) * 1099511628211ull;
-    for (size_t k = 0; k < (size_t)s.d.n * s.d.C * s.d.h * s.d.w; k += 997) { uint32_t bits; memcpy(&bits, &s.d.mean[k], 4); hsh = (hsh ^ bits) * 1099511628211ull; }
-    snprintf(t.settings, sizeof t.settings, "transformer;data=%s;base=%s;n=%d;size=%dx%d;arch+latents=%016llx;lr=%.17g;wd=%.17g;betas=%.17g,%.17g;eps=%.17g;"
-             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g%s", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
-             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout, o.train_text ? ";train_text_encoder" : "");
+    locus_train_stage_settings(&t, "transformer", &o, base, &img, &s.d, cfgtext);
     t.eval = sd3_eval;
     t.on_checkpoint = sd3_pictures;
     t.ctx = &s;
@@ -426,7 +386,7 @@ out:
     if (st) fprintf(stderr, "locus train transformer: %s\n", locus_errmsg());
     locus_trainer_free(&t);
     free(cfgtext);
-    free(caps);
+    free(s.caps);
     free(s.null_ctx);
     free(s.null_pooled);
     free(s.cap);

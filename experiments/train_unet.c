@@ -38,47 +38,24 @@ typedef struct {
     int train_text;       /* --train-text-encoder: embeddings computed per step from tt's current weights */
     locus_text_train tt;
     int *cap;             /* [B] caption index of each example of the step (-1: the empty caption) */
+    char **caps;          /* [d.nprompts] the distinct captions (pointers into the image folder's) */
 } unet_stage;
 
-/* The conditioning of caption i (-1: empty) with the weights as they are now: [S,D] into out. */
-static locus_status caption_ctx(const unet_stage *s, int i, float *out) {
+/* The conditioning of caption i (-1: empty) with the weights as they are now: [S,D] into out (no pooled). */
+static locus_status caption_ctx(const void *vs, int i, float *out, float *pooled) {
+    const unet_stage *s = vs;
+    (void)pooled;
     if (s->train_text) return locus_text_train_embed(&s->tt, &i, 1, out);
     memcpy(out, i < 0 ? s->null_ctx : s->d.ctx + (size_t)i * s->d.S * s->d.D, (size_t)s->d.S * s->d.D * sizeof(float));
     return LOCUS_OK;
 }
 
-/* Progress picture at a checkpoint: the first --samples distinct training captions, sampled as `locus
- * generate` does (DDIM, 20 steps, guidance 7.5 against the empty caption; noise randn(seed 1000 + i)) and
- * decoded -> OUT/train/unet_step<N>.png.  Independent of the trainer's generator. */
+/* Progress picture at a checkpoint (train_stage.c): DDIM, 20 steps, guidance 7.5 -> OUT/train/unet_step<N>.png. */
 static locus_status unet_pictures(locus_trainer *t, int64_t step) {
     unet_stage *s = t->ctx;
-    const locus_train_data *d = &s->d;
-    int n = d->nprompts < t->o->samples ? d->nprompts : t->o->samples;
-    if (n <= 0 || !s->has_v || !s->has_sample_sched) return LOCUS_OK;
-    int f = 1 << (s->v.nblocks - 1), H = d->h * f, W = d->w * f;
-    size_t nl = (size_t)d->C * d->h * d->w, ni = (size_t)3 * H * W;
-    size_t sd = (size_t)d->S * d->D;
-    float *lat = locus_alloc(nl * 4), *z = locus_alloc(nl * 4), *img = locus_alloc(n * ni * 4); /* [C,h,w] x2, [n,3,H,W] */
-    float *cc = locus_alloc(2 * sd * 4);                                                          /* [2,S,D] empty, caption */
-    locus_status st = !lat || !z || !img || !cc ? locus_fail(LOCUS_E_NOMEM, "out of memory") : LOCUS_OK;
-    if (!st) st = caption_ctx(s, -1, cc);
-    for (int i = 0; i < n && !st; i++) {
-        locus_randn(1000 + (uint64_t)i, lat, nl);
-        for (size_t k = 0; k < nl; k++) lat[k] *= s->sample_sched.init_noise_sigma;
-        if ((st = caption_ctx(s, i, cc + sd))) break;
-        locus_cond un = {cc, NULL}, co = {cc + sd, NULL};
-        st = locus_sample(&s->m.den, &s->sample_sched, 20, 7.5f, lat, d->h, d->w, &un, &co, d->S, NULL, NULL);
-        for (size_t k = 0; k < nl && !st; k++) z[k] = lat[k] / d->scaling + d->shift;
-        if (!st) locus_vae_decode(&s->v, z, 1, d->h, d->w, img + i * ni, NULL);
-    }
-    char path[4400];
-    snprintf(path, sizeof path, "%s/unet_step%lld.png", t->workdir, (long long)step);
-    if (!st) st = locus_train_save_grid(path, img, 1, n, H, W);
-    locus_free(lat);
-    locus_free(z);
-    locus_free(img);
-    locus_free(cc);
-    return st;
+    locus_train_pics p = {&s->m.den, s->has_sample_sched ? &s->sample_sched : NULL, s->has_v ? &s->v : NULL, &s->d, s->d.S, s->d.D, 0, 7.5f,
+                          caption_ctx, s};
+    return locus_train_pictures(t, step, &p);
 }
 
 static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
@@ -86,22 +63,12 @@ static locus_status unet_eval(locus_trainer *t, int64_t step, float *loss) {
     locus_train_batch b;
     locus_status st = locus_train_data_batch(&s->d, &s->m, (step - 1) * s->B, s->B, t->o->seed, &t->rng, &b);
     if (st) return st;
-    const uint32_t thr = (uint32_t)(t->o->cfg_dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : t->o->cfg_dropout * 4294967296.0);
     size_t sd = (size_t)b.S * b.D;
-    if (s->train_text) { /* the batch's caption indices (the sampler's example order) */
-        int *perm = malloc((size_t)s->d.n * sizeof(int));
-        int64_t pe = -1;
-        if (!perm) { locus_train_batch_free(&b); return locus_fail(LOCUS_E_NOMEM, "out of memory"); }
-        for (int i = 0; i < b.B; i++) s->cap[i] = s->d.prompt[locus_train_example_at(s->d.n, (step - 1) * s->B + i, t->o->seed, perm, &pe)];
-        free(perm);
-    }
-    for (int i = 0; i < b.B; i++) /* caption dropout: one draw per example, after the batch's draws */
-        if (locus_mt19937_next(&t->rng) < thr) {
-            memcpy(b.ctx + i * sd, s->null_ctx, sd * sizeof(float));
-            if (s->train_text) s->cap[i] = -1;
-        }
+    st = locus_train_step_captions(t, &s->d, step, b.B, s->cap);
+    for (int i = 0; i < b.B && !st && !s->train_text; i++) /* frozen text: the batch holds the captions' embeddings; dropped ones */
+        if (s->cap[i] < 0) memcpy(b.ctx + i * sd, s->null_ctx, sd * sizeof(float));
     float *dctx = NULL;
-    if (s->train_text) {
+    if (!st && s->train_text) {
         if (!(dctx = malloc((size_t)b.B * sd * sizeof(float)))) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
         if (!st) st = locus_text_train_embed(&s->tt, s->cap, b.B, b.ctx);
     }
@@ -152,17 +119,9 @@ static locus_status encode_data(unet_stage *s, const char *base, const locus_tra
     /* captions: distinct ones in order of first appearance, then "" */
     size_t sd = (size_t)d->S * d->D;
     int T;
-    for (int i = 0; i < d->n && !st; i++) {
-        int pi = -1;
-        for (int k = i - 1; k >= 0 && pi < 0; k--)
-            if (!strcmp(img->caption[k], img->caption[i])) pi = d->prompt[k];
-        if (pi >= 0) { d->prompt[i] = pi; continue; }
-        float *nc = realloc(d->ctx, (size_t)(d->nprompts + 1) * sd * sizeof(float));
-        if (!nc) { st = locus_fail(LOCUS_E_NOMEM, "out of memory for caption embeddings"); break; }
-        d->ctx = nc;
-        if ((st = locus_pipeline_encode_prompt(&p, img->caption[i], d->ctx + (size_t)d->nprompts * sd, &T))) break;
-        d->prompt[i] = d->nprompts++;
-    }
+    if ((st = locus_train_number_captions(d, img, &s->caps))) goto done;
+    if (!(d->ctx = malloc((size_t)(d->nprompts ? d->nprompts : 1) * sd * sizeof(float)))) st = locus_fail(LOCUS_E_NOMEM, "out of memory for caption embeddings");
+    for (int k = 0; k < d->nprompts && !st; k++) st = locus_pipeline_encode_prompt(&p, s->caps[k], d->ctx + (size_t)k * sd, &T);
     if (!st && !(s->null_ctx = malloc(sd * sizeof(float)))) st = locus_fail(LOCUS_E_NOMEM, "out of memory");
     if (!st) st = locus_pipeline_encode_prompt(&p, "", s->null_ctx, &T);
 done:
@@ -229,25 +188,16 @@ int locus_train_unet(const locus_train_opts *o0) {
     }
     if (!o.steps) o.steps = (s.d.n + o.batch_size - 1) / o.batch_size;
     s.B = o.batch_size;
+    if (!(s.cap = malloc((size_t)s.B * sizeof(int)))) { st = locus_fail(LOCUS_E_NOMEM, "out of memory"); goto out; }
     if ((st = locus_trainer_init(&t, &o, "unet", s.m.L, s.m.den.buffers))) goto out;
     size_t n_unet = t.grads.n; /* the UNet's parameters come first; the text encoder's (if trained) after */
     if (o.train_text) {
-        char **caps = malloc((size_t)(s.d.nprompts ? s.d.nprompts : 1) * sizeof *caps);
-        if (!caps || !(s.cap = malloc((size_t)s.B * sizeof(int)))) { free(caps); st = locus_fail(LOCUS_E_NOMEM, "out of memory"); goto out; }
-        for (int i = 0, k = 0; i < img.n; i++) /* distinct captions in the order encode_data numbered them */
-            if (s.d.prompt[i] == k) caps[k++] = img.caption[i];
-        st = locus_text_train_open(&s.tt, base, caps, s.d.nprompts);
-        free(caps);
+        st = locus_text_train_open(&s.tt, base, s.caps, s.d.nprompts);
         s.train_text = 1; /* set even on failure: the stage frees tt */
         if (!st) st = locus_text_train_track(&s.tt, &t);
         if (st) goto out;
     }
-    unsigned long long hsh = 1469598103934665603ull; /* the architecture (written config) and the frozen parts (vae / text encoder headers) */
-    for (const char *c = cfgtext; *c; c++) hsh = (hsh ^ (unsigned char)*c) * 1099511628211ull;
-    for (size_t k = 0; k < (size_t)s.d.n * s.d.C * s.d.h * s.d.w; k += 997) { uint32_t bits; memcpy(&bits, &s.d.mean[k], 4); hsh = (hsh ^ bits) * 1099511628211ull; }
-    snprintf(t.settings, sizeof t.settings, "unet;data=%s;base=%s;n=%d;size=%dx%d;arch+latents=%016llx;lr=%.17g;wd=%.17g;betas=%.17g,%.17g;eps=%.17g;"
-             "clip=%.17g;warmup=%d;batch=%d;seed=%llu;cfg_dropout=%.17g%s", o.data, base, img.n, img.W, img.H, hsh, o.lr, o.wd, o.b1, o.b2, o.eps,
-             o.clip, o.warmup, o.batch_size, (unsigned long long)o.seed, o.cfg_dropout, o.train_text ? ";train_text_encoder" : "");
+    locus_train_stage_settings(&t, "unet", &o, base, &img, &s.d, cfgtext);
     t.eval = unet_eval;
     t.on_checkpoint = unet_pictures;
     t.ctx = &s;
@@ -274,6 +224,7 @@ out:
     free(s.null_ctx);
     if (s.train_text) locus_text_train_free(&s.tt);
     free(s.cap);
+    free(s.caps);
     locus_train_data_free(&s.d);
     if (u) { locus_unet_free(u); free(u); }
     if (den_open) locus_denoiser_close(&s.m.den);
