@@ -129,6 +129,17 @@ void locus_conv2d_bwd_weight(const float *dy, const float *x, int B, int Cin, in
     }
 }
 
+/* o[0, run) = row[tx0 + t] where 0 <= tx0 + t < Wo, else 0: zeros left of the row, a contiguous copy, zeros
+ * right of it */
+static void copy_row_padded(float *o, const float *row, int tx0, int run, int Wo) {
+    int a = tx0 < 0 ? (-tx0 < run ? -tx0 : run) : 0;
+    int e = Wo - tx0 < run ? Wo - tx0 : run;
+    if (e < a) e = a;
+    for (int t = 0; t < a; t++) o[t] = 0.0f;
+    if (e > a) memcpy(o + a, row + tx0 + a, (size_t)(e - a) * sizeof(float));
+    for (int t = e; t < run; t++) o[t] = 0.0f;
+}
+
 /* B(k = (co, ky, kx), j = (image, input pixel (iy, ix))) of dy [B, Cout, Ho, Wo] */
 typedef struct {
     const float *dy; /* [B, Cout, Ho, Wo]: column j = b * H * W + input pixel */
@@ -156,14 +167,8 @@ static void pack_dycol(const void *vctx, int k0, int kc, int j0, int w, int ldbp
             } else {
                 const float *row = plane + (size_t)(ty / s) * c->Wo;
                 int tx0 = ix + c->pad_l - kx; /* tx of the run's first pixel */
-                if (s == 1) { /* zeros left of dy's row, a contiguous copy, zeros right of it */
-                    int a = tx0 < 0 ? (-tx0 < run ? -tx0 : run) : 0;
-                    int e = c->Wo - tx0 < run ? c->Wo - tx0 : run;
-                    if (e < a) e = a;
-                    for (int t = 0; t < a; t++) o[j + t] = 0.0f;
-                    if (e > a) memcpy(o + j + a, row + tx0 + a, (size_t)(e - a) * sizeof(float));
-                    for (int t = e; t < run; t++) o[j + t] = 0.0f;
-                } else {
+                if (s == 1) copy_row_padded(o + j, row, tx0, run, c->Wo);
+                else {
                     for (int t = 0; t < run; t++) {
                         int tx = tx0 + t;
                         o[j + t] = (tx >= 0 && tx % s == 0 && tx / s < c->Wo) ? row[tx / s] : 0.0f;
@@ -255,16 +260,7 @@ static void pack_dyphase(const void *vctx, int k0, int kc, int j0, int w, int ld
             int run = c->Wq - qx < w - j ? c->Wq - qx : w - j, oy = qy + dyo;
             if (oy < 0 || oy >= c->Ho) {
                 for (int t2 = 0; t2 < run; t2++) o[j + t2] = 0.0f;
-            } else { /* zeros left of dy's row, a contiguous copy, zeros right of it */
-                const float *row = plane + (size_t)oy * c->Wo;
-                int tx0 = qx + dxo;
-                int a = tx0 < 0 ? (-tx0 < run ? -tx0 : run) : 0;
-                int e = c->Wo - tx0 < run ? c->Wo - tx0 : run;
-                if (e < a) e = a;
-                for (int t2 = 0; t2 < a; t2++) o[j + t2] = 0.0f;
-                if (e > a) memcpy(o + j + a, row + tx0 + a, (size_t)(e - a) * sizeof(float));
-                for (int t2 = e; t2 < run; t2++) o[j + t2] = 0.0f;
-            }
+            } else copy_row_padded(o + j, plane + (size_t)oy * c->Wo, qx + dxo, run, c->Wo);
             j += run;
             qx = 0;
             qy++;
