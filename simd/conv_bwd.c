@@ -392,9 +392,10 @@ void locus_conv2d_bwd_data(const float *dy, int B, int Cout, int Ho, int Wo, con
      * stride 2, 3x3 (ms, transposed or image by image / by phase; a machine with ~90 GFLOP/s per core):
      *   320 ch 32x32 23.3 / 8.5;  640 ch 16x16 24.5 / 10.5;  1280 ch 8x8 25.1 / 24.9 (the weights' extra pass
      *   costs what the FLOPs save: not taken). */
-    int path = g_force_path ? g_force_path : stride > 1 && B * HW >= 256 ? 3 : HW < 512 ? 2 : 1;
+    const int phased = stride > 1 && stride <= 4 && kh <= 8 && kw <= 8; /* dx_phases' table sizes */
+    int path = g_force_path ? g_force_path : phased && B * HW >= 256 ? 3 : HW < 512 ? 2 : 1;
     if (B <= 0 || Cin <= 0) return;
-    if (path == 3 && stride > 1) {
+    if (path == 3 && phased) {
         dx_phases(dy, B, Cout, Ho, Wo, w, Cin, H, W, kh, kw, stride, pad_t, pad_l, dx, accum);
         return;
     }

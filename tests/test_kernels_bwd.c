@@ -161,7 +161,10 @@ static void check_conv(void) {
         {3, 1, 5, 5, 1, 3, 1, 0, 0}, {2, 8, 9, 9, 12, 3, 2, -1, -1}, {2, 32, 8, 8, 16, 1, 1, 0, 0}, {2, 4, 10, 7, 5, 3, 2, -1, -1},
         {2, 64, 16, 16, 64, 3, 1, 1, 1}, {2, 6, 12, 12, 5, 3, 2, -1, -1}, {3, 8, 16, 8, 4, 1, 1, 0, 0},
         /* several K blocks (Cout*9 > 512, Cin*9 > 512) and column panels in every GEMM arrangement */
-        {2, 70, 4, 4, 60, 3, 1, 1, 1}, {3, 33, 5, 6, 61, 3, 2, 1, 1}, {2, 50, 4, 4, 600, 1, 1, 0, 0}};
+        {2, 70, 4, 4, 60, 3, 1, 1, 1}, {3, 33, 5, 6, 61, 3, 2, 1, 1}, {2, 50, 4, 4, 600, 1, 1, 0, 0},
+        /* strided with >= 256 input pixels (data gradient by phase), a 2x2 patch embedding, stride 3, and a
+         * stride-8 patch embedding (beyond the phase tables: the full product) */
+        {2, 6, 16, 16, 7, 3, 2, 1, 1}, {2, 4, 12, 12, 6, 2, 2, 0, 0}, {2, 5, 18, 18, 4, 3, 3, 1, 1}, {1, 3, 24, 24, 5, 8, 8, 0, 0}};
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
         const int *c = cs[ci];
         int B = c[0], Cin = c[1], H = c[2], W = c[3], Co = c[4], k = c[5], st = c[6], pt = c[7], pl = c[8], Ho, Wo;
