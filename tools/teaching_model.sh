@@ -7,8 +7,9 @@
 # Stages (each resumes from its own checkpoint, so after a kill just run it again):
 #   1. data     two sign sets of 8,000 128x32 images: the 1,000-word list in three fonts, rotated (for the VAE,
 #               which must draw any letters), and the model's 40-word vocabulary zoo/signs-sd/words.txt
-#               (tools/teaching_words.sh) in two sans-serif bold fonts, upright, with the two caption templates
-#               of zoo/signs-sd/templates.txt (for the UNet)
+#               (tools/teaching_words.sh) in two sans-serif bold fonts, upright and centred (--centered: the
+#               captions do not say where the sign is, so its place is not left to chance), with the two
+#               caption templates of zoo/signs-sd/templates.txt (for the UNet)
 #   2. skeleton model_index.json, scheduler, the CLIP BPE tokenizer and a random CLIP text encoder without
 #               transformer layers (zoo/configs/signs-text0.json: each row is LayerNorm(token + position))
 #   3. vae      AutoencoderKL (zoo/configs/signs-vae.json), 400 steps of 8
@@ -34,7 +35,7 @@ stage "data"
 rm -rf "$W/signs-1000" "$W/signs-40"   # seconds to regenerate, the same bytes every time
 "$L" dataset signs --words zoo/words/words-1000.txt --n 8000 --size 128x32 --seed 0 -o "$W/signs-1000" --quiet
 "$L" dataset signs --words zoo/signs-sd/words.txt --n 8000 --size 128x32 --seed 0 --fonts dejavu-sans-bold,liberation-sans-bold \
-    --no-rotate --templates zoo/signs-sd/templates.txt -o "$W/signs-40" --quiet
+    --no-rotate --centered --templates zoo/signs-sd/templates.txt -o "$W/signs-40" --quiet
 
 stage "skeleton"
 "$L" train pipeline -o "$OUT" --text-config zoo/configs/signs-text0.json
