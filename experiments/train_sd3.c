@@ -29,16 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/arena.h"
 #include "../core/fileio.h"
 #include "../core/safetensors.h"
 #include "../core/version.h"
 #include "../models/mmdit.h"
 #include "../models/pipeline.h"
-#include "../models/sampler.h"
 #include "../models/tokenizer_clip.h"
 #include "../simd/ops.h"
-#include "../simd/sleef_names.h"
 #include "train_lora.h"
 #include "train_model.h"
 

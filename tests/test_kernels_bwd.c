@@ -233,8 +233,8 @@ static void check_conv(void) {
                   what, t_bitdiff(w1, dw, nw), t_bitdiff(b1, db, Co));
         }
         /* every GEMM arrangement gives the same bits as the one chosen for the shape: data gradient image by
-         * image, transposed over all images (dx^T = DY_col^T . W) or by stride phase; weight gradient image by image or one GEMM
-         * over all images' positions; with and without accumulation */
+         * image, transposed over all images (dx^T = DY_col^T . W) or by stride phase; weight gradient image by
+         * image or one GEMM over all images' positions; with and without accumulation */
         for (int path = 1; path <= 3; path++) {
             float *p1 = fbuf(nx), *p2 = fcopy(sx, nx);
             locus_conv2d_bwd_data_path(path);
