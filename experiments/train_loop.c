@@ -143,13 +143,26 @@ static locus_status checkpoint_save(const locus_trainer *t, int64_t step) {
     return st;
 }
 
+/* Do two settings lines differ at most in their trailing ";decay=D/S" (locus_trainer_run appends it last)?  Sets
+ * *flat_a / *flat_b to the last step of each one's constant learning rate (S - D; INT64_MAX without decay). */
+static int same_but_decay(const char *a, const char *b, int64_t *flat_a, int64_t *flat_b) {
+    const char *da = strstr(a, ";decay="), *db = strstr(b, ";decay=");
+    size_t la = da ? (size_t)(da - a) : strlen(a), lb = db ? (size_t)(db - b) : strlen(b);
+    int d, s;
+    *flat_a = *flat_b = INT64_MAX;
+    if (da && sscanf(da, ";decay=%d/%d", &d, &s) == 2) *flat_a = (int64_t)s - d;
+    if (db && sscanf(db, ";decay=%d/%d", &d, &s) == 2) *flat_b = (int64_t)s - d;
+    return la == lb && !memcmp(a, b, la);
+}
+
 static locus_status checkpoint_load(locus_trainer *t, const char *path, int64_t *step) {
     locus_st_file f;
     locus_status st = locus_st_open(&f, path);
     if (st) return st;
     const locus_json *md = locus_json_get(f.header.root, "__metadata__");
     const char *was = md ? locus_json_str(md, "locus_train_settings", NULL, NULL) : NULL;
-    if (!was || strcmp(was, t->settings))
+    int64_t flat_was = INT64_MAX, flat_now = INT64_MAX; /* the learning rate is constant up to these steps (--decay-steps) */
+    if (!was || !same_but_decay(was, t->settings, &flat_was, &flat_now))
         st = locus_fail(LOCUS_E_ARG, "%s: written by a run with other settings (%s; now %s); --resume needs the same options", path, was ? was : "none",
                         t->settings);
     const locus_st_tensor *ts = locus_st_find(&f, "train.step"), *tr = locus_st_find(&f, "train.rng");
@@ -158,6 +171,13 @@ static locus_status checkpoint_load(locus_trainer *t, const char *path, int64_t 
         st = locus_fail(LOCUS_E_FORMAT, "%s: no train.step / train.rng", path);
     if (!st && (*step < 0 || *step > t->o->steps))
         st = locus_fail(LOCUS_E_ARG, "%s: checkpoint at step %lld, but --steps is %d", path, (long long)*step, t->o->steps);
+    /* another decay (or none) is fine while neither schedule has left its constant part: up to the checkpoint's
+     * step both runs took the same learning rates, so the resumed run equals an uninterrupted one with the new
+     * options (a warmup-stable-decay schedule branched off a constant-rate checkpoint) */
+    if (!st && strcmp(was, t->settings) && (*step > flat_was || *step > flat_now))
+        st = locus_fail(LOCUS_E_ARG, "%s: checkpoint at step %lld, past where %s learning-rate decay begins (step %lld); --resume needs the same "
+                        "--steps and --decay-steps there", path, (long long)*step, *step > flat_was ? "its" : "the new",
+                        (long long)(*step > flat_was ? flat_was : flat_now));
     for (size_t i = 0; !st && i < t->grads.n; i++) {
         char key[700];
         snprintf(key, sizeof key, "param.%s", t->grads.e[i].name);

@@ -86,16 +86,24 @@ if same "$tmp/m1" "$tmp/m2" "--ema 10 + resume"; then ok; else bad "--ema: 10 st
 
 # 3c. --decay-steps 8 of 20 (the learning rate goes linearly to 0 over the last 8 steps): the losses of steps
 #     1-14 equal the constant run's (updates 1-13 use the full rate), the 15th and the weights differ; the
-#     schedule is part of the settings (a constant run's checkpoint is not resumed with it); more decay steps
-#     than steps after the warmup are refused (section 5)
+#     schedule is part of the settings: a constant run's checkpoint resumes with a decay only if the decay
+#     begins after it (12 constant steps + --resume --decay-steps 8 of 20 = the uninterrupted decay run; the
+#     20-step constant run's checkpoint is refused); more decay steps than steps after the warmup are refused
+#     (section 5)
 uargs=(train unet --data "$tmp/data" --base "$tmp/a" --config zoo/configs/tiny-unet.json --batch-size 4 --seed 3 --quiet --samples 0 --steps 20)
 "$L" "${uargs[@]}" -o "$tmp/dc" 2>/dev/null && "$L" "${uargs[@]}" -o "$tmp/dd" --decay-steps 8 2>"$tmp/dd.err" || bad "--decay-steps runs: $(tail -1 "$tmp/dd.err")"
 if cmp -s <(head -15 "$tmp/dc/train/unet_loss.csv") <(head -15 "$tmp/dd/train/unet_loss.csv") &&
    ! cmp -s <(sed -n 16p "$tmp/dc/train/unet_loss.csv") <(sed -n 16p "$tmp/dd/train/unet_loss.csv") &&
    ! cmp -s "$tmp/dc/unet/diffusion_pytorch_model.safetensors" "$tmp/dd/unet/diffusion_pytorch_model.safetensors"; then ok
 else bad "--decay-steps: losses 1-14 should equal the constant run's and step 15 differ"; fi
-"$L" "${uargs[@]}" -o "$tmp/dc" --decay-steps 8 --resume 2>"$tmp/err" && bad "resume of a constant run with --decay-steps accepted" \
-  || { grep -q "other settings" "$tmp/err" && ok || bad "resume with --decay-steps: $(cat "$tmp/err")"; }
+"$L" "${uargs[@]}" -o "$tmp/dc" --decay-steps 8 --resume 2>"$tmp/err" && bad "resume of a constant run past the decay's start accepted" \
+  || { grep -q "past where the new learning-rate decay begins (step 12)" "$tmp/err" && ok || bad "resume with --decay-steps: $(cat "$tmp/err")"; }
+"$L" "${uargs[@]}" -o "$tmp/de" --steps 12 2>/dev/null && "$L" "${uargs[@]}" -o "$tmp/de" --decay-steps 8 --resume 2>"$tmp/err" \
+  || bad "12 constant steps + --resume --decay-steps 8 of 20: $(tail -1 "$tmp/err")"
+cmp -s "$tmp/dd/unet/diffusion_pytorch_model.safetensors" "$tmp/de/unet/diffusion_pytorch_model.safetensors" && cmp -s "$tmp/dd/train/unet_loss.csv" "$tmp/de/train/unet_loss.csv" \
+  && ok || bad "12 constant steps + --resume --decay-steps 8 of 20 differs from the uninterrupted decay run"
+"$L" "${uargs[@]}" -o "$tmp/de" --decay-steps 4 --resume 2>"$tmp/err" && bad "resume of a decayed run with another decay accepted" \
+  || { grep -q "past where its learning-rate decay begins (step 12)" "$tmp/err" && ok || bad "resume with another --decay-steps: $(cat "$tmp/err")"; }
 
 # 4. locus generate loads the folder; pixels and dumped tensors are the same on both ISAs
 for isa in scalar $best; do
