@@ -314,17 +314,23 @@ static const char *TEMPLATE_CLIP_PROJ =
     " \"layer_norm_eps\": 1e-05, \"max_position_embeddings\": 77, \"model_type\": \"clip_text_model\", \"num_attention_heads\": 2,"
     " \"num_hidden_layers\": 3, \"pad_token_id\": 1, \"projection_dim\": 16, \"torch_dtype\": \"float32\", \"vocab_size\": 49408}";
 
-/* A float as Python's repr: the shortest %.{p}g that reads back to the same double, with ".0" when it would
- * look like an integer. */
+/* A float as Python's repr: the fewest significant digits that read back to the same double, written in
+ * positional notation when the decimal exponent is in [-4, 16) (with ".0" when that looks like an integer:
+ * 50.0, 0.0001) and as d.ddde+XX otherwise (1e-05, 1e+16) — both as C's printf spells them. */
 static void put_pyfloat(locus_strbuf *b, double v) {
     char s[64];
-    for (int p = 1; p <= 17; p++) {
-        snprintf(s, sizeof s, "%.*g", p, v);
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(s, sizeof s, "%.*e", p - 1, v);
         if (strtod(s, NULL) == v) break;
     }
-    /* Python writes exponents with at least two digits, as C does; integral values get ".0" */
-    locus_sb_puts(b, s);
-    if (!strpbrk(s, ".eEn")) locus_sb_puts(b, ".0");
+    snprintf(s, sizeof s, "%.*e", p - 1, v);
+    int e = atoi(strchr(s, 'e') + 1);
+    if (e >= -4 && e < 16) {
+        snprintf(s, sizeof s, "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, v);
+        locus_sb_puts(b, s);
+        if (!strchr(s, '.')) locus_sb_puts(b, ".0");
+    } else locus_sb_puts(b, s);
 }
 
 static void put_value(locus_strbuf *b, const locus_json *v, int as_float, int indent);

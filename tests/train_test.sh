@@ -209,6 +209,10 @@ for d in s1 s2 s4; do
   mkdir -p "$tmp/$d/vae" && cp "$tmp/a/vae/diffusion_pytorch_model.safetensors" "$tmp/$d/vae/" &&
     sed 's/"shift_factor": null/"shift_factor": 0.0/' "$tmp/a/vae/config.json" >"$tmp/$d/vae/config.json"
 done
+# floats in the written configs as Python's json.dumps spells them (the signs-sd3 encoders' initializer_factor 50)
+"$L" train pipeline --family sd3 -o "$tmp/sk" --text-config zoo/configs/signs-sd3-text.json 2>/dev/null &&
+  grep -q '^  "initializer_factor": 50.0,$' "$tmp/sk/text_encoder/config.json" && grep -q '^  "layer_norm_eps": 1e-05,$' "$tmp/sk/text_encoder/config.json" \
+  && ok || bad "sd3 skeleton: initializer_factor / layer_norm_eps not written as Python does: $(grep -h 'factor\|eps' "$tmp/sk/text_encoder/config.json" | paste -sd' ')"
 LOCUS_ISA=scalar LOCUS_THREADS=1 "$L" "${s3[@]}" -o "$tmp/s1" --steps 10 2>"$tmp/s1.err" || bad "sd3 scalar run: $(tail -1 "$tmp/s1.err")"
 LOCUS_ISA=$best LOCUS_THREADS=2 "$L" "${s3[@]}" -o "$tmp/s2" --steps 10 --checkpoint-every 3 2>"$tmp/s2.err" || bad "sd3 $best run: $(tail -1 "$tmp/s2.err")"
 "$L" "${s3[@]}" -o "$tmp/s4" --steps 5 2>/dev/null && "$L" "${s3[@]}" -o "$tmp/s4" --steps 10 --resume 2>/dev/null || bad "sd3 5 + resume runs"
